@@ -1,0 +1,79 @@
+//! `lens2logit serve`: a static file server for the page, on axum + tower-http.
+//!
+//! ServeDir gives correct MIME types (application/wasm), HTTP Range and conditional requests; the
+//! COOP/COEP headers make the page cross-origin isolated (SharedArrayBuffer, precise timers).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use axum::http::{header, HeaderName, HeaderValue};
+use axum::Router;
+use clap::Args;
+use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Address to bind.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// The page's static files.
+    #[arg(long, default_value = "www")]
+    www: PathBuf,
+    /// The wasm-bindgen output, served under /pkg.
+    #[arg(long, default_value = "pkg")]
+    pkg: PathBuf,
+}
+
+pub fn run(args: ServeArgs) -> Result<(), String> {
+    if !args.www.join("index.html").is_file() {
+        return Err(format!(
+            "no page at {}: run from the repository root or pass --www",
+            args.www.join("index.html").display()
+        ));
+    }
+    if !args.pkg.join("lens2logit_bg.wasm").is_file() {
+        return Err(format!(
+            "no wasm module at {}: build it with scripts/serve.sh (or pass --pkg)",
+            args.pkg.join("lens2logit_bg.wasm").display()
+        ));
+    }
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| format!("cannot start the server runtime: {e}"))?;
+    runtime.block_on(serve(args))
+}
+
+fn header_layer(name: &'static str, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::overriding(
+        HeaderName::from_static(name),
+        HeaderValue::from_static(value),
+    )
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let app = Router::new()
+        .nest_service("/pkg", ServeDir::new(&args.pkg))
+        .fallback_service(ServeDir::new(&args.www))
+        .layer(header_layer("cross-origin-opener-policy", "same-origin"))
+        .layer(header_layer("cross-origin-embedder-policy", "require-corp"))
+        // The page is rebuilt often during work on it; always revalidate (ETag / Last-Modified).
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache"),
+        ));
+    let address = format!("{}:{}", args.host, args.port);
+    let listener = tokio::net::TcpListener::bind(&address).await.map_err(|e| {
+        format!("cannot listen on {address}: {e} (is another server on that port? try --port)")
+    })?;
+    let bound: SocketAddr = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("Lens2Logit Lab at http://{bound}/");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| format!("the server stopped: {e}"))
+}

@@ -1,0 +1,193 @@
+//! The GPU device: adapter discovery, error capture and asynchronous buffer readback.
+
+use std::sync::{Arc, Mutex};
+
+use crate::{Error, Result};
+
+/// A wgpu device with its queue and what the adapter told us about itself.
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    /// Validation errors the device raised outside an explicit scope; reported by the next
+    /// readback instead of panicking (wgpu's default handler panics natively).
+    errors: Arc<Mutex<Vec<String>>>,
+}
+
+impl Gpu {
+    /// Asks for an adapter and a device. `Ok(None)` means there is no usable adapter (no WebGPU in
+    /// this browser, no driver natively): the caller falls back to the CPU.
+    pub async fn request() -> Result<Option<Gpu>> {
+        #[cfg(target_arch = "wasm32")]
+        if !wgpu::util::is_browser_webgpu_supported().await {
+            return Ok(None);
+        }
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+            backends: wgpu::Backends::all(),
+            ..wgpu::InstanceDescriptor::new_without_display_handle()
+        });
+        let options = wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            ..Default::default()
+        };
+        let Ok(adapter) = instance.request_adapter(&options).await else {
+            return Ok(None);
+        };
+        #[cfg_attr(not(target_arch = "wasm32"), allow(unused_mut))]
+        let mut info = adapter.get_info();
+        #[cfg(target_arch = "wasm32")]
+        if info.name.is_empty() {
+            info.name = browser_adapter_summary().await.unwrap_or_default();
+        }
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("lens2logit"),
+                required_limits: wgpu::Limits::default(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| {
+                Error::Gpu(format!("the adapter '{}' refused a device: {e}", info.name))
+            })?;
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let sink = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut list) = sink.lock() {
+                list.push(e.to_string());
+            }
+        }));
+        Ok(Some(Gpu {
+            device,
+            queue,
+            info,
+            errors,
+        }))
+    }
+
+    /// The adapter's own description, e.g. "SwiftShader Device (Subzero)" or "llvmpipe".
+    pub fn adapter_name(&self) -> &str {
+        &self.info.name
+    }
+
+    /// "WebGPU" in the browser, otherwise the native API (Vulkan, Metal, DX12).
+    pub fn api_name(&self) -> &'static str {
+        match self.info.backend {
+            wgpu::Backend::BrowserWebGpu => "WebGPU",
+            wgpu::Backend::Vulkan => "Vulkan",
+            wgpu::Backend::Metal => "Metal",
+            wgpu::Backend::Dx12 => "DX12",
+            wgpu::Backend::Gl => "OpenGL",
+            wgpu::Backend::Noop => "no-op",
+        }
+    }
+
+    /// A storage buffer initialised with `data`.
+    pub fn storage_buffer(&self, label: &str, data: &[f32]) -> wgpu::Buffer {
+        let buffer = self.empty_storage_buffer(label, data.len());
+        self.queue
+            .write_buffer(&buffer, 0, bytemuck::cast_slice(data));
+        buffer
+    }
+
+    /// A zeroed storage buffer of `len` f32 values that can be copied from.
+    pub fn empty_storage_buffer(&self, label: &str, len: usize) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            // wgpu rejects zero-sized bindings; keep at least one element.
+            size: (len.max(1) * 4) as u64,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// A uniform buffer holding a plain-old-data value.
+    pub fn uniform_buffer<T: bytemuck::Pod>(&self, label: &str, value: &T) -> wgpu::Buffer {
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: std::mem::size_of::<T>() as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        self.queue
+            .write_buffer(&buffer, 0, bytemuck::bytes_of(value));
+        buffer
+    }
+
+    /// Copies the first `len` f32 values of a storage buffer back to the CPU. Never blocks the
+    /// browser: on the web the mapping resolves through the event loop; natively we poll.
+    pub async fn read_f32(&self, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
+        let size = (len * 4) as u64;
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: size.max(4),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
+        self.queue.submit([encoder.finish()]);
+        let (sender, receiver) = futures_channel::oneshot::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |result| {
+            let _ = sender.send(result);
+        });
+        #[cfg(not(target_arch = "wasm32"))]
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("waiting for the device failed: {e}")))?;
+        let mapped = receiver
+            .await
+            .map_err(|_| Error::Gpu("the device was lost before the readback finished".into()))?;
+        self.take_errors()?;
+        mapped.map_err(|e| Error::Gpu(format!("reading results back failed: {e}")))?;
+        let values = {
+            let view = staging
+                .get_mapped_range(..)
+                .map_err(|e| Error::Gpu(format!("reading results back failed: {e}")))?;
+            bytemuck::cast_slice::<u8, f32>(&view)[..len].to_vec()
+        };
+        staging.unmap();
+        Ok(values)
+    }
+
+    /// Fails with the first validation error the device reported since the last check.
+    pub fn take_errors(&self) -> Result<()> {
+        let mut list = self
+            .errors
+            .lock()
+            .map_err(|_| Error::Gpu("error log poisoned".into()))?;
+        let first = list.drain(..).next();
+        first.map_or(Ok(()), |message| Err(Error::Gpu(message)))
+    }
+}
+
+/// Chromium leaves `GPUAdapterInfo.description` empty unless developer features are on, but
+/// `vendor` and `architecture` ("google", "swiftshader") are there; wgpu does not expose them, so
+/// ask the browser directly.
+#[cfg(target_arch = "wasm32")]
+async fn browser_adapter_summary() -> Option<String> {
+    use wasm_bindgen::JsCast;
+
+    let get = |object: &wasm_bindgen::JsValue, key: &str| {
+        js_sys::Reflect::get(object, &wasm_bindgen::JsValue::from_str(key)).ok()
+    };
+    let navigator = get(&js_sys::global(), "navigator")?;
+    let gpu = get(&navigator, "gpu")?;
+    let request = get(&gpu, "requestAdapter")?
+        .dyn_into::<js_sys::Function>()
+        .ok()?;
+    let promise = request
+        .call0(&gpu)
+        .ok()?
+        .dyn_into::<js_sys::Promise>()
+        .ok()?;
+    let adapter = wasm_bindgen_futures::JsFuture::from(promise).await.ok()?;
+    let info = get(&adapter, "info")?;
+    let parts: Vec<String> = ["vendor", "architecture"]
+        .iter()
+        .filter_map(|key| get(&info, key)?.as_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" "))
+}

@@ -1,0 +1,164 @@
+//! The raw tile: a one-channel f32 mosaic in [0, 1] with an RGGB colour filter array.
+
+use crate::{Error, Result};
+
+/// Largest side we accept: the datasets' tiles are 256 px; anything far above that is a mistake
+/// (or a hostile file) and would exhaust memory in the browser.
+pub const MAX_SIDE: usize = 8192;
+
+/// One site of the 2x2 RGGB pattern. The index is the position in a camera's per-site black level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BayerSite {
+    /// (0, 0)
+    Red,
+    /// (0, 1): green on a red row.
+    GreenRed,
+    /// (1, 0): green on a blue row.
+    GreenBlue,
+    /// (1, 1)
+    Blue,
+}
+
+impl BayerSite {
+    pub const ALL: [BayerSite; 4] = [
+        BayerSite::Red,
+        BayerSite::GreenRed,
+        BayerSite::GreenBlue,
+        BayerSite::Blue,
+    ];
+
+    /// The site at row `y`, column `x`.
+    #[inline]
+    pub fn at(y: usize, x: usize) -> BayerSite {
+        Self::ALL[(y & 1) * 2 + (x & 1)]
+    }
+
+    /// Index into per-site arrays (R, G on R rows, G on B rows, B).
+    #[inline]
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The RGB channel this site samples.
+    #[inline]
+    pub fn channel(self) -> usize {
+        match self {
+            BayerSite::Red => 0,
+            BayerSite::GreenRed | BayerSite::GreenBlue => 1,
+            BayerSite::Blue => 2,
+        }
+    }
+}
+
+/// A raw mosaic tile, row-major, values nominally in [0, 1].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawTile {
+    width: usize,
+    height: usize,
+    data: Vec<f32>,
+}
+
+impl RawTile {
+    /// Wraps mosaic samples; the sides must be even (whole 2x2 Bayer cells), non-zero and sane, and
+    /// every sample finite.
+    pub fn new(width: usize, height: usize, data: Vec<f32>) -> Result<Self> {
+        check_size(width, height)?;
+        if data.len() != width * height {
+            return Err(Error::invalid(format!(
+                "a {width}x{height} tile needs {} samples, got {}",
+                width * height,
+                data.len()
+            )));
+        }
+        if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+            return Err(Error::invalid(format!(
+                "raw sample at row {}, column {} is not a finite number",
+                i / width,
+                i % width
+            )));
+        }
+        Ok(Self {
+            width,
+            height,
+            data,
+        })
+    }
+
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    pub fn height(&self) -> usize {
+        self.height
+    }
+
+    pub fn data(&self) -> &[f32] {
+        &self.data
+    }
+
+    pub fn into_data(self) -> Vec<f32> {
+        self.data
+    }
+
+    /// The mosaic coloured by its filter (each sample shown in its site's colour), as RGBA8 for
+    /// display: what a sensor "sees" before any processing.
+    pub fn mosaic_rgba(&self) -> Vec<u8> {
+        let mut out = vec![0u8; self.width * self.height * 4];
+        for (i, (&v, px)) in self.data.iter().zip(out.chunks_exact_mut(4)).enumerate() {
+            let site = BayerSite::at(i / self.width, i % self.width);
+            px[site.channel()] = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+            px[3] = 255;
+        }
+        out
+    }
+}
+
+/// Checks the sides of a mosaic: non-zero, even, and below [`MAX_SIDE`].
+pub fn check_size(width: usize, height: usize) -> Result<()> {
+    if width == 0 || height == 0 {
+        return Err(Error::invalid("a raw tile cannot be empty"));
+    }
+    if width % 2 != 0 || height % 2 != 0 {
+        return Err(Error::invalid(format!(
+            "a {width}x{height} mosaic does not hold whole 2x2 RGGB cells: width and height must be even"
+        )));
+    }
+    if width > MAX_SIDE || height > MAX_SIDE {
+        return Err(Error::invalid(format!(
+            "a {width}x{height} tile is larger than the {MAX_SIDE}x{MAX_SIDE} the lab accepts; crop it first"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sites_follow_rggb() {
+        assert_eq!(BayerSite::at(0, 0), BayerSite::Red);
+        assert_eq!(BayerSite::at(0, 1), BayerSite::GreenRed);
+        assert_eq!(BayerSite::at(1, 0), BayerSite::GreenBlue);
+        assert_eq!(BayerSite::at(3, 3), BayerSite::Blue);
+        assert_eq!(BayerSite::at(2, 5).channel(), 1);
+    }
+
+    #[test]
+    fn rejects_odd_empty_and_huge_tiles() {
+        assert!(RawTile::new(3, 2, vec![0.0; 6]).is_err());
+        assert!(RawTile::new(0, 0, vec![]).is_err());
+        assert!(RawTile::new(2, 2, vec![0.0; 3]).is_err());
+        assert!(RawTile::new(2, 2, vec![0.0, f32::NAN, 0.0, 0.0]).is_err());
+        assert!(check_size(MAX_SIDE + 2, 2).is_err());
+    }
+
+    #[test]
+    fn mosaic_rgba_tints_each_site() {
+        let tile = RawTile::new(2, 2, vec![1.0, 0.5, 0.5, 0.0]).unwrap();
+        let rgba = tile.mosaic_rgba();
+        assert_eq!(&rgba[0..4], &[255, 0, 0, 255]);
+        assert_eq!(&rgba[4..8], &[0, 128, 0, 255]);
+        assert_eq!(&rgba[12..16], &[0, 0, 0, 255]);
+    }
+}

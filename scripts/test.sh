@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs every test: native (cargo), browser (wasm-bindgen-test in headless Chromium with WebGPU)
+# and page tests (Playwright driving Chromium against `lens2logit serve`), then a summary.
+source "$(dirname "$0")/common.sh"
+
+ensure_apt chromium chromium-driver mesa-vulkan-drivers libvulkan1
+ensure_wasm_target
+ensure_wasm_bindgen
+ensure_npm_packages
+
+# lavapipe is the native GPU adapter here: the GPU tests must not silently skip.
+export LENS2LOGIT_REQUIRE_GPU=1
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
+export CHROMEDRIVER=/usr/bin/chromedriver
+export WASM_BINDGEN_TEST_TIMEOUT=900
+
+results=()
+failed=0
+step() {
+  local name="$1"; shift
+  say "$name"
+  local start=$SECONDS
+  if "$@"; then
+    results+=("PASS  $name ($((SECONDS - start)) s)")
+  else
+    results+=("FAIL  $name ($((SECONDS - start)) s)")
+    failed=1
+  fi
+}
+
+step "native tests (cargo test --release)" cargo test --release
+step "browser tests (wasm-bindgen-test, headless Chromium)" \
+  cargo test --release --target wasm32-unknown-unknown --test browser
+step "page build" build_page
+step "CLI build" build_cli
+step "page tests (Playwright)" npm test --prefix tests/e2e
+
+echo
+say "summary"
+printf '  %s\n' "${results[@]}"
+[ -d target/e2e ] && echo "  screenshots: target/e2e/"
+exit $failed

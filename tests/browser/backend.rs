@@ -1,0 +1,37 @@
+//! The compute backends where users run them: candle autograd in wasm, WebGPU through wgpu, and the
+//! CPU fallback.
+
+use lens2logit::gpu::{ComputeBackend, Gpu};
+use wasm_bindgen_test::*;
+
+use crate::shared::{conv_grad, scatter};
+
+#[wasm_bindgen_test]
+fn candle_conv2d_weight_gradient_matches_finite_differences() {
+    let err = conv_grad::conv2d_weight_gradient_error().unwrap();
+    assert!(err < 1e-6, "relative error {err}");
+}
+
+/// The runner starts Chromium with --enable-unsafe-webgpu: an adapter must exist.
+#[wasm_bindgen_test]
+async fn webgpu_scatter_kernel_matches_cpu() {
+    let gpu = Gpu::request()
+        .await
+        .unwrap()
+        .expect("WebGPU adapter (is --enable-unsafe-webgpu set?)");
+    assert_eq!(gpu.api_name(), "WebGPU");
+    let err = scatter::gpu_scatter_max_error(&gpu).await;
+    assert!(err <= 1e-7, "max abs error {err} on {}", gpu.adapter_name());
+    let backend = ComputeBackend::from_adapter(Some(gpu));
+    assert!(backend.label().starts_with("WebGPU"), "{}", backend.label());
+}
+
+#[wasm_bindgen_test]
+async fn without_an_adapter_the_cpu_path_reports_cpu_and_works() {
+    let backend = ComputeBackend::from_adapter(None);
+    assert_eq!(backend.label(), "CPU (wasm SIMD)");
+    let forced = ComputeBackend::select(false).await.unwrap();
+    assert!(!forced.is_gpu());
+    let out = scatter::cpu_scatter(&[0.25; 8], (2, 2, 2), [0.25; 4]);
+    assert!(out.iter().all(|v| *v == 0.0));
+}

@@ -1,0 +1,8 @@
+//! Native integration tests: `cargo test --release --test native`.
+#![cfg(not(target_arch = "wasm32"))]
+
+#[path = "../shared/mod.rs"]
+mod shared;
+
+mod backend;
+mod serve;

@@ -1,0 +1,98 @@
+//! `lens2logit serve` as a user meets it: MIME types, Range, cross-origin isolation, errors.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the real binary on a free port over a throwaway page and wasm file.
+fn start(dir: &Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lens2logit"))
+        .args(["serve", "--port", "0", "--www"])
+        .arg(dir.join("www"))
+        .arg("--pkg")
+        .arg(dir.join("pkg"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start lens2logit serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line.trim().rsplit(' ').next().unwrap().to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{line}");
+    Server { child, url }
+}
+
+fn fixture() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("www")).unwrap();
+    std::fs::create_dir_all(dir.path().join("pkg")).unwrap();
+    std::fs::write(
+        dir.path().join("www/index.html"),
+        "<!doctype html><title>t</title>",
+    )
+    .unwrap();
+    let wasm: Vec<u8> = (0..=255u8).collect();
+    std::fs::write(dir.path().join("pkg/lens2logit_bg.wasm"), wasm).unwrap();
+    dir
+}
+
+#[test]
+fn serves_wasm_with_mime_range_and_isolation_headers() {
+    let dir = fixture();
+    let server = start(dir.path());
+    let client = reqwest::blocking::Client::new();
+
+    let page = client.get(&server.url).send().unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["cross-origin-opener-policy"], "same-origin");
+    assert_eq!(
+        page.headers()["cross-origin-embedder-policy"],
+        "require-corp"
+    );
+
+    let wasm_url = format!("{}pkg/lens2logit_bg.wasm", server.url);
+    let wasm = client.get(&wasm_url).send().unwrap();
+    assert_eq!(wasm.headers()["content-type"], "application/wasm");
+    assert_eq!(wasm.bytes().unwrap().len(), 256);
+
+    let part = client
+        .get(&wasm_url)
+        .header("Range", "bytes=10-19")
+        .send()
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(part.headers()["content-range"], "bytes 10-19/256");
+    assert_eq!(
+        part.bytes().unwrap().to_vec(),
+        (10..20u8).collect::<Vec<_>>()
+    );
+
+    let missing = client.get(format!("{}nope.js", server.url)).send().unwrap();
+    assert_eq!(missing.status(), 404);
+}
+
+#[test]
+fn refuses_to_start_without_a_built_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_lens2logit"))
+        .args(["serve", "--port", "0", "--www"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no page at"), "{err}");
+}

@@ -1,0 +1,4 @@
+//! Test bodies shared by the native suite and the browser suite, so the same checks run in both.
+
+pub mod conv_grad;
+pub mod scatter;

@@ -1,0 +1,29 @@
+// Compute worker: loads the wasm module and forwards the page's requests to the Rust facade.
+
+import init, { Lab } from './pkg/lens2logit.js';
+
+let lab = null;
+
+function postImage(target, image) {
+  const { width, height } = image;
+  const rgba = image.takeRgba();
+  image.free();
+  postMessage({ type: 'image', target, width, height, rgba }, [rgba.buffer]);
+}
+
+const handlers = {
+  async init({ preferGpu, chartSize }) {
+    await init();
+    lab = await Lab.create(preferGpu);
+    postMessage({ type: 'ready', backend: lab.backend, gpu: lab.isGpu });
+    postImage('mosaic', lab.chartMosaic('drone', chartSize));
+  },
+};
+
+self.onmessage = async ({ data }) => {
+  try {
+    await handlers[data.type](data);
+  } catch (error) {
+    postMessage({ type: 'error', message: error instanceof Error ? error.message : String(error) });
+  }
+};
