@@ -7,6 +7,7 @@
 
 pub mod data;
 pub mod error;
+pub mod export;
 pub mod gpu;
 pub mod isp;
 pub mod raw;

@@ -46,6 +46,21 @@ ensure_npm_packages() {
   fi
 }
 
+# The two real demo tiles live beside the checkout in ../shared (never copied in). A clone made
+# elsewhere (CI) finds them beside the repository it was cloned from.
+find_demo_data() {
+  [ -n "${LENS2LOGIT_DEMO_DATA:-}" ] && return
+  local origin candidate
+  origin="$(git -C "$ROOT" config --get remote.origin.url 2>/dev/null || true)"
+  for candidate in "$ROOT/../shared/data/raw2logit-demo" "$origin/../shared/data/raw2logit-demo"; do
+    if [ -f "$candidate/micro.png" ]; then
+      export LENS2LOGIT_DEMO_DATA="$(cd "$candidate" && pwd)"
+      return
+    fi
+  done
+  say "warning: demo tiles (../shared/data/raw2logit-demo) not found; set LENS2LOGIT_DEMO_DATA"
+}
+
 # The page's wasm module (release, simd128) and its JS glue in pkg/.
 build_page() {
   say "building the page's wasm module"

@@ -7,6 +7,7 @@ ensure_apt chromium chromium-driver mesa-vulkan-drivers libvulkan1
 ensure_wasm_target
 ensure_wasm_bindgen
 ensure_npm_packages
+find_demo_data
 
 # lavapipe is the native GPU adapter here: the GPU tests must not silently skip.
 export LENS2LOGIT_REQUIRE_GPU=1

@@ -8,6 +8,22 @@ function showError(message) {
   banner.hidden = false;
 }
 
+// A canvas per static view, made on first use, captioned with the view's name.
+function viewCanvas(name) {
+  const id = `view-${name}`;
+  if (!$(id)) {
+    const figure = document.createElement('figure');
+    const canvas = document.createElement('canvas');
+    canvas.id = id;
+    canvas.setAttribute('aria-label', `view ${name}`);
+    const caption = document.createElement('figcaption');
+    caption.textContent = name.replaceAll('-', ' \u00b7 ');
+    figure.append(canvas, caption);
+    $('views').append(figure);
+  }
+  return id;
+}
+
 function drawImage(canvasId, { width, height, rgba }) {
   const canvas = $(canvasId);
   canvas.width = width;
@@ -24,8 +40,13 @@ worker.onmessage = ({ data }) => {
       document.body.dataset.backend = data.gpu ? 'gpu' : 'cpu';
       break;
     case 'image':
-      drawImage(data.target, data);
-      document.body.dataset.ready = 'true';
+      if (data.target.startsWith('view:')) {
+        drawImage(viewCanvas(data.target.slice(5)), data);
+        document.body.dataset.views = String($('views').children.length);
+      } else {
+        drawImage(data.target, data);
+        document.body.dataset.ready = 'true';
+      }
       break;
     case 'error':
       showError(data.message);

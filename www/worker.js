@@ -16,7 +16,11 @@ const handlers = {
     await init();
     lab = await Lab.create(preferGpu);
     postMessage({ type: 'ready', backend: lab.backend, gpu: lab.isGpu });
-    postImage('mosaic', lab.chartMosaic('drone', chartSize));
+    lab.setCamera('drone');
+    lab.loadChart(chartSize);
+    postImage('mosaic', lab.mosaic());
+    const names = Lab.viewNames();
+    lab.renderViews().forEach((image, i) => postImage(`view:${names[i]}`, image));
   },
 };
 

@@ -1,6 +1,6 @@
 //! The clap application behind `lens2logit`.
 
-use crate::serve;
+use crate::{serve, views};
 
 use std::process::ExitCode;
 
@@ -21,12 +21,15 @@ struct Cli {
 enum Command {
     /// Serve the lab's page (www/ and the wasm in pkg/) with cross-origin isolation.
     Serve(serve::ServeArgs),
+    /// Render the paper's static views (3 demosaicings x 2 sharpenings x 2 denoisings) of raw tiles.
+    Views(views::ViewsArgs),
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Views(args) => views::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,4 +3,5 @@
 
 pub mod colour;
 pub mod param;
+pub mod static_pipeline;
 pub mod unprocess;

@@ -2,7 +2,10 @@
 //! it, and the ways tiles come into the lab.
 
 mod camera;
+mod decode;
+pub mod intensity;
 mod tile;
 
 pub use camera::CameraParams;
+pub use decode::decode_tile;
 pub use tile::{BayerSite, RawTile};

@@ -11,3 +11,4 @@ wasm_bindgen_test_configure!(run_in_dedicated_worker);
 mod shared;
 
 mod backend;
+mod static_views;

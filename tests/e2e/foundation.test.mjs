@@ -26,6 +26,7 @@ test('the page is cross-origin isolated, runs on WebGPU and renders the mosaic',
     });
     assert.ok(lit > 0.5, `only ${lit} of the mosaic is lit`);
     assert.equal(await page.isHidden('#error'), true);
+    await page.waitForSelector('body[data-views="12"]', { timeout: 60_000 });
     await shot(page, 'foundation-webgpu');
     assert.deepEqual(page.errors, []);
   } finally {

@@ -5,4 +5,6 @@
 mod shared;
 
 mod backend;
+mod cli_views;
 mod serve;
+mod static_views;

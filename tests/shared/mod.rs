@@ -1,4 +1,6 @@
 //! Test bodies shared by the native suite and the browser suite, so the same checks run in both.
 
 pub mod conv_grad;
+pub mod golden;
 pub mod scatter;
+pub mod static_views;

@@ -1,0 +1,200 @@
+//! `lens2logit views`: the paper's static views of raw tiles, as float32 .npy or 8-bit PNG.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+
+use lens2logit::export;
+use lens2logit::isp::static_pipeline::{
+    render_all, Debayer, Denoising, RgbImage, Sharpening, View,
+};
+use lens2logit::raw::intensity::scale_intensity;
+use lens2logit::raw::{decode_tile, CameraParams};
+
+use crate::common::{load_camera, read_file, write_file};
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Format {
+    Npy,
+    Png,
+}
+
+#[derive(Args)]
+pub struct ViewsArgs {
+    /// A raw tile (PNG, TIFF, .npy) or a directory of them.
+    input: PathBuf,
+    /// microscopy, drone, or a JSON file with black_level, white_balance, colour_matrix, gamma.
+    #[arg(long)]
+    camera: String,
+    #[arg(long, default_value = "bilinear")]
+    debayer: Debayer,
+    #[arg(long, default_value = "unsharp_masking")]
+    sharpening: Sharpening,
+    #[arg(long, default_value = "gaussian_denoising")]
+    denoising: Denoising,
+    /// Light level in percent: the signal above the black level is scaled (the datasets hold
+    /// 1, 5, 10, 25, 50, 75 and 100).
+    #[arg(long, default_value_t = 100.0)]
+    intensity: f64,
+    /// Write all 12 views (DEBAYER-SHARPENING-DENOISING.npy) into the directory --out.
+    #[arg(long)]
+    all: bool,
+    /// npy: float32 (H, W, 3); png: 8-bit RGB, clipped to [0, 1].
+    #[arg(long, value_enum, default_value = "npy")]
+    format: Format,
+    /// Output file (one view of one tile) or directory (--all, or a directory as INPUT).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+impl Format {
+    fn extension(self) -> &'static str {
+        match self {
+            Format::Npy => "npy",
+            Format::Png => "png",
+        }
+    }
+
+    fn encode(self, image: &RgbImage) -> lens2logit::Result<Vec<u8>> {
+        match self {
+            Format::Npy => export::npy_f32(&[image.height, image.width, 3], &image.data),
+            Format::Png => {
+                let rgb: Vec<u8> = image
+                    .data
+                    .iter()
+                    .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+                    .collect();
+                export::png8(image.width, image.height, 3, &rgb)
+            }
+        }
+    }
+}
+
+/// Tiles the lab can read, by extension.
+fn is_tile(path: &Path) -> bool {
+    matches!(
+        path.extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
+        Some("png" | "tif" | "tiff" | "npy")
+    )
+}
+
+/// Renders the requested views of one tile into `target` (a file for one view, else a directory).
+struct Job<'a> {
+    camera: &'a CameraParams,
+    views: &'a [View],
+    intensity: f64,
+    all: bool,
+    format: Format,
+}
+
+fn process(input: &Path, target: &Path, job: &Job) -> Result<(), String> {
+    let Job {
+        camera,
+        views,
+        intensity,
+        all,
+        format,
+    } = *job;
+    let name = input.display().to_string();
+    let tile = decode_tile(&read_file(input)?, &name).map_err(|e| e.to_string())?;
+    let tile = if intensity < 100.0 {
+        scale_intensity(&tile, intensity, camera).map_err(|e| e.to_string())?
+    } else {
+        tile
+    };
+    let images =
+        render_all(&tile, camera, views).map_err(|e| format!("{}: {e}", input.display()))?;
+    if all {
+        std::fs::create_dir_all(target)
+            .map_err(|e| format!("cannot create {}: {e}", target.display()))?;
+    }
+    for (view, image) in views.iter().zip(&images) {
+        let bytes = format.encode(image).map_err(|e| e.to_string())?;
+        let path = if all {
+            target.join(format!("{view}.{}", format.extension()))
+        } else {
+            target.to_path_buf()
+        };
+        write_file(&path, &bytes)?;
+    }
+    Ok(())
+}
+
+pub fn run(args: ViewsArgs) -> Result<(), String> {
+    let camera = load_camera(&args.camera)?;
+    let views = if args.all {
+        View::paper_views()
+    } else {
+        vec![View {
+            debayer: args.debayer,
+            sharpening: args.sharpening,
+            denoising: args.denoising,
+        }]
+    };
+    let job = Job {
+        camera: &camera,
+        views: &views,
+        intensity: args.intensity,
+        all: args.all,
+        format: args.format,
+    };
+    if !(args.intensity > 0.0 && args.intensity <= 100.0) {
+        return Err(format!(
+            "--intensity is a percentage in (0, 100], got {}",
+            args.intensity
+        ));
+    }
+    if !args.input.is_dir() {
+        return process(&args.input, &args.out, &job);
+    }
+
+    let mut tiles: Vec<PathBuf> = std::fs::read_dir(&args.input)
+        .map_err(|e| format!("cannot list {}: {e}", args.input.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && is_tile(p))
+        .collect();
+    tiles.sort();
+    if tiles.is_empty() {
+        return Err(format!(
+            "no PNG, TIFF or .npy tiles in {}",
+            args.input.display()
+        ));
+    }
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
+    let bar = ProgressBar::new(tiles.len() as u64).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} tiles {elapsed} (eta {eta})")
+            .expect("valid template"),
+    );
+    let failures: Vec<String> = tiles
+        .par_iter()
+        .filter_map(|tile| {
+            let stem = tile.file_stem().unwrap_or_default().to_string_lossy();
+            let target = if args.all {
+                args.out.join(stem.as_ref())
+            } else {
+                args.out.join(format!("{stem}.{}", args.format.extension()))
+            };
+            let result = process(tile, &target, &job);
+            bar.inc(1);
+            result.err()
+        })
+        .collect();
+    bar.finish_and_clear();
+    match failures.first() {
+        None => {
+            eprintln!("wrote {} tiles to {}", tiles.len(), args.out.display());
+            Ok(())
+        }
+        Some(first) => Err(format!(
+            "{} of {} tiles failed; first: {first}",
+            failures.len(),
+            tiles.len()
+        )),
+    }
+}

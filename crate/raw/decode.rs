@@ -1,0 +1,338 @@
+//! Raw tiles from files, with the well-kept decoders (tiff, png, npyz); never hand-parsed.
+//!
+//! Accepted: 8- and 16-bit grayscale TIFF and PNG (value / (2^bits - 1)), float32 TIFF, RGB/RGBA
+//! PNG whose colour planes are identical (the paper's demo tiles are stored that way), and 2-D
+//! float32/float64 .npy. Everything else is refused with the reason.
+
+use std::io::Cursor;
+
+use super::tile::{check_size, RawTile, MAX_SIDE};
+use crate::{Error, Result};
+
+/// Decodes a raw tile; `name` (a file name or URL) only labels errors.
+pub fn decode_tile(bytes: &[u8], name: &str) -> Result<RawTile> {
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        decode_png(bytes, name)
+    } else if bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*") {
+        decode_tiff(bytes, name)
+    } else if bytes.starts_with(b"\x93NUMPY") {
+        decode_npy(bytes, name)
+    } else {
+        Err(Error::decode(
+            name,
+            "not a PNG, TIFF or .npy file (unrecognised first bytes)",
+        ))
+    }
+}
+
+/// Bytes a decoder may allocate: a MAX_SIDE square of 4 samples of 16 bits, and some slack.
+const BYTE_LIMIT: usize = MAX_SIDE * MAX_SIDE * 8 + (1 << 20);
+
+fn decode_png(bytes: &[u8], name: &str) -> Result<RawTile> {
+    let err = |e: &dyn std::fmt::Display| Error::decode(name, format!("PNG: {e}"));
+    let mut decoder =
+        png::Decoder::new_with_limits(Cursor::new(bytes), png::Limits { bytes: BYTE_LIMIT });
+    decoder.set_transformations(png::Transformations::IDENTITY);
+    let mut reader = decoder.read_info().map_err(|e| err(&e))?;
+    let (width, height) = {
+        let info = reader.info();
+        (info.width as usize, info.height as usize)
+    };
+    check_size(width, height).map_err(|e| err(&e))?;
+    let size = reader
+        .output_buffer_size()
+        .ok_or_else(|| err(&"image too large"))?;
+    let mut buf = vec![0u8; size];
+    let frame = reader.next_frame(&mut buf).map_err(|e| err(&e))?;
+    let bits = match frame.bit_depth {
+        png::BitDepth::Eight => 8,
+        png::BitDepth::Sixteen => 16,
+        other => {
+            return Err(err(&format!(
+                "{other:?}-bit samples are not supported (use 8 or 16 bits)"
+            )))
+        }
+    };
+    let channels = match frame.color_type {
+        png::ColorType::Grayscale => 1,
+        png::ColorType::GrayscaleAlpha => 2,
+        png::ColorType::Rgb => 3,
+        png::ColorType::Rgba => 4,
+        png::ColorType::Indexed => {
+            return Err(err(&"palette images are not raw mosaics (use grayscale)"))
+        }
+    };
+    let bytes_per_sample = bits / 8;
+    let full_scale = ((1u32 << bits) - 1) as f64;
+    let sample = |row: &[u8], i: usize| -> u16 {
+        let at = i * bytes_per_sample;
+        if bytes_per_sample == 1 {
+            row[at] as u16
+        } else {
+            u16::from_be_bytes([row[at], row[at + 1]])
+        }
+    };
+    let mut data = Vec::with_capacity(width * height);
+    for (y, row) in buf.chunks_exact(frame.line_size).take(height).enumerate() {
+        for x in 0..width {
+            let first = sample(row, x * channels);
+            // RGB(A): the mosaic is stored in every colour plane; differing planes mean a
+            // processed colour image, not raw data.
+            if channels >= 3 {
+                let (g, b) = (sample(row, x * channels + 1), sample(row, x * channels + 2));
+                if g != first || b != first {
+                    return Err(err(&format!(
+                        "the colour planes differ at row {y}, column {x} ({first}, {g}, {b}): a raw mosaic stores the same value in R, G and B"
+                    )));
+                }
+            }
+            data.push((first as f64 / full_scale) as f32);
+        }
+    }
+    RawTile::new(width, height, data)
+}
+
+fn decode_tiff(bytes: &[u8], name: &str) -> Result<RawTile> {
+    let err = |e: &dyn std::fmt::Display| Error::decode(name, format!("TIFF: {e}"));
+    let mut limits = tiff::decoder::Limits::default();
+    limits.decoding_buffer_size = BYTE_LIMIT;
+    limits.intermediate_buffer_size = BYTE_LIMIT;
+    let mut decoder = tiff::decoder::Decoder::new(Cursor::new(bytes))
+        .map_err(|e| err(&e))?
+        .with_limits(limits);
+    let (width, height) = decoder.dimensions().map_err(|e| err(&e))?;
+    let (width, height) = (width as usize, height as usize);
+    check_size(width, height).map_err(|e| err(&e))?;
+    let colour = decoder.colortype().map_err(|e| err(&e))?;
+    if !matches!(colour, tiff::ColorType::Gray(_)) {
+        return Err(err(&format!(
+            "{colour:?} images are not raw mosaics (use one grayscale channel)"
+        )));
+    }
+    let data: Vec<f32> = match decoder.read_image().map_err(|e| err(&e))? {
+        tiff::decoder::DecodingResult::U8(v) => {
+            v.iter().map(|&s| (s as f64 / 255.0) as f32).collect()
+        }
+        tiff::decoder::DecodingResult::U16(v) => {
+            v.iter().map(|&s| (s as f64 / 65535.0) as f32).collect()
+        }
+        tiff::decoder::DecodingResult::F32(v) => v,
+        _ => {
+            return Err(err(&format!(
+                "{colour:?} samples are not supported (use 8- or 16-bit integers or 32-bit floats)"
+            )))
+        }
+    };
+    if data.len() != width * height {
+        return Err(err(&format!(
+            "expected {} samples, the file holds {}",
+            width * height,
+            data.len()
+        )));
+    }
+    RawTile::new(width, height, data)
+}
+
+fn decode_npy(bytes: &[u8], name: &str) -> Result<RawTile> {
+    let err = |e: &dyn std::fmt::Display| Error::decode(name, format!(".npy: {e}"));
+    let npy = npyz::NpyFile::new(Cursor::new(bytes)).map_err(|e| err(&e))?;
+    let shape = npy.shape().to_vec();
+    let [height, width] = shape[..] else {
+        return Err(err(&format!(
+            "a raw tile is a 2-D array, this one has shape {shape:?}"
+        )));
+    };
+    let (height, width) = (height as usize, width as usize);
+    check_size(width, height).map_err(|e| err(&e))?;
+    let fortran = npy.order() == npyz::Order::Fortran;
+    let descr = npy.dtype().descr().trim_matches('\'').to_string();
+    let values: Vec<f32> = if descr.ends_with("f4") {
+        npy.into_vec::<f32>().map_err(|e| err(&e))?
+    } else if descr.ends_with("f8") {
+        npy.into_vec::<f64>()
+            .map_err(|e| err(&e))?
+            .into_iter()
+            .map(|v| v as f32)
+            .collect()
+    } else {
+        return Err(err(&format!(
+            "dtype {descr} is not supported (use float32 or float64)"
+        )));
+    };
+    let data = if fortran {
+        (0..height * width)
+            .map(|i| values[(i % width) * height + i / width])
+            .collect()
+    } else {
+        values
+    };
+    RawTile::new(width, height, data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png_bytes(
+        width: u32,
+        height: u32,
+        colour: png::ColorType,
+        depth: png::BitDepth,
+        data: &[u8],
+    ) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut encoder = png::Encoder::new(&mut out, width, height);
+        encoder.set_color(colour);
+        encoder.set_depth(depth);
+        encoder
+            .write_header()
+            .unwrap()
+            .write_image_data(data)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn png_gray_8_and_16_bit_scale_to_unit_range() {
+        let tile = decode_tile(
+            &png_bytes(
+                2,
+                2,
+                png::ColorType::Grayscale,
+                png::BitDepth::Eight,
+                &[0, 255, 51, 102],
+            ),
+            "t",
+        )
+        .unwrap();
+        assert_eq!(tile.data(), &[0.0, 1.0, 0.2, 0.4].map(|v: f64| v as f32));
+        let sixteen = [0xff, 0xff, 0, 0, 0x80, 0x00, 0, 1];
+        let tile = decode_tile(
+            &png_bytes(
+                2,
+                2,
+                png::ColorType::Grayscale,
+                png::BitDepth::Sixteen,
+                &sixteen,
+            ),
+            "t",
+        )
+        .unwrap();
+        assert_eq!(tile.data()[0], 1.0);
+        assert!((tile.data()[2] - 32768.0 / 65535.0).abs() < 1e-7);
+    }
+
+    #[test]
+    fn png_rgb_needs_identical_planes() {
+        let same = [7u8, 7, 7, 255, 9, 9, 9, 255, 1, 1, 1, 255, 2, 2, 2, 255];
+        let tile = decode_tile(
+            &png_bytes(2, 2, png::ColorType::Rgba, png::BitDepth::Eight, &same),
+            "t",
+        )
+        .unwrap();
+        assert_eq!(tile.data()[1], 9.0 / 255.0);
+        let mut differ = same;
+        differ[5] = 8;
+        let e = decode_tile(
+            &png_bytes(2, 2, png::ColorType::Rgba, png::BitDepth::Eight, &differ),
+            "t.png",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("colour planes differ at row 0, column 1"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn odd_truncated_and_unknown_files_are_refused() {
+        let odd = png_bytes(
+            3,
+            2,
+            png::ColorType::Grayscale,
+            png::BitDepth::Eight,
+            &[0; 6],
+        );
+        assert!(decode_tile(&odd, "odd.png")
+            .unwrap_err()
+            .to_string()
+            .contains("even"));
+        let good = png_bytes(
+            2,
+            2,
+            png::ColorType::Grayscale,
+            png::BitDepth::Eight,
+            &[1, 2, 3, 4],
+        );
+        assert!(decode_tile(&good[..good.len() - 20], "cut.png").is_err());
+        let e = decode_tile(b"hello", "x.bin").unwrap_err().to_string();
+        assert!(e.contains("x.bin") && e.contains("not a PNG"), "{e}");
+    }
+
+    fn tiff_bytes<C: tiff::encoder::colortype::ColorType>(
+        data: &[C::Inner],
+        w: u32,
+        h: u32,
+    ) -> Vec<u8>
+    where
+        [C::Inner]: tiff::encoder::TiffValue,
+    {
+        let mut out = Cursor::new(Vec::new());
+        tiff::encoder::TiffEncoder::new(&mut out)
+            .unwrap()
+            .write_image::<C>(w, h, data)
+            .unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn tiff_16_bit_and_float() {
+        use tiff::encoder::colortype::{Gray16, Gray32Float, RGB8};
+        let t = decode_tile(&tiff_bytes::<Gray16>(&[0, 65535, 13107, 0], 2, 2), "t.tif").unwrap();
+        assert_eq!(t.data(), &[0.0, 1.0, 0.2, 0.0]);
+        let f = decode_tile(
+            &tiff_bytes::<Gray32Float>(&[0.25, 0.5, 0.75, 1.0], 2, 2),
+            "f.tif",
+        )
+        .unwrap();
+        assert_eq!(f.data(), &[0.25, 0.5, 0.75, 1.0]);
+        let rgb = tiff_bytes::<RGB8>(&[0; 12], 2, 2);
+        assert!(decode_tile(&rgb, "rgb.tif")
+            .unwrap_err()
+            .to_string()
+            .contains("not raw mosaics"));
+    }
+
+    fn npy_bytes<T: npyz::AutoSerialize + Copy>(shape: &[u64], data: &[T]) -> Vec<u8> {
+        use npyz::WriterBuilder;
+        let mut out = Vec::new();
+        let mut w = npyz::WriteOptions::new()
+            .default_dtype()
+            .shape(shape)
+            .writer(&mut out)
+            .begin_nd()
+            .unwrap();
+        w.extend(data.iter().copied()).unwrap();
+        w.finish().unwrap();
+        out
+    }
+
+    #[test]
+    fn npy_float32_float64_and_refusals() {
+        let t = decode_tile(&npy_bytes::<f32>(&[2, 2], &[0.1, 0.2, 0.3, 0.4]), "a.npy").unwrap();
+        assert_eq!(t.data(), &[0.1, 0.2, 0.3, 0.4]);
+        let d = decode_tile(&npy_bytes::<f64>(&[2, 4], &[0.5; 8]), "b.npy").unwrap();
+        assert_eq!((d.width(), d.height()), (4, 2));
+        assert!(decode_tile(&npy_bytes::<f32>(&[8], &[0.0; 8]), "c.npy")
+            .unwrap_err()
+            .to_string()
+            .contains("2-D"));
+        assert!(decode_tile(&npy_bytes::<i32>(&[2, 2], &[1; 4]), "d.npy")
+            .unwrap_err()
+            .to_string()
+            .contains("not supported"));
+        let full = npy_bytes::<f32>(&[2, 2], &[0.1; 4]);
+        assert!(decode_tile(&full[..full.len() - 3], "e.npy").is_err());
+    }
+}

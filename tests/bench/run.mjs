@@ -1,0 +1,70 @@
+// Benchmarks (never a timed test): each runs the reference and ours in the same session and prints
+// the ratios. `node tests/bench/run.mjs [static_views]` after scripts/serve.sh has built pkg/ and
+// the CLI. Figures depend on the machine: compare ratios, not seconds.
+
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { launch, root, startServer } from '../e2e/harness.mjs';
+
+const demo = process.env.LENS2LOGIT_DEMO_DATA || join(root, '..', 'shared', 'data', 'raw2logit-demo');
+
+function json(cmd, args) {
+  const out = execFileSync(cmd, args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  return JSON.parse(out.trim().split('\n').pop());
+}
+
+/** Runs `body(lab)` in a page that imports the wasm module directly (main thread, CPU backend). */
+async function inBrowser(body, arg) {
+  const server = await startServer();
+  const browser = await launch({ webgpu: true });
+  try {
+    const page = await browser.newPage();
+    await page.goto(server.url);
+    return await page.evaluate(body, arg);
+  } finally {
+    await browser.close();
+    server.stop();
+  }
+}
+
+const benches = {
+  async static_views() {
+    const repeats = 20;
+    const python = json('python3', ['tests/reference/static_views.py', '--bench', String(repeats)]);
+    const native = json('cargo', ['bench', '--quiet', '--bench', 'static_views', '--', join(demo, 'micro.png'), '50']);
+    const tile = [...readFileSync(join(demo, 'micro.png'))];
+    const browser = await inBrowser(async ({ tile, repeats }) => {
+      const wasm = await import('/pkg/lens2logit.js');
+      await wasm.default();
+      const lab = await wasm.Lab.create(false);
+      lab.setCamera('microscopy');
+      lab.loadTile(new Uint8Array(tile), 'micro.png');
+      lab.renderViews();
+      const times = [];
+      for (let i = 0; i < repeats; i++) {
+        const start = performance.now();
+        lab.renderViews();
+        times.push((performance.now() - start) / 1000);
+      }
+      times.sort((a, b) => a - b);
+      return { browser_all_12_views_s: times[repeats >> 1] };
+    }, { tile, repeats });
+    const p = python.python_all_12_views_s;
+    const rows = [
+      ['Python (numpy, scipy, colour-demosaicing)', p],
+      [`native (${native.threads} threads)`, native.native_all_12_views_s],
+      ['browser (wasm SIMD, 1 thread, incl. RGBA)', browser.browser_all_12_views_s],
+    ];
+    console.log('All 12 static views of one 256x256 tile (median):');
+    for (const [name, s] of rows) {
+      console.log(`  ${name.padEnd(44)} ${(s * 1000).toFixed(2).padStart(8)} ms   ${(p / s).toFixed(1).padStart(6)}x`);
+    }
+  },
+};
+
+const wanted = process.argv.slice(2);
+for (const name of wanted.length ? wanted : Object.keys(benches)) {
+  if (!benches[name]) throw new Error(`unknown benchmark '${name}': ${Object.keys(benches).join(', ')}`);
+  await benches[name]();
+}
