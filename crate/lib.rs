@@ -5,9 +5,9 @@
 //! with [`gpu`] kernels beside the maths they accelerate, and [`web`] as the thin facade the page's
 //! worker talks to.
 
+pub mod arrays;
 pub mod data;
 pub mod error;
-pub mod export;
 pub mod gpu;
 pub mod isp;
 pub mod raw;

@@ -1,6 +1,6 @@
 //! The clap application behind `lens2logit`.
 
-use crate::{serve, views};
+use crate::{isp, serve, views};
 
 use std::process::ExitCode;
 
@@ -23,6 +23,10 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Render the paper's static views (3 demosaicings x 2 sharpenings x 2 denoisings) of raw tiles.
     Views(views::ViewsArgs),
+    /// Write the parametrized ISP's initial parameters for a camera (safetensors).
+    Params(isp::ParamsArgs),
+    /// Run the parametrized ISP forward and backward: outputs, stages and gradients (safetensors).
+    Grad(isp::GradArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -30,6 +34,8 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Views(args) => views::run(args),
+        Command::Params(args) => isp::params(args),
+        Command::Grad(args) => isp::grad(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

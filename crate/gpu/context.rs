@@ -42,7 +42,14 @@ impl Gpu {
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("lens2logit"),
-                required_limits: wgpu::Limits::default(),
+                // the ISP's arenas hold ~30 tensors of B*H*W floats: take what the adapter offers
+                required_limits: wgpu::Limits {
+                    max_storage_buffer_binding_size: adapter
+                        .limits()
+                        .max_storage_buffer_binding_size,
+                    max_buffer_size: adapter.limits().max_buffer_size,
+                    ..wgpu::Limits::default()
+                },
                 ..Default::default()
             })
             .await
@@ -115,18 +122,37 @@ impl Gpu {
         buffer
     }
 
-    /// Copies the first `len` f32 values of a storage buffer back to the CPU. Never blocks the
-    /// browser: on the web the mapping resolves through the event loop; natively we poll.
+    /// Copies the first `len` f32 values of a storage buffer back to the CPU.
     pub async fn read_f32(&self, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
-        let size = (len * 4) as u64;
+        Ok(self.read_regions(&[(buffer, 0, len)]).await?.remove(0))
+    }
+
+    /// Copies regions (buffer, first f32, count) back to the CPU with one staging buffer and one
+    /// mapping. Never blocks the browser: on the web the mapping resolves through the event loop;
+    /// natively we poll.
+    pub async fn read_regions(
+        &self,
+        regions: &[(&wgpu::Buffer, usize, usize)],
+    ) -> Result<Vec<Vec<f32>>> {
+        let total: usize = regions.iter().map(|r| r.2).sum();
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
-            size: size.max(4),
+            size: (total.max(1) * 4) as u64,
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
         let mut encoder = self.device.create_command_encoder(&Default::default());
-        encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
+        let mut at = 0u64;
+        for &(buffer, first, len) in regions {
+            encoder.copy_buffer_to_buffer(
+                buffer,
+                (first * 4) as u64,
+                &staging,
+                at,
+                (len * 4) as u64,
+            );
+            at += (len * 4) as u64;
+        }
         self.queue.submit([encoder.finish()]);
         let (sender, receiver) = futures_channel::oneshot::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |result| {
@@ -145,7 +171,16 @@ impl Gpu {
             let view = staging
                 .get_mapped_range(..)
                 .map_err(|e| Error::Gpu(format!("reading results back failed: {e}")))?;
-            bytemuck::cast_slice::<u8, f32>(&view)[..len].to_vec()
+            let all = bytemuck::cast_slice::<u8, f32>(&view);
+            let mut start = 0;
+            regions
+                .iter()
+                .map(|r| {
+                    let part = all[start..start + r.2].to_vec();
+                    start += r.2;
+                    part
+                })
+                .collect()
         };
         staging.unmap();
         Ok(values)

@@ -2,6 +2,7 @@
 //! differentiable pipeline, and the inverse pipeline that turns RGB scenes into raw mosaics.
 
 pub mod colour;
+pub mod engine;
 pub mod param;
 pub mod static_pipeline;
 pub mod unprocess;

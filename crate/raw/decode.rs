@@ -134,38 +134,14 @@ fn decode_tiff(bytes: &[u8], name: &str) -> Result<RawTile> {
 }
 
 fn decode_npy(bytes: &[u8], name: &str) -> Result<RawTile> {
-    let err = |e: &dyn std::fmt::Display| Error::decode(name, format!(".npy: {e}"));
-    let npy = npyz::NpyFile::new(Cursor::new(bytes)).map_err(|e| err(&e))?;
-    let shape = npy.shape().to_vec();
+    let (shape, data) = crate::arrays::read_npy(bytes, name)?;
     let [height, width] = shape[..] else {
-        return Err(err(&format!(
-            "a raw tile is a 2-D array, this one has shape {shape:?}"
-        )));
+        return Err(Error::decode(
+            name,
+            format!(".npy: a raw tile is a 2-D array, this one has shape {shape:?}"),
+        ));
     };
-    let (height, width) = (height as usize, width as usize);
-    check_size(width, height).map_err(|e| err(&e))?;
-    let fortran = npy.order() == npyz::Order::Fortran;
-    let descr = npy.dtype().descr().trim_matches('\'').to_string();
-    let values: Vec<f32> = if descr.ends_with("f4") {
-        npy.into_vec::<f32>().map_err(|e| err(&e))?
-    } else if descr.ends_with("f8") {
-        npy.into_vec::<f64>()
-            .map_err(|e| err(&e))?
-            .into_iter()
-            .map(|v| v as f32)
-            .collect()
-    } else {
-        return Err(err(&format!(
-            "dtype {descr} is not supported (use float32 or float64)"
-        )));
-    };
-    let data = if fortran {
-        (0..height * width)
-            .map(|i| values[(i % width) * height + i / width])
-            .collect()
-    } else {
-        values
-    };
+    check_size(width, height).map_err(|e| Error::decode(name, format!(".npy: {e}")))?;
     RawTile::new(width, height, data)
 }
 

@@ -63,6 +63,51 @@ const benches = {
   },
 };
 
+benches.param_isp = async function paramIsp() {
+  const torch = json('python3', ['tests/reference/param_isp.py', '--bench', '10']);
+  const native = json('cargo', ['bench', '--quiet', '--bench', 'param_isp', '--', '10']);
+  const browser = {};
+  for (const gpu of [false, true]) {
+    Object.assign(browser, await inBrowser(async ({ gpu }) => {
+      const wasm = await import('/pkg/lens2logit.js');
+      await wasm.default();
+      const lab = await wasm.Lab.create(gpu);
+      const out = {};
+      for (const b of [1, 8]) {
+        const n = b * 256 * 256;
+        const raw = new Float32Array(n).map((_, i) => ((i * 7919) % 1000) / 1000);
+        const up = new Float32Array(3 * n).map((_, i) => ((i * 104729) % 2000) / 1000 - 1);
+        const times = [];
+        for (let i = 0; i < 6; i++) {
+          const start = performance.now();
+          (await lab.runIspOn(raw, b, 256, 256, up, true)).free();
+          if (i > 0) times.push((performance.now() - start) / 1000);
+        }
+        times.sort((x, y) => x - y);
+        out[`${gpu ? 'webgpu' : 'wasm_cpu'}_b${b}_s`] = times[times.length >> 1];
+      }
+      out[gpu ? 'webgpu_adapter' : 'wasm_backend'] = lab.backend;
+      return out;
+    }, { gpu }));
+  }
+  console.log(`Parametrized ISP forward+backward, 256x256, batch norm (median; PyTorch CPU ${torch.torch_threads} threads, f32):`);
+  for (const b of [1, 8]) {
+    const t = torch[`torch_b${b}_s`];
+    const rows = [
+      ['PyTorch CPU', t],
+      [`native CPU (candle, ${native.threads} threads)`, native[`cpu_b${b}_s`]],
+      [`native GPU (${native.gpu ?? 'none'})`, native[`gpu_b${b}_s`]],
+      ['browser CPU (wasm SIMD, 1 thread)', browser[`wasm_cpu_b${b}_s`]],
+      [`browser GPU (${browser.webgpu_adapter})`, browser[`webgpu_b${b}_s`]],
+    ];
+    console.log(`  B=${b}`);
+    for (const [name, s] of rows) {
+      if (s === undefined) continue;
+      console.log(`    ${name.padEnd(44)} ${(s * 1000).toFixed(1).padStart(8)} ms   ${(s / t).toFixed(2).padStart(6)}x PyTorch's time`);
+    }
+  }
+};
+
 const wanted = process.argv.slice(2);
 for (const name of wanted.length ? wanted : Object.keys(benches)) {
   if (!benches[name]) throw new Error(`unknown benchmark '${name}': ${Object.keys(benches).join(', ')}`);

@@ -4,7 +4,7 @@
 use lens2logit::gpu::{ComputeBackend, Gpu};
 use wasm_bindgen_test::*;
 
-use crate::shared::{conv_grad, scatter};
+use crate::shared::{conv_grad, isp_forward};
 
 #[wasm_bindgen_test]
 fn candle_conv2d_weight_gradient_matches_finite_differences() {
@@ -14,14 +14,14 @@ fn candle_conv2d_weight_gradient_matches_finite_differences() {
 
 /// The runner starts Chromium with --enable-unsafe-webgpu: an adapter must exist.
 #[wasm_bindgen_test]
-async fn webgpu_scatter_kernel_matches_cpu() {
+async fn webgpu_isp_forward_matches_cpu() {
     let gpu = Gpu::request()
         .await
         .unwrap()
         .expect("WebGPU adapter (is --enable-unsafe-webgpu set?)");
     assert_eq!(gpu.api_name(), "WebGPU");
-    let err = scatter::gpu_scatter_max_error(&gpu).await;
-    assert!(err <= 1e-7, "max abs error {err} on {}", gpu.adapter_name());
+    let err = isp_forward::gpu_forward_max_error(&gpu).await;
+    assert!(err <= 2e-4, "max abs error {err} on {}", gpu.adapter_name());
     let backend = ComputeBackend::from_adapter(Some(gpu));
     assert!(backend.label().starts_with("WebGPU"), "{}", backend.label());
 }
@@ -32,6 +32,6 @@ async fn without_an_adapter_the_cpu_path_reports_cpu_and_works() {
     assert_eq!(backend.label(), "CPU (wasm SIMD)");
     let forced = ComputeBackend::select(false).await.unwrap();
     assert!(!forced.is_gpu());
-    let out = scatter::cpu_scatter(&[0.25; 8], (2, 2, 2), [0.25; 4]);
-    assert!(out.iter().all(|v| *v == 0.0));
+    let out = isp_forward::cpu_forward();
+    assert!(out.iter().all(|v| v.is_finite()) && out.len() == 2 * 3 * 12 * 16);
 }

@@ -11,4 +11,5 @@ wasm_bindgen_test_configure!(run_in_dedicated_worker);
 mod shared;
 
 mod backend;
+mod param_isp;
 mod static_views;

@@ -2,7 +2,7 @@
 
 use lens2logit::gpu::{ComputeBackend, Gpu};
 
-use crate::shared::{conv_grad, scatter};
+use crate::shared::{conv_grad, isp_forward};
 
 #[test]
 fn conv2d_weight_gradient_matches_finite_differences() {
@@ -13,7 +13,7 @@ fn conv2d_weight_gradient_matches_finite_differences() {
 /// With `LENS2LOGIT_REQUIRE_GPU=1` (the test script sets it; the README installs lavapipe), a
 /// missing adapter fails the test instead of skipping the GPU check.
 #[test]
-fn gpu_scatter_matches_cpu() {
+fn gpu_isp_forward_matches_cpu() {
     let Some(gpu) = pollster::block_on(Gpu::request()).unwrap() else {
         assert!(
             std::env::var("LENS2LOGIT_REQUIRE_GPU").is_err(),
@@ -22,8 +22,8 @@ fn gpu_scatter_matches_cpu() {
         eprintln!("no GPU adapter: GPU check skipped");
         return;
     };
-    let err = pollster::block_on(scatter::gpu_scatter_max_error(&gpu));
-    assert!(err <= 1e-7, "max abs error {err} on {}", gpu.adapter_name());
+    let err = pollster::block_on(isp_forward::gpu_forward_max_error(&gpu));
+    assert!(err <= 2e-4, "max abs error {err} on {}", gpu.adapter_name());
 }
 
 #[test]
@@ -31,6 +31,6 @@ fn cpu_fallback_reports_cpu() {
     let backend = ComputeBackend::from_adapter(None);
     assert!(!backend.is_gpu());
     assert_eq!(backend.label(), "CPU (native)");
-    let out = scatter::cpu_scatter(&[0.5; 4], (1, 2, 2), [0.0; 4]);
-    assert_eq!(out.iter().sum::<f32>(), 2.0);
+    let out = isp_forward::cpu_forward();
+    assert!(out.iter().all(|v| v.is_finite()) && out.len() == 2 * 3 * 12 * 16);
 }

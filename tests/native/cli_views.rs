@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use lens2logit::export::npy_f32;
+use lens2logit::arrays::npy_f32;
 use lens2logit::isp::static_pipeline::{render, View};
 use lens2logit::raw::{decode_tile, CameraParams, RawTile};
 

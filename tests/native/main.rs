@@ -5,6 +5,8 @@
 mod shared;
 
 mod backend;
+mod cli_isp;
 mod cli_views;
+mod param_isp;
 mod serve;
 mod static_views;

@@ -2,5 +2,6 @@
 
 pub mod conv_grad;
 pub mod golden;
-pub mod scatter;
+pub mod isp_forward;
+pub mod param_isp;
 pub mod static_views;

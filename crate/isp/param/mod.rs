@@ -1,6 +1,18 @@
 //! The parametrized, differentiable ISP on candle: parameters carry gradients from a task loss
-//! back to the raw data.
+//! back to the raw data. The CPU path and the reference for the GPU kernels.
 
+mod conv;
+mod forward;
+mod grad;
 mod mosaic;
+mod pad;
+mod params;
+mod pointwise;
 
+pub use conv::{conv2d_same, Padding};
+pub use forward::{forward, Forward, Stage, BN_EPS, CLIP_MAX, CLIP_MIN};
+pub use grad::{gradients, Gradients};
 pub use mosaic::scatter_mosaic;
+pub use pad::reflect_pad2d;
+pub use params::{shape_of, IspParams, NAMES, PACKED_LEN};
+pub use pointwise::{batch_norm, clip_gamma};

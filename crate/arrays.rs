@@ -1,0 +1,156 @@
+//! Arrays and images as bytes: float32 .npy in and out, 8-bit PNGs out. The caller decides where
+//! bytes come from and go (a file natively, a download or upload in the page).
+
+use std::io::Cursor;
+
+use crate::{Error, Result};
+
+/// Largest array read: 2^26 values (256 MiB of f32), a bound against headers that claim more.
+pub const MAX_ELEMENTS: usize = 1 << 26;
+
+/// An n-dimensional .npy of float32 or float64 (C or Fortran order) as shape and f32 values in C
+/// order; `name` labels errors.
+pub fn read_npy(bytes: &[u8], name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
+    let err = |e: &dyn std::fmt::Display| Error::decode(name, format!(".npy: {e}"));
+    let npy = npyz::NpyFile::new(Cursor::new(bytes)).map_err(|e| err(&e))?;
+    let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
+    let count = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+    if count.is_none_or(|n| n > MAX_ELEMENTS) {
+        return Err(err(&format!(
+            "shape {shape:?} is larger than the {MAX_ELEMENTS} values the lab reads"
+        )));
+    }
+    let fortran = npy.order() == npyz::Order::Fortran;
+    let descr = npy.dtype().descr().trim_matches('\'').to_string();
+    let values: Vec<f32> = if descr.ends_with("f4") {
+        npy.into_vec::<f32>().map_err(|e| err(&e))?
+    } else if descr.ends_with("f8") {
+        let v = npy.into_vec::<f64>().map_err(|e| err(&e))?;
+        v.into_iter().map(|v| v as f32).collect()
+    } else {
+        return Err(err(&format!(
+            "dtype {descr} is not supported (use float32 or float64)"
+        )));
+    };
+    if values.len() != shape.iter().product::<usize>() {
+        return Err(err(
+            &"the data is shorter than the header says (truncated file?)",
+        ));
+    }
+    if !fortran || shape.len() < 2 {
+        return Ok((shape, values));
+    }
+    // Fortran order: the first index varies fastest; reorder to C order
+    let n = values.len();
+    let mut c_order = vec![0f32; n];
+    for (f_index, v) in values.into_iter().enumerate() {
+        let (mut rest, mut c_index, mut stride) = (f_index, 0, 1);
+        let mut strides = vec![0; shape.len()];
+        for d in (0..shape.len()).rev() {
+            strides[d] = stride;
+            stride *= shape[d];
+        }
+        for (d, &len) in shape.iter().enumerate() {
+            c_index += (rest % len) * strides[d];
+            rest /= len;
+        }
+        c_order[c_index] = v;
+    }
+    Ok((shape, c_order))
+}
+
+/// A C-order float32 .npy of the given shape.
+pub fn npy_f32(shape: &[usize], data: &[f32]) -> Result<Vec<u8>> {
+    use npyz::WriterBuilder;
+    let expected: usize = shape.iter().product();
+    if expected != data.len() {
+        return Err(Error::invalid(format!(
+            "shape {shape:?} needs {expected} values, got {}",
+            data.len()
+        )));
+    }
+    let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+    let mut out = Vec::with_capacity(data.len() * 4 + 128);
+    let io = |e: std::io::Error| Error::io("writing .npy", e);
+    let mut writer = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(&shape)
+        .writer(&mut out)
+        .begin_nd()
+        .map_err(io)?;
+    writer.extend(data.iter().copied()).map_err(io)?;
+    writer.finish().map_err(io)?;
+    Ok(out)
+}
+
+/// An 8-bit PNG of interleaved pixels with `channels` per pixel (3: RGB, 4: RGBA).
+pub fn png8(width: usize, height: usize, channels: usize, pixels: &[u8]) -> Result<Vec<u8>> {
+    let colour = match channels {
+        1 => png::ColorType::Grayscale,
+        3 => png::ColorType::Rgb,
+        4 => png::ColorType::Rgba,
+        n => {
+            return Err(Error::invalid(format!(
+                "cannot write a PNG with {n} channels"
+            )))
+        }
+    };
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, width as u32, height as u32);
+    encoder.set_color(colour);
+    encoder.set_depth(png::BitDepth::Eight);
+    let err = |e: png::EncodingError| Error::invalid(format!("writing PNG: {e}"));
+    let mut writer = encoder.write_header().map_err(err)?;
+    writer.write_image_data(pixels).map_err(err)?;
+    writer.finish().map_err(err)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raw::decode_tile;
+
+    #[test]
+    fn npy_round_trips_through_the_decoder() {
+        let bytes = npy_f32(&[2, 2], &[0.1, 0.2, 0.3, 0.4]).unwrap();
+        assert_eq!(
+            decode_tile(&bytes, "t").unwrap().data(),
+            &[0.1, 0.2, 0.3, 0.4]
+        );
+        assert!(npy_f32(&[3], &[0.0; 2]).is_err());
+    }
+
+    #[test]
+    fn read_npy_any_rank_and_fortran_order() {
+        let bytes = npy_f32(&[2, 1, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
+        assert_eq!(
+            read_npy(&bytes, "x").unwrap(),
+            (vec![2, 1, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+        );
+        use npyz::WriterBuilder;
+        let mut fortran = Vec::new();
+        let mut w = npyz::WriteOptions::new()
+            .default_dtype()
+            .order(npyz::Order::Fortran)
+            .shape(&[2, 3])
+            .writer(&mut fortran)
+            .begin_nd()
+            .unwrap();
+        // column-major storage of [[1, 2, 3], [4, 5, 6]]
+        w.extend([1.0f32, 4.0, 2.0, 5.0, 3.0, 6.0]).unwrap();
+        w.finish().unwrap();
+        assert_eq!(
+            read_npy(&fortran, "f").unwrap().1,
+            vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+        );
+        assert!(read_npy(&bytes[..bytes.len() - 4], "cut").is_err());
+    }
+
+    #[test]
+    fn png_gray_round_trips() {
+        let bytes = png8(2, 2, 1, &[0, 51, 102, 255]).unwrap();
+        let tile = decode_tile(&bytes, "t").unwrap();
+        assert_eq!(tile.data()[3], 1.0);
+    }
+}

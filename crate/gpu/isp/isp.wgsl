@@ -1,0 +1,620 @@
+// The parametrized ISP on the GPU: forward and hand-derived backward (adjoints) of
+// crate/isp/param/forward.rs, which stays the reference. One arena per direction holds every
+// tensor at a fixed slot (in units of N = B*H*W floats) so each kernel binds few buffers.
+//
+// Tensors are (B, C, H, W) row-major inside their slot.
+//
+// Filtering Y and converting back, RGB' = RGB_FROM_YUV (Y', U, V) with (U, V) unchanged, equals
+// RGB + RGB_FROM_YUV[:, 0] (Y' - Y) exactly (the matrices are inverses). The kernels use that
+// form: U and V never round-trip, which keeps dark pixels (where gamma's slope is steep and the
+// gradients cancel through batch norm) within float32's bounds.
+
+struct Dims {
+    batch: u32,
+    height: u32,
+    width: u32,
+    // bit 0: batch norm on the output
+    flags: u32,
+}
+
+struct Reduce {
+    kind: u32,
+    count: u32,
+    chunks: u32,
+    destination: u32,
+    scale: f32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> dims: Dims;
+@group(0) @binding(1) var<uniform> red: Reduce;
+@group(0) @binding(2) var<storage, read_write> fwd: array<f32>;
+@group(0) @binding(3) var<storage, read_write> bwd: array<f32>;
+@group(0) @binding(4) var<storage, read_write> prm: array<f32>;
+@group(0) @binding(5) var<storage, read_write> grads: array<f32>;
+@group(0) @binding(6) var<storage, read_write> partials: array<f32>;
+
+// Parameter layout (prm and grads): the paper's parameters, then constant matrices.
+const BL: u32 = 0u;
+const WB: u32 = 4u;
+const CC: u32 = 7u;
+const GAMMA: u32 = 16u;
+const WD: u32 = 17u;
+const WS: u32 = 98u;
+const WBLUR: u32 = 107u;
+const YUV: u32 = 132u;
+const RGB: u32 = 141u;
+// Batch statistics kept in grads after the parameter gradients.
+const S_MEAN: u32 = 132u;
+const S_VAR: u32 = 135u;
+const S_G: u32 = 138u;
+const S_GY: u32 = 141u;
+
+// Forward arena slots (3-channel tensors take 3, planes 1).
+const F_RAW: u32 = 0u;
+const F_DEMOSAIC: u32 = 1u;
+const F_CORRECTED: u32 = 4u;
+const F_Y: u32 = 7u;
+const F_SHARPENED: u32 = 8u;
+const F_Y2: u32 = 11u;
+const F_DENOISED: u32 = 12u;
+const F_GAMMA: u32 = 15u;
+const F_OUTPUT: u32 = 18u;
+// Backward arena slots (gradients of the forward tensors).
+const B_OUTPUT: u32 = 0u;
+const B_GAMMA: u32 = 3u;
+const B_DENOISED: u32 = 6u;
+const B_YB: u32 = 9u;
+const B_Y2: u32 = 10u;
+const B_SHARPENED: u32 = 11u;
+const B_YS: u32 = 14u;
+const B_Y: u32 = 15u;
+const B_CORRECTED: u32 = 16u;
+const B_DEMOSAIC: u32 = 19u;
+const B_MOSAIC: u32 = 22u;
+const B_RAW: u32 = 25u;
+
+const CLIP_MIN: f32 = 1e-5;
+const CLIP_MAX: f32 = 1.0;
+const BN_EPS: f32 = 1e-5;
+
+// Reduction kinds.
+const K_BN_MEAN: u32 = 0u;
+const K_BN_VAR: u32 = 1u;
+const K_BN_G: u32 = 2u;
+const K_BN_GY: u32 = 3u;
+const K_GAMMA: u32 = 4u;
+const K_BLUR: u32 = 5u;
+const K_SHARP: u32 = 6u;
+const K_CC: u32 = 7u;
+const K_WB: u32 = 8u;
+const K_DEBAYER: u32 = 9u;
+const K_BLACK: u32 = 10u;
+
+struct Pixel {
+    b: u32,
+    y: i32,
+    x: i32,
+    yx: u32,
+}
+
+fn n_px() -> u32 {
+    return dims.batch * dims.height * dims.width;
+}
+
+fn hw() -> u32 {
+    return dims.height * dims.width;
+}
+
+fn pixel(p: u32) -> Pixel {
+    let b = p / hw();
+    let yx = p % hw();
+    return Pixel(b, i32(yx / dims.width), i32(yx % dims.width), yx);
+}
+
+// Index of (b, c, y*W + x) in a 3-channel tensor at `slot`.
+fn at3(slot: u32, b: u32, c: u32, yx: u32) -> u32 {
+    return slot * n_px() + (b * 3u + c) * hw() + yx;
+}
+
+// Index of (b, y*W + x) in a 1-channel plane at `slot`.
+fn at1(slot: u32, b: u32, yx: u32) -> u32 {
+    return slot * n_px() + b * hw() + yx;
+}
+
+fn yx_of(y: i32, x: i32) -> u32 {
+    return u32(y) * dims.width + u32(x);
+}
+
+// PyTorch 'reflect' (d c b | a b c d), for pads shorter than the side.
+fn reflect(i: i32, n: i32) -> i32 {
+    var j = i;
+    if (j < 0) {
+        j = -j;
+    }
+    if (j >= n) {
+        j = 2 * (n - 1) - j;
+    }
+    return j;
+}
+
+fn inside(y: i32, x: i32) -> bool {
+    return y >= 0 && x >= 0 && y < i32(dims.height) && x < i32(dims.width);
+}
+
+// RGGB: site 0 R, 1 and 2 G, 3 B.
+fn site(y: i32, x: i32) -> u32 {
+    return u32(y % 2) * 2u + u32(x % 2);
+}
+
+fn channel_of(s: u32) -> u32 {
+    return select(select(1u, 2u, s == 3u), 0u, s == 0u);
+}
+
+// The scattered mosaic minus black level, channel c at (y, x), from the raw input.
+fn mosaic(b: u32, c: u32, y: i32, x: i32) -> f32 {
+    let s = site(y, x);
+    if (channel_of(s) != c) {
+        return 0.0;
+    }
+    return fwd[at1(F_RAW, b, yx_of(y, x))] - prm[BL + s];
+}
+
+fn m3(base: u32, row: u32, col: u32) -> f32 {
+    return prm[base + row * 3u + col];
+}
+
+// Row `row` of the 3x3 matrix at `base` times v, with fused multiply-adds.
+fn dot_row(base: u32, row: u32, v: vec3<f32>) -> f32 {
+    return fma(m3(base, row, 2u), v.z, fma(m3(base, row, 1u), v.y, m3(base, row, 0u) * v.x));
+}
+
+// ---------------------------------------------------------------- forward
+
+@compute @workgroup_size(256)
+fn debayer(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if (gid.x >= n_px()) {
+        return;
+    }
+    let px = pixel(gid.x);
+    let h = i32(dims.height);
+    let w = i32(dims.width);
+    for (var k = 0u; k < 3u; k++) {
+        var acc = 0.0;
+        for (var c = 0u; c < 3u; c++) {
+            for (var ty = 0; ty < 3; ty++) {
+                for (var tx = 0; tx < 3; tx++) {
+                    let weight = prm[WD + ((k * 3u + c) * 3u + u32(ty)) * 3u + u32(tx)];
+                    acc = fma(weight, mosaic(px.b, c, reflect(px.y + ty - 1, h), reflect(px.x + tx - 1, w)), acc);
+                }
+            }
+        }
+        fwd[at3(F_DEMOSAIC, px.b, k, px.yx)] = acc;
+    }
+}
+
+@compute @workgroup_size(256)
+fn colour(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if (gid.x >= n_px()) {
+        return;
+    }
+    let px = pixel(gid.x);
+    var balanced: vec3<f32>;
+    for (var c = 0u; c < 3u; c++) {
+        balanced[c] = fwd[at3(F_DEMOSAIC, px.b, c, px.yx)] * prm[WB + c];
+    }
+    var corrected: vec3<f32>;
+    for (var k = 0u; k < 3u; k++) {
+        corrected[k] = dot_row(CC, k, balanced);
+        fwd[at3(F_CORRECTED, px.b, k, px.yx)] = corrected[k];
+    }
+    fwd[at1(F_Y, px.b, px.yx)] = dot_row(YUV, 0u, corrected);
+}
+
+@compute @workgroup_size(256)
+fn sharpen(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if (gid.x >= n_px()) {
+        return;
+    }
+    let px = pixel(gid.x);
+    var ys = 0.0;
+    for (var ty = 0; ty < 3; ty++) {
+        for (var tx = 0; tx < 3; tx++) {
+            let y = px.y + ty - 1;
+            let x = px.x + tx - 1;
+            if (inside(y, x)) {
+                ys += prm[WS + u32(ty * 3 + tx)] * fwd[at1(F_Y, px.b, yx_of(y, x))];
+            }
+        }
+    }
+    let dy = ys - fwd[at1(F_Y, px.b, px.yx)];
+    var sharpened: vec3<f32>;
+    for (var k = 0u; k < 3u; k++) {
+        sharpened[k] = fma(m3(RGB, k, 0u), dy, fwd[at3(F_CORRECTED, px.b, k, px.yx)]);
+        fwd[at3(F_SHARPENED, px.b, k, px.yx)] = sharpened[k];
+    }
+    fwd[at1(F_Y2, px.b, px.yx)] = dot_row(YUV, 0u, sharpened);
+}
+
+@compute @workgroup_size(256)
+fn blur_gamma(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if (gid.x >= n_px()) {
+        return;
+    }
+    let px = pixel(gid.x);
+    let h = i32(dims.height);
+    let w = i32(dims.width);
+    var yb = 0.0;
+    for (var ty = 0; ty < 5; ty++) {
+        for (var tx = 0; tx < 5; tx++) {
+            let src = yx_of(reflect(px.y + ty - 2, h), reflect(px.x + tx - 2, w));
+            yb += prm[WBLUR + u32(ty * 5 + tx)] * fwd[at1(F_Y2, px.b, src)];
+        }
+    }
+    let dy = yb - fwd[at1(F_Y2, px.b, px.yx)];
+    let inv_gamma = 1.0 / prm[GAMMA];
+    for (var k = 0u; k < 3u; k++) {
+        let denoised = fma(m3(RGB, k, 0u), dy, fwd[at3(F_SHARPENED, px.b, k, px.yx)]);
+        fwd[at3(F_DENOISED, px.b, k, px.yx)] = denoised;
+        let encoded = exp(log(clamp(denoised, CLIP_MIN, CLIP_MAX)) * inv_gamma);
+        fwd[at3(F_GAMMA, px.b, k, px.yx)] = encoded;
+        fwd[at3(F_OUTPUT, px.b, k, px.yx)] = encoded;
+    }
+}
+
+// Batch norm with the statistics the reductions left in grads[S_MEAN..], grads[S_VAR..].
+@compute @workgroup_size(256)
+fn bn_apply(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if (gid.x >= n_px()) {
+        return;
+    }
+    let px = pixel(gid.x);
+    for (var c = 0u; c < 3u; c++) {
+        let i = at3(F_GAMMA, px.b, c, px.yx);
+        fwd[at3(F_OUTPUT, px.b, c, px.yx)] = (fwd[i] - grads[S_MEAN + c]) / sqrt(grads[S_VAR + c] + BN_EPS);
+    }
+}
+
+// ---------------------------------------------------------------- backward
+
+@compute @workgroup_size(256)
+fn bn_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if (gid.x >= n_px()) {
+        return;
+    }
+    let px = pixel(gid.x);
+    let batch_norm = (dims.flags & 1u) != 0u;
+    for (var c = 0u; c < 3u; c++) {
+        let g = bwd[at3(B_OUTPUT, px.b, c, px.yx)];
+        var g_in = g;
+        if (batch_norm) {
+            let y_hat = fwd[at3(F_OUTPUT, px.b, c, px.yx)];
+            g_in = (g - grads[S_G + c] - y_hat * grads[S_GY + c]) / sqrt(grads[S_VAR + c] + BN_EPS);
+        }
+        bwd[at3(B_GAMMA, px.b, c, px.yx)] = g_in;
+    }
+}
+
+@compute @workgroup_size(256)
+fn gamma_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if (gid.x >= n_px()) {
+        return;
+    }
+    let px = pixel(gid.x);
+    let gamma = prm[GAMMA];
+    for (var c = 0u; c < 3u; c++) {
+        let denoised = fwd[at3(F_DENOISED, px.b, c, px.yx)];
+        let out = fwd[at3(F_GAMMA, px.b, c, px.yx)];
+        let g = bwd[at3(B_GAMMA, px.b, c, px.yx)];
+        var g_in = 0.0;
+        // torch.clip passes the gradient on [min, max], bounds included
+        if (denoised >= CLIP_MIN && denoised <= CLIP_MAX) {
+            g_in = g * out / (gamma * denoised);
+        }
+        bwd[at3(B_DENOISED, px.b, c, px.yx)] = g_in;
+    }
+}
+
+// g . RGB_FROM_YUV[:, 0] for a 3-channel gradient at `slot`: the gradient of a filtered Y.
+fn to_y_gradient(slot: u32, px: Pixel) -> f32 {
+    var g = 0.0;
+    for (var k = 0u; k < 3u; k++) {
+        g += m3(RGB, k, 0u) * bwd[at3(slot, px.b, k, px.yx)];
+    }
+    return g;
+}
+
+// denoised = sharpened + RGB[:, 0] (yb - y2): the gradient of yb.
+@compute @workgroup_size(256)
+fn denoise_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if (gid.x >= n_px()) {
+        return;
+    }
+    let px = pixel(gid.x);
+    bwd[at1(B_YB, px.b, px.yx)] = to_y_gradient(B_DENOISED, px);
+}
+
+// The output positions q whose tap t reads input position p through reflect padding `pad`
+// (-1 where none): straight, reflected at the start, reflected at the end.
+fn reflect_sources(p: i32, t: i32, pad: i32, n: i32) -> vec3<i32> {
+    var q = vec3<i32>(-1, -1, -1);
+    let direct = p - t + pad;
+    if (direct >= 0 && direct < n) {
+        q.x = direct;
+    }
+    if (p > 0) {
+        let start = -p - t + pad; // j = q + t - pad = -p < 0
+        if (start >= 0 && start < n) {
+            q.y = start;
+        }
+    }
+    if (p < n - 1) {
+        let end = 2 * (n - 1) - p - t + pad; // j = 2(n-1) - p > n - 1
+        if (end >= 0 && end < n) {
+            q.z = end;
+        }
+    }
+    return q;
+}
+
+// y2 -> yb is the 5x5 blur with reflect padding 2: its adjoint gathers over reflected sources.
+@compute @workgroup_size(256)
+fn blur_adjoint(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if (gid.x >= n_px()) {
+        return;
+    }
+    let px = pixel(gid.x);
+    let h = i32(dims.height);
+    let w = i32(dims.width);
+    var acc = 0.0;
+    for (var ty = 0; ty < 5; ty++) {
+        let qy = reflect_sources(px.y, ty, 2, h);
+        for (var tx = 0; tx < 5; tx++) {
+            let qx = reflect_sources(px.x, tx, 2, w);
+            let weight = prm[WBLUR + u32(ty * 5 + tx)];
+            for (var a = 0; a < 3; a++) {
+                for (var b = 0; b < 3; b++) {
+                    if (qy[a] >= 0 && qx[b] >= 0) {
+                        acc += weight * bwd[at1(B_YB, px.b, yx_of(qy[a], qx[b]))];
+                    }
+                }
+            }
+        }
+    }
+    // y2 enters both the blur and, with a minus sign, the difference yb - y2
+    bwd[at1(B_Y2, px.b, px.yx)] = acc - bwd[at1(B_YB, px.b, px.yx)];
+}
+
+// denoised passes sharpened through and y2 = YUV[0, :] sharpened: the sharpening stage's gradient.
+@compute @workgroup_size(256)
+fn yuv2_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if (gid.x >= n_px()) {
+        return;
+    }
+    let px = pixel(gid.x);
+    let g_y2 = bwd[at1(B_Y2, px.b, px.yx)];
+    for (var c = 0u; c < 3u; c++) {
+        bwd[at3(B_SHARPENED, px.b, c, px.yx)] = bwd[at3(B_DENOISED, px.b, c, px.yx)] + m3(YUV, 0u, c) * g_y2;
+    }
+}
+
+// sharpened = corrected + RGB[:, 0] (ys - y): the gradient of ys.
+@compute @workgroup_size(256)
+fn sharpen_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if (gid.x >= n_px()) {
+        return;
+    }
+    let px = pixel(gid.x);
+    bwd[at1(B_YS, px.b, px.yx)] = to_y_gradient(B_SHARPENED, px);
+}
+
+// y -> ys is the 3x3 sharpening filter with zero padding: g_y[p] = sum_t w[t] g_ys[p - t + 1].
+@compute @workgroup_size(256)
+fn sharpen_adjoint(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if (gid.x >= n_px()) {
+        return;
+    }
+    let px = pixel(gid.x);
+    var acc = 0.0;
+    for (var ty = 0; ty < 3; ty++) {
+        for (var tx = 0; tx < 3; tx++) {
+            let y = px.y - ty + 1;
+            let x = px.x - tx + 1;
+            if (inside(y, x)) {
+                acc += prm[WS + u32(ty * 3 + tx)] * bwd[at1(B_YS, px.b, yx_of(y, x))];
+            }
+        }
+    }
+    // y enters both the filter and, with a minus sign, the difference ys - y
+    bwd[at1(B_Y, px.b, px.yx)] = acc - bwd[at1(B_YS, px.b, px.yx)];
+}
+
+// sharpened passes corrected through and y = YUV[0, :] corrected: the colour-correction gradient.
+@compute @workgroup_size(256)
+fn yuv_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if (gid.x >= n_px()) {
+        return;
+    }
+    let px = pixel(gid.x);
+    let g_y = bwd[at1(B_Y, px.b, px.yx)];
+    for (var c = 0u; c < 3u; c++) {
+        bwd[at3(B_CORRECTED, px.b, c, px.yx)] = bwd[at3(B_SHARPENED, px.b, c, px.yx)] + m3(YUV, 0u, c) * g_y;
+    }
+}
+
+// corrected = CC * (wb . demosaic): the demosaic stage's gradient.
+@compute @workgroup_size(256)
+fn colour_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if (gid.x >= n_px()) {
+        return;
+    }
+    let px = pixel(gid.x);
+    let g = vec3<f32>(
+        bwd[at3(B_CORRECTED, px.b, 0u, px.yx)],
+        bwd[at3(B_CORRECTED, px.b, 1u, px.yx)],
+        bwd[at3(B_CORRECTED, px.b, 2u, px.yx)],
+    );
+    for (var c = 0u; c < 3u; c++) {
+        let g_balanced = m3(CC, 0u, c) * g.x + m3(CC, 1u, c) * g.y + m3(CC, 2u, c) * g.z;
+        bwd[at3(B_DEMOSAIC, px.b, c, px.yx)] = prm[WB + c] * g_balanced;
+    }
+}
+
+// mosaic -> demosaic is the 3x3 debayer convolution with reflect padding 1.
+@compute @workgroup_size(256)
+fn debayer_adjoint(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if (gid.x >= n_px()) {
+        return;
+    }
+    let px = pixel(gid.x);
+    let h = i32(dims.height);
+    let w = i32(dims.width);
+    for (var c = 0u; c < 3u; c++) {
+        var acc = 0.0;
+        for (var ty = 0; ty < 3; ty++) {
+            let qy = reflect_sources(px.y, ty, 1, h);
+            for (var tx = 0; tx < 3; tx++) {
+                let qx = reflect_sources(px.x, tx, 1, w);
+                for (var k = 0u; k < 3u; k++) {
+                    let weight = prm[WD + ((k * 3u + c) * 3u + u32(ty)) * 3u + u32(tx)];
+                    for (var a = 0; a < 3; a++) {
+                        for (var b = 0; b < 3; b++) {
+                            if (qy[a] >= 0 && qx[b] >= 0) {
+                                acc += weight * bwd[at3(B_DEMOSAIC, px.b, k, yx_of(qy[a], qx[b]))];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        bwd[at3(B_MOSAIC, px.b, c, px.yx)] = acc;
+    }
+    // raw feeds only its own site's channel
+    bwd[at1(B_RAW, px.b, px.yx)] = bwd[at3(B_MOSAIC, px.b, channel_of(site(px.y, px.x)), px.yx)];
+}
+
+// ---------------------------------------------------------------- reductions
+
+// What pixel p adds to output j of a reduction.
+fn contribution(kind: u32, j: u32, p: u32) -> f32 {
+    let px = pixel(p);
+    let h = i32(dims.height);
+    let w = i32(dims.width);
+    switch kind {
+        case K_BN_MEAN: {
+            return fwd[at3(F_GAMMA, px.b, j, px.yx)];
+        }
+        case K_BN_VAR: {
+            let d = fwd[at3(F_GAMMA, px.b, j, px.yx)] - grads[S_MEAN + j];
+            return d * d;
+        }
+        case K_BN_G: {
+            return bwd[at3(B_OUTPUT, px.b, j, px.yx)];
+        }
+        case K_BN_GY: {
+            return bwd[at3(B_OUTPUT, px.b, j, px.yx)] * fwd[at3(F_OUTPUT, px.b, j, px.yx)];
+        }
+        case K_GAMMA: {
+            // d/dgamma exp(log(c) / gamma) = -out * log(c) / gamma^2
+            let gamma = prm[GAMMA];
+            var acc = 0.0;
+            for (var c = 0u; c < 3u; c++) {
+                let clipped = clamp(fwd[at3(F_DENOISED, px.b, c, px.yx)], CLIP_MIN, CLIP_MAX);
+                let out = fwd[at3(F_GAMMA, px.b, c, px.yx)];
+                acc += bwd[at3(B_GAMMA, px.b, c, px.yx)] * out * log(clipped);
+            }
+            return -acc / (gamma * gamma);
+        }
+        case K_BLUR: {
+            let ty = i32(j / 5u);
+            let tx = i32(j % 5u);
+            let src = yx_of(reflect(px.y + ty - 2, h), reflect(px.x + tx - 2, w));
+            return bwd[at1(B_YB, px.b, px.yx)] * fwd[at1(F_Y2, px.b, src)];
+        }
+        case K_SHARP: {
+            let y = px.y + i32(j / 3u) - 1;
+            let x = px.x + i32(j % 3u) - 1;
+            if (!inside(y, x)) {
+                return 0.0;
+            }
+            return bwd[at1(B_YS, px.b, px.yx)] * fwd[at1(F_Y, px.b, yx_of(y, x))];
+        }
+        case K_CC: {
+            let k = j / 3u;
+            let c = j % 3u;
+            let balanced = prm[WB + c] * fwd[at3(F_DEMOSAIC, px.b, c, px.yx)];
+            return bwd[at3(B_CORRECTED, px.b, k, px.yx)] * balanced;
+        }
+        case K_WB: {
+            var g_balanced = 0.0;
+            for (var k = 0u; k < 3u; k++) {
+                g_balanced += m3(CC, k, j) * bwd[at3(B_CORRECTED, px.b, k, px.yx)];
+            }
+            return g_balanced * fwd[at3(F_DEMOSAIC, px.b, j, px.yx)];
+        }
+        case K_DEBAYER: {
+            let k = j / 27u;
+            let c = (j / 9u) % 3u;
+            let ty = i32((j / 3u) % 3u);
+            let tx = i32(j % 3u);
+            let m = mosaic(px.b, c, reflect(px.y + ty - 1, h), reflect(px.x + tx - 1, w));
+            return bwd[at3(B_DEMOSAIC, px.b, k, px.yx)] * m;
+        }
+        case K_BLACK: {
+            let s = site(px.y, px.x);
+            if (s != j) {
+                return 0.0;
+            }
+            return -bwd[at3(B_MOSAIC, px.b, channel_of(s), px.yx)];
+        }
+        default: {
+            return 0.0;
+        }
+    }
+}
+
+var<workgroup> scratch: array<f32, 256>;
+
+// Workgroup (j, chunk) sums contribution j over a strided share of the pixels.
+@compute @workgroup_size(256)
+fn reduce(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let j = wid.x;
+    let chunk = wid.y;
+    var acc = 0.0;
+    var p = chunk * 256u + lid.x;
+    let stride = red.chunks * 256u;
+    let total = n_px();
+    loop {
+        if (p >= total) {
+            break;
+        }
+        acc += contribution(red.kind, j, p);
+        p += stride;
+    }
+    scratch[lid.x] = acc;
+    workgroupBarrier();
+    for (var s = 128u; s > 0u; s = s >> 1u) {
+        if (lid.x < s) {
+            scratch[lid.x] += scratch[lid.x + s];
+        }
+        workgroupBarrier();
+    }
+    if (lid.x == 0u) {
+        partials[j * red.chunks + chunk] = scratch[0];
+    }
+}
+
+@compute @workgroup_size(64)
+fn finalize(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let j = gid.x;
+    if (j >= red.count) {
+        return;
+    }
+    var sum = 0.0;
+    for (var c = 0u; c < red.chunks; c++) {
+        sum += partials[j * red.chunks + c];
+    }
+    grads[red.destination + j] = sum * red.scale;
+}

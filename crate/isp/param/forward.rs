@@ -1,0 +1,144 @@
+//! The forward pass of the parametrized ISP on a batch of raw tiles, keeping every tracked stage
+//! on the path to the output (as the paper's module does with track_stages), so candle's
+//! backward yields the loss gradient of each stage too.
+
+use candle_core::{DType, Tensor, Var};
+
+use super::conv::{conv2d_same, Padding};
+use super::mosaic::scatter_mosaic;
+use super::pointwise::{batch_norm, clip_gamma};
+use super::IspParams;
+use crate::isp::colour::{yuv_to_rgb, RGB_TO_YUV};
+use crate::Result;
+
+/// The tracked stages, in pipeline order, named as the CLI and the page name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// After the debayering convolution.
+    Demosaic,
+    /// After white balance and the colour matrix.
+    ColourCorrection,
+    /// RGB after sharpening the Y plane.
+    Sharpening,
+    /// RGB after blurring the Y plane.
+    Denoising,
+    /// After clipping and gamma, before batch norm.
+    Gamma,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 5] = [
+        Stage::Demosaic,
+        Stage::ColourCorrection,
+        Stage::Sharpening,
+        Stage::Denoising,
+        Stage::Gamma,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Demosaic => "demosaic",
+            Stage::ColourCorrection => "colour_correction",
+            Stage::Sharpening => "sharpening",
+            Stage::Denoising => "denoising",
+            Stage::Gamma => "gamma",
+        }
+    }
+}
+
+/// Clip bounds of the pipeline (the lower one keeps log() finite).
+pub const CLIP_MIN: f64 = 1e-5;
+pub const CLIP_MAX: f64 = 1.0;
+/// BatchNorm2d's epsilon.
+pub const BN_EPS: f64 = 1e-5;
+
+/// What a forward pass produces.
+pub struct Forward {
+    pub output: Tensor,
+    /// One tensor (B, 3, H, W) per [`Stage::ALL`].
+    pub stages: Vec<Tensor>,
+    /// With stage tracking, one zero variable added to each stage: candle keeps gradients only for
+    /// variables, and dL/d(tap) is dL/d(stage) (PyTorch's retain_grad).
+    pub taps: Vec<Var>,
+}
+
+/// Adds a zero variable to `x` when tracking, so the stage's gradient is kept.
+fn tap(x: Tensor, taps: &mut Option<Vec<Var>>) -> Result<Tensor> {
+    match taps {
+        Some(list) => {
+            let zero = Var::zeros(x.shape(), x.dtype(), x.device())?;
+            let tapped = x.add(zero.as_tensor())?;
+            list.push(zero);
+            Ok(tapped)
+        }
+        None => Ok(x),
+    }
+}
+
+fn matrix(m: &[[f64; 3]; 3], dtype: DType, device: &candle_core::Device) -> Result<Tensor> {
+    let flat: Vec<f64> = m.iter().flatten().copied().collect();
+    Ok(Tensor::from_vec(flat, (3, 3), device)?.to_dtype(dtype)?)
+}
+
+/// out[b, k] = sum_c m[k, c] x[b, c] for (B, 3, H, W).
+fn mix(m: &Tensor, x: &Tensor) -> Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    let flat = x.reshape((b, c, h * w))?;
+    Ok(m.broadcast_left(b)?.matmul(&flat)?.reshape((b, c, h, w))?)
+}
+
+/// raw (B, H, W) -> output (B, 3, H, W), in the dtype of `raw` (the parameters must match it).
+/// `track_stages` keeps each stage's gradient available after backward (see [`Forward::taps`]).
+pub fn forward(
+    raw: &Tensor,
+    params: &IspParams,
+    batch_norm_output: bool,
+    track_stages: bool,
+) -> Result<Forward> {
+    let (dtype, device) = (raw.dtype(), raw.device());
+    let mut taps = track_stages.then(Vec::new);
+    let to_yuv = matrix(&RGB_TO_YUV, dtype, device)?;
+    let to_rgb = matrix(&yuv_to_rgb(), dtype, device)?;
+
+    let mosaic = scatter_mosaic(raw, params.black_level())?;
+    let demosaic = tap(
+        conv2d_same(&mosaic, params.debayer(), Padding::Reflect)?,
+        &mut taps,
+    )?;
+    let balanced = demosaic.broadcast_mul(&params.white_balance().reshape((1, 3, 1, 1))?)?;
+    let corrected = tap(mix(params.colour_correction(), &balanced)?, &mut taps)?;
+
+    let yuv = mix(&to_yuv, &corrected)?;
+    let y = conv2d_same(
+        &yuv.narrow(1, 0, 1)?,
+        params.sharpening_filter(),
+        Padding::Zeros,
+    )?;
+    let sharpened = tap(
+        mix(&to_rgb, &Tensor::cat(&[&y, &yuv.narrow(1, 1, 2)?], 1)?)?,
+        &mut taps,
+    )?;
+
+    let yuv = mix(&to_yuv, &sharpened)?;
+    let y = conv2d_same(
+        &yuv.narrow(1, 0, 1)?,
+        params.gaussian_blur(),
+        Padding::Reflect,
+    )?;
+    let denoised = tap(
+        mix(&to_rgb, &Tensor::cat(&[&y, &yuv.narrow(1, 1, 2)?], 1)?)?,
+        &mut taps,
+    )?;
+
+    let gamma = tap(clip_gamma(&denoised, params.gamma_correct())?, &mut taps)?;
+    let output = if batch_norm_output {
+        batch_norm(&gamma)?
+    } else {
+        gamma.clone()
+    };
+    Ok(Forward {
+        output,
+        stages: vec![demosaic, corrected, sharpened, denoised, gamma],
+        taps: taps.unwrap_or_default(),
+    })
+}
