@@ -106,6 +106,21 @@ pub fn png8(width: usize, height: usize, channels: usize, pixels: &[u8]) -> Resu
     Ok(out)
 }
 
+/// A 16-bit grayscale TIFF of values in [0, 1] (the datasets' raw format), rounded to 1/65535.
+pub fn tiff_gray16(width: usize, height: usize, values: &[f32]) -> Result<Vec<u8>> {
+    let samples: Vec<u16> = values
+        .iter()
+        .map(|v| (v.clamp(0.0, 1.0) * 65535.0).round() as u16)
+        .collect();
+    let mut out = Cursor::new(Vec::new());
+    let err = |e: tiff::TiffError| Error::invalid(format!("writing TIFF: {e}"));
+    tiff::encoder::TiffEncoder::new(&mut out)
+        .map_err(err)?
+        .write_image::<tiff::encoder::colortype::Gray16>(width as u32, height as u32, &samples)
+        .map_err(err)?;
+    Ok(out.into_inner())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,6 +160,15 @@ mod tests {
             vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
         );
         assert!(read_npy(&bytes[..bytes.len() - 4], "cut").is_err());
+    }
+
+    #[test]
+    fn tiff16_round_trips_through_the_decoder() {
+        let values = [0.0, 0.25, 0.5, 1.0];
+        let tile = decode_tile(&tiff_gray16(2, 2, &values).unwrap(), "t").unwrap();
+        for (a, b) in tile.data().iter().zip(values) {
+            assert!((a - b).abs() < 1e-5);
+        }
     }
 
     #[test]

@@ -15,6 +15,12 @@ pub enum Error {
     /// A failure in the tensor library (candle).
     #[error("tensor computation failed: {0}")]
     Tensor(#[from] candle_core::Error),
+    /// A download or server that failed (after retries), with the URL.
+    #[error("{0}")]
+    Network(String),
+    /// The user stopped the work.
+    #[error("cancelled")]
+    Cancelled,
     /// File-system or network I/O.
     #[error("{context}: {source}")]
     Io {

@@ -12,6 +12,8 @@ pub mod gpu;
 pub mod isp;
 pub mod raw;
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod server;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 

@@ -71,5 +71,5 @@ build_page() {
 
 build_cli() {
   say "building the native CLI"
-  cargo build --release --bin lens2logit
+  cargo build --release --bin lens2logit --examples
 }

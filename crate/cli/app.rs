@@ -1,6 +1,6 @@
 //! The clap application behind `lens2logit`.
 
-use crate::{isp, serve, views};
+use crate::{fetch, isp, serve, synth, views};
 
 use std::process::ExitCode;
 
@@ -27,6 +27,10 @@ enum Command {
     Params(isp::ParamsArgs),
     /// Run the parametrized ISP forward and backward: outputs, stages and gradients (safetensors).
     Grad(isp::GradArgs),
+    /// Write the offline synthetic dataset (raw TIFFs with labels.csv or masks/).
+    Synth(synth::SynthArgs),
+    /// Stream Raw-Microscopy or Raw-Drone tiles from Zenodo (or a mirror) into a directory.
+    Fetch(fetch::FetchArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -36,6 +40,8 @@ pub fn main() -> ExitCode {
         Command::Views(args) => views::run(args),
         Command::Params(args) => isp::params(args),
         Command::Grad(args) => isp::grad(args),
+        Command::Synth(args) => synth::run(args),
+        Command::Fetch(args) => fetch::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

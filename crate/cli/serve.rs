@@ -1,16 +1,11 @@
-//! `lens2logit serve`: a static file server for the page, on axum + tower-http.
-//!
-//! ServeDir gives correct MIME types (application/wasm), HTTP Range and conditional requests; the
-//! COOP/COEP headers make the page cross-origin isolated (SharedArrayBuffer, precise timers).
+//! `lens2logit serve`: the page on axum + tower-http (see `lens2logit::server`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use axum::http::{header, HeaderName, HeaderValue};
 use axum::Router;
 use clap::Args;
-use tower_http::services::ServeDir;
-use tower_http::set_header::SetResponseHeaderLayer;
+use lens2logit::server::lab_router;
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -46,24 +41,8 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
     runtime.block_on(serve(args))
 }
 
-fn header_layer(name: &'static str, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
-    SetResponseHeaderLayer::overriding(
-        HeaderName::from_static(name),
-        HeaderValue::from_static(value),
-    )
-}
-
 async fn serve(args: ServeArgs) -> Result<(), String> {
-    let app = Router::new()
-        .nest_service("/pkg", ServeDir::new(&args.pkg))
-        .fallback_service(ServeDir::new(&args.www))
-        .layer(header_layer("cross-origin-opener-policy", "same-origin"))
-        .layer(header_layer("cross-origin-embedder-policy", "require-corp"))
-        // The page is rebuilt often during work on it; always revalidate (ETag / Last-Modified).
-        .layer(SetResponseHeaderLayer::overriding(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-cache"),
-        ));
+    let app = lab_router(&args.www, &args.pkg, Router::new());
     let address = format!("{}:{}", args.host, args.port);
     let listener = tokio::net::TcpListener::bind(&address).await.map_err(|e| {
         format!("cannot listen on {address}: {e} (is another server on that port? try --port)")

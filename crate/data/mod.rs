@@ -1,4 +1,9 @@
-//! Where raw tiles come from: the synthetic generator (the offline default) and, later, Zenodo
-//! streaming and local files.
+//! Where raw tiles come from: Zenodo (streamed archives), local files, and the synthetic generator
+//! (the offline default).
 
+pub mod archive;
+pub mod discovery;
+pub mod fetch;
+pub mod http;
 pub mod synthetic;
+pub mod zenodo;

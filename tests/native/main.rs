@@ -4,9 +4,15 @@
 #[path = "../shared/mod.rs"]
 mod shared;
 
+#[path = "../support/fixtures.rs"]
+mod fixtures;
+#[path = "../support/zenodo_like.rs"]
+mod zenodo_like;
+
 mod backend;
 mod cli_isp;
 mod cli_views;
 mod param_isp;
 mod serve;
 mod static_views;
+mod zenodo;

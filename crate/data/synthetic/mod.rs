@@ -2,5 +2,7 @@
 //! turned into raw mosaics by the inverse ISP.
 
 mod chart;
+mod scenes;
 
 pub use chart::colour_chart;
+pub use scenes::{camera, sample, Sample, Task, CELL_CLASSES};

@@ -1,0 +1,162 @@
+//! `lens2logit fetch`: a dataset streamed from Zenodo (or a mirror) into a directory: tiles under
+//! their own names, labels.csv (microscopy) or masks/ (drone), the layout `synth` writes too.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use lens2logit::data::discovery::DatasetKind;
+use lens2logit::data::fetch::{fetch, FetchEvent, FetchRequest};
+use lens2logit::data::http::CancelToken;
+use lens2logit::data::zenodo::{ZenodoClient, DEFAULT_BASE, DEFAULT_RECORD};
+use lens2logit::raw::intensity::LEVELS;
+
+use crate::common::write_file;
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum DatasetArg {
+    Microscopy,
+    Drone,
+}
+
+#[derive(Args)]
+pub struct FetchArgs {
+    #[arg(long, value_enum)]
+    dataset: DatasetArg,
+    /// Intensity level in percent: 1, 5, 10, 25, 50, 75 or 100.
+    #[arg(long, default_value_t = 100)]
+    intensity: u32,
+    /// Stop after this many tiles.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Zenodo or a mirror with the same API.
+    #[arg(long, default_value = DEFAULT_BASE)]
+    zenodo: String,
+    #[arg(long, default_value = DEFAULT_RECORD)]
+    record: String,
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn run(args: FetchArgs) -> Result<(), String> {
+    if !LEVELS.contains(&args.intensity) {
+        return Err(format!(
+            "--intensity {} is not one of the datasets' levels {LEVELS:?}",
+            args.intensity
+        ));
+    }
+    let dataset = match args.dataset {
+        DatasetArg::Microscopy => DatasetKind::Microscopy,
+        DatasetArg::Drone => DatasetKind::Drone,
+    };
+    std::fs::create_dir_all(args.out.join("masks"))
+        .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    let cancel = CancelToken::default();
+    let on_ctrl_c = cancel.clone();
+    runtime.spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_ctrl_c.cancel();
+        }
+    });
+    let client = ZenodoClient::new(&args.zenodo, &args.record);
+    let request = FetchRequest {
+        dataset,
+        intensity: args.intensity,
+        limit: args.limit,
+    };
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template(
+            "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} tiles: {prefix}",
+        )
+        .expect("valid template"),
+    );
+
+    let mut written: HashMap<String, Vec<PathBuf>> = HashMap::new(); // archive key -> files
+    let mut tiles: Vec<(String, String)> = Vec::new(); // (file, stem)
+    let mut masks: HashMap<String, Vec<u8>> = HashMap::new();
+    let mut labels: HashMap<String, String> = HashMap::new();
+    let mut archive = String::new();
+    let result = runtime.block_on(fetch(&client, &request, &cancel, &mut |event| {
+        match event {
+            FetchEvent::Archive { key, size } => {
+                bar.set_message(key.clone());
+                bar.set_length(size);
+                bar.set_position(0);
+                archive = key;
+            }
+            FetchEvent::Progress { read, .. } => bar.set_position(read),
+            FetchEvent::Tile {
+                file, stem, bytes, ..
+            } => {
+                let path = args.out.join(&file);
+                write_file(&path, &bytes).map_err(lens2logit::Error::invalid)?;
+                written.entry(archive.clone()).or_default().push(path);
+                tiles.push((file, stem));
+                bar.set_prefix(tiles.len().to_string());
+            }
+            FetchEvent::Labels(l) => labels = l,
+            FetchEvent::Mask { stem, bytes } => {
+                masks.insert(stem, bytes);
+            }
+            FetchEvent::Discard { key, reason } => {
+                for path in written.remove(&key).unwrap_or_default() {
+                    let _ = std::fs::remove_file(&path);
+                    tiles.retain(|(f, _)| args.out.join(f) != path);
+                }
+                bar.println(format!("warning: {reason}"));
+            }
+            FetchEvent::Warning(w) => bar.println(format!("warning: {w}")),
+            FetchEvent::Listing(_)
+            | FetchEvent::Verified { .. }
+            | FetchEvent::ProcessedView { .. } => {}
+        }
+        Ok(())
+    }));
+    bar.finish_and_clear();
+    result.map_err(|e| e.to_string())?;
+
+    match dataset {
+        DatasetKind::Microscopy => {
+            // the paper's dataset: tiles of the classes kept (labels drop rare classes and one tile)
+            if !labels.is_empty() {
+                for (file, _) in tiles.iter().filter(|(f, _)| !labels.contains_key(f)) {
+                    let _ = std::fs::remove_file(args.out.join(file));
+                }
+                tiles.retain(|(f, _)| labels.contains_key(f));
+            }
+            let mut csv = String::from("file,class\n");
+            for (file, _) in &tiles {
+                if let Some(class) = labels.get(file) {
+                    csv.push_str(&format!("{file},{class}\n"));
+                }
+            }
+            write_file(&args.out.join("labels.csv"), csv.as_bytes())?;
+        }
+        DatasetKind::Drone => {
+            for (_, stem) in &tiles {
+                if let Some(png) = masks.get(stem) {
+                    write_file(&args.out.join("masks").join(format!("{stem}.png")), png)?;
+                }
+            }
+        }
+    }
+    if tiles.is_empty() {
+        return Err(format!(
+            "no {} tiles at intensity {} in record {} at {}",
+            dataset.name(),
+            args.intensity,
+            args.record,
+            args.zenodo
+        ));
+    }
+    eprintln!(
+        "wrote {} {} tiles to {}",
+        tiles.len(),
+        dataset.name(),
+        args.out.display()
+    );
+    Ok(())
+}

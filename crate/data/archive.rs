@@ -1,0 +1,261 @@
+//! Zip archives read as they stream in: each entry is handed out as soon as its bytes have
+//! arrived and its CRC32 checked, so tiles appear while a multi-gigabyte archive downloads and
+//! memory holds one entry at a time. The whole file's MD5 is checked at the end when the source
+//! states one. async_zip parses the format; this module adds what streaming needs around it.
+
+use std::cell::RefCell;
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use async_zip::base::read::stream::ZipFileReader;
+use futures_util::io::{AsyncBufRead, AsyncRead, AsyncReadExt};
+use futures_util::{Stream, TryStreamExt};
+use md5::{Digest, Md5};
+
+use super::discovery::{classify, Entry};
+use super::http::CancelToken;
+use crate::{Error, Result};
+
+/// Largest entry read into memory; tiles and label files are far smaller.
+pub const MAX_ENTRY_BYTES: u64 = 64 << 20;
+
+/// What reading an archive produces, in order.
+#[derive(Debug)]
+pub enum ArchiveEvent {
+    /// A relevant entry, its CRC checked.
+    Entry {
+        path: String,
+        entry: Entry,
+        bytes: Vec<u8>,
+    },
+    /// Bytes of the archive read so far.
+    Progress { read: u64, total: Option<u64> },
+    /// Something skipped, with the reason (e.g. an entry that failed its CRC).
+    Warning(String),
+}
+
+/// How an archive ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub entries: usize,
+    /// Entries skipped for a failed CRC.
+    pub corrupt: usize,
+    /// Whether the file's MD5 matched (None: no checksum to compare with).
+    pub md5_ok: Option<bool>,
+}
+
+/// The last bytes read through `poll_read`: after async_zip consumes a data descriptor (with
+/// `read_exact`), they hold it, and with it the CRC32 that the local header left as zero.
+#[derive(Default)]
+struct Tail {
+    bytes: Vec<u8>,
+}
+
+impl Tail {
+    fn record(&mut self, data: &[u8]) {
+        self.bytes
+            .extend_from_slice(&data[data.len().saturating_sub(16)..]);
+        let excess = self.bytes.len().saturating_sub(16);
+        self.bytes.drain(..excess);
+    }
+
+    /// The CRC32 of a data descriptor just read: CRC and two 32-bit sizes, with or without the
+    /// signature before them, so the CRC is 12 bytes from the end either way.
+    fn descriptor_crc(&self) -> Option<u32> {
+        let at = self.bytes.len().checked_sub(12)?;
+        Some(u32::from_le_bytes(self.bytes[at..at + 4].try_into().ok()?))
+    }
+}
+
+struct Tapped<R> {
+    inner: R,
+    tail: Rc<RefCell<Tail>>,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Tapped<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(n)) = poll {
+            self.tail.borrow_mut().record(&buf[..n]);
+        }
+        poll
+    }
+}
+
+impl<R: AsyncBufRead + Unpin> AsyncBufRead for Tapped<R> {
+    fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
+        Pin::new(&mut self.get_mut().inner).poll_fill_buf(cx)
+    }
+
+    fn consume(mut self: Pin<&mut Self>, amt: usize) {
+        Pin::new(&mut self.inner).consume(amt)
+    }
+}
+
+/// A stream polled through a shared handle, so what the zip reader leaves unread (the central
+/// directory) can still be drained after the reader is gone.
+struct Shared<S>(Rc<RefCell<S>>);
+
+impl<S: Stream + Unpin> Stream for Shared<S> {
+    type Item = S::Item;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_next(cx)
+    }
+}
+
+fn zip_error(file: &str, e: async_zip::error::ZipError) -> Error {
+    match e {
+        async_zip::error::ZipError::UpstreamReadError(io)
+            if io.kind() == io::ErrorKind::UnexpectedEof =>
+        {
+            Error::Network(format!(
+                "the download of {file} was cut off before the archive ended: try again"
+            ))
+        }
+        async_zip::error::ZipError::UpstreamReadError(io)
+            if io
+                .get_ref()
+                .is_some_and(|e| e.is::<flate2::DecompressError>()) =>
+        {
+            Error::decode(file, "an entry's compressed data is damaged")
+        }
+        async_zip::error::ZipError::UpstreamReadError(io) => Error::Network(format!(
+            "the download of {file} broke off ({io}): try again"
+        )),
+        async_zip::error::ZipError::FeatureNotSupported(what) => Error::decode(
+            file,
+            format!("the archive uses {what}, which cannot be read as a stream"),
+        ),
+        other => Error::decode(file, format!("not a readable zip archive ({other})")),
+    }
+}
+
+/// Reads a zip archive from a stream of byte chunks, handing relevant entries (per
+/// [`classify`]) to `sink` as they complete. `md5` is the file's expected checksum.
+pub async fn read_archive<S, B, E>(
+    name: &str,
+    chunks: S,
+    total: Option<u64>,
+    md5: Option<&str>,
+    cancel: &CancelToken,
+    sink: &mut dyn FnMut(ArchiveEvent) -> Result<()>,
+) -> Result<Outcome>
+where
+    S: Stream<Item = std::result::Result<B, E>> + Unpin,
+    B: AsRef<[u8]>,
+    E: std::fmt::Display,
+{
+    let hasher = Rc::new(RefCell::new(Md5::new()));
+    let read = Rc::new(RefCell::new(0u64));
+    let (h, r) = (hasher.clone(), read.clone());
+    let counted = chunks
+        .map_err(|e| io::Error::other(e.to_string()))
+        .map_ok(move |chunk| {
+            h.borrow_mut().update(chunk.as_ref());
+            *r.borrow_mut() += chunk.as_ref().len() as u64;
+            bytes::Bytes::copy_from_slice(chunk.as_ref())
+        });
+    let shared = Rc::new(RefCell::new(counted));
+    let tail = Rc::new(RefCell::new(Tail::default()));
+    let source = Tapped {
+        inner: Shared(shared.clone()).into_async_read(),
+        tail: tail.clone(),
+    };
+    let mut zip = ZipFileReader::new(source);
+    let mut outcome = Outcome {
+        entries: 0,
+        corrupt: 0,
+        md5_ok: None,
+    };
+    let mut reported = 0u64;
+    loop {
+        cancel.check()?;
+        let Some(mut reading) = zip
+            .next_with_entry()
+            .await
+            .map_err(|e| zip_error(name, e))?
+        else {
+            break;
+        };
+        let entry_meta = reading.reader().entry();
+        let path = entry_meta
+            .filename()
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let (header_crc, size) = (entry_meta.crc32(), entry_meta.uncompressed_size());
+        let kind = classify(&path).filter(|_| size <= MAX_ENTRY_BYTES);
+        zip = match kind {
+            None => reading.skip().await.map_err(|e| zip_error(name, e))?,
+            Some(kind) => {
+                let mut bytes = Vec::with_capacity(size as usize);
+                reading
+                    .reader_mut()
+                    .read_to_end(&mut bytes)
+                    .await
+                    .map_err(|e| zip_error(name, e.into()))?;
+                let actual = reading.reader_mut().compute_hash();
+                tail.borrow_mut().bytes.clear();
+                let next = reading.done().await.map_err(|e| zip_error(name, e))?;
+                // sizes and CRC live in a data descriptor after the data when the header says 0
+                let expected = if header_crc == 0 && !bytes.is_empty() {
+                    tail.borrow().descriptor_crc().unwrap_or(0)
+                } else {
+                    header_crc
+                };
+                if actual == expected && bytes.len() as u64 <= MAX_ENTRY_BYTES {
+                    outcome.entries += 1;
+                    sink(ArchiveEvent::Entry {
+                        path,
+                        entry: kind,
+                        bytes,
+                    })?;
+                } else {
+                    outcome.corrupt += 1;
+                    sink(ArchiveEvent::Warning(format!(
+                        "{name}: {path} failed its CRC check and was skipped"
+                    )))?;
+                }
+                next
+            }
+        };
+        let now = *read.borrow();
+        if now >= reported + (1 << 20) {
+            reported = now;
+            sink(ArchiveEvent::Progress { read: now, total })?;
+        }
+    }
+    // the central directory follows the entries: read it too, so the MD5 covers the whole file
+    let mut rest = Shared(shared);
+    while let Some(chunk) = rest
+        .try_next()
+        .await
+        .map_err(|e| zip_error(name, e.into()))?
+    {
+        drop(chunk);
+        cancel.check()?;
+    }
+    let read_total = *read.borrow();
+    sink(ArchiveEvent::Progress {
+        read: read_total,
+        total,
+    })?;
+    if let Some(expected_total) = total.filter(|&t| t != read_total) {
+        return Err(Error::Network(format!(
+            "the download of {name} ended after {read_total} of {expected_total} bytes: try again"
+        )));
+    }
+    if let Some(expected) = md5 {
+        let digest = hasher.borrow_mut().finalize_reset();
+        let actual: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        outcome.md5_ok = Some(actual == expected.to_ascii_lowercase());
+    }
+    Ok(outcome)
+}

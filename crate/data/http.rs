@@ -1,0 +1,119 @@
+//! HTTP for the data sources, the same code natively (reqwest on tokio) and in the worker
+//! (reqwest on fetch): retries with backoff that honour Retry-After on 429 and 5xx, and
+//! cancellation between attempts and between chunks.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::{Error, Result};
+
+/// Cancels a download from anywhere (a button in the page, Ctrl-C in the CLI).
+#[derive(Clone, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// An error when cancelled, to end work with `?`.
+    pub fn check(&self) -> Result<()> {
+        if self.is_cancelled() {
+            Err(Error::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// How often and how patiently to retry.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    /// The first wait; doubled after each failure unless the server says otherwise.
+    pub backoff: Duration,
+    /// Longest wait we accept from a Retry-After header.
+    pub max_wait: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 5,
+            backoff: Duration::from_millis(500),
+            max_wait: Duration::from_secs(120),
+        }
+    }
+}
+
+pub async fn sleep(d: Duration) {
+    #[cfg(target_arch = "wasm32")]
+    gloo::timers::future::sleep(d).await;
+    #[cfg(not(target_arch = "wasm32"))]
+    tokio::time::sleep(d).await;
+}
+
+/// Seconds from a Retry-After header (delta-seconds form; an HTTP date falls back to backoff).
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    let value = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// A GET with retries. `range` asks for bytes [start, end). Statuses other than 2xx that are not
+/// worth retrying come back as errors naming the URL.
+pub async fn get(
+    client: &reqwest::Client,
+    url: &str,
+    range: Option<(u64, u64)>,
+    policy: RetryPolicy,
+    cancel: &CancelToken,
+) -> Result<reqwest::Response> {
+    let mut wait = policy.backoff;
+    let mut last = String::new();
+    for attempt in 1..=policy.attempts {
+        cancel.check()?;
+        let mut request = client.get(url);
+        if let Some((start, end)) = range {
+            request = request.header(reqwest::header::RANGE, format!("bytes={start}-{}", end - 1));
+        }
+        match request.send().await {
+            Ok(response) if response.status().is_success() => return Ok(response),
+            Ok(response) => {
+                let status = response.status();
+                let retryable =
+                    status == reqwest::StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
+                if !retryable {
+                    return Err(Error::Network(format!("{url} answered {status}")));
+                }
+                last = format!("{url} answered {status}");
+                if let Some(asked) = retry_after(&response) {
+                    if asked > policy.max_wait {
+                        return Err(Error::Network(format!(
+                            "{last} and asks to wait {} s: try again later",
+                            asked.as_secs()
+                        )));
+                    }
+                    wait = asked;
+                }
+            }
+            Err(e) => last = format!("cannot reach {url}: {e}"),
+        }
+        if attempt < policy.attempts {
+            sleep(wait).await;
+            wait = (wait * 2).min(policy.max_wait);
+        }
+    }
+    Err(Error::Network(format!(
+        "{last} (gave up after {} attempts)",
+        policy.attempts
+    )))
+}

@@ -1,0 +1,206 @@
+//! A server that behaves like Zenodo on both endpoints, with faults chosen by the first path
+//! segment (`/ok`, `/rate-limit`, `/truncate`, `/corrupt`, and `/entries`, where only the
+//! `/files` listing shape answers), serving the fixture archives; the lab's page is served beside
+//! it so the page can reach it from its own origin.
+//!
+//! - `/api/records/<id>` and `/api/records/<id>/files` list the files in Zenodo's two shapes,
+//!   with `links.self` pointing nowhere (as on Zenodo, build URLs from the key);
+//! - `/api/records/<id>/files/<key>/content` sends CORS headers and ignores Range;
+//! - `/records/<id>/files/<key>` honours Range and sends no CORS headers.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use md5::{Digest, Md5};
+
+use crate::fixtures::{corrupted, drone_zip, microscopy_zip};
+
+pub const RECORD: &str = "5235536";
+
+struct Served {
+    files: Vec<(String, Vec<u8>, String)>,
+    rate_limited: HashMap<String, AtomicBool>,
+}
+
+fn md5_hex(bytes: &[u8]) -> String {
+    Md5::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The fixture archives: (key, bytes, md5 of the intact bytes).
+fn archives() -> Vec<(String, Vec<u8>, String)> {
+    [
+        ("Raw-Microscopy.zip", microscopy_zip()),
+        ("Raw-Drone.zip", drone_zip()),
+    ]
+    .into_iter()
+    .map(|(k, b)| (k.to_string(), b.clone(), md5_hex(&b)))
+    .collect()
+}
+
+fn bytes_for(state: &Served, mode: &str, key: &str) -> Option<Vec<u8>> {
+    let (_, bytes, _) = state.files.iter().find(|(k, _, _)| k == key)?;
+    Some(if mode == "corrupt" {
+        corrupted(bytes.clone())
+    } else {
+        bytes.clone()
+    })
+}
+
+async fn listing(
+    State(s): State<Arc<Served>>,
+    UrlPath((mode, record)): UrlPath<(String, String)>,
+) -> Response {
+    if record != RECORD || mode == "entries" {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let files: Vec<serde_json::Value> = s
+        .files
+        .iter()
+        .map(|(k, b, m)| {
+            serde_json::json!({"key": k, "size": b.len(), "checksum": format!("md5:{m}"),
+                               "links": {"self": format!("/{mode}/nowhere/{k}")}})
+        })
+        .collect();
+    (
+        [(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")],
+        axum::Json(serde_json::json!({ "files": files })),
+    )
+        .into_response()
+}
+
+async fn entries(
+    State(s): State<Arc<Served>>,
+    UrlPath((mode, record)): UrlPath<(String, String)>,
+) -> Response {
+    if record != RECORD {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let files: Vec<serde_json::Value> = s
+        .files
+        .iter()
+        .map(|(k, b, m)| {
+            serde_json::json!({"key": k, "size": b.len(), "checksum": format!("md5:{m}"),
+                               "links": {"content": format!("/{mode}/api/records/{record}/files/{k}/content")}})
+        })
+        .collect();
+    (
+        [(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")],
+        axum::Json(serde_json::json!({ "entries": files })),
+    )
+        .into_response()
+}
+
+async fn content(
+    State(s): State<Arc<Served>>,
+    UrlPath((mode, _record, key)): UrlPath<(String, String, String)>,
+) -> Response {
+    let Some(bytes) = bytes_for(&s, &mode, &key) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let cors = (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*");
+    if mode == "rate-limit" && !s.rate_limited[&key].swap(true, Ordering::SeqCst) {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [cors, (header::RETRY_AFTER, "1")],
+            "slow down",
+        )
+            .into_response();
+    }
+    if mode == "truncate" {
+        // half the body, then the connection breaks
+        let half = bytes::Bytes::from(bytes[..bytes.len() / 2].to_vec());
+        let stream = futures_util::stream::unfold(0, move |step| {
+            let half = half.clone();
+            async move {
+                match step {
+                    0 => Some((Ok::<_, std::io::Error>(half), 1)),
+                    1 => {
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        Some((Err(std::io::Error::other("connection reset")), 2))
+                    }
+                    _ => None,
+                }
+            }
+        });
+        return (
+            [
+                cors,
+                (header::CONTENT_LENGTH, &bytes.len().to_string() as &str),
+            ],
+            Body::from_stream(stream),
+        )
+            .into_response();
+    }
+    ([cors], bytes).into_response()
+}
+
+/// The record page's download: Range honoured, no CORS.
+async fn ranged(
+    State(s): State<Arc<Served>>,
+    UrlPath((mode, _record, key)): UrlPath<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(bytes) = bytes_for(&s, &mode, &key) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("bytes="))
+        .and_then(|v| v.split_once('-'))
+        .and_then(|(a, b)| Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?)));
+    match range {
+        Some((start, end)) if start <= end && end < bytes.len() => (
+            StatusCode::PARTIAL_CONTENT,
+            [(
+                header::CONTENT_RANGE,
+                format!("bytes {start}-{end}/{}", bytes.len()),
+            )],
+            bytes[start..=end].to_vec(),
+        )
+            .into_response(),
+        _ => bytes.into_response(),
+    }
+}
+
+/// The Zenodo-like routes, fresh fault state per call.
+pub fn routes() -> Router {
+    let files = archives();
+    let rate_limited = files
+        .iter()
+        .map(|(k, _, _)| (k.clone(), AtomicBool::new(false)))
+        .collect();
+    let state = Arc::new(Served {
+        files,
+        rate_limited,
+    });
+    Router::new()
+        .route("/{mode}/api/records/{record}", get(listing))
+        .route("/{mode}/api/records/{record}/files", get(entries))
+        .route(
+            "/{mode}/api/records/{record}/files/{key}/content",
+            get(content),
+        )
+        .route("/{mode}/records/{record}/files/{key}", get(ranged))
+        .with_state(state)
+}
+
+/// Serves the routes (and the page, when www/pkg exist) on a free port; returns the base URL.
+pub async fn start(www: &Path, pkg: &Path) -> String {
+    let app = lens2logit::server::lab_router(www, pkg, routes());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
