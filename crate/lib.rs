@@ -10,6 +10,9 @@ pub mod data;
 pub mod error;
 pub mod gpu;
 pub mod isp;
+pub mod model;
+pub mod train;
+pub mod viz;
 pub mod raw;
 
 #[cfg(not(target_arch = "wasm32"))]

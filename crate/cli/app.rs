@@ -1,6 +1,6 @@
 //! The clap application behind `lens2logit`.
 
-use crate::{fetch, isp, serve, synth, views};
+use crate::{fetch, isp, serve, synth, train, views};
 
 use std::process::ExitCode;
 
@@ -31,6 +31,10 @@ enum Command {
     Synth(synth::SynthArgs),
     /// Stream Raw-Microscopy or Raw-Drone tiles from Zenodo (or a mirror) into a directory.
     Fetch(fetch::FetchArgs),
+    /// Run one of the paper's experiments (synthesis, forensics, optimisation).
+    Train(train::TrainArgs),
+    /// Evaluate a trained run on the 12 static views and the intensity levels.
+    Evaluate(train::EvaluateArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -42,6 +46,8 @@ pub fn main() -> ExitCode {
         Command::Grad(args) => isp::grad(args),
         Command::Synth(args) => synth::run(args),
         Command::Fetch(args) => fetch::run(args),
+        Command::Train(args) => train::train(args),
+        Command::Evaluate(args) => train::evaluate(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -13,6 +13,8 @@ mod serve;
 #[cfg(not(target_arch = "wasm32"))]
 mod synth;
 #[cfg(not(target_arch = "wasm32"))]
+mod train;
+#[cfg(not(target_arch = "wasm32"))]
 mod views;
 
 /// Whole-plane allocations dominate the ISP's time under glibc's malloc (fresh mmap'd pages each

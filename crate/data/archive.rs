@@ -14,7 +14,7 @@ use futures_util::io::{AsyncBufRead, AsyncRead, AsyncReadExt};
 use futures_util::{Stream, TryStreamExt};
 use md5::{Digest, Md5};
 
-use super::discovery::{classify, Entry};
+use super::discovery::Entry;
 use super::http::CancelToken;
 use crate::{Error, Result};
 
@@ -137,14 +137,15 @@ fn zip_error(file: &str, e: async_zip::error::ZipError) -> Error {
     }
 }
 
-/// Reads a zip archive from a stream of byte chunks, handing relevant entries (per
-/// [`classify`]) to `sink` as they complete. `md5` is the file's expected checksum.
+/// Reads a zip archive from a stream of byte chunks, handing the entries `classify` accepts to
+/// `sink` as they complete. `md5` is the file's expected checksum.
 pub async fn read_archive<S, B, E>(
     name: &str,
     chunks: S,
     total: Option<u64>,
     md5: Option<&str>,
     cancel: &CancelToken,
+    classify: &dyn Fn(&str) -> Option<Entry>,
     sink: &mut dyn FnMut(ArchiveEvent) -> Result<()>,
 ) -> Result<Outcome>
 where

@@ -49,6 +49,8 @@ pub enum Entry {
         dataset: Option<DatasetKind>,
         path: String,
     },
+    /// A tile file outside the datasets' layout (a user's own zip of tiles).
+    LooseTile { file: String },
 }
 
 /// The one Raw-Microscopy tile the paper leaves out.
@@ -121,6 +123,16 @@ pub fn classify(path: &str) -> Option<Entry> {
         });
     }
     None
+}
+
+/// Like [`classify`], and any other PNG, TIFF or .npy file as a loose tile (for a user's zip).
+pub fn classify_loose(path: &str) -> Option<Entry> {
+    classify(path).or_else(|| {
+        let file = path.rsplit('/').next()?;
+        let lower = file.to_ascii_lowercase();
+        let tile = [".png", ".tif", ".tiff", ".npy"].iter().any(|e| lower.ends_with(e));
+        (tile && !file.starts_with('.')).then(|| Entry::LooseTile { file: file.to_string() })
+    })
 }
 
 /// Raw-Microscopy labels: file name -> class, for classes with more than MIN_CLASS_SAMPLES - 1

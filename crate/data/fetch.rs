@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use futures_util::StreamExt;
 
 use super::archive::{read_archive, ArchiveEvent};
-use super::discovery::{parse_labels, DatasetKind, Entry};
+use super::discovery::{classify, parse_labels, DatasetKind, Entry};
 use super::http::CancelToken;
 use super::zenodo::{RemoteFile, ZenodoClient};
 use crate::{Error, Result};
@@ -164,6 +164,7 @@ pub async fn fetch(
             total,
             file.md5.as_deref(),
             cancel,
+            &classify,
             &mut handle,
         )
         .await

@@ -4,6 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use lens2logit::data::archive::{read_archive, ArchiveEvent};
+use lens2logit::data::discovery::classify_loose;
 use lens2logit::data::http::CancelToken;
 
 fuzz_target!(|data: &[u8]| {
@@ -18,5 +19,5 @@ fuzz_target!(|data: &[u8]| {
         }
         Ok(())
     };
-    let _ = futures_executor::block_on(read_archive("fuzz.zip", stream, None, Some("00"), &CancelToken::default(), &mut sink));
+    let _ = futures_executor::block_on(read_archive("fuzz.zip", stream, None, Some("00"), &CancelToken::default(), &classify_loose, &mut sink));
 });

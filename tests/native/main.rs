@@ -15,4 +15,5 @@ mod cli_views;
 mod param_isp;
 mod serve;
 mod static_views;
+mod train;
 mod zenodo;

@@ -1,0 +1,245 @@
+//! `lens2logit train` and `lens2logit evaluate`: the paper's experiments on the same engine the
+//! page runs, with a progress bar and files a notebook can read.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+
+use lens2logit::data::synthetic::Task;
+use lens2logit::isp::static_pipeline::View;
+use lens2logit::model::{save_weights, ModelKind};
+use lens2logit::raw::intensity::LEVELS;
+use lens2logit::raw::CameraParams;
+use lens2logit::train::{Mode, Penalty, Session, TileSet, TrainConfig};
+
+use crate::common::{load_camera, read_file, write_file};
+use crate::synth::TaskArg;
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// A directory in the layout of `fetch`/`synth`, or `synthetic`.
+    #[arg(long)]
+    data: String,
+    #[arg(long, value_enum)]
+    task: TaskArg,
+    /// synthesis, forensics or optimisation.
+    #[arg(long)]
+    mode: String,
+    /// Steps of each training phase.
+    #[arg(long)]
+    steps: usize,
+    /// resnet_small (default for classification), unet_small (segmentation) or resnet18.
+    #[arg(long)]
+    model: Option<String>,
+    /// The static view synthesis trains on, DEBAYER-SHARPENING-DENOISING.
+    #[arg(long, default_value = "bilinear-unsharp_masking-gaussian_denoising")]
+    view: View,
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    #[arg(long, default_value_t = 1e-4)]
+    weight_decay: f64,
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Synthetic data: number of tiles and their side.
+    #[arg(long, default_value_t = 128)]
+    n: usize,
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// The camera of a data directory (default: microscopy for classification, drone for
+    /// segmentation).
+    #[arg(long)]
+    camera: Option<String>,
+    /// Forensics: weight of the distance to the default processing, and l2 or ssim.
+    #[arg(long, default_value_t = 1.0)]
+    lambda: f64,
+    #[arg(long, default_value = "l2")]
+    penalty: String,
+    /// Forensics: one parameter group, `all` (all at once), or every group in turn when absent.
+    #[arg(long)]
+    group: Option<String>,
+    #[arg(long, default_value_t = 30)]
+    forensic_steps: usize,
+    /// Synthesis: intensity levels of the drift table (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = LEVELS.to_vec())]
+    intensities: Vec<u32>,
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// What `evaluate` needs to rebuild a run's model and data.
+#[derive(Serialize, Deserialize)]
+struct RunConfig {
+    task: String,
+    model: String,
+    view: String,
+    classes: Vec<String>,
+    size: usize,
+    n: usize,
+    seed: u64,
+    camera: CameraParams,
+    batch: usize,
+}
+
+fn task_of(name: &str) -> Task {
+    if name == "segmentation" {
+        Task::Segmentation
+    } else {
+        Task::Classification
+    }
+}
+
+/// The tiles of `data` (a directory or `synthetic`).
+fn tiles(data: &str, task: Task, camera: Option<CameraParams>, n: usize, size: usize, seed: u64) -> Result<TileSet, String> {
+    if data == "synthetic" {
+        return TileSet::synthetic(task, n, size, seed).map_err(|e| e.to_string());
+    }
+    let dir = Path::new(data);
+    if !dir.is_dir() {
+        return Err(format!("--data {data} is neither a directory nor `synthetic`"));
+    }
+    let camera = camera.unwrap_or_else(|| match task {
+        Task::Classification => CameraParams::microscopy(),
+        Task::Segmentation => CameraParams::drone(),
+    });
+    let files: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot list {data}: {e}"))?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    let read = |name: &str| read_file(&dir.join(name)).map_err(lens2logit::Error::invalid);
+    TileSet::from_files(task, camera, &files, &read).map_err(|e| e.to_string())
+}
+
+fn csv(rows: &[(usize, f32, f32)]) -> String {
+    let mut out = String::from("step,loss,metric\n");
+    for (step, loss, metric) in rows {
+        out.push_str(&format!("{step},{loss},{metric}\n"));
+    }
+    out
+}
+
+pub fn train(args: TrainArgs) -> Result<(), String> {
+    let task: Task = args.task.into();
+    let model = match &args.model {
+        Some(m) => ModelKind::parse(m).map_err(|e| e.to_string())?,
+        None if task == Task::Segmentation => ModelKind::UNetSmall,
+        None => ModelKind::ResNetSmall,
+    };
+    let mut config = TrainConfig::new(Mode::parse(&args.mode).map_err(|e| e.to_string())?, model);
+    config.steps = args.steps;
+    config.lr = args.lr;
+    config.weight_decay = args.weight_decay;
+    config.batch = args.batch;
+    config.seed = args.seed;
+    config.view = args.view;
+    config.lambda = args.lambda;
+    config.penalty = match args.penalty.as_str() {
+        "l2" => Penalty::L2,
+        "ssim" => Penalty::Ssim,
+        other => return Err(format!("unknown penalty '{other}': use l2 or ssim")),
+    };
+    if let Some(group) = &args.group {
+        config.groups = vec![group.clone()];
+    }
+    config.forensic_steps = args.forensic_steps;
+    config.intensities = args.intensities.clone();
+    let camera = args.camera.as_deref().map(load_camera).transpose()?;
+    let data = tiles(&args.data, task, camera, args.n, args.size, args.seed)?;
+    let run = RunConfig {
+        task: task.name().into(),
+        model: model.name().into(),
+        view: args.view.to_string(),
+        classes: data.classes.clone(),
+        size: args.size,
+        n: args.n,
+        seed: args.seed,
+        camera: data.camera.clone(),
+        batch: args.batch,
+    };
+    let mut session = Session::new(config, data).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&args.out).map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
+
+    let bar = ProgressBar::new(session.total_steps() as u64).with_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed} < {eta}]").expect("valid template"),
+    );
+    let mut all = Vec::new();
+    while let Some(report) = session.step().map_err(|e| e.to_string())? {
+        bar.set_position(report.global_step as u64);
+        bar.set_message(format!(
+            "{}: loss {:.3} {} {:.3} ({:.0} tiles/s)",
+            report.phase, report.loss, session.summary.metric, report.metric, report.samples_per_s
+        ));
+        all.push((report.global_step, report.loss, report.metric));
+    }
+    bar.finish_and_clear();
+
+    write_file(&args.out.join("metrics.csv"), csv(&all).as_bytes())?;
+    for (phase, rows) in &session.summary.curves {
+        let slug: String = phase.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+        write_file(&args.out.join(format!("metrics_{slug}.csv")), csv(rows).as_bytes())?;
+    }
+    let summary = serde_json::to_string_pretty(&session.summary).map_err(|e| e.to_string())?;
+    write_file(&args.out.join("summary.json"), summary.as_bytes())?;
+    write_file(&args.out.join("config.json"), serde_json::to_string_pretty(&run).map_err(|e| e.to_string())?.as_bytes())?;
+    write_file(&args.out.join("model.safetensors"), &save_weights(session.model_vars()).map_err(|e| e.to_string())?)?;
+    write_file(&args.out.join("isp.safetensors"), &session.isp().to_safetensors().map_err(|e| e.to_string())?)?;
+    for (phase, metric) in &session.summary.final_metric {
+        eprintln!("{phase}: validation {} {metric:.3}", session.summary.metric);
+    }
+    for (group, (before, after, drop)) in &session.summary.forensics {
+        eprintln!("forensics {group}: {before:.3} -> {after:.3} (drop {drop:.3})");
+    }
+    eprintln!("wrote {}", args.out.display());
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct EvaluateArgs {
+    /// A directory written by `lens2logit train`.
+    #[arg(long)]
+    run: PathBuf,
+    /// A directory in the layout of `fetch`/`synth`, or `synthetic`.
+    #[arg(long)]
+    data: String,
+    #[arg(long, value_delimiter = ',', default_values_t = LEVELS.to_vec())]
+    intensities: Vec<u32>,
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn evaluate(args: EvaluateArgs) -> Result<(), String> {
+    let text = String::from_utf8(read_file(&args.run.join("config.json"))?).map_err(|e| e.to_string())?;
+    let run: RunConfig = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", args.run.join("config.json").display()))?;
+    let task = task_of(&run.task);
+    let model = ModelKind::parse(&run.model).map_err(|e| e.to_string())?;
+    let view: View = run.view.parse().map_err(|e: lens2logit::Error| e.to_string())?;
+    let data = tiles(&args.data, task, Some(run.camera.clone()), run.n, run.size, run.seed)?;
+    if data.classes != run.classes {
+        return Err(format!("the data's classes {:?} differ from the run's {:?}", data.classes, run.classes));
+    }
+    let mut config = TrainConfig::new(Mode::Synthesis, model);
+    config.batch = run.batch;
+    config.view = view;
+    let mut session = Session::new(config, data).map_err(|e| e.to_string())?;
+    session
+        .load_model(&read_file(&args.run.join("model.safetensors"))?)
+        .map_err(|e| format!("{}: {e}", args.run.join("model.safetensors").display()))?;
+    let table = session.view_table(&args.intensities).map_err(|e| e.to_string())?;
+    let views: Vec<String> = View::paper_views().iter().map(View::to_string).collect();
+    let mut out = format!("intensity,{}\n", views.join(","));
+    for &intensity in &args.intensities {
+        let row: Vec<String> = views.iter().map(|v| format!("{:.4}", table[v][&intensity])).collect();
+        out.push_str(&format!("{intensity},{}\n", row.join(",")));
+    }
+    if args.intensities.contains(&100) {
+        let base = table[&run.view][&100];
+        let drops: Vec<String> = views.iter().map(|v| format!("{:.4}", base - table[v][&100])).collect();
+        out.push_str(&format!("drop_at_100,{}\n", drops.join(",")));
+    }
+    write_file(&args.out, out.as_bytes())?;
+    eprintln!("wrote {}", args.out.display());
+    Ok(())
+}

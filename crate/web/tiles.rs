@@ -1,0 +1,399 @@
+//! The tiles the page works on and where they come from: the synthetic default, Zenodo streamed
+//! (with the cache), and the user's own files.
+
+use std::collections::HashMap;
+
+use futures_util::StreamExt;
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+
+use super::{cache, js_error, Lab};
+use crate::data::archive::{read_archive, ArchiveEvent};
+use crate::data::discovery::{classify_loose, DatasetKind, Entry};
+use crate::data::fetch::{fetch, FetchEvent, FetchRequest};
+use crate::data::http::CancelToken;
+use crate::data::synthetic::{self, Task};
+use crate::data::zenodo::ZenodoClient;
+use crate::raw::{decode_tile, CameraParams};
+use crate::train::{Item, TileSet};
+
+/// A tile with where it came from.
+pub struct StoredTile {
+    pub item: Item,
+    pub class: Option<String>,
+    /// The archive it came from (to discard it if the archive fails its checksum).
+    pub archive: Option<String>,
+    /// The file as it was (for the cache).
+    pub bytes: Option<Vec<u8>>,
+}
+
+/// The page's current dataset.
+pub struct TileStore {
+    pub task: Task,
+    pub source: String,
+    pub tiles: Vec<StoredTile>,
+    pub current: usize,
+}
+
+impl TileStore {
+    pub fn new() -> Self {
+        Self { task: Task::Classification, source: "none".into(), tiles: Vec::new(), current: 0 }
+    }
+
+    /// Class names in a stable order and each tile's index into them.
+    pub fn classes(&self) -> Vec<String> {
+        let mut c: Vec<String> = self.tiles.iter().filter_map(|t| t.class.clone()).collect();
+        c.sort();
+        c.dedup();
+        c
+    }
+
+    /// The tiles as a training set (classification needs labels, segmentation masks).
+    pub fn tile_set(&self, camera: &CameraParams) -> crate::Result<TileSet> {
+        let classes = match self.task {
+            Task::Classification => self.classes(),
+            Task::Segmentation => vec!["car".into()],
+        };
+        let items: Vec<Item> = self
+            .tiles
+            .iter()
+            .filter(|t| match self.task {
+                Task::Classification => t.class.is_some(),
+                Task::Segmentation => t.item.mask.is_some(),
+            })
+            .map(|t| {
+                let mut item = t.item.clone();
+                item.label = t.class.as_ref().and_then(|c| classes.iter().position(|k| k == c));
+                item
+            })
+            .collect();
+        if items.len() < 4 {
+            return Err(crate::Error::invalid(format!(
+                "{} labelled tiles loaded; training needs at least 4",
+                items.len()
+            )));
+        }
+        let train = items.len() * 3 / 4;
+        Ok(TileSet { task: self.task, classes, camera: camera.clone(), items, train })
+    }
+}
+
+/// Cancels a download started from the page.
+#[wasm_bindgen]
+#[derive(Default)]
+pub struct FetchControl {
+    token: CancelToken,
+}
+
+#[wasm_bindgen]
+impl FetchControl {
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn cancel(&self) {
+        self.token.cancel();
+    }
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+enum PageEvent<'a> {
+    Tile { index: usize, name: &'a str, class: Option<&'a str> },
+    Progress { key: &'a str, read: u64, total: Option<u64> },
+    Archive { key: &'a str, size: u64 },
+    Warning { message: &'a str },
+    Discard { key: &'a str, reason: &'a str, remaining: usize },
+    Labels { count: usize },
+}
+
+fn emit(callback: &js_sys::Function, event: &PageEvent) -> crate::Result<()> {
+    let value = serde_wasm_bindgen::to_value(event).map_err(|e| crate::Error::invalid(e.to_string()))?;
+    callback
+        .call1(&JsValue::NULL, &value)
+        .map_err(|_| crate::Error::invalid("the page's event handler failed"))?;
+    Ok(())
+}
+
+fn cache_prefix(record: &str, dataset: DatasetKind, intensity: u32) -> String {
+    format!("{record}/{}/{intensity}/", dataset.name())
+}
+
+#[wasm_bindgen]
+impl Lab {
+    /// The synthetic default: `n` labelled tiles of `size` px, deterministic from `seed`.
+    #[wasm_bindgen(js_name = loadSynthetic)]
+    pub fn load_synthetic(&self, task: &str, n: usize, seed: u64, size: usize) -> Result<usize, JsError> {
+        let task = match task {
+            "segmentation" => Task::Segmentation,
+            _ => Task::Classification,
+        };
+        let set = TileSet::synthetic(task, n, size, seed).map_err(js_error)?;
+        *self.camera.borrow_mut() = synthetic::camera();
+        let mut store = self.tiles.borrow_mut();
+        *store = TileStore::new();
+        store.task = task;
+        store.source = "synthetic".into();
+        store.tiles = set
+            .items
+            .into_iter()
+            .map(|item| StoredTile {
+                class: item.label.map(|l| set.classes[l].clone()),
+                item,
+                archive: None,
+                bytes: None,
+            })
+            .collect();
+        drop(store);
+        self.reset_params()?;
+        Ok(self.tiles.borrow().tiles.len())
+    }
+
+    /// Streams a dataset from Zenodo (or a mirror): tiles are added and reported one by one;
+    /// archives that fail their checksum are discarded with a reason; verified tiles are cached.
+    #[wasm_bindgen(js_name = streamZenodo)]
+    pub async fn stream_zenodo(
+        &self,
+        base: String,
+        record: String,
+        dataset: String,
+        intensity: u32,
+        limit: Option<usize>,
+        control: &FetchControl,
+        on_event: js_sys::Function,
+    ) -> Result<usize, JsError> {
+        let dataset = DatasetKind::parse(&dataset)
+            .ok_or_else(|| JsError::new("the dataset is microscopy or drone"))?;
+        *self.camera.borrow_mut() = CameraParams::preset(dataset.name()).map_err(js_error)?;
+        {
+            let mut store = self.tiles.borrow_mut();
+            *store = TileStore::new();
+            store.task = if dataset == DatasetKind::Drone { Task::Segmentation } else { Task::Classification };
+            store.source = format!("zenodo {base} {record}");
+        }
+        self.reset_params()?;
+        let client = ZenodoClient::new(&base, &record);
+        let request = FetchRequest { dataset, intensity, limit };
+        let mut archive = String::new();
+        let mut labels: HashMap<String, String> = HashMap::new();
+        let mut masks: HashMap<String, Vec<u8>> = HashMap::new();
+        let mut verified: Vec<String> = Vec::new();
+        let result = fetch(&client, &request, &control.token, &mut |event| {
+            let mut store = self.tiles.borrow_mut();
+            match event {
+                FetchEvent::Archive { key, size } => {
+                    archive = key.clone();
+                    emit(&on_event, &PageEvent::Archive { key: &key, size })
+                }
+                FetchEvent::Progress { key, read, total } => emit(&on_event, &PageEvent::Progress { key: &key, read, total }),
+                FetchEvent::Tile { file, stem, bytes, label } => {
+                    let raw = decode_tile(&bytes, &file)?;
+                    let mask = masks.get(&stem).and_then(|png| mask_from_png(png));
+                    let class = label.or_else(|| labels.get(&file).cloned());
+                    store.tiles.push(StoredTile {
+                        item: Item { name: file.clone(), raw, label: None, mask },
+                        class,
+                        archive: Some(archive.clone()),
+                        bytes: Some(bytes),
+                    });
+                    let t = store.tiles.last().expect("just pushed");
+                    emit(&on_event, &PageEvent::Tile { index: store.tiles.len() - 1, name: &file, class: t.class.as_deref() })
+                }
+                FetchEvent::Labels(found) => {
+                    labels = found;
+                    for t in &mut store.tiles {
+                        t.class = labels.get(&t.item.name).cloned();
+                    }
+                    emit(&on_event, &PageEvent::Labels { count: labels.len() })
+                }
+                FetchEvent::Mask { stem, bytes } => {
+                    for t in store.tiles.iter_mut().filter(|t| t.item.name.starts_with(&format!("{stem}."))) {
+                        t.item.mask = mask_from_png(&bytes);
+                    }
+                    masks.insert(stem, bytes);
+                    Ok(())
+                }
+                FetchEvent::Discard { key, reason } => {
+                    store.tiles.retain(|t| t.archive.as_deref() != Some(key.as_str()));
+                    emit(&on_event, &PageEvent::Discard { key: &key, reason: &reason, remaining: store.tiles.len() })
+                }
+                FetchEvent::Verified { key } => {
+                    verified.push(key);
+                    Ok(())
+                }
+                FetchEvent::Warning(message) => emit(&on_event, &PageEvent::Warning { message: &message }),
+                FetchEvent::Listing(_) | FetchEvent::ProcessedView { .. } => Ok(()),
+            }
+        })
+        .await;
+        result.map_err(js_error)?;
+        // only verified archives' tiles go to the cache, with the metadata to rebuild them
+        let prefix = cache_prefix(&record, dataset, intensity);
+        let store_result = self.cache_tiles(&prefix, &verified, &masks, &labels).await;
+        if let Err(e) = store_result {
+            emit(&on_event, &PageEvent::Warning { message: &e.to_string() }).map_err(js_error)?;
+        }
+        Ok(self.tiles.borrow().tiles.len())
+    }
+
+    async fn cache_tiles(
+        &self,
+        prefix: &str,
+        verified: &[String],
+        masks: &HashMap<String, Vec<u8>>,
+        labels: &HashMap<String, String>,
+    ) -> crate::Result<()> {
+        let files: Vec<(String, Vec<u8>)> = self
+            .tiles
+            .borrow()
+            .tiles
+            .iter()
+            .filter(|t| t.archive.as_ref().is_some_and(|a| verified.contains(a)))
+            .filter_map(|t| Some((t.item.name.clone(), t.bytes.clone()?)))
+            .collect();
+        if files.is_empty() {
+            return Ok(());
+        }
+        for (name, bytes) in &files {
+            cache::put(&format!("{prefix}tile/{name}"), bytes).await?;
+            let stem = name.rsplit_once('.').map_or(name.as_str(), |(s, _)| s);
+            if let Some(mask) = masks.get(stem) {
+                cache::put(&format!("{prefix}mask/{stem}"), mask).await?;
+            }
+        }
+        // the index goes last: an interrupted write leaves no index, so nothing half-written loads
+        let index = serde_json::json!({ "files": files.iter().map(|(n, _)| n).collect::<Vec<_>>(), "labels": labels });
+        cache::put(&format!("{prefix}index.json"), index.to_string().as_bytes()).await
+    }
+
+    /// Loads a dataset from the cache; 0 when it holds none.
+    #[wasm_bindgen(js_name = loadCached)]
+    pub async fn load_cached(&self, record: String, dataset: String, intensity: u32) -> Result<usize, JsError> {
+        let dataset = DatasetKind::parse(&dataset)
+            .ok_or_else(|| JsError::new("the dataset is microscopy or drone"))?;
+        let prefix = cache_prefix(&record, dataset, intensity);
+        let Some(index) = cache::get(&format!("{prefix}index.json")).await.map_err(js_error)? else {
+            return Ok(0);
+        };
+        let index: serde_json::Value = serde_json::from_slice(&index).map_err(|e| JsError::new(&e.to_string()))?;
+        let labels: HashMap<String, String> = serde_json::from_value(index["labels"].clone()).unwrap_or_default();
+        let files: Vec<String> = serde_json::from_value(index["files"].clone()).unwrap_or_default();
+        let mut tiles = Vec::new();
+        for name in files {
+            let Some(bytes) = cache::get(&format!("{prefix}tile/{name}")).await.map_err(js_error)? else {
+                continue;
+            };
+            let stem = name.rsplit_once('.').map_or(name.as_str(), |(s, _)| s).to_string();
+            let mask = cache::get(&format!("{prefix}mask/{stem}")).await.map_err(js_error)?;
+            tiles.push(StoredTile {
+                item: Item { raw: decode_tile(&bytes, &name).map_err(js_error)?, name: name.clone(), label: None, mask: mask.as_deref().and_then(mask_from_png) },
+                class: labels.get(&name).cloned(),
+                archive: None,
+                bytes: None,
+            });
+        }
+        *self.camera.borrow_mut() = CameraParams::preset(dataset.name()).map_err(js_error)?;
+        let mut store = self.tiles.borrow_mut();
+        *store = TileStore::new();
+        store.task = if dataset == DatasetKind::Drone { Task::Segmentation } else { Task::Classification };
+        store.source = format!("cache {record}");
+        store.tiles = tiles;
+        let n = store.tiles.len();
+        drop(store);
+        self.reset_params()?;
+        Ok(n)
+    }
+
+    /// Empties the tile cache.
+    #[wasm_bindgen(js_name = clearCache)]
+    pub async fn clear_cache(&self) -> Result<(), JsError> {
+        cache::clear().await.map_err(js_error)
+    }
+
+    /// Adds a dropped file: a PNG/TIFF/.npy tile, or a zip of them (read as it streams).
+    #[wasm_bindgen(js_name = loadFile)]
+    pub async fn load_file(&self, name: String, bytes: Vec<u8>) -> Result<usize, JsError> {
+        {
+            let mut store = self.tiles.borrow_mut();
+            if store.source != "local files" {
+                *store = TileStore::new();
+                store.source = "local files".into();
+            }
+        }
+        if !bytes.starts_with(b"PK") {
+            let raw = decode_tile(&bytes, &name).map_err(js_error)?;
+            self.tiles.borrow_mut().tiles.push(StoredTile { item: Item { name, raw, label: None, mask: None }, class: None, archive: None, bytes: None });
+            return Ok(self.tiles.borrow().tiles.len());
+        }
+        let chunks = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes)]).boxed_local();
+        let mut failures = Vec::new();
+        read_archive(&name, chunks, None, None, &CancelToken::default(), &classify_loose, &mut |event| {
+            if let ArchiveEvent::Entry { entry: Entry::Tile { file, .. } | Entry::LooseTile { file }, bytes, .. } = event {
+                match decode_tile(&bytes, &file) {
+                    Ok(raw) => self.tiles.borrow_mut().tiles.push(StoredTile { item: Item { name: file, raw, label: None, mask: None }, class: None, archive: None, bytes: None }),
+                    Err(e) => failures.push(e.to_string()),
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(js_error)?;
+        if self.tiles.borrow().tiles.is_empty() {
+            return Err(JsError::new(&match failures.first() {
+                Some(first) => format!("{name}: no tile could be read ({first})"),
+                None => format!("{name} holds no PNG, TIFF or .npy tiles"),
+            }));
+        }
+        Ok(self.tiles.borrow().tiles.len())
+    }
+
+    #[wasm_bindgen(js_name = tileCount)]
+    pub fn tile_count(&self) -> usize {
+        self.tiles.borrow().tiles.len()
+    }
+
+    /// {name, class, hasMask, width, height} of tile `i`.
+    #[wasm_bindgen(js_name = tileInfo)]
+    pub fn tile_info(&self, i: usize) -> Result<JsValue, JsError> {
+        let store = self.tiles.borrow();
+        let t = store.tiles.get(i).ok_or_else(|| JsError::new("no such tile"))?;
+        let info = serde_json::json!({
+            "name": t.item.name, "class": t.class, "hasMask": t.item.mask.is_some(),
+            "width": t.item.raw.width(), "height": t.item.raw.height(),
+        });
+        serde_wasm_bindgen::to_value(&info).map_err(|e| JsError::new(&e.to_string()))
+    }
+
+    /// The task of the loaded dataset: classification or segmentation.
+    #[wasm_bindgen(getter)]
+    pub fn task(&self) -> String {
+        self.tiles.borrow().task.name().into()
+    }
+
+    /// Makes tile `i` the current one.
+    pub fn select(&self, i: usize) -> Result<(), JsError> {
+        let mut store = self.tiles.borrow_mut();
+        if i >= store.tiles.len() {
+            return Err(JsError::new(&format!("tile {i} is not loaded ({} are)", store.tiles.len())));
+        }
+        store.current = i;
+        Ok(())
+    }
+
+    /// Tile `i`'s car mask as a translucent red overlay.
+    #[wasm_bindgen(js_name = maskOverlay)]
+    pub fn mask_overlay(&self, i: usize) -> Result<super::RgbaImage, JsError> {
+        let store = self.tiles.borrow();
+        let t = store.tiles.get(i).ok_or_else(|| JsError::new("no such tile"))?;
+        let mask = t.item.mask.as_ref().ok_or_else(|| JsError::new("this tile has no mask"))?;
+        let rgba = mask.iter().flat_map(|&m| if m > 0 { [230, 30, 30, 140] } else { [0, 0, 0, 0] }).collect();
+        Ok(super::RgbaImage::new(t.item.raw.width(), t.item.raw.height(), rgba))
+    }
+}
+
+/// A mask PNG (car > 0) as {0, 1}.
+fn mask_from_png(bytes: &[u8]) -> Option<Vec<u8>> {
+    let tile = decode_tile(bytes, "mask").ok()?;
+    Some(tile.data().iter().map(|&v| u8::from(v > 0.0)).collect())
+}

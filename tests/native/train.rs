@@ -1,0 +1,134 @@
+//! The training engine on the synthetic default: learning happens, forensics hurts, and the
+//! gradient through the ISP and a tiny model matches finite differences.
+
+use lens2logit::data::synthetic::Task;
+use lens2logit::model::ModelKind;
+use lens2logit::train::{Mode, Session, TileSet, TrainConfig};
+
+fn run(config: TrainConfig, task: Task, n: usize, size: usize) -> Session {
+    let data = TileSet::synthetic(task, n, size, 3).unwrap();
+    let mut session = Session::new(config, data).unwrap();
+    while session.step().unwrap().is_some() {}
+    session
+}
+
+fn mean(v: &[(usize, f32, f32)], what: fn(&(usize, f32, f32)) -> f32) -> f32 {
+    v.iter().map(what).sum::<f32>() / v.len() as f32
+}
+
+#[test]
+fn classification_loss_falls_and_accuracy_beats_chance() {
+    let mut config = TrainConfig::new(Mode::Synthesis, ModelKind::ResNetSmall);
+    config.steps = 60;
+    config.lr = 3e-3;
+    config.intensities = vec![100, 10];
+    config.snapshot_every = 30;
+    let session = run(config, Task::Classification, 64, 32);
+    let curve = session.summary.curves.values().next().unwrap();
+    let (first, last) = (mean(&curve[..8], |c| c.1), mean(&curve[curve.len() - 8..], |c| c.1));
+    assert!(last < 0.7 * first, "loss {first} -> {last}");
+    let accuracy = *session.summary.final_metric.values().next().unwrap();
+    println!("classification: loss {first:.3} -> {last:.3}, validation accuracy {accuracy:.3}");
+    assert!(accuracy > 0.6, "validation accuracy {accuracy} (chance 0.25)");
+    assert_eq!(session.summary.views.len(), 12);
+    assert_eq!(session.snapshots.len(), 2);
+    assert_eq!(session.snapshots[0].stages.len(), 5);
+}
+
+#[test]
+fn segmentation_dice_falls_and_iou_rises() {
+    let mut config = TrainConfig::new(Mode::Optimisation, ModelKind::UNetSmall);
+    config.steps = 25;
+    config.lr = 3e-3;
+    config.snapshot_every = 0;
+    let session = run(config, Task::Segmentation, 32, 32);
+    assert_eq!(session.summary.curves.len(), 2, "frozen and joint curves");
+    for (phase, curve) in &session.summary.curves {
+        let (first, last) = (mean(&curve[..5], |c| c.1), mean(&curve[curve.len() - 5..], |c| c.1));
+        let (iou0, iou1) = (mean(&curve[..5], |c| c.2), mean(&curve[curve.len() - 5..], |c| c.2));
+        println!("{phase}: dice loss {first:.3} -> {last:.3}, IoU {iou0:.3} -> {iou1:.3}");
+        assert!(last < first && iou1 > iou0 + 0.1, "{phase}");
+    }
+}
+
+#[test]
+fn forensics_lowers_the_metric() {
+    let mut config = TrainConfig::new(Mode::Forensics, ModelKind::ResNetSmall);
+    config.steps = 60;
+    config.lr = 3e-3;
+    config.snapshot_every = 0;
+    config.groups = vec!["colour_correction".into(), "gamma_correct".into()];
+    config.forensic_steps = 20;
+    config.lambda = 0.01;
+    let session = run(config, Task::Classification, 64, 32);
+    for (group, (before, after, drop)) in &session.summary.forensics {
+        println!("forensics {group}: {before:.3} -> {after:.3} (drop {drop:.3})");
+    }
+    let (before, after, _) = session.summary.forensics["colour_correction"];
+    assert!(after < before, "attacking the colour matrix should lower accuracy ({before} -> {after})");
+    assert_eq!(session.adversarial.len(), 2);
+}
+
+/// The task loss's gradient with respect to the ISP parameters, through a tiny f64 classifier
+/// (global average pool -> linear), against central finite differences.
+#[test]
+fn isp_parameter_gradients_through_a_model_match_finite_differences() {
+    use candle_core::{DType, Device, Tensor};
+    use lens2logit::isp::param::{forward, IspParams};
+    use lens2logit::raw::CameraParams;
+
+    let dev = Device::Cpu;
+    let data = TileSet::synthetic(Task::Classification, 4, 16, 5).unwrap();
+    let raw: Vec<f32> = data.items.iter().flat_map(|i| i.raw.data().to_vec()).collect();
+    let raw = Tensor::from_vec(raw, (4, 16, 16), &dev).unwrap().to_dtype(DType::F64).unwrap();
+    let targets = Tensor::new(&[0u32, 1, 2, 3], &dev).unwrap();
+    let head = Tensor::from_vec((0..12).map(|i| ((i * 7 % 5) as f64 - 2.0) * 0.7).collect::<Vec<_>>(), (4, 3), &dev).unwrap();
+    let params = IspParams::initial(&CameraParams::drone(), DType::F64, &dev).unwrap();
+    let loss_of = |p: &IspParams| {
+        let out = forward(&raw, p, true, false).unwrap().output;
+        let pooled = out.mean(3).unwrap().mean(2).unwrap();
+        let logits = pooled.matmul(&head.t().unwrap()).unwrap();
+        candle_nn::loss::cross_entropy(&logits, &targets).unwrap()
+    };
+    let grads = loss_of(&params).backward().unwrap();
+    let packed: Vec<f32> = params.packed().unwrap();
+    let mut analytic = Vec::new();
+    for (_, var) in params.named() {
+        analytic.extend(grads.get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap());
+    }
+    let mut worst = 0f64;
+    // every parameter group's first values (the whole debayer kernel would take long)
+    for i in [0, 1, 4, 5, 7, 11, 16, 17, 21, 98, 102, 107, 119] {
+        let base: Vec<f64> = params.named().flat_map(|(_, v)| v.as_tensor().flatten_all().unwrap().to_vec1::<f64>().unwrap()).collect();
+        let eps = 1e-6 * base[i].abs().max(1e-2);
+        let at = |delta: f64| {
+            let mut v = base.clone();
+            v[i] += delta;
+            let p = IspParams::from_packed(&v.iter().map(|&x| x as f32).collect::<Vec<_>>(), DType::F64, &dev).unwrap();
+            // f32 packing would round the perturbation away: set the exact f64 values instead
+            for ((_, var), chunk) in p.named().zip(split(&v)) {
+                var.set(&Tensor::from_vec(chunk, var.shape(), &dev).unwrap()).unwrap();
+            }
+            loss_of(&p).to_scalar::<f64>().unwrap()
+        };
+        let numeric = (at(eps) - at(-eps)) / (2.0 * eps);
+        let err = (analytic[i] - numeric).abs() / numeric.abs().max(1e-6);
+        worst = worst.max(err);
+        assert!(err < 1e-4, "parameter {i}: autograd {} vs finite differences {numeric}", analytic[i]);
+    }
+    println!("ISP gradient through a model: worst relative error {worst:.1e}");
+    assert_eq!(packed.len(), 132);
+}
+
+/// Splits packed values into the parameters' chunks (black_level 4, white_balance 3, ...).
+fn split(v: &[f64]) -> Vec<Vec<f64>> {
+    let mut at = 0;
+    [4, 3, 9, 1, 81, 9, 25]
+        .iter()
+        .map(|&n| {
+            let chunk = v[at..at + n].to_vec();
+            at += n;
+            chunk
+        })
+        .collect()
+}
