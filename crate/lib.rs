@@ -11,9 +11,9 @@ pub mod error;
 pub mod gpu;
 pub mod isp;
 pub mod model;
+pub mod raw;
 pub mod train;
 pub mod viz;
-pub mod raw;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod server;

@@ -26,7 +26,11 @@ pub fn legend(width: usize, height: usize) -> Rgba {
             data.extend_from_slice(&[r, g, b, 255]);
         }
     }
-    Rgba { width, height, data }
+    Rgba {
+        width,
+        height,
+        data,
+    }
 }
 
 /// Values as a heatmap, scaled by `max` (values above saturate).
@@ -39,7 +43,11 @@ pub fn heatmap(values: &[f32], width: usize, height: usize, max: f32) -> Rgba {
             [r, g, b, 255]
         })
         .collect();
-    Rgba { width, height, data }
+    Rgba {
+        width,
+        height,
+        data,
+    }
 }
 
 /// The 99th percentile of values: the display scale that one hot pixel does not wash out.
@@ -55,7 +63,10 @@ pub fn robust_max(values: &[f32]) -> f32 {
 /// Three planes (any range) as an image: scaled so the 99th percentile is white and encoded with
 /// gamma 2.2, so linear intermediate stages are visible; negative values show as black.
 pub fn planes_rgba(planes: &[&Plane; 3]) -> Rgba {
-    let all: Vec<f32> = planes.iter().flat_map(|p| p.data.iter().map(|&v| v as f32)).collect();
+    let all: Vec<f32> = planes
+        .iter()
+        .flat_map(|p| p.data.iter().map(|&v| v as f32))
+        .collect();
     let max = robust_max(&all).max(1e-12) as f64;
     let (w, h) = (planes[0].width, planes[0].height);
     let mut data = Vec::with_capacity(w * h * 4);
@@ -65,15 +76,28 @@ pub fn planes_rgba(planes: &[&Plane; 3]) -> Rgba {
         }
         data.push(255);
     }
-    Rgba { width: w, height: h, data }
+    Rgba {
+        width: w,
+        height: h,
+        data,
+    }
 }
 
 /// Per-channel histogram of planes: (lower edge, upper edge, counts per channel per bin).
 pub fn histogram(planes: &[&Plane], bins: usize) -> (f64, f64, Vec<Vec<u32>>) {
-    let finite = || planes.iter().flat_map(|p| p.data.iter().copied()).filter(|v| v.is_finite());
+    let finite = || {
+        planes
+            .iter()
+            .flat_map(|p| p.data.iter().copied())
+            .filter(|v| v.is_finite())
+    };
     let lo = finite().fold(f64::INFINITY, f64::min);
     let hi = finite().fold(f64::NEG_INFINITY, f64::max);
-    let (lo, hi) = if lo.is_finite() && hi > lo { (lo, hi) } else { (0.0, 1.0) };
+    let (lo, hi) = if lo.is_finite() && hi > lo {
+        (lo, hi)
+    } else {
+        (0.0, 1.0)
+    };
     let counts = planes
         .iter()
         .map(|p| {
@@ -95,10 +119,18 @@ mod tests {
     #[test]
     fn heatmap_legend_and_histogram() {
         let h = heatmap(&[0.0, 1.0, 2.0], 3, 1, 1.0);
-        assert_eq!(&h.data[8..12], &h.data[4..8], "values above the scale saturate");
+        assert_eq!(
+            &h.data[8..12],
+            &h.data[4..8],
+            "values above the scale saturate"
+        );
         assert_ne!(&h.data[0..4], &h.data[4..8]);
         assert_eq!(legend(10, 2).data.len(), 80);
-        let p = Plane { width: 2, height: 2, data: vec![0.0, 0.5, 1.0, 1.0] };
+        let p = Plane {
+            width: 2,
+            height: 2,
+            data: vec![0.0, 0.5, 1.0, 1.0],
+        };
         let (lo, hi, counts) = histogram(&[&p], 2);
         assert_eq!((lo, hi), (0.0, 1.0));
         assert_eq!(counts[0], vec![1, 3]);

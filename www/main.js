@@ -1,63 +1,616 @@
-// UI thread: renders what the worker computes. No computation here.
+// UI thread: lays out what the worker computes and forwards the user's choices. No computation
+// here: images, histograms, heatmaps, metrics and files all come from the Rust core.
+
+import uPlot from './vendor/uplot/uPlot.esm.js';
 
 const $ = (id) => document.getElementById(id);
 
+// ------------------------------------------------------------------ errors and status
+
 function showError(message) {
-  const banner = $('error');
-  banner.textContent = message;
-  banner.hidden = false;
+  $('error-text').textContent = message;
+  $('error').hidden = false;
+  setStatus('');
 }
+$('error-close').onclick = () => { $('error').hidden = true; };
+const setStatus = (text) => { $('status').textContent = text; };
+window.addEventListener('unhandledrejection', (event) => showError(String(event.reason?.message ?? event.reason)));
 
-// A canvas per static view, made on first use, captioned with the view's name.
-function viewCanvas(name) {
-  const id = `view-${name}`;
-  if (!$(id)) {
-    const figure = document.createElement('figure');
-    const canvas = document.createElement('canvas');
-    canvas.id = id;
-    canvas.setAttribute('aria-label', `view ${name}`);
-    const caption = document.createElement('figcaption');
-    caption.textContent = name.replaceAll('-', ' \u00b7 ');
-    figure.append(canvas, caption);
-    $('views').append(figure);
+/** Runs an async UI action; any failure goes to the banner. */
+const guard = (fn) => async (...args) => {
+  try {
+    await fn(...args);
+  } catch (error) {
+    showError(error.message ?? String(error));
   }
-  return id;
+};
+
+// ------------------------------------------------------------------ the worker
+
+const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+const pending = new Map();
+const listeners = {};
+let nextId = 0;
+worker.onerror = (event) => showError(`The compute worker failed: ${event.message || 'unknown error'}`);
+worker.onmessage = ({ data }) => {
+  if (data.type === 'event') {
+    listeners[data.channel]?.(data.data);
+    return;
+  }
+  const request = pending.get(data.id);
+  pending.delete(data.id);
+  if (data.error !== undefined) request.reject(new Error(data.error));
+  else request.resolve(data.result);
+};
+const call = (method, args = {}, transfer = []) => new Promise((resolve, reject) => {
+  const id = nextId++;
+  pending.set(id, { resolve, reject });
+  worker.postMessage({ id, method, args }, transfer);
+});
+
+// ------------------------------------------------------------------ URL state
+
+const STATE = ['source', 'task', 'n', 'size', 'seed', 'dataset', 'intensity', 'limit', 'zenodo', 'record',
+  'debayer', 'sharpening', 'denoising', 'mode', 'model', 'steps', 'lr', 'batch', 'lambda', 'group'];
+const url = new URLSearchParams(location.search);
+const values = { tile: Number(url.get('tile') ?? 0), params: url.get('params') };
+
+function restoreControls() {
+  for (const key of STATE) if (url.has(key) && $(key)) $(key).value = url.get(key);
 }
 
-function drawImage(canvasId, { width, height, rgba }) {
-  const canvas = $(canvasId);
+function saveState() {
+  const next = new URLSearchParams();
+  for (const key of STATE) if ($(key)) next.set(key, $(key).value);
+  next.set('tile', values.tile);
+  if (values.params) next.set('params', values.params);
+  if (url.get('backend')) next.set('backend', url.get('backend'));
+  history.replaceState(null, '', `?${next}`);
+}
+
+// ------------------------------------------------------------------ images
+
+function draw(canvas, { width, height, rgba }) {
   canvas.width = width;
   canvas.height = height;
   canvas.getContext('2d').putImageData(new ImageData(new Uint8ClampedArray(rgba), width, height), 0, 0);
 }
 
-const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
-worker.onerror = (event) => showError(`The compute worker failed to start: ${event.message || 'unknown error'}`);
-worker.onmessage = ({ data }) => {
-  switch (data.type) {
-    case 'ready':
-      $('backend').textContent = data.backend;
-      document.body.dataset.backend = data.gpu ? 'gpu' : 'cpu';
-      break;
-    case 'image':
-      if (data.target.startsWith('view:')) {
-        drawImage(viewCanvas(data.target.slice(5)), data);
-        document.body.dataset.views = String($('views').children.length);
-      } else {
-        drawImage(data.target, data);
-        document.body.dataset.ready = 'true';
-      }
-      break;
-    case 'error':
-      showError(data.message);
-      break;
-  }
-};
-window.addEventListener('unhandledrejection', (event) => showError(String(event.reason)));
+function download(name, data, type) {
+  const link = document.createElement('a');
+  link.href = URL.createObjectURL(data instanceof Blob ? data : new Blob([data], { type }));
+  link.download = name;
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+}
 
-const params = new URLSearchParams(location.search);
-worker.postMessage({
-  type: 'init',
-  preferGpu: params.get('backend') !== 'cpu',
-  chartSize: Number(params.get('chart') ?? 256),
+const zoom = { source: null };
+function openZoom(title, canvas) {
+  $('zoom-title').textContent = title;
+  const big = $('zoom-canvas');
+  big.width = canvas.width;
+  big.height = canvas.height;
+  big.getContext('2d').drawImage(canvas, 0, 0);
+  zoom.title = title;
+  $('zoom').showModal();
+}
+$('zoom-close').onclick = () => $('zoom').close();
+$('zoom-png').onclick = () => $('zoom-canvas').toBlob((blob) => download(`${zoom.title.replace(/[^\w.-]+/g, '_')}.png`, blob));
+
+/** A captioned canvas that opens enlarged on click (and Enter). */
+function figure(parent, caption, image, label = caption) {
+  const fig = document.createElement('figure');
+  const canvas = document.createElement('canvas');
+  canvas.setAttribute('role', 'img');
+  canvas.setAttribute('aria-label', label);
+  canvas.tabIndex = 0;
+  draw(canvas, image);
+  canvas.onclick = () => openZoom(caption, canvas);
+  canvas.onkeydown = (e) => { if (e.key === 'Enter') openZoom(caption, canvas); };
+  const cap = document.createElement('figcaption');
+  cap.textContent = caption;
+  fig.append(canvas, cap);
+  parent.append(fig);
+  return fig;
+}
+
+// ------------------------------------------------------------------ data
+
+const sourceControls = () => {
+  const source = $('source').value;
+  for (const el of document.querySelectorAll('[data-for]')) el.hidden = el.dataset.for !== source;
+};
+$('source').onchange = () => { sourceControls(); saveState(); };
+
+const currentView = () => `${$('debayer').value}-${$('sharpening').value}-${$('denoising').value}`;
+
+listeners.fetch = (e) => {
+  const bar = $('load-progress');
+  if (e.type === 'archive') { bar.hidden = false; bar.max = e.size || 1; bar.value = 0; setStatus(`Streaming ${e.key}...`); }
+  if (e.type === 'progress') { bar.max = e.total || bar.max; bar.value = e.read; }
+  if (e.type === 'tile') { addTile(e.index, e.name, e.class); $('tile-count').textContent = `${e.index + 1} tiles`; }
+  if (e.type === 'labels') setStatus(`Labels for ${e.count} tiles`);
+  if (e.type === 'warning') showError(e.message);
+  if (e.type === 'discard') { showError(e.reason); renderTiles(e.remaining); }
+};
+
+const loaders = {
+  synthetic: () => call('loadSynthetic', { task: $('task').value, n: Number($('n').value), seed: Number($('seed').value), size: Number($('size').value) }),
+  chart: () => call('loadChart', { size: 256 }),
+  async zenodo() {
+    const args = { record: $('record').value, dataset: $('dataset').value, intensity: Number($('intensity').value) };
+    const cached = await call('loadCached', args);
+    if (cached.count > 0) return { ...cached, note: "from the browser's cache" };
+    $('tiles').replaceChildren();
+    $('cancel-load').disabled = false;
+    try {
+      return await call('streamZenodo', { ...args, base: $('zenodo').value, limit: Number($('limit').value) || null });
+    } finally {
+      $('cancel-load').disabled = true;
+      $('load-progress').hidden = true;
+    }
+  },
+  async files() {
+    const files = [...$('files').files];
+    if (!files.length) throw new Error('Choose tiles or a zip of tiles first (or drop them on the box).');
+    return loadFiles(files);
+  },
+};
+
+async function loadFiles(files) {
+  let result;
+  for (const file of files) {
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    result = await call('loadFile', { name: file.name, bytes }, [bytes.buffer]);
+  }
+  return result;
+}
+
+const load = guard(async () => {
+  $('error').hidden = true;
+  setStatus('Loading tiles...');
+  const result = await loaders[$('source').value]();
+  $('task').value = result.task;
+  values.tile = Math.min(values.tile, result.count - 1);
+  await renderTiles(result.count);
+  await refreshParams();
+  await selectTile(Math.max(values.tile, 0));
+  setStatus(`${result.count} tiles loaded${result.note ? ` ${result.note}` : ''}`);
+  document.body.dataset.ready = 'true';
+  saveState();
 });
+$('load').onclick = load;
+$('cancel-load').onclick = () => call('cancelFetch');
+$('clear-cache').onclick = guard(async () => { await call('clearCache'); setStatus('Cache cleared'); });
+
+const drop = $('drop');
+drop.ondragover = (e) => { e.preventDefault(); drop.classList.add('over'); };
+drop.ondragleave = () => drop.classList.remove('over');
+drop.ondrop = guard(async (e) => {
+  e.preventDefault();
+  drop.classList.remove('over');
+  const result = await loadFiles([...e.dataTransfer.files]);
+  await renderTiles(result.count);
+  await selectTile(0);
+});
+
+function addTile(index, name, label) {
+  const button = document.createElement('button');
+  button.className = 'tile';
+  button.type = 'button';
+  button.setAttribute('role', 'listitem');
+  button.setAttribute('aria-label', `tile ${index + 1}: ${name}${label ? `, ${label}` : ''}`);
+  const canvas = document.createElement('canvas');
+  button.append(canvas);
+  if (label) {
+    const badge = document.createElement('span');
+    badge.className = 'badge';
+    badge.textContent = label;
+    button.append(badge);
+  }
+  button.onclick = guard(() => selectTile(index));
+  $('tiles').append(button);
+  thumbnail(index, canvas);
+}
+
+async function thumbnail(index, canvas) {
+  try {
+    draw(canvas, await call('thumbnail', { index, view: currentView() }));
+    if ($('show-masks').checked) {
+      const info = await call('tileInfo', { index });
+      if (info.hasMask) {
+        const overlay = await call('maskOverlay', { index });
+        const bitmap = await createImageBitmap(new ImageData(new Uint8ClampedArray(overlay.rgba), overlay.width, overlay.height));
+        canvas.getContext('2d').drawImage(bitmap, 0, 0);
+      }
+    }
+  } catch (error) {
+    // a tile discarded while its thumbnail was on the way is no error of its own
+    if (canvas.isConnected) showError(error.message);
+  }
+}
+
+async function renderTiles(count) {
+  $('tiles').replaceChildren();
+  $('tile-count').textContent = `${count} tiles`;
+  for (let i = 0; i < count; i++) {
+    const info = await call('tileInfo', { index: i });
+    addTile(i, info.name, info.class);
+  }
+}
+$('show-masks').onchange = guard(async () => renderTiles($('tiles').children.length));
+
+// ------------------------------------------------------------------ the static pipeline
+
+function histogram(parent, hist) {
+  const div = document.createElement('div');
+  div.className = 'hist';
+  parent.append(div);
+  const bins = hist.counts[0].length;
+  const xs = Array.from({ length: bins }, (_, i) => hist.lo + (i + 0.5) * (hist.hi - hist.lo) / bins);
+  const colours = hist.counts.length === 1 ? ['#555'] : ['#d22', '#2a2', '#24d'];
+  new uPlot({
+    width: 140, height: 48, legend: { show: false }, cursor: { show: false },
+    axes: [{ show: false }, { show: false }], scales: { x: { time: false } },
+    series: [{}, ...colours.map((stroke) => ({ stroke, width: 1 }))],
+  }, [xs, ...hist.counts], div);
+}
+
+async function selectTile(index) {
+  values.tile = index;
+  for (const [i, b] of [...$('tiles').children].entries()) b.setAttribute('aria-current', String(i === index));
+  await call('select', { index });
+  await Promise.all([showStages(), showViews(), runIsp()]);
+  saveState();
+}
+
+const showStages = guard(async () => {
+  const stages = await call('stages', { view: currentView() });
+  const strip = $('stages');
+  strip.replaceChildren();
+  for (const stage of stages) {
+    const fig = figure(strip, stage.name, stage.image, `${stage.name} of the selected tile`);
+    histogram(fig, stage.histogram);
+  }
+});
+
+const showViews = guard(async () => {
+  const images = await call('views');
+  const grid = $('views');
+  grid.replaceChildren();
+  images.forEach((image, i) => figure(grid, views[i].replaceAll('-', ' \u00b7 '), image, `view ${views[i]}`));
+  document.body.dataset.views = String(images.length);
+});
+
+for (const id of ['debayer', 'sharpening', 'denoising']) {
+  $(id).onchange = guard(async () => { saveState(); await Promise.all([showStages(), runIsp()]); });
+}
+
+// ------------------------------------------------------------------ parametrized processing
+
+let paramSpecs = [];
+let paramValues = [];
+
+function paramEditor() {
+  const editor = $('param-editor');
+  editor.replaceChildren();
+  let at = 0;
+  for (const { name, shape } of paramSpecs) {
+    const size = shape.reduce((a, b) => a * b, 1);
+    const set = document.createElement('fieldset');
+    const legend = document.createElement('legend');
+    legend.textContent = name;
+    const grid = document.createElement('div');
+    grid.className = 'grid';
+    // kernels and matrices as their last dimension's rows; debayer shows its diagonal kernels
+    const columns = shape.length >= 2 ? shape[shape.length - 1] : Math.min(size, 4);
+    grid.style.gridTemplateColumns = `repeat(${columns}, auto)`;
+    const indices = name === 'debayer.weight'
+      ? [0, 1, 2].flatMap((c) => Array.from({ length: 9 }, (_, k) => (c * 3 + c) * 9 + k))
+      : Array.from({ length: size }, (_, k) => k);
+    for (const k of indices) {
+      const input = document.createElement('input');
+      input.type = 'number';
+      input.step = 'any';
+      input.value = Number(paramValues[at + k].toPrecision(5));
+      input.setAttribute('aria-label', `${name} value ${k + 1}`);
+      const index = at + k;
+      input.oninput = () => { paramValues[index] = Number(input.value); scheduleIsp(); };
+      grid.append(input);
+    }
+    set.append(legend, grid);
+    editor.append(set);
+    at += size;
+  }
+}
+
+async function refreshParams() {
+  if (values.params) {
+    const restored = values.params.split(',').map(Number);
+    const expected = paramSpecs.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0);
+    if (restored.length === expected) await call('setParams', { values: restored });
+  }
+  paramValues = await call('params');
+  paramEditor();
+}
+
+let ispTimer = null;
+function scheduleIsp() {
+  clearTimeout(ispTimer);
+  ispTimer = setTimeout(guard(async () => {
+    await call('setParams', { values: paramValues });
+    values.params = paramValues.join(',');
+    saveState();
+    await runIsp();
+  }), 150);
+}
+
+const runIsp = guard(async () => {
+  const gradients = $('param-gradients').checked;
+  const forParams = values.params ?? '';
+  const result = await call('runIsp', { gradients, view: currentView() });
+  const strip = $('isp-stages');
+  strip.replaceChildren();
+  for (const stage of result.stages) figure(strip, `${stage.name} (parametrized)`, stage.image);
+  const grads = $('isp-gradients');
+  grads.replaceChildren();
+  for (const g of result.gradients ?? []) figure(grads, `|dL/d ${g.name}| (max ${g.max.toExponential(1)})`, g.image);
+  document.body.dataset.isp = String(Number(document.body.dataset.isp ?? 0) + 1);
+  // which parameters the images on screen were made with (a shared link must reproduce them)
+  document.body.dataset.ispParams = forParams;
+});
+
+$('param-gradients').onchange = runIsp;
+$('reset-params').onclick = guard(async () => { await call('resetParams'); values.params = null; await refreshParams(); saveState(); await runIsp(); });
+$('download-params').onclick = guard(async () => download('isp_parameters.safetensors', await call('saveParams'), 'application/octet-stream'));
+$('upload-params').onchange = guard(async (e) => {
+  const bytes = new Uint8Array(await e.target.files[0].arrayBuffer());
+  await call('loadParams', { bytes }, [bytes.buffer]);
+  paramValues = await call('params');
+  values.params = null;
+  paramEditor();
+  await runIsp();
+});
+
+// ------------------------------------------------------------------ fine-tuning
+
+const session = { curves: {}, snapshots: [], playing: null, summary: null, started: 0 };
+
+function chart(id, label) {
+  const el = $(id);
+  el.replaceChildren();
+  return new uPlot({
+    width: Math.max(240, el.clientWidth || 300), height: 180, legend: { show: false },
+    scales: { x: { time: false } }, axes: [{ label: 'step of the phase' }, { label }],
+    series: [{ label: 'step' }],
+  }, [[]], el);
+}
+let lossChart = null;
+let metricChart = null;
+
+const PALETTE = ['#0b5cad', '#c2410c', '#15803d', '#7e22ce', '#be123c', '#0e7490', '#a16207', '#4d7c0f', '#9d174d'];
+
+/** The phases' colours, as a key under the charts (uPlot's own legend is off: names are long). */
+function chartKey(phases) {
+  const key = $('chart-key');
+  key.replaceChildren(...phases.map((p, i) => {
+    const item = document.createElement('li');
+    item.style.setProperty('--swatch', PALETTE[i % PALETTE.length]);
+    item.textContent = p;
+    return item;
+  }));
+}
+
+function plotCurves() {
+  const phases = Object.keys(session.curves);
+  chartKey(phases);
+  const longest = Math.max(0, ...phases.map((p) => session.curves[p].length));
+  const xs = Array.from({ length: longest }, (_, i) => i + 1);
+  const series = (k) => phases.map((p) => xs.map((_, i) => session.curves[p][i]?.[k] ?? null));
+  for (const [c, k] of [[lossChart, 1], [metricChart, 2]]) {
+    while (c.series.length - 1 < phases.length) {
+      const i = c.series.length - 1;
+      c.addSeries({ label: phases[i], stroke: PALETTE[i % PALETTE.length], width: 2 });
+    }
+    c.setData([xs, ...series(k)]);
+  }
+}
+
+listeners.train = ({ kind, total, report, snapshots }) => {
+  if (kind === 'start') { $('train-progress').max = total; return; }
+  const curve = (session.curves[report.phase] ??= []);
+  curve.push([report.step, report.loss, report.metric]);
+  plotCurves();
+  $('train-progress').value = report.global_step;
+  const left = (report.total_steps - report.global_step) * report.step_ms / 1000;
+  $('train-rate').value = `${report.phase}: step ${report.step}/${report.steps}, ${report.samples_per_s.toFixed(1)} tiles/s, ${left.toFixed(0)} s left`;
+  if (snapshots.length) {
+    session.snapshots.push(...snapshots);
+    const slider = $('timeline');
+    slider.max = session.snapshots.length - 1;
+    slider.disabled = false;
+    $('play').disabled = false;
+    slider.value = slider.max;
+    showSnapshot(session.snapshots.length - 1);
+  }
+  document.body.dataset.steps = String(report.global_step);
+};
+
+function showSnapshot(i) {
+  const s = session.snapshots[i];
+  if (!s) return;
+  const strip = $('snapshot');
+  strip.replaceChildren();
+  s.images.forEach((image, k) => figure(strip, `|dL/d ${s.stages[k]}| (max ${s.maxima[k].toExponential(1)})`, image));
+  $('timeline-label').value = `${s.phase}, step ${s.step}`;
+  document.body.dataset.snapshot = String(i);
+}
+$('timeline').oninput = () => showSnapshot(Number($('timeline').value));
+$('play').onclick = () => {
+  if (session.playing) {
+    clearInterval(session.playing);
+    session.playing = null;
+    $('play').textContent = 'Play';
+    return;
+  }
+  $('play').textContent = 'Stop';
+  let i = 0;
+  session.playing = setInterval(() => {
+    $('timeline').value = i;
+    showSnapshot(i);
+    i = (i + 1) % session.snapshots.length;
+  }, 400);
+};
+
+const modeControls = () => {
+  for (const el of document.querySelectorAll('[data-mode]')) el.hidden = el.dataset.mode !== $('mode').value;
+};
+$('mode').onchange = () => { modeControls(); saveState(); };
+
+function showResults({ summary, adversarial, finished }) {
+  const out = $('results');
+  out.replaceChildren();
+  const heading = document.createElement('h3');
+  heading.textContent = finished ? `Results (${summary.metric})` : 'Cancelled';
+  out.append(heading);
+  const list = document.createElement('ul');
+  for (const [phase, metric] of Object.entries(summary.final_metric)) {
+    const item = document.createElement('li');
+    item.textContent = `${phase}: validation ${summary.metric} ${metric.toFixed(3)}`;
+    list.append(item);
+  }
+  out.append(list);
+  if (summary.views) {
+    const scroll = document.createElement('div');
+    scroll.className = 'scroll';
+    scroll.append(driftTable(summary));
+    out.append(scroll);
+  }
+  if (summary.forensics) {
+    const groups = Object.keys(summary.forensics);
+    const div = document.createElement('div');
+    div.className = 'chart';
+    out.append(div);
+    new uPlot({
+      width: 320, height: 180, legend: { show: false }, scales: { x: { time: false } },
+      axes: [{ values: (_, ticks) => ticks.map((t) => groups[t] ?? '') }, { label: `${summary.metric} drop` }],
+      series: [{}, { label: 'drop', fill: '#c2410c88', stroke: '#c2410c', paths: uPlot.paths.bars({ size: [0.6] }) }],
+    }, [groups.map((_, i) => i), groups.map((g) => summary.forensics[g][2])], div);
+    const strip = document.createElement('div');
+    strip.className = 'strip';
+    out.append(strip);
+    for (const a of adversarial) figure(strip, `adversarial: ${a.group}`, a.image);
+  }
+  document.body.dataset.results = summary.mode;
+}
+
+function driftTable(summary) {
+  const table = document.createElement('table');
+  table.className = 'drift';
+  const views = Object.keys(summary.views);
+  const levels = Object.keys(summary.views[views[0]]).sort((a, b) => b - a);
+  const header = table.insertRow();
+  header.insertCell().outerHTML = '<th scope="col">intensity</th>';
+  for (const v of views) {
+    const th = document.createElement('th');
+    th.scope = 'col';
+    th.textContent = v.replaceAll('-', ' ');
+    header.append(th);
+  }
+  for (const level of levels) {
+    const row = table.insertRow();
+    const th = document.createElement('th');
+    th.scope = 'row';
+    th.textContent = `${level}%`;
+    row.append(th);
+    for (const v of views) {
+      const value = summary.views[v][level];
+      const cell = row.insertCell();
+      cell.textContent = value.toFixed(2);
+      // white (bad) to blue (good): the heatmap of the paper's drift table
+      cell.style.background = `hsl(212 70% ${Math.round(97 - 45 * value)}%)`;
+      cell.style.color = value > 0.75 ? '#fff' : '#111';
+    }
+  }
+  return table;
+}
+
+function curvesCsv() {
+  let csv = 'phase,step,loss,metric\n';
+  for (const [phase, rows] of Object.entries(session.curves)) for (const [s, l, m] of rows) csv += `"${phase}",${s},${l},${m}\n`;
+  if (session.summary?.views) {
+    csv += '\nview,intensity,metric\n';
+    for (const [v, row] of Object.entries(session.summary.views)) for (const [i, m] of Object.entries(row)) csv += `${v},${i},${m}\n`;
+  }
+  return csv;
+}
+
+$('start').onclick = guard(async () => {
+  $('error').hidden = true;
+  session.curves = {};
+  session.snapshots = [];
+  lossChart = chart('loss-chart', 'loss');
+  metricChart = chart('metric-chart', $('task').value === 'segmentation' ? 'IoU' : 'accuracy');
+  $('metric-caption').textContent = $('task').value === 'segmentation' ? 'IoU' : 'Accuracy';
+  $('results').replaceChildren();
+  for (const id of ['pause', 'cancel']) $(id).disabled = false;
+  $('start').disabled = true;
+  saveState();
+  const options = {
+    mode: $('mode').value, model: $('model').value || null, steps: Number($('steps').value),
+    lr: Number($('lr').value), batch: Number($('batch').value), seed: Number($('seed').value),
+    view: currentView(), lambda: Number($('lambda').value), group: $('group').value,
+    forensicSteps: Math.max(5, Math.round(Number($('steps').value) / 2)),
+    snapshotEvery: Math.max(1, Math.round(Number($('steps').value) / 8)), intensities: [100, 50, 10],
+  };
+  try {
+    const result = await call('train', { options });
+    session.summary = result.summary;
+    showResults(result);
+    for (const id of ['export-curves', 'export-model', 'export-isp']) $(id).disabled = false;
+  } finally {
+    for (const id of ['pause', 'cancel']) $(id).disabled = true;
+    $('pause').textContent = 'Pause';
+    $('start').disabled = false;
+  }
+});
+$('pause').onclick = () => {
+  const paused = $('pause').textContent === 'Resume';
+  call(paused ? 'resume' : 'pause');
+  $('pause').textContent = paused ? 'Pause' : 'Resume';
+};
+$('cancel').onclick = () => call('cancel');
+$('export-curves').onclick = () => download('lens2logit_curves.csv', curvesCsv(), 'text/csv');
+$('export-model').onclick = guard(async () => download('model.safetensors', await call('saveModel'), 'application/octet-stream'));
+$('export-isp').onclick = guard(async () => download('isp.safetensors', await call('saveIsp'), 'application/octet-stream'));
+
+// ------------------------------------------------------------------ start
+
+let views = [];
+const backend = url.get('backend') === 'cpu' ? 'cpu' : 'gpu';
+$('switch-backend').textContent = backend === 'cpu' ? 'Use WebGPU' : 'Use CPU';
+$('switch-backend').onclick = () => {
+  const next = new URLSearchParams(location.search);
+  next.set('backend', backend === 'cpu' ? 'gpu' : 'cpu');
+  location.search = next.toString();
+};
+
+guard(async () => {
+  const ready = await call('init', { preferGpu: backend !== 'cpu' });
+  $('backend').textContent = ready.backend;
+  document.body.dataset.backend = ready.gpu ? 'gpu' : 'cpu';
+  views = ready.views;
+  paramSpecs = ready.params;
+  draw($('legend'), ready.legend);
+  const names = (k) => [...new Set(views.map((v) => v.split('-')[k]))];
+  for (const [k, id] of ['debayer', 'sharpening', 'denoising'].entries()) {
+    $(id).replaceChildren(...names(k).map((n) => new Option(n, n)));
+  }
+  $('sharpening').value = 'unsharp_masking';
+  restoreControls();
+  sourceControls();
+  modeControls();
+  lossChart = chart('loss-chart', 'loss');
+  metricChart = chart('metric-chart', 'metric');
+  await load();
+})();

@@ -1,33 +1,128 @@
 // Compute worker: loads the wasm module and forwards the page's requests to the Rust facade.
+// Requests are {id, method, args}; answers {id, result} or {id, error}; long work also posts
+// {type: 'event', channel, data}. Images travel as {width, height, rgba} with their buffer moved.
 
-import init, { Lab } from './pkg/lens2logit.js';
+import init, { Lab, FetchControl, TrainControl, Trainer, IspResult } from './pkg/lens2logit.js';
 
 let lab = null;
+let fetchControl = null;
+let trainControl = null;
+let trainer = null;
 
-function postImage(target, image) {
-  const { width, height } = image;
-  const rgba = image.takeRgba();
-  image.free();
-  postMessage({ type: 'image', target, width, height, rgba }, [rgba.buffer]);
+/** A Rust RgbaImage as a transferable object. */
+function image(img) {
+  const out = { width: img.width, height: img.height, rgba: img.takeRgba() };
+  img.free();
+  return out;
 }
 
-const handlers = {
-  async init({ preferGpu, chartSize }) {
-    await init();
-    lab = await Lab.create(preferGpu);
-    postMessage({ type: 'ready', backend: lab.backend, gpu: lab.isGpu });
-    lab.setCamera('drone');
-    lab.loadChart(chartSize);
-    postImage('mosaic', lab.mosaic());
-    const names = Lab.viewNames();
-    lab.renderViews().forEach((image, i) => postImage(`view:${names[i]}`, image));
-  },
+const transferables = (value) => {
+  const list = [];
+  const walk = (v) => {
+    if (v && v.rgba instanceof Uint8Array) list.push(v.rgba.buffer);
+    else if (v instanceof Uint8Array) list.push(v.buffer);
+    else if (Array.isArray(v)) v.forEach(walk);
+    else if (v && typeof v === 'object') Object.values(v).forEach(walk);
+  };
+  walk(value);
+  return list;
 };
 
-self.onmessage = async ({ data }) => {
-  try {
-    await handlers[data.type](data);
-  } catch (error) {
-    postMessage({ type: 'error', message: error instanceof Error ? error.message : String(error) });
+const event = (channel, data) => postMessage({ type: 'event', channel, data }, transferables(data));
+
+function ispImages(result, gradients) {
+  const names = IspResult.stageNames();
+  const stages = names.map((name, i) => ({ name, image: image(result.stageImage(i)) }));
+  const out = { output: image(result.outputImage()), stages };
+  if (gradients && result.hasGradients()) {
+    out.gradients = names.map((name, i) => {
+      const max = result.gradientScale(i);
+      return { name, max, image: image(result.gradientImage(i, max)) };
+    });
+    out.paramGradients = Array.from(result.paramGradients());
   }
+  result.free();
+  return out;
+}
+
+const methods = {
+  async init({ preferGpu }) {
+    await init();
+    lab = await Lab.create(preferGpu);
+    return { backend: lab.backend, gpu: lab.isGpu, views: Lab.viewNames(), params: Lab.paramNames().map((n) => ({ name: n, shape: Array.from(Lab.paramShape(n)) })), legend: image(Lab.colourLegend(256, 12)) };
+  },
+  loadChart: ({ size }) => { lab.loadChart(size); return { count: 1, task: lab.task }; },
+  setCamera: ({ camera }) => lab.setCamera(camera),
+  loadSynthetic: ({ task, n, seed, size }) => ({ count: lab.loadSynthetic(task, n, seed, size), task: lab.task }),
+  async streamZenodo({ base, record, dataset, intensity, limit }) {
+    fetchControl = new FetchControl();
+    try {
+      const count = await lab.streamZenodo({ base, record, dataset, intensity, limit }, fetchControl, (e) => event('fetch', e));
+      return { count, task: lab.task };
+    } finally {
+      fetchControl.free();
+      fetchControl = null;
+    }
+  },
+  cancelFetch: () => fetchControl?.cancel(),
+  loadCached: async ({ record, dataset, intensity }) => ({ count: await lab.loadCached(record, dataset, intensity), task: lab.task }),
+  clearCache: () => lab.clearCache(),
+  loadFile: async ({ name, bytes }) => ({ count: await lab.loadFile(name, bytes), task: lab.task }),
+  tileInfo: ({ index }) => lab.tileInfo(index),
+  thumbnail: ({ index, view }) => image(lab.thumbnail(index, view)),
+  maskOverlay: ({ index }) => image(lab.maskOverlay(index)),
+  select: ({ index }) => lab.select(index),
+  stages({ view }) {
+    const set = lab.stages(view);
+    const names = set.names();
+    const out = names.map((name, i) => ({ name, image: image(set.image(i)), histogram: set.histogram(i) }));
+    set.free();
+    return out;
+  },
+  views: () => lab.renderViews().map(image),
+  params: () => Array.from(lab.params()),
+  setParams: ({ values }) => lab.setParams(new Float32Array(values)),
+  resetParams: () => lab.resetParams(),
+  loadParams: ({ bytes }) => lab.loadParams(bytes),
+  saveParams: () => lab.saveParams(),
+  runIsp: async ({ gradients, view }) => ispImages(await lab.runIsp(gradients, view), gradients),
+  async train({ options }) {
+    trainer?.free();
+    trainer = new Trainer(lab, options);
+    trainControl = new TrainControl();
+    const total = trainer.totalSteps();
+    event('train', { kind: 'start', total });
+    const finished = await trainer.run(trainControl, (report) => {
+      const snapshots = trainer.newSnapshots().map((s) => ({
+        ...s,
+        images: s.stages.map((_, k) => image(trainer.snapshotImage(s.index, k, s.maxima[k]))),
+      }));
+      event('train', { kind: 'step', report, snapshots });
+    });
+    const summary = trainer.summary();
+    const adversarial = Object.keys(summary.forensics ?? {}).map((group, i) => ({ group, image: image(trainer.adversarialImage(i)) }));
+    return { finished, summary, adversarial };
+  },
+  pause: () => trainControl?.pause(),
+  resume: () => trainControl?.resume(),
+  cancel: () => trainControl?.cancel(),
+  saveModel: () => trainer.saveModel(),
+  saveIsp: () => trainer.saveIsp(),
+};
+
+// Control requests (pause, cancel) must not wait behind long work; everything else runs in order.
+const immediate = new Set(['pause', 'resume', 'cancel', 'cancelFetch']);
+let queue = Promise.resolve();
+
+self.onmessage = ({ data: { id, method, args } }) => {
+  const run = async () => {
+    try {
+      const result = await methods[method](args ?? {});
+      postMessage({ id, result }, transferables(result));
+    } catch (error) {
+      postMessage({ id, error: error instanceof Error ? error.message : String(error) });
+    }
+  };
+  if (immediate.has(method)) run();
+  else queue = queue.then(run);
 };

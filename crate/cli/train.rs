@@ -93,13 +93,22 @@ fn task_of(name: &str) -> Task {
 }
 
 /// The tiles of `data` (a directory or `synthetic`).
-fn tiles(data: &str, task: Task, camera: Option<CameraParams>, n: usize, size: usize, seed: u64) -> Result<TileSet, String> {
+fn tiles(
+    data: &str,
+    task: Task,
+    camera: Option<CameraParams>,
+    n: usize,
+    size: usize,
+    seed: u64,
+) -> Result<TileSet, String> {
     if data == "synthetic" {
         return TileSet::synthetic(task, n, size, seed).map_err(|e| e.to_string());
     }
     let dir = Path::new(data);
     if !dir.is_dir() {
-        return Err(format!("--data {data} is neither a directory nor `synthetic`"));
+        return Err(format!(
+            "--data {data} is neither a directory nor `synthetic`"
+        ));
     }
     let camera = camera.unwrap_or_else(|| match task {
         Task::Classification => CameraParams::microscopy(),
@@ -160,10 +169,12 @@ pub fn train(args: TrainArgs) -> Result<(), String> {
         batch: args.batch,
     };
     let mut session = Session::new(config, data).map_err(|e| e.to_string())?;
-    std::fs::create_dir_all(&args.out).map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
 
     let bar = ProgressBar::new(session.total_steps() as u64).with_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed} < {eta}]").expect("valid template"),
+        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed} < {eta}]")
+            .expect("valid template"),
     );
     let mut all = Vec::new();
     while let Some(report) = session.step().map_err(|e| e.to_string())? {
@@ -178,14 +189,31 @@ pub fn train(args: TrainArgs) -> Result<(), String> {
 
     write_file(&args.out.join("metrics.csv"), csv(&all).as_bytes())?;
     for (phase, rows) in &session.summary.curves {
-        let slug: String = phase.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
-        write_file(&args.out.join(format!("metrics_{slug}.csv")), csv(rows).as_bytes())?;
+        let slug: String = phase
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        write_file(
+            &args.out.join(format!("metrics_{slug}.csv")),
+            csv(rows).as_bytes(),
+        )?;
     }
     let summary = serde_json::to_string_pretty(&session.summary).map_err(|e| e.to_string())?;
     write_file(&args.out.join("summary.json"), summary.as_bytes())?;
-    write_file(&args.out.join("config.json"), serde_json::to_string_pretty(&run).map_err(|e| e.to_string())?.as_bytes())?;
-    write_file(&args.out.join("model.safetensors"), &save_weights(session.model_vars()).map_err(|e| e.to_string())?)?;
-    write_file(&args.out.join("isp.safetensors"), &session.isp().to_safetensors().map_err(|e| e.to_string())?)?;
+    write_file(
+        &args.out.join("config.json"),
+        serde_json::to_string_pretty(&run)
+            .map_err(|e| e.to_string())?
+            .as_bytes(),
+    )?;
+    write_file(
+        &args.out.join("model.safetensors"),
+        &save_weights(session.model_vars()).map_err(|e| e.to_string())?,
+    )?;
+    write_file(
+        &args.out.join("isp.safetensors"),
+        &session.isp().to_safetensors().map_err(|e| e.to_string())?,
+    )?;
     for (phase, metric) in &session.summary.final_metric {
         eprintln!("{phase}: validation {} {metric:.3}", session.summary.metric);
     }
@@ -211,14 +239,29 @@ pub struct EvaluateArgs {
 }
 
 pub fn evaluate(args: EvaluateArgs) -> Result<(), String> {
-    let text = String::from_utf8(read_file(&args.run.join("config.json"))?).map_err(|e| e.to_string())?;
-    let run: RunConfig = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", args.run.join("config.json").display()))?;
+    let text =
+        String::from_utf8(read_file(&args.run.join("config.json"))?).map_err(|e| e.to_string())?;
+    let run: RunConfig = serde_json::from_str(&text)
+        .map_err(|e| format!("{}: {e}", args.run.join("config.json").display()))?;
     let task = task_of(&run.task);
     let model = ModelKind::parse(&run.model).map_err(|e| e.to_string())?;
-    let view: View = run.view.parse().map_err(|e: lens2logit::Error| e.to_string())?;
-    let data = tiles(&args.data, task, Some(run.camera.clone()), run.n, run.size, run.seed)?;
+    let view: View = run
+        .view
+        .parse()
+        .map_err(|e: lens2logit::Error| e.to_string())?;
+    let data = tiles(
+        &args.data,
+        task,
+        Some(run.camera.clone()),
+        run.n,
+        run.size,
+        run.seed,
+    )?;
     if data.classes != run.classes {
-        return Err(format!("the data's classes {:?} differ from the run's {:?}", data.classes, run.classes));
+        return Err(format!(
+            "the data's classes {:?} differ from the run's {:?}",
+            data.classes, run.classes
+        ));
     }
     let mut config = TrainConfig::new(Mode::Synthesis, model);
     config.batch = run.batch;
@@ -227,16 +270,24 @@ pub fn evaluate(args: EvaluateArgs) -> Result<(), String> {
     session
         .load_model(&read_file(&args.run.join("model.safetensors"))?)
         .map_err(|e| format!("{}: {e}", args.run.join("model.safetensors").display()))?;
-    let table = session.view_table(&args.intensities).map_err(|e| e.to_string())?;
+    let table = session
+        .view_table(&args.intensities)
+        .map_err(|e| e.to_string())?;
     let views: Vec<String> = View::paper_views().iter().map(View::to_string).collect();
     let mut out = format!("intensity,{}\n", views.join(","));
     for &intensity in &args.intensities {
-        let row: Vec<String> = views.iter().map(|v| format!("{:.4}", table[v][&intensity])).collect();
+        let row: Vec<String> = views
+            .iter()
+            .map(|v| format!("{:.4}", table[v][&intensity]))
+            .collect();
         out.push_str(&format!("{intensity},{}\n", row.join(",")));
     }
     if args.intensities.contains(&100) {
         let base = table[&run.view][&100];
-        let drops: Vec<String> = views.iter().map(|v| format!("{:.4}", base - table[v][&100])).collect();
+        let drops: Vec<String> = views
+            .iter()
+            .map(|v| format!("{:.4}", base - table[v][&100]))
+            .collect();
         out.push_str(&format!("drop_at_100,{}\n", drops.join(",")));
     }
     write_file(&args.out, out.as_bytes())?;

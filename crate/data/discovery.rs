@@ -130,8 +130,12 @@ pub fn classify_loose(path: &str) -> Option<Entry> {
     classify(path).or_else(|| {
         let file = path.rsplit('/').next()?;
         let lower = file.to_ascii_lowercase();
-        let tile = [".png", ".tif", ".tiff", ".npy"].iter().any(|e| lower.ends_with(e));
-        (tile && !file.starts_with('.')).then(|| Entry::LooseTile { file: file.to_string() })
+        let tile = [".png", ".tif", ".tiff", ".npy"]
+            .iter()
+            .any(|e| lower.ends_with(e));
+        (tile && !file.starts_with('.')).then(|| Entry::LooseTile {
+            file: file.to_string(),
+        })
     })
 }
 

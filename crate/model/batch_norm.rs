@@ -35,9 +35,17 @@ fn stats(x: &[f32], (b, c, hw): (usize, usize, usize)) -> Vec<(f64, f64)> {
         .map(|ch| {
             let plane = |bi: usize| &x[(bi * c + ch) * hw..(bi * c + ch + 1) * hw];
             let n = (b * hw) as f64;
-            let mean = (0..b).map(|bi| plane(bi).iter().map(|&v| v as f64).sum::<f64>()).sum::<f64>() / n;
+            let mean = (0..b)
+                .map(|bi| plane(bi).iter().map(|&v| v as f64).sum::<f64>())
+                .sum::<f64>()
+                / n;
             let var = (0..b)
-                .map(|bi| plane(bi).iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>())
+                .map(|bi| {
+                    plane(bi)
+                        .iter()
+                        .map(|&v| (v as f64 - mean).powi(2))
+                        .sum::<f64>()
+                })
                 .sum::<f64>()
                 / n;
             (mean, var)
@@ -69,19 +77,26 @@ impl CustomOp3 for Train {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (x, gamma, beta) = (contiguous(s1, l1)?, contiguous(s2, l2)?, contiguous(s3, l3)?);
+        let (x, gamma, beta) = (
+            contiguous(s1, l1)?,
+            contiguous(s2, l2)?,
+            contiguous(s3, l3)?,
+        );
         let dims @ (_, c, hw) = bchw(l1)?;
         let st = stats(x, dims);
         let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(hw).zip(x.par_chunks(hw)).enumerate().for_each(|(p, (o, xs))| {
-            let ch = p % c;
-            let (mean, var) = st[ch];
-            let scale = gamma[ch] as f64 / (var + EPS).sqrt();
-            let shift = beta[ch] as f64 - mean * scale;
-            for (o, &v) in o.iter_mut().zip(xs) {
-                *o = (v as f64 * scale + shift) as f32;
-            }
-        });
+        out.par_chunks_mut(hw)
+            .zip(x.par_chunks(hw))
+            .enumerate()
+            .for_each(|(p, (o, xs))| {
+                let ch = p % c;
+                let (mean, var) = st[ch];
+                let scale = gamma[ch] as f64 / (var + EPS).sqrt();
+                let shift = beta[ch] as f64 - mean * scale;
+                for (o, &v) in o.iter_mut().zip(xs) {
+                    *o = (v as f64 * scale + shift) as f32;
+                }
+            });
         *self.stats.lock().expect("batch norm stats") = st;
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
@@ -98,7 +113,11 @@ impl CustomOp3 for Train {
         let c = x.dim(1)?;
         let flat = x.apply_op3_no_bwd(gamma, &grad.contiguous()?, &Backward)?;
         let g_x = flat.narrow(0, 0, n)?.reshape(x.shape())?;
-        Ok((Some(g_x), Some(flat.narrow(0, n, c)?), Some(flat.narrow(0, n + c, c)?)))
+        Ok((
+            Some(g_x),
+            Some(flat.narrow(0, n, c)?),
+            Some(flat.narrow(0, n + c, c)?),
+        ))
     }
 }
 
@@ -120,7 +139,11 @@ impl CustomOp3 for Backward {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (x, gamma, g) = (contiguous(s1, l1)?, contiguous(s2, l2)?, contiguous(s3, l3)?);
+        let (x, gamma, g) = (
+            contiguous(s1, l1)?,
+            contiguous(s2, l2)?,
+            contiguous(s3, l3)?,
+        );
         let dims @ (b, c, hw) = bchw(l1)?;
         let st = stats(x, dims);
         let n = (b * hw) as f64;
@@ -142,18 +165,21 @@ impl CustomOp3 for Backward {
             })
             .collect();
         let mut out = vec![0f32; x.len() + 2 * c];
-        out[..x.len()].par_chunks_mut(hw).enumerate().for_each(|(p, o)| {
-            let ch = p % c;
-            let (mean, var) = st[ch];
-            let inv = 1.0 / (var + EPS).sqrt();
-            let (sg, sgx) = sums[ch];
-            let k = gamma[ch] as f64 * inv;
-            let at = p * hw;
-            for ((o, &gv), &xv) in o.iter_mut().zip(&g[at..at + hw]).zip(&x[at..at + hw]) {
-                let x_hat = (xv as f64 - mean) * inv;
-                *o = (k * (gv as f64 - sg / n - x_hat * sgx / n)) as f32;
-            }
-        });
+        out[..x.len()]
+            .par_chunks_mut(hw)
+            .enumerate()
+            .for_each(|(p, o)| {
+                let ch = p % c;
+                let (mean, var) = st[ch];
+                let inv = 1.0 / (var + EPS).sqrt();
+                let (sg, sgx) = sums[ch];
+                let k = gamma[ch] as f64 * inv;
+                let at = p * hw;
+                for ((o, &gv), &xv) in o.iter_mut().zip(&g[at..at + hw]).zip(&x[at..at + hw]) {
+                    let x_hat = (xv as f64 - mean) * inv;
+                    *o = (k * (gv as f64 - sg / n - x_hat * sgx / n)) as f32;
+                }
+            });
         for ch in 0..c {
             out[x.len() + ch] = sums[ch].1 as f32;
             out[x.len() + c + ch] = sums[ch].0 as f32;
@@ -184,10 +210,18 @@ impl BatchNorm2d {
             let inv = (self.running_var.as_tensor() + EPS)?.sqrt()?.recip()?;
             let scale = (&self.weight * inv)?;
             let shift = (&self.bias - (self.running_mean.as_tensor() * &scale)?)?;
-            return Ok(x.broadcast_mul(&scale.reshape(shape)?)?.broadcast_add(&shift.reshape(shape)?)?);
+            return Ok(x
+                .broadcast_mul(&scale.reshape(shape)?)?
+                .broadcast_add(&shift.reshape(shape)?)?);
         }
         let stats = Arc::new(Mutex::new(Vec::new()));
-        let y = x.contiguous()?.apply_op3(&self.weight, &self.bias, Train { stats: stats.clone() })?;
+        let y = x.contiguous()?.apply_op3(
+            &self.weight,
+            &self.bias,
+            Train {
+                stats: stats.clone(),
+            },
+        )?;
         let st = stats.lock().expect("batch norm stats").clone();
         let n = (x.elem_count() / x.dim(1)?) as f64;
         let update = |running: &Var, values: Vec<f32>| -> Result<()> {
@@ -197,7 +231,12 @@ impl BatchNorm2d {
         };
         update(&self.running_mean, st.iter().map(|s| s.0 as f32).collect())?;
         // PyTorch keeps the unbiased variance as the running estimate
-        update(&self.running_var, st.iter().map(|s| (s.1 * n / (n - 1.0).max(1.0)) as f32).collect())?;
+        update(
+            &self.running_var,
+            st.iter()
+                .map(|s| (s.1 * n / (n - 1.0).max(1.0)) as f32)
+                .collect(),
+        )?;
         Ok(y)
     }
 }
@@ -215,22 +254,51 @@ mod tests {
         let x = Var::from_tensor(&Tensor::randn(0.5f32, 2.0, (3, 4, 5, 6), &dev).unwrap()).unwrap();
         let g = Tensor::randn(0f32, 1.0, (3, 4, 5, 6), &dev).unwrap();
         let (ours_map, theirs_map) = (VarMap::new(), VarMap::new());
-        let ours = BatchNorm2d::new(4, VarBuilder::from_varmap(&ours_map, DType::F32, &dev)).unwrap();
-        let theirs = candle_nn::batch_norm(4, candle_nn::BatchNormConfig::default(), VarBuilder::from_varmap(&theirs_map, DType::F32, &dev)).unwrap();
+        let ours =
+            BatchNorm2d::new(4, VarBuilder::from_varmap(&ours_map, DType::F32, &dev)).unwrap();
+        let theirs = candle_nn::batch_norm(
+            4,
+            candle_nn::BatchNormConfig::default(),
+            VarBuilder::from_varmap(&theirs_map, DType::F32, &dev),
+        )
+        .unwrap();
         let a = ours.forward(x.as_tensor(), true).unwrap();
         let b = candle_nn::ModuleT::forward_t(&theirs, x.as_tensor(), true).unwrap();
-        let d = |p: &Tensor, q: &Tensor| (p - q).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let d = |p: &Tensor, q: &Tensor| {
+            (p - q)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+        };
         assert!(d(&a, &b) < 1e-4);
         let ga = a.mul(&g).unwrap().sum_all().unwrap().backward().unwrap();
         let gb = b.mul(&g).unwrap().sum_all().unwrap().backward().unwrap();
-        assert!(d(ga.get(x.as_tensor()).unwrap(), gb.get(x.as_tensor()).unwrap()) < 1e-3);
+        assert!(
+            d(
+                ga.get(x.as_tensor()).unwrap(),
+                gb.get(x.as_tensor()).unwrap()
+            ) < 1e-3
+        );
         let get = |m: &VarMap, n: &str| m.data().lock().unwrap()[n].as_tensor().clone();
         for name in ["weight", "bias"] {
-            assert!(d(ga.get(&get(&ours_map, name)).unwrap(), gb.get(&get(&theirs_map, name)).unwrap()) < 1e-3, "{name}");
+            assert!(
+                d(
+                    ga.get(&get(&ours_map, name)).unwrap(),
+                    gb.get(&get(&theirs_map, name)).unwrap()
+                ) < 1e-3,
+                "{name}"
+            );
         }
         // both keep PyTorch's unbiased running variance
         for name in ["running_mean", "running_var"] {
-            assert!(d(&get(&ours_map, name), &get(&theirs_map, name)) < 1e-5, "{name}");
+            assert!(
+                d(&get(&ours_map, name), &get(&theirs_map, name)) < 1e-5,
+                "{name}"
+            );
         }
     }
 }

@@ -26,15 +26,37 @@ impl Conv {
     }
 }
 
-fn conv_with(cin: usize, cout: usize, k: usize, stride: usize, bias: bool, vb: VarBuilder) -> Result<Conv> {
-    let weight = vb.get_with_hints((cout, cin, k, k), "weight", candle_nn::init::DEFAULT_KAIMING_NORMAL)?;
+fn conv_with(
+    cin: usize,
+    cout: usize,
+    k: usize,
+    stride: usize,
+    bias: bool,
+    vb: VarBuilder,
+) -> Result<Conv> {
+    let weight = vb.get_with_hints(
+        (cout, cin, k, k),
+        "weight",
+        candle_nn::init::DEFAULT_KAIMING_NORMAL,
+    )?;
     let bias = if bias {
         let bound = 1.0 / ((cin * k * k) as f64).sqrt();
-        Some(vb.get_with_hints(cout, "bias", candle_nn::Init::Uniform { lo: -bound, up: bound })?)
+        Some(vb.get_with_hints(
+            cout,
+            "bias",
+            candle_nn::Init::Uniform {
+                lo: -bound,
+                up: bound,
+            },
+        )?)
     } else {
         None
     };
-    Ok(Conv { weight, bias, stride })
+    Ok(Conv {
+        weight,
+        bias,
+        stride,
+    })
 }
 
 /// A bias-free convolution (torchvision's ResNet and our U-Net put batch norm after each).
@@ -52,7 +74,13 @@ pub fn bn(c: usize, vb: VarBuilder) -> Result<BatchNorm2d> {
 }
 
 /// conv -> batch norm (-> relu).
-pub fn conv_bn(x: &Tensor, conv: &Conv, bn: &BatchNorm2d, train: bool, relu: bool) -> Result<Tensor> {
+pub fn conv_bn(
+    x: &Tensor,
+    conv: &Conv,
+    bn: &BatchNorm2d,
+    train: bool,
+    relu: bool,
+) -> Result<Tensor> {
     let y = bn.forward(&conv.forward(x)?, train)?;
     Ok(if relu { y.relu()? } else { y })
 }

@@ -30,7 +30,11 @@ pub fn iou(logits: &Tensor, mask: &Tensor) -> Result<f32> {
     let predicted = logits.gt(0.0)?.to_dtype(DType::F32)?;
     let intersection = predicted.mul(mask)?.sum_all()?.to_scalar::<f32>()?;
     let union = (predicted.sum_all()? + mask.sum_all()?)?.to_scalar::<f32>()? - intersection;
-    Ok(if union > 0.0 { intersection / union } else { 1.0 })
+    Ok(if union > 0.0 {
+        intersection / union
+    } else {
+        1.0
+    })
 }
 
 #[cfg(test)]
@@ -47,7 +51,13 @@ mod tests {
         let mask = Tensor::new(&[[[[1.0f32, 0.0], [1.0, 0.0]]]], &dev).unwrap();
         let perfect = Tensor::new(&[[[[9.0f32, -9.0], [9.0, -9.0]]]], &dev).unwrap();
         assert_eq!(iou(&perfect, &mask).unwrap(), 1.0);
-        assert!(dice_loss(&perfect, &mask).unwrap().to_scalar::<f32>().unwrap() < 1e-3);
+        assert!(
+            dice_loss(&perfect, &mask)
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+                < 1e-3
+        );
         let half = Tensor::new(&[[[[9.0f32, 9.0], [-9.0, -9.0]]]], &dev).unwrap();
         assert!((iou(&half, &mask).unwrap() - 1.0 / 3.0).abs() < 1e-6);
     }

@@ -29,7 +29,11 @@ pub enum ModelKind {
 }
 
 impl ModelKind {
-    pub const ALL: [ModelKind; 3] = [ModelKind::ResNet18, ModelKind::ResNetSmall, ModelKind::UNetSmall];
+    pub const ALL: [ModelKind; 3] = [
+        ModelKind::ResNet18,
+        ModelKind::ResNetSmall,
+        ModelKind::UNetSmall,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -40,9 +44,14 @@ impl ModelKind {
     }
 
     pub fn parse(name: &str) -> Result<Self> {
-        Self::ALL.into_iter().find(|m| m.name() == name).ok_or_else(|| {
-            Error::invalid(format!("unknown model '{name}': use resnet18, resnet_small or unet_small"))
-        })
+        Self::ALL
+            .into_iter()
+            .find(|m| m.name() == name)
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "unknown model '{name}': use resnet18, resnet_small or unet_small"
+                ))
+            })
     }
 
     pub fn is_segmenter(self) -> bool {
@@ -53,7 +62,7 @@ impl ModelKind {
 /// A task model: logits (B, classes) for classifiers, (B, 1, H, W) for the segmenter.
 pub enum TaskModel {
     Classifier(ResNet),
-    Segmenter(UNet),
+    Segmenter(Box<UNet>),
 }
 
 impl TaskModel {
@@ -63,7 +72,7 @@ impl TaskModel {
         Ok(match kind {
             ModelKind::ResNet18 => TaskModel::Classifier(ResNet::resnet18(classes, vb)?),
             ModelKind::ResNetSmall => TaskModel::Classifier(ResNet::small(classes, vb)?),
-            ModelKind::UNetSmall => TaskModel::Segmenter(UNet::small(vb)?),
+            ModelKind::UNetSmall => TaskModel::Segmenter(Box::new(UNet::small(vb)?)),
         })
     }
 
@@ -84,9 +93,15 @@ pub struct Normalisation {
 
 impl Normalisation {
     /// Raw-Microscopy's processed images.
-    pub const MICROSCOPY: Self = Self { mean: [0.91, 0.84, 0.94], std: [0.08, 0.12, 0.05] };
+    pub const MICROSCOPY: Self = Self {
+        mean: [0.91, 0.84, 0.94],
+        std: [0.08, 0.12, 0.05],
+    };
     /// Raw-Drone's processed images.
-    pub const DRONE: Self = Self { mean: [0.35, 0.36, 0.35], std: [0.12, 0.11, 0.12] };
+    pub const DRONE: Self = Self {
+        mean: [0.35, 0.36, 0.35],
+        std: [0.12, 0.11, 0.12],
+    };
 
     /// (x - mean) / std per channel of (B, 3, H, W).
     pub fn apply(&self, x: &Tensor) -> Result<Tensor> {
@@ -118,7 +133,10 @@ pub fn seed_weights(vars: &VarMap, seed: u64) -> Result<()> {
             let std = (2.0 / fan_in(name).unwrap_or(1) as f64).sqrt();
             let normal = Normal::new(0.0, std).expect("a valid normal");
             (0..n).map(|_| normal.sample(&mut rng) as f32).collect()
-        } else if let Some(fan) = name.strip_suffix("bias").and_then(|stem| fan_in(&format!("{stem}weight"))) {
+        } else if let Some(fan) = name
+            .strip_suffix("bias")
+            .and_then(|stem| fan_in(&format!("{stem}weight")))
+        {
             let bound = 1.0 / (fan as f64).sqrt();
             let uniform = Uniform::new(-bound, bound).expect("a valid range");
             (0..n).map(|_| uniform.sample(&mut rng) as f32).collect()
@@ -133,9 +151,13 @@ pub fn seed_weights(vars: &VarMap, seed: u64) -> Result<()> {
 /// The model's weights as safetensors (torchvision's names for the ResNets).
 pub fn save_weights(vars: &VarMap) -> Result<Vec<u8>> {
     let data = vars.data().lock().expect("var map lock");
-    let mut named: Vec<(String, Tensor)> = data.iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
+    let mut named: Vec<(String, Tensor)> = data
+        .iter()
+        .map(|(n, v)| (n.clone(), v.as_tensor().clone()))
+        .collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
-    safetensors::serialize(named, None).map_err(|e| Error::invalid(format!("writing safetensors: {e}")))
+    safetensors::serialize(named, None)
+        .map_err(|e| Error::invalid(format!("writing safetensors: {e}")))
 }
 
 /// Loads weights saved by `save_weights` (or PyTorch, with the same names and shapes).
@@ -148,7 +170,11 @@ pub fn load_weights(vars: &VarMap, bytes: &[u8]) -> Result<()> {
             .get(name)
             .ok_or_else(|| Error::invalid(format!("the weights lack '{name}'")))?;
         if t.dims() != var.dims() {
-            return Err(Error::invalid(format!("weight '{name}' has shape {:?}, the model {:?}", t.dims(), var.dims())));
+            return Err(Error::invalid(format!(
+                "weight '{name}' has shape {:?}, the model {:?}",
+                t.dims(),
+                var.dims()
+            )));
         }
         var.set(&t.to_dtype(DType::F32)?)?;
     }
@@ -158,7 +184,10 @@ pub fn load_weights(vars: &VarMap, bytes: &[u8]) -> Result<()> {
 /// Trainable variables of a model: everything but batch norm's running statistics.
 pub fn trainable(vars: &VarMap) -> Vec<candle_core::Var> {
     let data = vars.data().lock().expect("var map lock");
-    let mut named: Vec<(&String, &candle_core::Var)> = data.iter().filter(|(n, _)| !n.contains("running_")).collect();
+    let mut named: Vec<(&String, &candle_core::Var)> = data
+        .iter()
+        .filter(|(n, _)| !n.contains("running_"))
+        .collect();
     named.sort_by(|a, b| a.0.cmp(b.0));
     named.into_iter().map(|(_, v)| v.clone()).collect()
 }

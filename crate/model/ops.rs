@@ -45,30 +45,35 @@ impl CustomOp1 for Im2Col {
         let (ho, wo) = (self.0.out(h), self.0.out(w));
         let rows = c * k * k;
         let mut cols = vec![0f32; b * rows * ho * wo];
-        cols.par_chunks_mut(ho * wo).enumerate().for_each(|(r, dst)| {
-            let (bi, row) = (r / rows, r % rows);
-            let (ci, ky, kx) = (row / (k * k), (row / k) % k, row % k);
-            let plane = &x[(bi * c + ci) * h * w..(bi * c + ci + 1) * h * w];
-            for oy in 0..ho {
-                let iy = (oy * stride + ky) as isize - pad as isize;
-                if iy < 0 || iy >= h as isize {
-                    continue;
-                }
-                let src = &plane[iy as usize * w..(iy as usize + 1) * w];
-                for ox in 0..wo {
-                    let ix = (ox * stride + kx) as isize - pad as isize;
-                    if ix >= 0 && ix < w as isize {
-                        dst[oy * wo + ox] = src[ix as usize];
+        cols.par_chunks_mut(ho * wo)
+            .enumerate()
+            .for_each(|(r, dst)| {
+                let (bi, row) = (r / rows, r % rows);
+                let (ci, ky, kx) = (row / (k * k), (row / k) % k, row % k);
+                let plane = &x[(bi * c + ci) * h * w..(bi * c + ci + 1) * h * w];
+                for oy in 0..ho {
+                    let iy = (oy * stride + ky) as isize - pad as isize;
+                    if iy < 0 || iy >= h as isize {
+                        continue;
+                    }
+                    let src = &plane[iy as usize * w..(iy as usize + 1) * w];
+                    for ox in 0..wo {
+                        let ix = (ox * stride + kx) as isize - pad as isize;
+                        if ix >= 0 && ix < w as isize {
+                            dst[oy * wo + ox] = src[ix as usize];
+                        }
                     }
                 }
-            }
-        });
+            });
         Ok((CpuStorage::F32(cols), Shape::from((b, rows, ho * wo))))
     }
 
     fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
         let (b, c, h, w) = x.dims4()?;
-        Ok(Some(grad.contiguous()?.apply_op1_no_bwd(&Col2Im { window: self.0, shape: (b, c, h, w) })?))
+        Ok(Some(grad.contiguous()?.apply_op1_no_bwd(&Col2Im {
+            window: self.0,
+            shape: (b, c, h, w),
+        })?))
     }
 }
 
@@ -95,7 +100,8 @@ impl CustomOp1 for Col2Im {
             for ky in 0..k {
                 for kx in 0..k {
                     let row = (ci * k + ky) * k + kx;
-                    let src = &cols[(bi * c * k * k + row) * ho * wo..(bi * c * k * k + row + 1) * ho * wo];
+                    let src = &cols
+                        [(bi * c * k * k + row) * ho * wo..(bi * c * k * k + row + 1) * ho * wo];
                     for oy in 0..ho {
                         let iy = (oy * stride + ky) as isize - pad as isize;
                         if iy < 0 || iy >= h as isize {
@@ -129,16 +135,24 @@ pub fn conv2d(x: &Tensor, weight: &Tensor, stride: usize, pad: usize) -> Result<
         x.contiguous()?.apply_op1(Im2Col(window))?
     };
     let w2 = weight.reshape((cout, cin * k * k))?;
-    Ok(w2.broadcast_left(b)?.matmul(&cols)?.reshape((b, cout, ho, wo))?)
+    Ok(w2
+        .broadcast_left(b)?
+        .matmul(&cols)?
+        .reshape((b, cout, ho, wo))?)
 }
 
 /// Max pooling k x k with stride and padding (padding never wins), as torch's max_pool2d.
 pub fn max_pool2d(x: &Tensor, k: usize, stride: usize, pad: usize) -> Result<Tensor> {
-    Ok(x.contiguous()?.apply_op1(MaxPool(Window { k, stride, pad }))?)
+    Ok(x.contiguous()?
+        .apply_op1(MaxPool(Window { k, stride, pad }))?)
 }
 
 /// For each output, the flat input index of its window's first maximum.
-fn argmax_pool(x: &[f32], (b, c, h, w): (usize, usize, usize, usize), win: Window) -> Vec<(usize, f32)> {
+fn argmax_pool(
+    x: &[f32],
+    (b, c, h, w): (usize, usize, usize, usize),
+    win: Window,
+) -> Vec<(usize, f32)> {
     let (ho, wo) = (win.out(h), win.out(w));
     (0..b * c * ho * wo)
         .into_par_iter()
@@ -173,11 +187,18 @@ impl CustomOp1 for MaxPool {
         let (b, c, h, w) = l.shape().dims4()?;
         let best = argmax_pool(contiguous(s, l)?, (b, c, h, w), self.0);
         let out = best.into_iter().map(|(_, v)| v).collect();
-        Ok((CpuStorage::F32(out), Shape::from((b, c, self.0.out(h), self.0.out(w)))))
+        Ok((
+            CpuStorage::F32(out),
+            Shape::from((b, c, self.0.out(h), self.0.out(w))),
+        ))
     }
 
     fn bwd(&self, x: &Tensor, res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        Ok(Some(x.apply_op3_no_bwd(res, &grad.contiguous()?, &MaxPoolGrad(self.0))?))
+        Ok(Some(x.apply_op3_no_bwd(
+            res,
+            &grad.contiguous()?,
+            &MaxPoolGrad(self.0),
+        )?))
     }
 }
 
@@ -217,7 +238,14 @@ mod tests {
     use candle_core::{Device, Var};
 
     fn diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
     }
 
     /// Against candle's own conv2d: values and both gradients, strided and padded.
@@ -225,16 +253,33 @@ mod tests {
     fn conv_matches_candle_with_gradients() {
         let dev = Device::Cpu;
         for (k, stride, pad) in [(3, 1, 1), (3, 2, 1), (7, 2, 3), (1, 2, 0), (1, 1, 0)] {
-            let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, 3, 9, 9), &dev).unwrap()).unwrap();
-            let w = Var::from_tensor(&Tensor::randn(0f32, 1.0, (4, 3, k, k), &dev).unwrap()).unwrap();
+            let x =
+                Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, 3, 9, 9), &dev).unwrap()).unwrap();
+            let w =
+                Var::from_tensor(&Tensor::randn(0f32, 1.0, (4, 3, k, k), &dev).unwrap()).unwrap();
             let ours = conv2d(x.as_tensor(), w.as_tensor(), stride, pad).unwrap();
-            let theirs = x.as_tensor().conv2d(w.as_tensor(), pad, stride, 1, 1).unwrap();
+            let theirs = x
+                .as_tensor()
+                .conv2d(w.as_tensor(), pad, stride, 1, 1)
+                .unwrap();
             assert!(diff(&ours, &theirs) < 1e-4, "k{k} s{stride}");
             let g = Tensor::randn(0f32, 1.0, ours.shape(), &dev).unwrap();
             let ga = ours.mul(&g).unwrap().sum_all().unwrap().backward().unwrap();
-            let gb = theirs.mul(&g).unwrap().sum_all().unwrap().backward().unwrap();
+            let gb = theirs
+                .mul(&g)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
             for v in [&x, &w] {
-                assert!(diff(ga.get(v.as_tensor()).unwrap(), gb.get(v.as_tensor()).unwrap()) < 1e-3, "k{k} s{stride}");
+                assert!(
+                    diff(
+                        ga.get(v.as_tensor()).unwrap(),
+                        gb.get(v.as_tensor()).unwrap()
+                    ) < 1e-3,
+                    "k{k} s{stride}"
+                );
             }
         }
     }
@@ -242,11 +287,26 @@ mod tests {
     #[test]
     fn max_pool_values_and_gradient_go_to_the_maximum() {
         let dev = Device::Cpu;
-        let x = Var::from_tensor(&Tensor::arange(0f32, 16.0, &dev).unwrap().reshape((1, 1, 4, 4)).unwrap()).unwrap();
+        let x = Var::from_tensor(
+            &Tensor::arange(0f32, 16.0, &dev)
+                .unwrap()
+                .reshape((1, 1, 4, 4))
+                .unwrap(),
+        )
+        .unwrap();
         let y = max_pool2d(x.as_tensor(), 3, 2, 1).unwrap();
-        assert_eq!(y.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![5.0, 7.0, 13.0, 15.0]);
+        assert_eq!(
+            y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            vec![5.0, 7.0, 13.0, 15.0]
+        );
         let g = y.sum_all().unwrap().backward().unwrap();
-        let gx = g.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let gx = g
+            .get(x.as_tensor())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         assert_eq!(gx.iter().sum::<f32>(), 4.0);
         assert_eq!(gx[5], 1.0);
         assert_eq!(gx[15], 1.0);

@@ -20,7 +20,10 @@ struct BasicBlock {
 impl BasicBlock {
     fn new(cin: usize, cout: usize, stride: usize, vb: VarBuilder) -> Result<Self> {
         let downsample = if stride != 1 || cin != cout {
-            Some((conv(cin, cout, 1, stride, vb.pp("downsample.0"))?, bn(cout, vb.pp("downsample.1"))?))
+            Some((
+                conv(cin, cout, 1, stride, vb.pp("downsample.0"))?,
+                bn(cout, vb.pp("downsample.1"))?,
+            ))
         } else {
             None
         };

@@ -5,7 +5,7 @@ use candle_core::Tensor;
 use candle_nn::VarBuilder;
 
 use super::batch_norm::BatchNorm2d;
-use super::blocks::{bn, conv, conv_bn, conv_biased, Conv};
+use super::blocks::{bn, conv, conv_biased, conv_bn, Conv};
 use super::ops::max_pool2d;
 use crate::Result;
 

@@ -23,7 +23,11 @@ fn flip(x: &Tensor, dim: usize) -> Result<Tensor> {
 
 impl Augment {
     pub fn random(rng: &mut impl Rng) -> Self {
-        Self { flip_h: rng.random(), flip_v: rng.random(), quarter_turns: rng.random_range(0..4) }
+        Self {
+            flip_h: rng.random(),
+            flip_v: rng.random(),
+            quarter_turns: rng.random_range(0..4),
+        }
     }
 
     /// Applies to (B, C, H, W) with H == W (a quarter turn swaps H and W).
@@ -50,17 +54,42 @@ mod tests {
 
     #[test]
     fn four_quarter_turns_are_identity_and_flips_reverse() {
-        let x = Tensor::arange(0f32, 16.0, &Device::Cpu).unwrap().reshape((1, 1, 4, 4)).unwrap();
-        let turn = Augment { flip_h: false, flip_v: false, quarter_turns: 1 };
+        let x = Tensor::arange(0f32, 16.0, &Device::Cpu)
+            .unwrap()
+            .reshape((1, 1, 4, 4))
+            .unwrap();
+        let turn = Augment {
+            flip_h: false,
+            flip_v: false,
+            quarter_turns: 1,
+        };
         let mut y = x.clone();
         for _ in 0..4 {
             y = turn.apply(&y).unwrap();
         }
-        assert_eq!(y.flatten_all().unwrap().to_vec1::<f32>().unwrap(), x.flatten_all().unwrap().to_vec1::<f32>().unwrap());
-        let once = turn.apply(&x).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(
+            y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            x.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        );
+        let once = turn
+            .apply(&x)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         // the top row after a quarter turn is the first column, bottom to top
         assert_eq!(&once[..4], &[12.0, 8.0, 4.0, 0.0]);
-        let h = Augment { flip_h: true, flip_v: false, quarter_turns: 0 }.apply(&x).unwrap();
-        assert_eq!(&h.flatten_all().unwrap().to_vec1::<f32>().unwrap()[..4], &[3.0, 2.0, 1.0, 0.0]);
+        let h = Augment {
+            flip_h: true,
+            flip_v: false,
+            quarter_turns: 0,
+        }
+        .apply(&x)
+        .unwrap();
+        assert_eq!(
+            &h.flatten_all().unwrap().to_vec1::<f32>().unwrap()[..4],
+            &[3.0, 2.0, 1.0, 0.0]
+        );
     }
 }

@@ -37,7 +37,12 @@ impl TileSet {
         let items = (0..n)
             .map(|i| {
                 let s = synthetic::sample(task, seed, i, size, 100.0)?;
-                Ok(Item { name: format!("synthetic_{i:05}"), raw: s.raw, label: s.label, mask: s.mask })
+                Ok(Item {
+                    name: format!("synthetic_{i:05}"),
+                    raw: s.raw,
+                    label: s.label,
+                    mask: s.mask,
+                })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
@@ -62,7 +67,12 @@ impl TileSet {
     ) -> Result<Self> {
         let tile_names: Vec<&String> = files
             .iter()
-            .filter(|f| !f.contains('/') && [".tif", ".tiff", ".png", ".npy"].iter().any(|e| f.to_ascii_lowercase().ends_with(e)))
+            .filter(|f| {
+                !f.contains('/')
+                    && [".tif", ".tiff", ".png", ".npy"]
+                        .iter()
+                        .any(|e| f.to_ascii_lowercase().ends_with(e))
+            })
             .collect();
         let mut items = Vec::new();
         let mut classes = Vec::new();
@@ -73,13 +83,26 @@ impl TileSet {
                 let rows: Vec<(String, String)> = csv
                     .lines()
                     .skip(1)
-                    .filter_map(|l| l.split_once(',').map(|(f, c)| (f.trim().to_string(), c.trim().to_string())))
+                    .filter_map(|l| {
+                        l.split_once(',')
+                            .map(|(f, c)| (f.trim().to_string(), c.trim().to_string()))
+                    })
                     .collect();
-                classes = rows.iter().map(|(_, c)| c.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+                classes = rows
+                    .iter()
+                    .map(|(_, c)| c.clone())
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
                 for (file, class) in rows {
                     let raw = crate::raw::decode_tile(&read(&file)?, &file)?;
                     let label = classes.iter().position(|c| *c == class);
-                    items.push(Item { name: file, raw, label, mask: None });
+                    items.push(Item {
+                        name: file,
+                        raw,
+                        label,
+                        mask: None,
+                    });
                 }
             }
             Task::Segmentation => {
@@ -88,17 +111,35 @@ impl TileSet {
                     let raw = crate::raw::decode_tile(&read(file)?, file)?;
                     let mask_name = format!("masks/{stem}.png");
                     let mask_tile = crate::raw::decode_tile(&read(&mask_name)?, &mask_name)?;
-                    let mask = mask_tile.data().iter().map(|&v| u8::from(v > 0.0)).collect();
-                    items.push(Item { name: file.clone(), raw, label: None, mask: Some(mask) });
+                    let mask = mask_tile
+                        .data()
+                        .iter()
+                        .map(|&v| u8::from(v > 0.0))
+                        .collect();
+                    items.push(Item {
+                        name: file.clone(),
+                        raw,
+                        label: None,
+                        mask: Some(mask),
+                    });
                 }
                 classes.push("car".into());
             }
         }
         if items.len() < 4 {
-            return Err(Error::invalid(format!("found {} tiles; a session needs at least 4", items.len())));
+            return Err(Error::invalid(format!(
+                "found {} tiles; a session needs at least 4",
+                items.len()
+            )));
         }
         let train = items.len() * 3 / 4;
-        Ok(Self { task, classes, camera, items, train })
+        Ok(Self {
+            task,
+            classes,
+            camera,
+            items,
+            train,
+        })
     }
 
     pub fn train_items(&self) -> &[Item] {

@@ -53,7 +53,9 @@ impl Mode {
             "synthesis" => Ok(Mode::Synthesis),
             "forensics" => Ok(Mode::Forensics),
             "optimisation" | "optimization" => Ok(Mode::Optimisation),
-            _ => Err(Error::invalid(format!("unknown mode '{s}': use synthesis, forensics or optimisation"))),
+            _ => Err(Error::invalid(format!(
+                "unknown mode '{s}': use synthesis, forensics or optimisation"
+            ))),
         }
     }
 }
@@ -176,8 +178,14 @@ enum Front {
 
 #[derive(Clone)]
 enum Phase {
-    Train { name: String, front: Front, fresh_model: bool },
-    Attack { group: String },
+    Train {
+        name: String,
+        front: Front,
+        fresh_model: bool,
+    },
+    Attack {
+        group: String,
+    },
     Evaluate,
 }
 
@@ -228,7 +236,10 @@ impl Session {
         }
         for g in &config.groups {
             if g != "all" && !GROUPS.contains(&g.as_str()) {
-                return Err(Error::invalid(format!("unknown parameter group '{g}': use one of {} or all", GROUPS.join(", "))));
+                return Err(Error::invalid(format!(
+                    "unknown parameter group '{g}': use one of {} or all",
+                    GROUPS.join(", ")
+                )));
             }
         }
         let device = Device::Cpu;
@@ -241,17 +252,38 @@ impl Session {
         let param = |train| Front::Param { train };
         let phases = match config.mode {
             Mode::Synthesis => vec![
-                Phase::Train { name: format!("train on {}", config.view), front: Front::Static(config.view), fresh_model: false },
+                Phase::Train {
+                    name: format!("train on {}", config.view),
+                    front: Front::Static(config.view),
+                    fresh_model: false,
+                },
                 Phase::Evaluate,
             ],
             Mode::Forensics => {
-                let mut p = vec![Phase::Train { name: "train on default processing".into(), front: param(false), fresh_model: false }];
-                p.extend(config.groups.iter().map(|g| Phase::Attack { group: g.clone() }));
+                let mut p = vec![Phase::Train {
+                    name: "train on default processing".into(),
+                    front: param(false),
+                    fresh_model: false,
+                }];
+                p.extend(
+                    config
+                        .groups
+                        .iter()
+                        .map(|g| Phase::Attack { group: g.clone() }),
+                );
                 p
             }
             Mode::Optimisation => vec![
-                Phase::Train { name: "frozen processing".into(), front: param(false), fresh_model: false },
-                Phase::Train { name: "joint processing".into(), front: param(true), fresh_model: true },
+                Phase::Train {
+                    name: "frozen processing".into(),
+                    front: param(false),
+                    fresh_model: false,
+                },
+                Phase::Train {
+                    name: "joint processing".into(),
+                    front: param(true),
+                    fresh_model: true,
+                },
             ],
         };
         let norm = match data.task {
@@ -334,7 +366,11 @@ impl Session {
         self.global_step += 1;
         let steps = phase_len(&self.config, &phase);
         let name = self.phase_name(&phase);
-        self.summary.curves.entry(name.clone()).or_default().push((self.phase_step, loss, metric));
+        self.summary
+            .curves
+            .entry(name.clone())
+            .or_default()
+            .push((self.phase_step, loss, metric));
         if self.config.snapshot_every > 0 && self.global_step % self.config.snapshot_every == 0 {
             self.snapshot(&name)?;
         }
@@ -368,18 +404,27 @@ impl Session {
 
     fn start_phase(&mut self, phase: &Phase) -> Result<()> {
         match phase {
-            Phase::Train { front, fresh_model, .. } => {
+            Phase::Train {
+                front, fresh_model, ..
+            } => {
                 if *fresh_model {
                     // the same start as the previous phase: reseed and rebuild
                     self.rng = ChaCha8Rng::seed_from_u64(self.config.seed);
                     self.vars = VarMap::new();
-                    self.model = TaskModel::new(self.config.model, self.data.classes.len(), &self.vars, &self.device)?;
+                    self.model = TaskModel::new(
+                        self.config.model,
+                        self.data.classes.len(),
+                        &self.vars,
+                        &self.device,
+                    )?;
                     seed_weights(&self.vars, self.config.seed)?;
                     self.model_opt = adam(&self.config, trainable(&self.vars))?;
                 }
                 self.isp = self.isp_default_copy()?;
                 self.isp_opt = match front {
-                    Front::Param { train: true } => Some(adam(&self.config, self.isp.vars().to_vec())?),
+                    Front::Param { train: true } => {
+                        Some(adam(&self.config, self.isp.vars().to_vec())?)
+                    }
                     _ => None,
                 };
             }
@@ -391,10 +436,16 @@ impl Session {
                     .filter(|(n, _)| group == "all" || n.split('.').next() == Some(group.as_str()))
                     .map(|(_, v)| v.clone())
                     .collect();
-                let params = ParamsAdamW { lr: self.config.forensic_lr, weight_decay: 0.0, ..Default::default() };
+                let params = ParamsAdamW {
+                    lr: self.config.forensic_lr,
+                    weight_decay: 0.0,
+                    ..Default::default()
+                };
                 self.isp_opt = Some(AdamW::new(targets, params)?);
                 let before = self.validate(&Front::Param { train: false })?;
-                self.summary.forensics.insert(group.clone(), (before, before, 0.0));
+                self.summary
+                    .forensics
+                    .insert(group.clone(), (before, before, 0.0));
             }
             Phase::Evaluate => {}
         }
@@ -405,7 +456,9 @@ impl Session {
         match phase {
             Phase::Train { front, .. } => {
                 let metric = self.validate(front)?;
-                self.summary.final_metric.insert(self.phase_name(phase), metric);
+                self.summary
+                    .final_metric
+                    .insert(self.phase_name(phase), metric);
             }
             Phase::Attack { group } => {
                 let after = self.validate(&Front::Param { train: false })?;
@@ -413,7 +466,9 @@ impl Session {
                     *entry = (entry.0, after, entry.0 - after);
                 }
                 let first = self.data.val_items()[..1].to_vec();
-                let view = self.processed(&first, &Front::Param { train: false }, 100)?.0;
+                let view = self
+                    .processed(&first, &Front::Param { train: false }, 100)?
+                    .0;
                 self.adversarial.push((group.clone(), view.detach()));
             }
             Phase::Evaluate => {}
@@ -436,25 +491,42 @@ impl Session {
     }
 
     /// The model's input for `items`: processed (B, 3, H, W), normalised; and the targets.
-    fn processed(&mut self, items: &[Item], front: &Front, intensity: u32) -> Result<(Tensor, Tensor)> {
+    fn processed(
+        &mut self,
+        items: &[Item],
+        front: &Front,
+        intensity: u32,
+    ) -> Result<(Tensor, Tensor)> {
         let x = match front {
             Front::Static(view) => {
                 let mut planes = Vec::with_capacity(items.len());
                 for item in items {
-                    let index = self.data.items.iter().position(|i| i.name == item.name).unwrap_or(0);
+                    let index = self
+                        .data
+                        .items
+                        .iter()
+                        .position(|i| i.name == item.name)
+                        .unwrap_or(0);
                     let key = (view.to_string(), intensity, index);
                     if !self.rendered.contains_key(&key) {
                         let raw = self.data.at_intensity(item, intensity as f64)?;
                         let image = render_all(&raw, &self.data.camera, &[*view])?.remove(0);
-                        let hwc = Tensor::from_vec(image.data, (image.height, image.width, 3), &self.device)?;
-                        self.rendered.insert(key.clone(), hwc.permute((2, 0, 1))?.contiguous()?);
+                        let hwc = Tensor::from_vec(
+                            image.data,
+                            (image.height, image.width, 3),
+                            &self.device,
+                        )?;
+                        self.rendered
+                            .insert(key.clone(), hwc.permute((2, 0, 1))?.contiguous()?);
                     }
                     planes.push(self.rendered[&key].clone());
                 }
                 self.norm.apply(&Tensor::stack(&planes, 0)?)?
             }
             // the parametrized ISP ends in batch norm: already normalised
-            Front::Param { .. } => forward(&self.raw_batch(items, intensity)?, &self.isp, true, false)?.output,
+            Front::Param { .. } => {
+                forward(&self.raw_batch(items, intensity)?, &self.isp, true, false)?.output
+            }
         };
         Ok((x, self.targets(items)?))
     }
@@ -469,7 +541,13 @@ impl Session {
                 let (h, w) = (items[0].raw.height(), items[0].raw.width());
                 let mut m = Vec::with_capacity(items.len() * h * w);
                 for item in items {
-                    m.extend(item.mask.as_deref().unwrap_or(&[]).iter().map(|&v| v as f32));
+                    m.extend(
+                        item.mask
+                            .as_deref()
+                            .unwrap_or(&[])
+                            .iter()
+                            .map(|&v| v as f32),
+                    );
                 }
                 Tensor::from_vec(m, (items.len(), 1, h, w), &self.device)?
             }
@@ -487,7 +565,9 @@ impl Session {
 
     fn batch(&mut self) -> Vec<Item> {
         let train = self.data.train_items();
-        (0..self.config.batch).map(|_| train[self.rng.random_range(0..train.len())].clone()).collect()
+        (0..self.config.batch)
+            .map(|_| train[self.rng.random_range(0..train.len())].clone())
+            .collect()
     }
 
     fn train_step(&mut self, front: &Front) -> Result<(f32, f32)> {
@@ -495,7 +575,11 @@ impl Session {
         let (x, targets) = self.processed(&items, front, 100)?;
         let aug = Augment::random(&mut self.rng);
         let x = aug.apply(&x)?;
-        let targets = if self.data.task == Task::Segmentation { aug.apply(&targets)? } else { targets };
+        let targets = if self.data.task == Task::Segmentation {
+            aug.apply(&targets)?
+        } else {
+            targets
+        };
         let (loss, metric) = self.loss_metric(&x, &targets, true)?;
         let grads = loss.backward()?;
         self.model_opt.step(&grads)?;
@@ -509,7 +593,9 @@ impl Session {
         let items = self.batch();
         let raw = self.raw_batch(&items, 100)?;
         let out = forward(&raw, &self.isp, true, false)?.output;
-        let reference = forward(&raw, &self.isp_default, true, false)?.output.detach();
+        let reference = forward(&raw, &self.isp_default, true, false)?
+            .output
+            .detach();
         let targets = self.targets(&items)?;
         let (task_loss, metric) = self.loss_metric(&out, &targets, false)?;
         let distance = match self.config.penalty {
@@ -543,7 +629,10 @@ impl Session {
     }
 
     /// The model on every static view and intensity level: view -> intensity -> metric.
-    pub fn view_table(&mut self, intensities: &[u32]) -> Result<BTreeMap<String, BTreeMap<u32, f32>>> {
+    pub fn view_table(
+        &mut self,
+        intensities: &[u32],
+    ) -> Result<BTreeMap<String, BTreeMap<u32, f32>>> {
         let mut table = BTreeMap::new();
         for view in View::paper_views() {
             let mut row = BTreeMap::new();
@@ -560,7 +649,13 @@ impl Session {
         let intensities = self.config.intensities.clone();
         self.summary.views = self.view_table(&intensities)?;
         let trained = self.config.view.to_string();
-        let base = self.summary.views.get(&trained).and_then(|r| r.get(&100)).copied().unwrap_or(0.0);
+        let base = self
+            .summary
+            .views
+            .get(&trained)
+            .and_then(|r| r.get(&100))
+            .copied()
+            .unwrap_or(0.0);
         for (view, row) in &self.summary.views {
             if let Some(m) = row.get(&100) {
                 self.summary.view_drops.insert(view.clone(), base - m);
@@ -590,13 +685,26 @@ impl Session {
             };
             stages.push((stage.name().to_string(), map));
         }
-        self.snapshots.push(Snapshot { phase: phase.into(), step: self.global_step, height: h, width: w, stages });
+        self.snapshots.push(Snapshot {
+            phase: phase.into(),
+            step: self.global_step,
+            height: h,
+            width: w,
+            stages,
+        });
         Ok(())
     }
 }
 
 fn adam(config: &TrainConfig, vars: Vec<Var>) -> Result<AdamW> {
-    Ok(AdamW::new(vars, ParamsAdamW { lr: config.lr, weight_decay: config.weight_decay, ..Default::default() })?)
+    Ok(AdamW::new(
+        vars,
+        ParamsAdamW {
+            lr: config.lr,
+            weight_decay: config.weight_decay,
+            ..Default::default()
+        },
+    )?)
 }
 
 /// 1 - SSIM with a 7x7 box window (differentiable; averaged over channels and positions).

@@ -18,7 +18,9 @@ fn js(e: JsValue) -> Error {
         .or_else(|| e.as_string())
         .unwrap_or_else(|| format!("{e:?}"));
     if text.contains("Quota") || text.contains("quota") {
-        Error::invalid("the browser's storage is full: tiles are shown but not kept for offline use")
+        Error::invalid(
+            "the browser's storage is full: tiles are shown but not kept for offline use",
+        )
     } else {
         Error::invalid(format!("the tile cache failed: {text}"))
     }
@@ -30,7 +32,10 @@ fn caches() -> Result<CacheStorage> {
 }
 
 async fn open() -> Result<Cache> {
-    Ok(JsFuture::from(caches()?.open(STORE)).await.map_err(js)?.unchecked_into())
+    Ok(JsFuture::from(caches()?.open(STORE))
+        .await
+        .map_err(js)?
+        .unchecked_into())
 }
 
 /// A cache key under the page's origin (never fetched over the network).
@@ -41,17 +46,23 @@ fn url(key: &str) -> String {
 pub async fn put(key: &str, bytes: &[u8]) -> Result<()> {
     let body = Uint8Array::from(bytes);
     let response = Response::new_with_opt_buffer_source(Some(&body)).map_err(js)?;
-    JsFuture::from(open().await?.put_with_str(&url(key), &response)).await.map_err(js)?;
+    JsFuture::from(open().await?.put_with_str(&url(key), &response))
+        .await
+        .map_err(js)?;
     Ok(())
 }
 
 pub async fn get(key: &str) -> Result<Option<Vec<u8>>> {
-    let found = JsFuture::from(open().await?.match_with_str(&url(key))).await.map_err(js)?;
+    let found = JsFuture::from(open().await?.match_with_str(&url(key)))
+        .await
+        .map_err(js)?;
     if found.is_undefined() {
         return Ok(None);
     }
     let response: Response = found.unchecked_into();
-    let buffer = JsFuture::from(response.array_buffer().map_err(js)?).await.map_err(js)?;
+    let buffer = JsFuture::from(response.array_buffer().map_err(js)?)
+        .await
+        .map_err(js)?;
     Ok(Some(Uint8Array::new(&buffer).to_vec()))
 }
 

@@ -15,19 +15,31 @@ pub struct RgbaImage {
 
 impl From<Rgba> for RgbaImage {
     fn from(image: Rgba) -> Self {
-        Self { width: image.width, height: image.height, rgba: image.data }
+        Self {
+            width: image.width,
+            height: image.height,
+            rgba: image.data,
+        }
     }
 }
 
 impl From<&RgbImage> for RgbaImage {
     fn from(image: &RgbImage) -> Self {
-        Self { width: image.width, height: image.height, rgba: image.to_rgba8() }
+        Self {
+            width: image.width,
+            height: image.height,
+            rgba: image.to_rgba8(),
+        }
     }
 }
 
 impl RgbaImage {
     pub fn new(width: usize, height: usize, rgba: Vec<u8>) -> Self {
-        Self { width, height, rgba }
+        Self {
+            width,
+            height,
+            rgba,
+        }
     }
 }
 

@@ -35,6 +35,13 @@ pub(crate) fn js_error(e: crate::Error) -> JsError {
     JsError::new(&e.to_string())
 }
 
+/// A Rust value as a plain JS value (objects as objects, not Maps).
+pub(crate) fn to_js<T: serde::Serialize + ?Sized>(value: &T) -> Result<JsValue, JsError> {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| JsError::new(&e.to_string()))
+}
+
 /// One pass of the parametrized ISP: output, stages and (with an upstream gradient) gradients.
 #[wasm_bindgen]
 pub struct IspResult {
@@ -48,7 +55,10 @@ fn planes(values: &[f32], height: usize, width: usize) -> [Plane; 3] {
     std::array::from_fn(|c| Plane {
         width,
         height,
-        data: values[c * height * width..(c + 1) * height * width].iter().map(|&v| v as f64).collect(),
+        data: values[c * height * width..(c + 1) * height * width]
+            .iter()
+            .map(|&v| v as f64)
+            .collect(),
     })
 }
 
@@ -63,7 +73,11 @@ impl IspResult {
     /// Stage `i` of the first tile, scaled for display.
     #[wasm_bindgen(js_name = stageImage)]
     pub fn stage_image(&self, i: usize) -> Result<RgbaImage, JsError> {
-        let v = self.run.stages.get(i).ok_or_else(|| JsError::new("no such stage"))?;
+        let v = self
+            .run
+            .stages
+            .get(i)
+            .ok_or_else(|| JsError::new("no such stage"))?;
         let p = planes(v, self.height, self.width);
         Ok(viz::planes_rgba(&[&p[0], &p[1], &p[2]]).into())
     }
@@ -71,7 +85,11 @@ impl IspResult {
     /// The processed image (the gamma stage, before batch norm).
     #[wasm_bindgen(js_name = outputImage)]
     pub fn output_image(&self) -> Result<RgbaImage, JsError> {
-        let v = self.run.stages.last().ok_or_else(|| JsError::new("no output"))?;
+        let v = self
+            .run
+            .stages
+            .last()
+            .ok_or_else(|| JsError::new("no output"))?;
         let n = self.height * self.width;
         let rgba = (0..n)
             .flat_map(|p| {
@@ -102,7 +120,11 @@ impl IspResult {
     /// dL/d parameters, packed in the order of `Lab.paramNames()`.
     #[wasm_bindgen(js_name = paramGradients)]
     pub fn param_gradients(&self) -> Vec<f32> {
-        self.run.gradients.as_ref().map(|g| g.params.clone()).unwrap_or_default()
+        self.run
+            .gradients
+            .as_ref()
+            .map(|g| g.params.clone())
+            .unwrap_or_default()
     }
 
     /// The raw output (B, 3, H, W), flat.
@@ -118,7 +140,9 @@ impl IspResult {
         let Some(g) = self.run.gradients.as_ref().and_then(|g| g.stages.get(i)) else {
             return vec![0.0; n];
         };
-        (0..n).map(|p| (0..3).map(|c| g[c * n + p].abs()).sum::<f32>() / 3.0).collect()
+        (0..n)
+            .map(|p| (0..3).map(|c| g[c * n + p].abs()).sum::<f32>() / 3.0)
+            .collect()
     }
 }
 
@@ -138,10 +162,14 @@ impl StageSet {
     /// Stage `i` for display: the mosaics tinted by their filter colour, the colour stages
     /// scaled so the 99th percentile is white (gamma applied for the eye), the last as it is.
     pub fn image(&self, i: usize) -> Result<RgbaImage, JsError> {
-        let p = self.planes.get(i).ok_or_else(|| JsError::new("no such stage"))?;
+        let p = self
+            .planes
+            .get(i)
+            .ok_or_else(|| JsError::new("no such stage"))?;
         Ok(if p.len() == 1 {
             let mosaic = &p[0];
-            let mut colour: [Plane; 3] = std::array::from_fn(|_| Plane::zeros(mosaic.width, mosaic.height));
+            let mut colour: [Plane; 3] =
+                std::array::from_fn(|_| Plane::zeros(mosaic.width, mosaic.height));
             for (k, &v) in mosaic.data.iter().enumerate() {
                 colour[BayerSite::at(k / mosaic.width, k % mosaic.width).channel()].data[k] = v;
             }
@@ -153,11 +181,14 @@ impl StageSet {
 
     /// {lo, hi, counts: [[..R], [..G], [..B]]} over 64 bins (one channel for the mosaics).
     pub fn histogram(&self, i: usize) -> Result<JsValue, JsError> {
-        let p = self.planes.get(i).ok_or_else(|| JsError::new("no such stage"))?;
+        let p = self
+            .planes
+            .get(i)
+            .ok_or_else(|| JsError::new("no such stage"))?;
         let refs: Vec<&Plane> = p.iter().collect();
         let (lo, hi, counts) = viz::histogram(&refs, 64);
         let value = serde_json::json!({ "lo": lo, "hi": hi, "counts": counts });
-        serde_wasm_bindgen::to_value(&value).map_err(|e| JsError::new(&e.to_string()))
+        to_js(&value)
     }
 }
 
@@ -179,7 +210,9 @@ impl Lab {
         let camera = CameraParams::drone();
         Ok(Lab {
             engine: IspEngine::new(backend).await.map_err(js_error)?,
-            params: RefCell::new(IspParams::initial(&camera, DType::F32, &Device::Cpu).map_err(js_error)?),
+            params: RefCell::new(
+                IspParams::initial(&camera, DType::F32, &Device::Cpu).map_err(js_error)?,
+            ),
             camera: RefCell::new(camera),
             tiles: RefCell::new(TileStore::new()),
         })
@@ -214,7 +247,12 @@ impl Lab {
         *store = TileStore::new();
         store.source = "chart".into();
         store.tiles.push(StoredTile {
-            item: crate::train::Item { name: "colour chart".into(), raw, label: None, mask: None },
+            item: crate::train::Item {
+                name: "colour chart".into(),
+                raw,
+                label: None,
+                mask: None,
+            },
             class: None,
             archive: None,
             bytes: None,
@@ -234,8 +272,15 @@ impl Lab {
     /// Tile `i`'s mosaic, each sample shown in its filter's colour.
     pub fn mosaic(&self, i: usize) -> Result<RgbaImage, JsError> {
         let store = self.tiles.borrow();
-        let t = store.tiles.get(i).ok_or_else(|| JsError::new("no such tile"))?;
-        Ok(RgbaImage::new(t.item.raw.width(), t.item.raw.height(), t.item.raw.mosaic_rgba()))
+        let t = store
+            .tiles
+            .get(i)
+            .ok_or_else(|| JsError::new("no such tile"))?;
+        Ok(RgbaImage::new(
+            t.item.raw.width(),
+            t.item.raw.height(),
+            t.item.raw.mosaic_rgba(),
+        ))
     }
 
     /// Tile `i` through a static view (the tile browser's thumbnails).
@@ -243,7 +288,13 @@ impl Lab {
         let view: View = view.parse().map_err(js_error)?;
         let raw = {
             let store = self.tiles.borrow();
-            store.tiles.get(i).ok_or_else(|| JsError::new("no such tile"))?.item.raw.clone()
+            store
+                .tiles
+                .get(i)
+                .ok_or_else(|| JsError::new("no such tile"))?
+                .item
+                .raw
+                .clone()
         };
         let image = static_pipeline::render(&raw, &self.camera.borrow(), view).map_err(js_error)?;
         Ok((&image).into())
@@ -259,15 +310,17 @@ impl Lab {
     #[wasm_bindgen(js_name = renderView)]
     pub fn render_view(&self, view: &str) -> Result<RgbaImage, JsError> {
         let view: View = view.parse().map_err(js_error)?;
-        let image = static_pipeline::render(&self.tile()?, &self.camera.borrow(), view).map_err(js_error)?;
+        let image = static_pipeline::render(&self.tile()?, &self.camera.borrow(), view)
+            .map_err(js_error)?;
         Ok((&image).into())
     }
 
     /// The paper's 12 views of the current tile.
     #[wasm_bindgen(js_name = renderViews)]
     pub fn render_views(&self) -> Result<Vec<RgbaImage>, JsError> {
-        let images = static_pipeline::render_all(&self.tile()?, &self.camera.borrow(), &View::paper_views())
-            .map_err(js_error)?;
+        let images =
+            static_pipeline::render_all(&self.tile()?, &self.camera.borrow(), &View::paper_views())
+                .map_err(js_error)?;
         Ok(images.iter().map(RgbaImage::from).collect())
     }
 
@@ -282,7 +335,11 @@ impl Lab {
             height: raw.height(),
             data: raw.data().iter().map(|&v| v as f64).collect(),
         };
-        let gamma = planes(&hwc_to_chw(&s.gamma.data, s.gamma.height, s.gamma.width), s.gamma.height, s.gamma.width);
+        let gamma = planes(
+            &hwc_to_chw(&s.gamma.data, s.gamma.height, s.gamma.width),
+            s.gamma.height,
+            s.gamma.width,
+        );
         Ok(StageSet {
             names: vec![
                 "raw mosaic",
@@ -327,21 +384,25 @@ impl Lab {
     /// Replaces all parameter values (packed); refuses wrong lengths and NaN.
     #[wasm_bindgen(js_name = setParams)]
     pub fn set_params(&self, packed: &[f32]) -> Result<(), JsError> {
-        *self.params.borrow_mut() = IspParams::from_packed(packed, DType::F32, &Device::Cpu).map_err(js_error)?;
+        *self.params.borrow_mut() =
+            IspParams::from_packed(packed, DType::F32, &Device::Cpu).map_err(js_error)?;
         Ok(())
     }
 
     /// The camera preset's initial parameters.
     #[wasm_bindgen(js_name = resetParams)]
     pub fn reset_params(&self) -> Result<(), JsError> {
-        *self.params.borrow_mut() = IspParams::initial(&self.camera.borrow(), DType::F32, &Device::Cpu).map_err(js_error)?;
+        *self.params.borrow_mut() =
+            IspParams::initial(&self.camera.borrow(), DType::F32, &Device::Cpu)
+                .map_err(js_error)?;
         Ok(())
     }
 
     /// Parameters from a safetensors file (as PyTorch's safetensors writes them).
     #[wasm_bindgen(js_name = loadParams)]
     pub fn load_params(&self, bytes: &[u8]) -> Result<(), JsError> {
-        *self.params.borrow_mut() = IspParams::from_safetensors(bytes, DType::F32, &Device::Cpu).map_err(js_error)?;
+        *self.params.borrow_mut() =
+            IspParams::from_safetensors(bytes, DType::F32, &Device::Cpu).map_err(js_error)?;
         Ok(())
     }
 
@@ -358,12 +419,23 @@ impl Lab {
     pub async fn run_isp(&self, gradients: bool, view: String) -> Result<IspResult, JsError> {
         let tile = self.tile()?;
         let (h, w) = (tile.height(), tile.width());
-        let params = IspParams::from_packed(&self.params()?, DType::F32, &Device::Cpu).map_err(js_error)?;
+        let params =
+            IspParams::from_packed(&self.params()?, DType::F32, &Device::Cpu).map_err(js_error)?;
         let upstream = if gradients {
             // without batch norm the output is the gamma stage: d/dout mean((out - target)^2)
             let target = self.render_view_data(&tile, &view)?;
-            let out = self.engine.run(tile.data(), (1, h, w), &params, None, false).await.map_err(js_error)?.output;
-            Some(out.iter().zip(&target).map(|(o, t)| 2.0 * (o - t) / out.len() as f32).collect::<Vec<_>>())
+            let out = self
+                .engine
+                .run(tile.data(), (1, h, w), &params, None, false)
+                .await
+                .map_err(js_error)?
+                .output;
+            Some(
+                out.iter()
+                    .zip(&target)
+                    .map(|(o, t)| 2.0 * (o - t) / out.len() as f32)
+                    .collect::<Vec<_>>(),
+            )
         } else {
             None
         };
@@ -372,7 +444,11 @@ impl Lab {
             .run(tile.data(), (1, h, w), &params, upstream.as_deref(), false)
             .await
             .map_err(js_error)?;
-        Ok(IspResult { run, height: h, width: w })
+        Ok(IspResult {
+            run,
+            height: h,
+            width: w,
+        })
     }
 
     /// The parametrized ISP on a batch of raw tiles (batch, height, width), flattened, with an
@@ -387,10 +463,17 @@ impl Lab {
         upstream: Option<Vec<f32>>,
         batch_norm: bool,
     ) -> Result<IspResult, JsError> {
-        let params = IspParams::from_packed(&self.params()?, DType::F32, &Device::Cpu).map_err(js_error)?;
+        let params =
+            IspParams::from_packed(&self.params()?, DType::F32, &Device::Cpu).map_err(js_error)?;
         let run = self
             .engine
-            .run(raw, (batch, height, width), &params, upstream.as_deref(), batch_norm)
+            .run(
+                raw,
+                (batch, height, width),
+                &params,
+                upstream.as_deref(),
+                batch_norm,
+            )
             .await
             .map_err(js_error)?;
         Ok(IspResult { run, height, width })
@@ -415,5 +498,7 @@ impl Lab {
 /// Interleaved (H, W, 3) to planar (3, H, W).
 fn hwc_to_chw(data: &[f32], height: usize, width: usize) -> Vec<f32> {
     let n = height * width;
-    (0..3).flat_map(|c| (0..n).map(move |p| data[p * 3 + c])).collect()
+    (0..3)
+        .flat_map(|c| (0..n).map(move |p| data[p * 3 + c]))
+        .collect()
 }

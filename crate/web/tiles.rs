@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-use super::{cache, js_error, Lab};
+use super::{cache, js_error, to_js, Lab};
 use crate::data::archive::{read_archive, ArchiveEvent};
 use crate::data::discovery::{classify_loose, DatasetKind, Entry};
 use crate::data::fetch::{fetch, FetchEvent, FetchRequest};
@@ -37,7 +37,12 @@ pub struct TileStore {
 
 impl TileStore {
     pub fn new() -> Self {
-        Self { task: Task::Classification, source: "none".into(), tiles: Vec::new(), current: 0 }
+        Self {
+            task: Task::Classification,
+            source: "none".into(),
+            tiles: Vec::new(),
+            current: 0,
+        }
     }
 
     /// Class names in a stable order and each tile's index into them.
@@ -63,7 +68,10 @@ impl TileStore {
             })
             .map(|t| {
                 let mut item = t.item.clone();
-                item.label = t.class.as_ref().and_then(|c| classes.iter().position(|k| k == c));
+                item.label = t
+                    .class
+                    .as_ref()
+                    .and_then(|c| classes.iter().position(|k| k == c));
                 item
             })
             .collect();
@@ -74,7 +82,13 @@ impl TileStore {
             )));
         }
         let train = items.len() * 3 / 4;
-        Ok(TileSet { task: self.task, classes, camera: camera.clone(), items, train })
+        Ok(TileSet {
+            task: self.task,
+            classes,
+            camera: camera.clone(),
+            items,
+            train,
+        })
     }
 }
 
@@ -97,19 +111,48 @@ impl FetchControl {
     }
 }
 
+/// Where to stream from.
+#[derive(serde::Deserialize)]
+struct ZenodoSource {
+    base: String,
+    record: String,
+    dataset: String,
+    intensity: u32,
+    limit: Option<usize>,
+}
+
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 enum PageEvent<'a> {
-    Tile { index: usize, name: &'a str, class: Option<&'a str> },
-    Progress { key: &'a str, read: u64, total: Option<u64> },
-    Archive { key: &'a str, size: u64 },
-    Warning { message: &'a str },
-    Discard { key: &'a str, reason: &'a str, remaining: usize },
-    Labels { count: usize },
+    Tile {
+        index: usize,
+        name: &'a str,
+        class: Option<&'a str>,
+    },
+    Progress {
+        key: &'a str,
+        read: u64,
+        total: Option<u64>,
+    },
+    Archive {
+        key: &'a str,
+        size: u64,
+    },
+    Warning {
+        message: &'a str,
+    },
+    Discard {
+        key: &'a str,
+        reason: &'a str,
+        remaining: usize,
+    },
+    Labels {
+        count: usize,
+    },
 }
 
 fn emit(callback: &js_sys::Function, event: &PageEvent) -> crate::Result<()> {
-    let value = serde_wasm_bindgen::to_value(event).map_err(|e| crate::Error::invalid(e.to_string()))?;
+    let value = super::to_js(event).map_err(|e| crate::Error::invalid(format!("{e:?}")))?;
     callback
         .call1(&JsValue::NULL, &value)
         .map_err(|_| crate::Error::invalid("the page's event handler failed"))?;
@@ -124,12 +167,18 @@ fn cache_prefix(record: &str, dataset: DatasetKind, intensity: u32) -> String {
 impl Lab {
     /// The synthetic default: `n` labelled tiles of `size` px, deterministic from `seed`.
     #[wasm_bindgen(js_name = loadSynthetic)]
-    pub fn load_synthetic(&self, task: &str, n: usize, seed: u64, size: usize) -> Result<usize, JsError> {
+    pub fn load_synthetic(
+        &self,
+        task: &str,
+        n: usize,
+        seed: u32,
+        size: usize,
+    ) -> Result<usize, JsError> {
         let task = match task {
             "segmentation" => Task::Segmentation,
             _ => Task::Classification,
         };
-        let set = TileSet::synthetic(task, n, size, seed).map_err(js_error)?;
+        let set = TileSet::synthetic(task, n, size, seed as u64).map_err(js_error)?;
         *self.camera.borrow_mut() = synthetic::camera();
         let mut store = self.tiles.borrow_mut();
         *store = TileStore::new();
@@ -152,29 +201,31 @@ impl Lab {
 
     /// Streams a dataset from Zenodo (or a mirror): tiles are added and reported one by one;
     /// archives that fail their checksum are discarded with a reason; verified tiles are cached.
+    /// `source` is {base, record, dataset, intensity, limit}.
     #[wasm_bindgen(js_name = streamZenodo)]
-    pub async fn stream_zenodo(
-        &self,
-        base: String,
-        record: String,
-        dataset: String,
-        intensity: u32,
-        limit: Option<usize>,
-        control: &FetchControl,
-        on_event: js_sys::Function,
-    ) -> Result<usize, JsError> {
+    pub async fn stream_zenodo(&self, source: JsValue, control: &FetchControl, on_event: js_sys::Function) -> Result<usize, JsError> {
+        let ZenodoSource { base, record, dataset, intensity, limit } =
+            serde_wasm_bindgen::from_value(source).map_err(|e| JsError::new(&format!("Zenodo settings: {e}")))?;
         let dataset = DatasetKind::parse(&dataset)
             .ok_or_else(|| JsError::new("the dataset is microscopy or drone"))?;
         *self.camera.borrow_mut() = CameraParams::preset(dataset.name()).map_err(js_error)?;
         {
             let mut store = self.tiles.borrow_mut();
             *store = TileStore::new();
-            store.task = if dataset == DatasetKind::Drone { Task::Segmentation } else { Task::Classification };
+            store.task = if dataset == DatasetKind::Drone {
+                Task::Segmentation
+            } else {
+                Task::Classification
+            };
             store.source = format!("zenodo {base} {record}");
         }
         self.reset_params()?;
         let client = ZenodoClient::new(&base, &record);
-        let request = FetchRequest { dataset, intensity, limit };
+        let request = FetchRequest {
+            dataset,
+            intensity,
+            limit,
+        };
         let mut archive = String::new();
         let mut labels: HashMap<String, String> = HashMap::new();
         let mut masks: HashMap<String, Vec<u8>> = HashMap::new();
@@ -186,43 +237,87 @@ impl Lab {
                     archive = key.clone();
                     emit(&on_event, &PageEvent::Archive { key: &key, size })
                 }
-                FetchEvent::Progress { key, read, total } => emit(&on_event, &PageEvent::Progress { key: &key, read, total }),
-                FetchEvent::Tile { file, stem, bytes, label } => {
+                FetchEvent::Progress { key, read, total } => emit(
+                    &on_event,
+                    &PageEvent::Progress {
+                        key: &key,
+                        read,
+                        total,
+                    },
+                ),
+                FetchEvent::Tile {
+                    file,
+                    stem,
+                    bytes,
+                    label,
+                } => {
                     let raw = decode_tile(&bytes, &file)?;
                     let mask = masks.get(&stem).and_then(|png| mask_from_png(png));
                     let class = label.or_else(|| labels.get(&file).cloned());
                     store.tiles.push(StoredTile {
-                        item: Item { name: file.clone(), raw, label: None, mask },
+                        item: Item {
+                            name: file.clone(),
+                            raw,
+                            label: None,
+                            mask,
+                        },
                         class,
                         archive: Some(archive.clone()),
                         bytes: Some(bytes),
                     });
                     let t = store.tiles.last().expect("just pushed");
-                    emit(&on_event, &PageEvent::Tile { index: store.tiles.len() - 1, name: &file, class: t.class.as_deref() })
+                    emit(
+                        &on_event,
+                        &PageEvent::Tile {
+                            index: store.tiles.len() - 1,
+                            name: &file,
+                            class: t.class.as_deref(),
+                        },
+                    )
                 }
                 FetchEvent::Labels(found) => {
                     labels = found;
                     for t in &mut store.tiles {
                         t.class = labels.get(&t.item.name).cloned();
                     }
-                    emit(&on_event, &PageEvent::Labels { count: labels.len() })
+                    emit(
+                        &on_event,
+                        &PageEvent::Labels {
+                            count: labels.len(),
+                        },
+                    )
                 }
                 FetchEvent::Mask { stem, bytes } => {
-                    for t in store.tiles.iter_mut().filter(|t| t.item.name.starts_with(&format!("{stem}."))) {
+                    for t in store
+                        .tiles
+                        .iter_mut()
+                        .filter(|t| t.item.name.starts_with(&format!("{stem}.")))
+                    {
                         t.item.mask = mask_from_png(&bytes);
                     }
                     masks.insert(stem, bytes);
                     Ok(())
                 }
                 FetchEvent::Discard { key, reason } => {
-                    store.tiles.retain(|t| t.archive.as_deref() != Some(key.as_str()));
-                    emit(&on_event, &PageEvent::Discard { key: &key, reason: &reason, remaining: store.tiles.len() })
+                    store
+                        .tiles
+                        .retain(|t| t.archive.as_deref() != Some(key.as_str()));
+                    emit(
+                        &on_event,
+                        &PageEvent::Discard {
+                            key: &key,
+                            reason: &reason,
+                            remaining: store.tiles.len(),
+                        },
+                    )
                 }
                 FetchEvent::Verified { key } => {
                     verified.push(key);
                     Ok(())
                 }
-                FetchEvent::Warning(message) => emit(&on_event, &PageEvent::Warning { message: &message }),
+                FetchEvent::Warning(message) => {
+                    emit(&on_event, &PageEvent::Warning { message: &message })
+                }
                 FetchEvent::Listing(_) | FetchEvent::ProcessedView { .. } => Ok(()),
             }
         })
@@ -232,7 +327,13 @@ impl Lab {
         let prefix = cache_prefix(&record, dataset, intensity);
         let store_result = self.cache_tiles(&prefix, &verified, &masks, &labels).await;
         if let Err(e) = store_result {
-            emit(&on_event, &PageEvent::Warning { message: &e.to_string() }).map_err(js_error)?;
+            emit(
+                &on_event,
+                &PageEvent::Warning {
+                    message: &e.to_string(),
+                },
+            )
+            .map_err(js_error)?;
         }
         Ok(self.tiles.borrow().tiles.len())
     }
@@ -269,25 +370,48 @@ impl Lab {
 
     /// Loads a dataset from the cache; 0 when it holds none.
     #[wasm_bindgen(js_name = loadCached)]
-    pub async fn load_cached(&self, record: String, dataset: String, intensity: u32) -> Result<usize, JsError> {
+    pub async fn load_cached(
+        &self,
+        record: String,
+        dataset: String,
+        intensity: u32,
+    ) -> Result<usize, JsError> {
         let dataset = DatasetKind::parse(&dataset)
             .ok_or_else(|| JsError::new("the dataset is microscopy or drone"))?;
         let prefix = cache_prefix(&record, dataset, intensity);
-        let Some(index) = cache::get(&format!("{prefix}index.json")).await.map_err(js_error)? else {
+        let Some(index) = cache::get(&format!("{prefix}index.json"))
+            .await
+            .map_err(js_error)?
+        else {
             return Ok(0);
         };
-        let index: serde_json::Value = serde_json::from_slice(&index).map_err(|e| JsError::new(&e.to_string()))?;
-        let labels: HashMap<String, String> = serde_json::from_value(index["labels"].clone()).unwrap_or_default();
+        let index: serde_json::Value =
+            serde_json::from_slice(&index).map_err(|e| JsError::new(&e.to_string()))?;
+        let labels: HashMap<String, String> =
+            serde_json::from_value(index["labels"].clone()).unwrap_or_default();
         let files: Vec<String> = serde_json::from_value(index["files"].clone()).unwrap_or_default();
         let mut tiles = Vec::new();
         for name in files {
-            let Some(bytes) = cache::get(&format!("{prefix}tile/{name}")).await.map_err(js_error)? else {
+            let Some(bytes) = cache::get(&format!("{prefix}tile/{name}"))
+                .await
+                .map_err(js_error)?
+            else {
                 continue;
             };
-            let stem = name.rsplit_once('.').map_or(name.as_str(), |(s, _)| s).to_string();
-            let mask = cache::get(&format!("{prefix}mask/{stem}")).await.map_err(js_error)?;
+            let stem = name
+                .rsplit_once('.')
+                .map_or(name.as_str(), |(s, _)| s)
+                .to_string();
+            let mask = cache::get(&format!("{prefix}mask/{stem}"))
+                .await
+                .map_err(js_error)?;
             tiles.push(StoredTile {
-                item: Item { raw: decode_tile(&bytes, &name).map_err(js_error)?, name: name.clone(), label: None, mask: mask.as_deref().and_then(mask_from_png) },
+                item: Item {
+                    raw: decode_tile(&bytes, &name).map_err(js_error)?,
+                    name: name.clone(),
+                    label: None,
+                    mask: mask.as_deref().and_then(mask_from_png),
+                },
                 class: labels.get(&name).cloned(),
                 archive: None,
                 bytes: None,
@@ -296,7 +420,11 @@ impl Lab {
         *self.camera.borrow_mut() = CameraParams::preset(dataset.name()).map_err(js_error)?;
         let mut store = self.tiles.borrow_mut();
         *store = TileStore::new();
-        store.task = if dataset == DatasetKind::Drone { Task::Segmentation } else { Task::Classification };
+        store.task = if dataset == DatasetKind::Drone {
+            Task::Segmentation
+        } else {
+            Task::Classification
+        };
         store.source = format!("cache {record}");
         store.tiles = tiles;
         let n = store.tiles.len();
@@ -323,20 +451,53 @@ impl Lab {
         }
         if !bytes.starts_with(b"PK") {
             let raw = decode_tile(&bytes, &name).map_err(js_error)?;
-            self.tiles.borrow_mut().tiles.push(StoredTile { item: Item { name, raw, label: None, mask: None }, class: None, archive: None, bytes: None });
+            self.tiles.borrow_mut().tiles.push(StoredTile {
+                item: Item {
+                    name,
+                    raw,
+                    label: None,
+                    mask: None,
+                },
+                class: None,
+                archive: None,
+                bytes: None,
+            });
             return Ok(self.tiles.borrow().tiles.len());
         }
         let chunks = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes)]).boxed_local();
         let mut failures = Vec::new();
-        read_archive(&name, chunks, None, None, &CancelToken::default(), &classify_loose, &mut |event| {
-            if let ArchiveEvent::Entry { entry: Entry::Tile { file, .. } | Entry::LooseTile { file }, bytes, .. } = event {
-                match decode_tile(&bytes, &file) {
-                    Ok(raw) => self.tiles.borrow_mut().tiles.push(StoredTile { item: Item { name: file, raw, label: None, mask: None }, class: None, archive: None, bytes: None }),
-                    Err(e) => failures.push(e.to_string()),
+        read_archive(
+            &name,
+            chunks,
+            None,
+            None,
+            &CancelToken::default(),
+            &classify_loose,
+            &mut |event| {
+                if let ArchiveEvent::Entry {
+                    entry: Entry::Tile { file, .. } | Entry::LooseTile { file },
+                    bytes,
+                    ..
+                } = event
+                {
+                    match decode_tile(&bytes, &file) {
+                        Ok(raw) => self.tiles.borrow_mut().tiles.push(StoredTile {
+                            item: Item {
+                                name: file,
+                                raw,
+                                label: None,
+                                mask: None,
+                            },
+                            class: None,
+                            archive: None,
+                            bytes: None,
+                        }),
+                        Err(e) => failures.push(e.to_string()),
+                    }
                 }
-            }
-            Ok(())
-        })
+                Ok(())
+            },
+        )
         .await
         .map_err(js_error)?;
         if self.tiles.borrow().tiles.is_empty() {
@@ -357,12 +518,15 @@ impl Lab {
     #[wasm_bindgen(js_name = tileInfo)]
     pub fn tile_info(&self, i: usize) -> Result<JsValue, JsError> {
         let store = self.tiles.borrow();
-        let t = store.tiles.get(i).ok_or_else(|| JsError::new("no such tile"))?;
+        let t = store
+            .tiles
+            .get(i)
+            .ok_or_else(|| JsError::new("no such tile"))?;
         let info = serde_json::json!({
             "name": t.item.name, "class": t.class, "hasMask": t.item.mask.is_some(),
             "width": t.item.raw.width(), "height": t.item.raw.height(),
         });
-        serde_wasm_bindgen::to_value(&info).map_err(|e| JsError::new(&e.to_string()))
+        to_js(&info)
     }
 
     /// The task of the loaded dataset: classification or segmentation.
@@ -375,7 +539,10 @@ impl Lab {
     pub fn select(&self, i: usize) -> Result<(), JsError> {
         let mut store = self.tiles.borrow_mut();
         if i >= store.tiles.len() {
-            return Err(JsError::new(&format!("tile {i} is not loaded ({} are)", store.tiles.len())));
+            return Err(JsError::new(&format!(
+                "tile {i} is not loaded ({} are)",
+                store.tiles.len()
+            )));
         }
         store.current = i;
         Ok(())
@@ -385,10 +552,30 @@ impl Lab {
     #[wasm_bindgen(js_name = maskOverlay)]
     pub fn mask_overlay(&self, i: usize) -> Result<super::RgbaImage, JsError> {
         let store = self.tiles.borrow();
-        let t = store.tiles.get(i).ok_or_else(|| JsError::new("no such tile"))?;
-        let mask = t.item.mask.as_ref().ok_or_else(|| JsError::new("this tile has no mask"))?;
-        let rgba = mask.iter().flat_map(|&m| if m > 0 { [230, 30, 30, 140] } else { [0, 0, 0, 0] }).collect();
-        Ok(super::RgbaImage::new(t.item.raw.width(), t.item.raw.height(), rgba))
+        let t = store
+            .tiles
+            .get(i)
+            .ok_or_else(|| JsError::new("no such tile"))?;
+        let mask = t
+            .item
+            .mask
+            .as_ref()
+            .ok_or_else(|| JsError::new("this tile has no mask"))?;
+        let rgba = mask
+            .iter()
+            .flat_map(|&m| {
+                if m > 0 {
+                    [230, 30, 30, 140]
+                } else {
+                    [0, 0, 0, 0]
+                }
+            })
+            .collect();
+        Ok(super::RgbaImage::new(
+            t.item.raw.width(),
+            t.item.raw.height(),
+            rgba,
+        ))
     }
 }
 

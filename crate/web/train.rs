@@ -8,7 +8,7 @@ use std::rc::Rc;
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
-use super::{js_error, Lab, RgbaImage};
+use super::{js_error, to_js, Lab, RgbaImage};
 use crate::data::synthetic::Task;
 use crate::isp::static_pipeline::View;
 use crate::model::{save_weights, ModelKind};
@@ -31,7 +31,9 @@ pub struct TrainControl {
 
 impl Default for TrainControl {
     fn default() -> Self {
-        Self { state: Rc::new(Cell::new(State::Running)) }
+        Self {
+            state: Rc::new(Cell::new(State::Running)),
+        }
     }
 }
 
@@ -91,8 +93,13 @@ impl Trainer {
     /// A session on the lab's loaded tiles (synthetic, streamed or dropped).
     #[wasm_bindgen(constructor)]
     pub fn new(lab: &Lab, options: JsValue) -> Result<Trainer, JsError> {
-        let o: Options = serde_wasm_bindgen::from_value(options).map_err(|e| JsError::new(&format!("session settings: {e}")))?;
-        let set: TileSet = lab.tiles.borrow().tile_set(&lab.camera.borrow()).map_err(js_error)?;
+        let o: Options = serde_wasm_bindgen::from_value(options)
+            .map_err(|e| JsError::new(&format!("session settings: {e}")))?;
+        let set: TileSet = lab
+            .tiles
+            .borrow()
+            .tile_set(&lab.camera.borrow())
+            .map_err(js_error)?;
         let model = match o.model.as_deref() {
             Some(m) => ModelKind::parse(m).map_err(js_error)?,
             None if set.task == Task::Segmentation => ModelKind::UNetSmall,
@@ -125,7 +132,10 @@ impl Trainer {
             config.intensities = i;
         }
         let session = Session::new(config, set).map_err(js_error)?;
-        Ok(Trainer { session: RefCell::new(session), sent_snapshots: Cell::new(0) })
+        Ok(Trainer {
+            session: RefCell::new(session),
+            sent_snapshots: Cell::new(0),
+        })
     }
 
     #[wasm_bindgen(js_name = totalSteps)]
@@ -135,7 +145,11 @@ impl Trainer {
 
     /// Steps until done or cancelled, calling `on_step(report)` after each; a paused session
     /// waits. Returns false when cancelled.
-    pub async fn run(&self, control: &TrainControl, on_step: js_sys::Function) -> Result<bool, JsError> {
+    pub async fn run(
+        &self,
+        control: &TrainControl,
+        on_step: js_sys::Function,
+    ) -> Result<bool, JsError> {
         loop {
             match control.state.get() {
                 State::Cancelled => return Ok(false),
@@ -149,8 +163,10 @@ impl Trainer {
             let Some(report) = step.map_err(js_error)? else {
                 return Ok(true);
             };
-            let value = serde_wasm_bindgen::to_value(&report).map_err(|e| JsError::new(&e.to_string()))?;
-            on_step.call1(&JsValue::NULL, &value).map_err(|_| JsError::new("the page's step handler failed"))?;
+            let value = to_js(&report)?;
+            on_step
+                .call1(&JsValue::NULL, &value)
+                .map_err(|_| JsError::new("the page's step handler failed"))?;
             // let the worker take the page's messages (pause, cancel) between steps
             gloo::timers::future::sleep(std::time::Duration::ZERO).await;
         }
@@ -174,22 +190,35 @@ impl Trainer {
             })
             .collect();
         self.sent_snapshots.set(session.snapshots.len());
-        serde_wasm_bindgen::to_value(&fresh).map_err(|e| JsError::new(&e.to_string()))
+        to_js(&fresh)
     }
 
     /// |dL/d stage| of snapshot `index`, stage `stage`, as a heatmap scaled by `max`.
     #[wasm_bindgen(js_name = snapshotImage)]
-    pub fn snapshot_image(&self, index: usize, stage: usize, max: f32) -> Result<RgbaImage, JsError> {
+    pub fn snapshot_image(
+        &self,
+        index: usize,
+        stage: usize,
+        max: f32,
+    ) -> Result<RgbaImage, JsError> {
         let session = self.session.borrow();
-        let s = session.snapshots.get(index).ok_or_else(|| JsError::new("no such snapshot"))?;
-        let (_, values) = s.stages.get(stage).ok_or_else(|| JsError::new("no such stage"))?;
+        let s = session
+            .snapshots
+            .get(index)
+            .ok_or_else(|| JsError::new("no such snapshot"))?;
+        let (_, values) = s
+            .stages
+            .get(stage)
+            .ok_or_else(|| JsError::new("no such stage"))?;
         Ok(viz::heatmap(values, s.width, s.height, max).into())
     }
 
     /// The session's results: metric, curves, drift table, forensics drops.
     pub fn summary(&self) -> Result<JsValue, JsError> {
-        let json = serde_json::to_value(&self.session.borrow().summary).map_err(|e| JsError::new(&e.to_string()))?;
-        serde_wasm_bindgen::to_value(&json).map_err(|e| JsError::new(&e.to_string()))
+        // through serde_json: the drift table's intensity keys become strings, as JS objects need
+        let json = serde_json::to_value(&self.session.borrow().summary)
+            .map_err(|e| JsError::new(&e.to_string()))?;
+        to_js(&json)
     }
 
     /// Forensics' adversarial processing of the first validation tile, group `i` (RGB after the
@@ -197,10 +226,19 @@ impl Trainer {
     #[wasm_bindgen(js_name = adversarialImage)]
     pub fn adversarial_image(&self, i: usize) -> Result<RgbaImage, JsError> {
         let session = self.session.borrow();
-        let (_, t) = session.adversarial.get(i).ok_or_else(|| JsError::new("no such view"))?;
-        let t = t.get(0).and_then(|t| t.affine(0.15, 0.5)).map_err(|e| JsError::new(&e.to_string()))?;
+        let (_, t) = session
+            .adversarial
+            .get(i)
+            .ok_or_else(|| JsError::new("no such view"))?;
+        let t = t
+            .get(0)
+            .and_then(|t| t.affine(0.15, 0.5))
+            .map_err(|e| JsError::new(&e.to_string()))?;
         let (c, h, w) = t.dims3().map_err(|e| JsError::new(&e.to_string()))?;
-        let v = t.flatten_all().and_then(|t| t.to_vec1::<f32>()).map_err(|e| JsError::new(&e.to_string()))?;
+        let v = t
+            .flatten_all()
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(|e| JsError::new(&e.to_string()))?;
         let mut rgba = Vec::with_capacity(h * w * 4);
         for p in 0..h * w {
             for ch in 0..c.min(3) {
@@ -220,6 +258,10 @@ impl Trainer {
     /// The session's processing parameters (safetensors, the paper's names).
     #[wasm_bindgen(js_name = saveIsp)]
     pub fn save_isp(&self) -> Result<Vec<u8>, JsError> {
-        self.session.borrow().isp().to_safetensors().map_err(js_error)
+        self.session
+            .borrow()
+            .isp()
+            .to_safetensors()
+            .map_err(js_error)
     }
 }

@@ -17,15 +17,23 @@ const quiet = ['--no-first-run', '--disable-background-networking', '--disable-c
 
 /** Starts the release CLI on a free port; resolves to { url, stop }. */
 export function startServer(extraArgs = []) {
-  const bin = join(root, 'target', 'release', 'lens2logit');
-  const child = spawn(bin, ['serve', '--port', '0', ...extraArgs], { cwd: root });
+  return start(join(root, 'target', 'release', 'lens2logit'), ['serve', '--port', '0', ...extraArgs]);
+}
+
+/** Starts the Zenodo-like test server (tests/support), which serves the page beside it. */
+export function startZenodoLike() {
+  return start(join(root, 'target', 'release', 'examples', 'zenodo_like'), []);
+}
+
+function start(bin, args) {
+  const child = spawn(bin, args, { cwd: root });
   return new Promise((resolve, reject) => {
     let stderr = '';
     child.stderr.on('data', (d) => { stderr += d; });
     child.on('exit', (code) => reject(new Error(`lens2logit serve exited (${code}): ${stderr}`)));
     child.stdout.on('data', (chunk) => {
       const match = /http:\/\/\S+/.exec(String(chunk));
-      if (match) resolve({ url: match[0], stop: () => child.kill() });
+      if (match) resolve({ url: match[0].replace(/\/$/, '') + '/', stop: () => child.kill() });
     });
   });
 }
@@ -50,3 +58,25 @@ export async function openPage(browser, url) {
 }
 
 export const shot = (page, name) => page.screenshot({ path: join(screenshots, `${name}.png`), fullPage: true });
+
+/** Opens the page and waits until its first data is loaded. */
+export async function openLab(browser, url) {
+  const page = await openPage(browser, url);
+  await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
+  return page;
+}
+
+/** Fraction of a canvas's pixels that are not black. */
+export const lit = (page, selector) => page.evaluate((sel) => {
+  const c = document.querySelector(sel);
+  const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let n = 0;
+  for (let i = 0; i < px.length; i += 4) if (px[i] + px[i + 1] + px[i + 2] > 0) n++;
+  return n / (px.length / 4);
+}, selector);
+
+/** A canvas's pixels, to compare before and after a change. */
+export const pixels = (page, selector) => page.evaluate((sel) => {
+  const c = document.querySelector(sel);
+  return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data);
+}, selector);

@@ -25,11 +25,17 @@ fn classification_loss_falls_and_accuracy_beats_chance() {
     config.snapshot_every = 30;
     let session = run(config, Task::Classification, 64, 32);
     let curve = session.summary.curves.values().next().unwrap();
-    let (first, last) = (mean(&curve[..8], |c| c.1), mean(&curve[curve.len() - 8..], |c| c.1));
+    let (first, last) = (
+        mean(&curve[..8], |c| c.1),
+        mean(&curve[curve.len() - 8..], |c| c.1),
+    );
     assert!(last < 0.7 * first, "loss {first} -> {last}");
     let accuracy = *session.summary.final_metric.values().next().unwrap();
     println!("classification: loss {first:.3} -> {last:.3}, validation accuracy {accuracy:.3}");
-    assert!(accuracy > 0.6, "validation accuracy {accuracy} (chance 0.25)");
+    assert!(
+        accuracy > 0.6,
+        "validation accuracy {accuracy} (chance 0.25)"
+    );
     assert_eq!(session.summary.views.len(), 12);
     assert_eq!(session.snapshots.len(), 2);
     assert_eq!(session.snapshots[0].stages.len(), 5);
@@ -44,8 +50,14 @@ fn segmentation_dice_falls_and_iou_rises() {
     let session = run(config, Task::Segmentation, 32, 32);
     assert_eq!(session.summary.curves.len(), 2, "frozen and joint curves");
     for (phase, curve) in &session.summary.curves {
-        let (first, last) = (mean(&curve[..5], |c| c.1), mean(&curve[curve.len() - 5..], |c| c.1));
-        let (iou0, iou1) = (mean(&curve[..5], |c| c.2), mean(&curve[curve.len() - 5..], |c| c.2));
+        let (first, last) = (
+            mean(&curve[..5], |c| c.1),
+            mean(&curve[curve.len() - 5..], |c| c.1),
+        );
+        let (iou0, iou1) = (
+            mean(&curve[..5], |c| c.2),
+            mean(&curve[curve.len() - 5..], |c| c.2),
+        );
         println!("{phase}: dice loss {first:.3} -> {last:.3}, IoU {iou0:.3} -> {iou1:.3}");
         assert!(last < first && iou1 > iou0 + 0.1, "{phase}");
     }
@@ -65,7 +77,10 @@ fn forensics_lowers_the_metric() {
         println!("forensics {group}: {before:.3} -> {after:.3} (drop {drop:.3})");
     }
     let (before, after, _) = session.summary.forensics["colour_correction"];
-    assert!(after < before, "attacking the colour matrix should lower accuracy ({before} -> {after})");
+    assert!(
+        after < before,
+        "attacking the colour matrix should lower accuracy ({before} -> {after})"
+    );
     assert_eq!(session.adversarial.len(), 2);
 }
 
@@ -79,10 +94,24 @@ fn isp_parameter_gradients_through_a_model_match_finite_differences() {
 
     let dev = Device::Cpu;
     let data = TileSet::synthetic(Task::Classification, 4, 16, 5).unwrap();
-    let raw: Vec<f32> = data.items.iter().flat_map(|i| i.raw.data().to_vec()).collect();
-    let raw = Tensor::from_vec(raw, (4, 16, 16), &dev).unwrap().to_dtype(DType::F64).unwrap();
+    let raw: Vec<f32> = data
+        .items
+        .iter()
+        .flat_map(|i| i.raw.data().to_vec())
+        .collect();
+    let raw = Tensor::from_vec(raw, (4, 16, 16), &dev)
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap();
     let targets = Tensor::new(&[0u32, 1, 2, 3], &dev).unwrap();
-    let head = Tensor::from_vec((0..12).map(|i| ((i * 7 % 5) as f64 - 2.0) * 0.7).collect::<Vec<_>>(), (4, 3), &dev).unwrap();
+    let head = Tensor::from_vec(
+        (0..12)
+            .map(|i| ((i * 7 % 5) as f64 - 2.0) * 0.7)
+            .collect::<Vec<_>>(),
+        (4, 3),
+        &dev,
+    )
+    .unwrap();
     let params = IspParams::initial(&CameraParams::drone(), DType::F64, &dev).unwrap();
     let loss_of = |p: &IspParams| {
         let out = forward(&raw, p, true, false).unwrap().output;
@@ -94,27 +123,54 @@ fn isp_parameter_gradients_through_a_model_match_finite_differences() {
     let packed: Vec<f32> = params.packed().unwrap();
     let mut analytic = Vec::new();
     for (_, var) in params.named() {
-        analytic.extend(grads.get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap());
+        analytic.extend(
+            grads
+                .get(var.as_tensor())
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f64>()
+                .unwrap(),
+        );
     }
     let mut worst = 0f64;
     // every parameter group's first values (the whole debayer kernel would take long)
     for i in [0, 1, 4, 5, 7, 11, 16, 17, 21, 98, 102, 107, 119] {
-        let base: Vec<f64> = params.named().flat_map(|(_, v)| v.as_tensor().flatten_all().unwrap().to_vec1::<f64>().unwrap()).collect();
+        let base: Vec<f64> = params
+            .named()
+            .flat_map(|(_, v)| {
+                v.as_tensor()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f64>()
+                    .unwrap()
+            })
+            .collect();
         let eps = 1e-6 * base[i].abs().max(1e-2);
         let at = |delta: f64| {
             let mut v = base.clone();
             v[i] += delta;
-            let p = IspParams::from_packed(&v.iter().map(|&x| x as f32).collect::<Vec<_>>(), DType::F64, &dev).unwrap();
+            let p = IspParams::from_packed(
+                &v.iter().map(|&x| x as f32).collect::<Vec<_>>(),
+                DType::F64,
+                &dev,
+            )
+            .unwrap();
             // f32 packing would round the perturbation away: set the exact f64 values instead
             for ((_, var), chunk) in p.named().zip(split(&v)) {
-                var.set(&Tensor::from_vec(chunk, var.shape(), &dev).unwrap()).unwrap();
+                var.set(&Tensor::from_vec(chunk, var.shape(), &dev).unwrap())
+                    .unwrap();
             }
             loss_of(&p).to_scalar::<f64>().unwrap()
         };
         let numeric = (at(eps) - at(-eps)) / (2.0 * eps);
         let err = (analytic[i] - numeric).abs() / numeric.abs().max(1e-6);
         worst = worst.max(err);
-        assert!(err < 1e-4, "parameter {i}: autograd {} vs finite differences {numeric}", analytic[i]);
+        assert!(
+            err < 1e-4,
+            "parameter {i}: autograd {} vs finite differences {numeric}",
+            analytic[i]
+        );
     }
     println!("ISP gradient through a model: worst relative error {worst:.1e}");
     assert_eq!(packed.len(), 132);

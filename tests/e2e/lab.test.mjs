@@ -1,0 +1,156 @@
+// The lab page as a researcher uses it: stepping through the ISP, editing parameters, running the
+// three experiments, exporting, sharing a link; and the main thread staying responsive.
+
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, before, test } from 'node:test';
+import { launch, lit, openLab, pixels, shot, startServer } from './harness.mjs';
+
+let server;
+let browser;
+before(async () => {
+  server = await startServer();
+  browser = await launch({ webgpu: true });
+});
+after(async () => {
+  await browser.close();
+  server.stop();
+});
+
+test('every stage of the pipeline renders, enlarges and exports as PNG', async () => {
+  const page = await openLab(browser, `${server.url}?n=12&size=64`);
+  const names = await page.$$eval('#stages figcaption', (els) => els.map((e) => e.textContent));
+  assert.deepEqual(names, ['raw mosaic', 'black level', 'demosaic', 'white balance', 'colour correction', 'sharpening', 'denoising', 'gamma']);
+  for (let i = 1; i <= names.length; i++) {
+    assert.ok((await lit(page, `#stages figure:nth-child(${i}) canvas`)) > 0.3, `stage ${names[i - 1]} is blank`);
+  }
+  assert.equal(await page.$$eval('#stages .hist canvas', (els) => els.length), 8, 'a histogram per stage');
+  // a different demosaicing changes the demosaic stage
+  const before = await pixels(page, '#stages figure:nth-child(3) canvas');
+  await page.selectOption('#debayer', 'malvar2004');
+  await page.waitForFunction((b) => {
+    const c = document.querySelector('#stages figure:nth-child(3) canvas');
+    const now = Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data);
+    return now.some((v, i) => v !== b[i]);
+  }, before, { timeout: 30_000 });
+  await page.click('#stages figure:nth-child(8) canvas');
+  assert.equal(await page.isVisible('#zoom'), true);
+  const download = page.waitForEvent('download');
+  await page.click('#zoom-png');
+  const file = await (await download).path();
+  assert.deepEqual([...readFileSync(file).subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47], 'not a PNG');
+  await page.click('#zoom-close');
+  await shot(page, 'lab-stages');
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+test('editing a parameter re-renders the parametrized processing', async () => {
+  const page = await openLab(browser, `${server.url}?n=12&size=64`);
+  await page.waitForSelector('body[data-isp]');
+  const count = Number(await page.getAttribute('body', 'data-isp'));
+  const before = await pixels(page, '#isp-stages figure:nth-child(5) canvas');
+  await page.fill('#param-editor fieldset:nth-child(4) input', '1.2');
+  await page.waitForFunction((n) => Number(document.body.dataset.isp) > n, count, { timeout: 30_000 });
+  const now = await pixels(page, '#isp-stages figure:nth-child(5) canvas');
+  assert.ok(now.some((v, i) => v !== before[i]), 'changing gamma_correct did not change the image');
+  assert.ok((await page.$$('#isp-gradients canvas')).length === 5, 'a gradient heatmap per stage');
+  assert.match(page.url(), /params=/, 'the parameters are in the URL');
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+for (const mode of ['synthesis', 'forensics', 'optimisation']) {
+  test(`a short ${mode} session trains, plots and records gradients without blocking the page`, async () => {
+    const page = await openLab(browser, `${server.url}?n=24&size=32&steps=6&mode=${mode}&batch=4`);
+    await page.evaluate(() => {
+      window.longTasks = [];
+      new PerformanceObserver((list) => window.longTasks.push(...list.getEntries().map((e) => e.duration))).observe({ type: 'longtask', buffered: false });
+    });
+    await page.click('#start');
+    await page.waitForSelector(`body[data-results="${mode}"]`, { timeout: 240_000 });
+    const points = await page.evaluate(() => document.querySelectorAll('#loss-chart canvas').length);
+    assert.equal(points, 1, 'the loss chart is drawn');
+    const phases = await page.$$eval('#chart-key li', (els) => els.map((e) => e.textContent));
+    assert.ok(phases.length >= (mode === 'synthesis' ? 1 : 2), `phases: ${phases}`);
+    assert.ok(Number(await page.getAttribute('#timeline', 'max')) >= 1, 'the gradient timeline has snapshots');
+    assert.equal((await page.$$('#snapshot canvas')).length, 5);
+    if (mode === 'synthesis') assert.equal(await page.$$eval('table.drift tr', (r) => r.length), 4, 'drift table: header + 3 intensities');
+    if (mode === 'forensics') assert.ok((await page.$$('#results .strip canvas')).length >= 1, 'adversarial views');
+    const longest = Math.max(0, ...(await page.evaluate(() => window.longTasks)));
+    assert.ok(longest < 200, `a main-thread task took ${longest} ms`);
+    const download = page.waitForEvent('download');
+    await page.click('#export-curves');
+    const csv = readFileSync(await (await download).path(), 'utf8');
+    assert.match(csv, /^phase,step,loss,metric\n/);
+    assert.ok(csv.split('\n').length > 6);
+    await shot(page, `lab-${mode}`);
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  });
+}
+
+test('pause, resume and cancel a session', async () => {
+  const page = await openLab(browser, `${server.url}?n=24&size=32&steps=200&batch=4`);
+  await page.click('#start');
+  await page.waitForFunction(() => Number(document.body.dataset.steps) >= 2, null, { timeout: 60_000 });
+  await page.click('#pause');
+  await page.waitForTimeout(500);
+  const paused = Number(await page.getAttribute('body', 'data-steps'));
+  await page.waitForTimeout(1500);
+  assert.ok(Number(await page.getAttribute('body', 'data-steps')) <= paused + 1, 'steps went on while paused');
+  await page.click('#pause');
+  await page.waitForFunction((n) => Number(document.body.dataset.steps) > n + 1, paused, { timeout: 60_000 });
+  await page.click('#cancel');
+  await page.waitForSelector('#start:not([disabled])', { timeout: 60_000 });
+  assert.match(await page.textContent('#results h3'), /Cancelled/);
+  await page.close();
+});
+
+/** Waits until the parametrized view on screen was made with the parameters in the URL. */
+const rendered = (page) => page.waitForFunction(
+  () => document.body.dataset.ispParams === (new URLSearchParams(location.search).get('params') ?? ''),
+  null,
+  { timeout: 60_000 },
+);
+
+test('a copied link restores the dataset, tile, views, parameters and settings', async () => {
+  const page = await openLab(browser, `${server.url}?n=12&size=64&seed=4`);
+  await page.click('#tiles button:nth-child(3)');
+  await page.selectOption('#debayer', 'menon2007');
+  await page.selectOption('#mode', 'forensics');
+  await page.fill('#steps', '17');
+  await page.dispatchEvent('#steps', 'change');
+  const renders = Number(await page.getAttribute('body', 'data-isp'));
+  await page.fill('#param-editor fieldset:nth-child(4) input', '1.8');
+  await page.waitForFunction((n) => /params=/.test(location.search) && Number(document.body.dataset.isp) > n, renders, { timeout: 30_000 });
+  await rendered(page);
+  const link = page.url();
+  const shotBefore = await pixels(page, '#isp-stages figure:nth-child(5) canvas');
+  const copy = await openLab(browser, link);
+  await copy.waitForSelector('body[data-isp]');
+  await rendered(copy);
+  assert.equal(await copy.inputValue('#debayer'), 'menon2007');
+  assert.equal(await copy.inputValue('#mode'), 'forensics');
+  assert.equal(await copy.inputValue('#seed'), '4');
+  assert.equal(await copy.getAttribute('#tiles button:nth-child(3)', 'aria-current'), 'true');
+  assert.equal(await copy.inputValue('#param-editor fieldset:nth-child(4) input'), '1.8');
+  const shotAfter = await pixels(copy, '#isp-stages figure:nth-child(5) canvas');
+  assert.deepEqual(shotAfter, shotBefore, 'the restored processing differs');
+  await page.close();
+  await copy.close();
+});
+
+test('usable in a narrow window and by keyboard', async () => {
+  const page = await openLab(browser, `${server.url}?n=8&size=32`);
+  await page.setViewportSize({ width: 420, height: 800 });
+  const width = await page.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(width <= 440, `the page scrolls sideways at 420 px (${width} px wide)`);
+  const unlabelled = await page.$$eval('input, select', (els) => els.filter((e) => !e.closest('label') && !e.getAttribute('aria-label')).map((e) => e.id));
+  assert.deepEqual(unlabelled, [], 'controls without a label');
+  await page.focus('#tiles button:nth-child(2)');
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => document.querySelector('#tiles button:nth-child(2)').getAttribute('aria-current') === 'true');
+  await shot(page, 'lab-narrow');
+  await page.close();
+});
