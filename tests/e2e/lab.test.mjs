@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
-import { launch, lit, openLab, pixels, shot, startServer } from './harness.mjs';
+import { launch, lit, openLab, pixels, root, shot, startServer } from './harness.mjs';
 
 let server;
 let browser;
@@ -152,5 +152,18 @@ test('usable in a narrow window and by keyboard', async () => {
   await page.keyboard.press('Enter');
   await page.waitForFunction(() => document.querySelector('#tiles button:nth-child(2)').getAttribute('aria-current') === 'true');
   await shot(page, 'lab-narrow');
+  await page.close();
+});
+
+test('local files: dropped tiles load into the tile browser', async () => {
+  const demo = process.env.LENS2LOGIT_DEMO_DATA || `${root}/../shared/data/raw2logit-demo`;
+  const page = await openLab(browser, `${server.url}?n=8&size=32`);
+  await page.selectOption('#source', 'files');
+  await page.setInputFiles('#files', [`${demo}/micro.png`, `${demo}/car.png`]);
+  await page.click('#load');
+  await page.waitForFunction(() => document.getElementById('tiles').children.length === 2, null, { timeout: 60_000 });
+  await page.waitForSelector('body[data-views="12"]');
+  assert.ok((await lit(page, '#stages figure:nth-child(8) canvas')) > 0.9);
+  assert.equal(await page.isHidden('#error'), true);
   await page.close();
 });

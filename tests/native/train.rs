@@ -3,42 +3,14 @@
 
 use lens2logit::data::synthetic::Task;
 use lens2logit::model::ModelKind;
-use lens2logit::train::{Mode, Session, TileSet, TrainConfig};
+use lens2logit::train::{Mode, TileSet, TrainConfig};
 
-fn run(config: TrainConfig, task: Task, n: usize, size: usize) -> Session {
-    let data = TileSet::synthetic(task, n, size, 3).unwrap();
-    let mut session = Session::new(config, data).unwrap();
-    while session.step().unwrap().is_some() {}
-    session
-}
-
-fn mean(v: &[(usize, f32, f32)], what: fn(&(usize, f32, f32)) -> f32) -> f32 {
-    v.iter().map(what).sum::<f32>() / v.len() as f32
-}
+use crate::shared::train::{mean, run};
 
 #[test]
 fn classification_loss_falls_and_accuracy_beats_chance() {
-    let mut config = TrainConfig::new(Mode::Synthesis, ModelKind::ResNetSmall);
-    config.steps = 60;
-    config.lr = 3e-3;
-    config.intensities = vec![100, 10];
-    config.snapshot_every = 30;
-    let session = run(config, Task::Classification, 64, 32);
-    let curve = session.summary.curves.values().next().unwrap();
-    let (first, last) = (
-        mean(&curve[..8], |c| c.1),
-        mean(&curve[curve.len() - 8..], |c| c.1),
-    );
-    assert!(last < 0.7 * first, "loss {first} -> {last}");
-    let accuracy = *session.summary.final_metric.values().next().unwrap();
+    let (first, last, accuracy) = crate::shared::train::classification_learns();
     println!("classification: loss {first:.3} -> {last:.3}, validation accuracy {accuracy:.3}");
-    assert!(
-        accuracy > 0.6,
-        "validation accuracy {accuracy} (chance 0.25)"
-    );
-    assert_eq!(session.summary.views.len(), 12);
-    assert_eq!(session.snapshots.len(), 2);
-    assert_eq!(session.snapshots[0].stages.len(), 5);
 }
 
 #[test]

@@ -29,16 +29,7 @@ pub fn cpu_forward() -> Vec<f32> {
 /// Largest absolute difference between the GPU's forward pass and the CPU's.
 pub async fn gpu_forward_max_error(gpu: &Gpu) -> f32 {
     let params = IspParams::initial(&CameraParams::drone(), DType::F32, &Device::Cpu).unwrap();
-    let packed: Vec<f32> = params
-        .named()
-        .flat_map(|(_, v)| {
-            v.as_tensor()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap()
-        })
-        .collect();
+    let packed = params.packed().unwrap();
     let isp = GpuIsp::new(gpu).await.expect("GPU ISP kernels compile");
     let run = isp
         .run(gpu, &batch(), SHAPE, &packed, None, true)

@@ -5,3 +5,4 @@ pub mod golden;
 pub mod isp_forward;
 pub mod param_isp;
 pub mod static_views;
+pub mod train;

@@ -57,6 +57,24 @@ fn bytes_for(state: &Served, mode: &str, key: &str) -> Option<Vec<u8>> {
     })
 }
 
+/// The record's files as Zenodo lists them: `files` with `links.self` (pointing nowhere, as on
+/// Zenodo), or `entries` with `links.content`.
+fn files_json(s: &Served, mode: &str, record: &str, shape: &str) -> serde_json::Value {
+    let files: Vec<serde_json::Value> = s
+        .files
+        .iter()
+        .map(|(k, b, m)| {
+            let links = if shape == "files" {
+                serde_json::json!({ "self": format!("/{mode}/nowhere/{k}") })
+            } else {
+                serde_json::json!({ "content": format!("/{mode}/api/records/{record}/files/{k}/content") })
+            };
+            serde_json::json!({"key": k, "size": b.len(), "checksum": format!("md5:{m}"), "links": links})
+        })
+        .collect();
+    serde_json::json!({ shape: files })
+}
+
 async fn listing(
     State(s): State<Arc<Served>>,
     UrlPath((mode, record)): UrlPath<(String, String)>,
@@ -64,17 +82,9 @@ async fn listing(
     if record != RECORD || mode == "entries" {
         return StatusCode::NOT_FOUND.into_response();
     }
-    let files: Vec<serde_json::Value> = s
-        .files
-        .iter()
-        .map(|(k, b, m)| {
-            serde_json::json!({"key": k, "size": b.len(), "checksum": format!("md5:{m}"),
-                               "links": {"self": format!("/{mode}/nowhere/{k}")}})
-        })
-        .collect();
     (
         [(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")],
-        axum::Json(serde_json::json!({ "files": files })),
+        axum::Json(files_json(&s, &mode, &record, "files")),
     )
         .into_response()
 }
@@ -86,17 +96,9 @@ async fn entries(
     if record != RECORD {
         return StatusCode::NOT_FOUND.into_response();
     }
-    let files: Vec<serde_json::Value> = s
-        .files
-        .iter()
-        .map(|(k, b, m)| {
-            serde_json::json!({"key": k, "size": b.len(), "checksum": format!("md5:{m}"),
-                               "links": {"content": format!("/{mode}/api/records/{record}/files/{k}/content")}})
-        })
-        .collect();
     (
         [(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")],
-        axum::Json(serde_json::json!({ "entries": files })),
+        axum::Json(files_json(&s, &mode, &record, "entries")),
     )
         .into_response()
 }

@@ -7,6 +7,7 @@
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+use crate::storage::contiguous;
 use crate::Result;
 
 /// How the border is padded.
@@ -222,23 +223,16 @@ fn weight_grad<T: Float>(g: &[T], x: &[T], d: Dims, padding: Padding) -> Vec<T> 
         .collect()
 }
 
-fn slice<'a, T>(data: &'a [T], layout: &Layout, what: &str) -> candle_core::Result<&'a [T]> {
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&data[start..end]),
-        None => candle_core::bail!("{what} must be contiguous"),
-    }
-}
-
 /// Runs `f32` or `f64` versions of a kernel on two same-dtype inputs.
 macro_rules! dispatch {
     ($s1:expr, $l1:expr, $s2:expr, $l2:expr, $name:expr, |$a:ident, $b:ident| $body:expr) => {
         match ($s1, $s2) {
             (CpuStorage::F32(a), CpuStorage::F32(b)) => {
-                let ($a, $b) = (slice(a, $l1, $name)?, slice(b, $l2, $name)?);
+                let ($a, $b) = (contiguous(a, $l1)?, contiguous(b, $l2)?);
                 CpuStorage::F32($body)
             }
             (CpuStorage::F64(a), CpuStorage::F64(b)) => {
-                let ($a, $b) = (slice(a, $l1, $name)?, slice(b, $l2, $name)?);
+                let ($a, $b) = (contiguous(a, $l1)?, contiguous(b, $l2)?);
                 CpuStorage::F64($body)
             }
             _ => candle_core::bail!("{} takes two f32 or two f64 tensors", $name),

@@ -6,6 +6,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::forward::{BN_EPS, CLIP_MAX, CLIP_MIN};
+use crate::storage::contiguous;
 use crate::Result;
 
 /// exp(log(clip(x, CLIP_MIN, CLIP_MAX)) / gamma), the gradient passing only where
@@ -18,13 +19,6 @@ pub fn clip_gamma(x: &Tensor, gamma: &Tensor) -> Result<Tensor> {
 /// variance, eps BN_EPS.
 pub fn batch_norm(x: &Tensor) -> Result<Tensor> {
     Ok(x.contiguous()?.apply_op1(BatchNorm)?)
-}
-
-fn contiguous<'a, T>(data: &'a [T], layout: &Layout) -> candle_core::Result<&'a [T]> {
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&data[start..end]),
-        None => candle_core::bail!("expected a contiguous tensor"),
-    }
 }
 
 /// f64 values of a CPU storage (the ops compute in f64 and store back in the input's dtype).

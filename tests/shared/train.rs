@@ -1,0 +1,42 @@
+//! Training on the synthetic default, the same check natively and in the browser.
+
+use lens2logit::data::synthetic::Task;
+use lens2logit::model::ModelKind;
+use lens2logit::train::{Mode, Session, TileSet, TrainConfig};
+
+pub fn run(config: TrainConfig, task: Task, n: usize, size: usize) -> Session {
+    let data = TileSet::synthetic(task, n, size, 3).unwrap();
+    let mut session = Session::new(config, data).unwrap();
+    while session.step().unwrap().is_some() {}
+    session
+}
+
+pub fn mean(v: &[(usize, f32, f32)], what: fn(&(usize, f32, f32)) -> f32) -> f32 {
+    v.iter().map(what).sum::<f32>() / v.len() as f32
+}
+
+/// A small ResNet on 32 px synthetic cells: the loss falls by a third and validation accuracy
+/// ends well above chance (0.25 for four classes). Returns (first loss, last loss, accuracy).
+pub fn classification_learns() -> (f32, f32, f32) {
+    let mut config = TrainConfig::new(Mode::Synthesis, ModelKind::ResNetSmall);
+    config.steps = 60;
+    config.lr = 3e-3;
+    config.intensities = vec![100, 10];
+    config.snapshot_every = 30;
+    let session = run(config, Task::Classification, 64, 32);
+    let curve = session.summary.curves.values().next().unwrap();
+    let (first, last) = (
+        mean(&curve[..8], |c| c.1),
+        mean(&curve[curve.len() - 8..], |c| c.1),
+    );
+    let accuracy = *session.summary.final_metric.values().next().unwrap();
+    assert!(last < 0.67 * first, "loss {first} -> {last}");
+    assert!(
+        accuracy >= 0.5,
+        "validation accuracy {accuracy} (chance 0.25)"
+    );
+    assert_eq!(session.summary.views.len(), 12);
+    assert_eq!(session.snapshots.len(), 2);
+    assert_eq!(session.snapshots[0].stages.len(), 5);
+    (first, last, accuracy)
+}
