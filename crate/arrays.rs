@@ -12,6 +12,16 @@ pub const MAX_ELEMENTS: usize = 1 << 26;
 /// order; `name` labels errors.
 pub fn read_npy(bytes: &[u8], name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
     let err = |e: &dyn std::fmt::Display| Error::decode(name, format!(".npy: {e}"));
+    // npyz allocates the header's stated length up front: check it against the bytes we have
+    // (a fuzzed header claimed 2.6 GB)
+    let header_len = match bytes.get(6) {
+        Some(1) => bytes.get(8..10).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize + 10),
+        Some(2 | 3) => bytes.get(8..12).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize + 12),
+        _ => None,
+    };
+    if header_len.is_none_or(|n| n > bytes.len()) {
+        return Err(err(&"the header is cut off or claims more bytes than the file has"));
+    }
     let npy = npyz::NpyFile::new(Cursor::new(bytes)).map_err(|e| err(&e))?;
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
     let count = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
@@ -160,6 +170,11 @@ mod tests {
             vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
         );
         assert!(read_npy(&bytes[..bytes.len() - 4], "cut").is_err());
+        // a header length far beyond the file (found by the fuzzer: it made npyz allocate 2.6 GB)
+        let mut huge = bytes.clone();
+        huge[6] = 3;
+        huge[8..12].copy_from_slice(&0x9c78_5441u32.to_le_bytes());
+        assert!(read_npy(&huge, "huge").unwrap_err().to_string().contains("header"));
     }
 
     #[test]

@@ -95,6 +95,13 @@ function openZoom(title, canvas) {
   $('zoom').showModal();
 }
 $('zoom-close').onclick = () => $('zoom').close();
+// charts export through the same dialog: uPlot draws into a canvas
+for (const button of document.querySelectorAll('[data-chart]')) {
+  button.onclick = () => {
+    const canvas = $(button.dataset.chart).querySelector('canvas');
+    if (canvas) openZoom(button.dataset.chart, canvas);
+  };
+}
 $('zoom-png').onclick = () => $('zoom-canvas').toBlob((blob) => download(`${zoom.title.replace(/[^\w.-]+/g, '_')}.png`, blob));
 
 /** A captioned canvas that opens enlarged on click (and Enter). */

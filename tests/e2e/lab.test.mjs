@@ -75,7 +75,14 @@ for (const mode of ['synthesis', 'forensics', 'optimisation']) {
     assert.ok(phases.length >= (mode === 'synthesis' ? 1 : 2), `phases: ${phases}`);
     assert.ok(Number(await page.getAttribute('#timeline', 'max')) >= 1, 'the gradient timeline has snapshots');
     assert.equal((await page.$$('#snapshot canvas')).length, 5);
-    if (mode === 'synthesis') assert.equal(await page.$$eval('table.drift tr', (r) => r.length), 4, 'drift table: header + 3 intensities');
+    if (mode === 'synthesis') {
+      assert.equal(await page.$$eval('table.drift tr', (r) => r.length), 4, 'drift table: header + 3 intensities');
+      await page.click('[data-chart="loss-chart"]');
+      const chartPng = page.waitForEvent('download');
+      await page.click('#zoom-png');
+      assert.deepEqual([...readFileSync(await (await chartPng).path()).subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
+      await page.click('#zoom-close');
+    }
     if (mode === 'forensics') assert.ok((await page.$$('#results .strip canvas')).length >= 1, 'adversarial views');
     const longest = Math.max(0, ...(await page.evaluate(() => window.longTasks)));
     assert.ok(longest < 200, `a main-thread task took ${longest} ms`);
