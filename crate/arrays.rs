@@ -15,12 +15,18 @@ pub fn read_npy(bytes: &[u8], name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
     // npyz allocates the header's stated length up front: check it against the bytes we have
     // (a fuzzed header claimed 2.6 GB)
     let header_len = match bytes.get(6) {
-        Some(1) => bytes.get(8..10).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize + 10),
-        Some(2 | 3) => bytes.get(8..12).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize + 12),
+        Some(1) => bytes
+            .get(8..10)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize + 10),
+        Some(2 | 3) => bytes
+            .get(8..12)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize + 12),
         _ => None,
     };
     if header_len.is_none_or(|n| n > bytes.len()) {
-        return Err(err(&"the header is cut off or claims more bytes than the file has"));
+        return Err(err(
+            &"the header is cut off or claims more bytes than the file has",
+        ));
     }
     let npy = npyz::NpyFile::new(Cursor::new(bytes)).map_err(|e| err(&e))?;
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
@@ -174,7 +180,10 @@ mod tests {
         let mut huge = bytes.clone();
         huge[6] = 3;
         huge[8..12].copy_from_slice(&0x9c78_5441u32.to_le_bytes());
-        assert!(read_npy(&huge, "huge").unwrap_err().to_string().contains("header"));
+        assert!(read_npy(&huge, "huge")
+            .unwrap_err()
+            .to_string()
+            .contains("header"));
     }
 
     #[test]

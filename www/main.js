@@ -606,6 +606,11 @@ guard(async () => {
   const ready = await call('init', { preferGpu: backend !== 'cpu' });
   $('backend').textContent = ready.backend;
   document.body.dataset.backend = ready.gpu ? 'gpu' : 'cpu';
+  if (!ready.gpu && backend !== 'cpu') {
+    // asked for WebGPU, none here: nothing to switch between
+    $('switch-backend').textContent = 'No WebGPU adapter';
+    $('switch-backend').disabled = true;
+  }
   views = ready.views;
   paramSpecs = ready.params;
   draw($('legend'), ready.legend);
