@@ -2,16 +2,19 @@
 //! panic, and never hand out an entry that did not pass its CRC.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
 use lens2logit::data::archive::{read_archive, ArchiveEvent};
 use lens2logit::data::discovery::classify_loose;
 use lens2logit::data::http::CancelToken;
+use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     // the first byte sets the chunk size, as networks cut streams anywhere
-    let Some((&cut, bytes)) = data.split_first() else { return };
+    let Some((&cut, bytes)) = data.split_first() else {
+        return;
+    };
     let size = usize::from(cut).max(1);
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = bytes.chunks(size).map(|c| Ok(c.to_vec())).collect();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        bytes.chunks(size).map(|c| Ok(c.to_vec())).collect();
     let stream = futures_util::stream::iter(chunks);
     let mut sink = |event: ArchiveEvent| {
         if let ArchiveEvent::Entry { bytes, .. } = event {
@@ -19,5 +22,13 @@ fuzz_target!(|data: &[u8]| {
         }
         Ok(())
     };
-    let _ = futures_executor::block_on(read_archive("fuzz.zip", stream, None, Some("00"), &CancelToken::default(), &classify_loose, &mut sink));
+    let _ = futures_executor::block_on(read_archive(
+        "fuzz.zip",
+        stream,
+        None,
+        Some("00"),
+        &CancelToken::default(),
+        &classify_loose,
+        &mut sink,
+    ));
 });
