@@ -1,9 +1,9 @@
 //! `lens2logit params` and `lens2logit grad` as their contract says, against the PyTorch golden
 //! file (tests/reference/param_isp.py).
 
+use crate::cli::{lens2logit, lens2logit_ok};
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Command, Output};
 
 use candle_core::{DType, Device, Tensor};
 use lens2logit::arrays::npy_f32;
@@ -11,14 +11,6 @@ use lens2logit::isp::param::{shape_of, IspParams, NAMES};
 use lens2logit::raw::CameraParams;
 
 use crate::shared::param_isp::{configs, golden, max_abs, relative, F32, F64};
-
-fn lens2logit(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lens2logit"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap()
-}
 
 fn write_npy(path: &Path, t: &Tensor) {
     let data = t
@@ -34,14 +26,9 @@ fn write_npy(path: &Path, t: &Tensor) {
 #[test]
 fn params_writes_the_paper_names_and_initial_values() {
     let dir = tempfile::tempdir().unwrap();
-    let out = lens2logit(
+    lens2logit_ok(
         &["params", "--camera", "drone", "--out", "p.safetensors"],
         dir.path(),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     let file =
         candle_core::safetensors::load(dir.path().join("p.safetensors"), &Device::Cpu).unwrap();
@@ -114,12 +101,7 @@ fn grad_matches_pytorch_on_cpu_f32_f64_and_gpu() {
                 args.push("--no-batch-norm");
             }
             args.extend(extra.iter().copied());
-            let out = lens2logit(&args, dir.path());
-            assert!(
-                out.status.success(),
-                "{args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            lens2logit_ok(&args, dir.path());
             let ours =
                 candle_core::safetensors::load(dir.path().join("o.safetensors"), &Device::Cpu)
                     .unwrap();
@@ -148,12 +130,10 @@ fn grad_matches_pytorch_on_cpu_f32_f64_and_gpu() {
 fn grad_refuses_bad_inputs_with_one_line_reasons() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path();
-    assert!(lens2logit(
+    lens2logit_ok(
         &["params", "--camera", "microscopy", "--out", "p.safetensors"],
-        p
-    )
-    .status
-    .success());
+        p,
+    );
     write_npy(
         &p.join("raw.npy"),
         &Tensor::full(0.5f32, (2, 8, 8), &Device::Cpu).unwrap(),

@@ -1,19 +1,11 @@
 //! `lens2logit views` as its contract says, on tiles written here.
 
+use crate::cli::{lens2logit, lens2logit_ok};
 use std::path::Path;
-use std::process::{Command, Output};
 
 use lens2logit::arrays::npy_f32;
 use lens2logit::isp::static_pipeline::{render, View};
 use lens2logit::raw::{decode_tile, CameraParams, RawTile};
-
-fn lens2logit(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lens2logit"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run lens2logit")
-}
 
 fn tile(seed: usize) -> RawTile {
     RawTile::new(
@@ -39,7 +31,7 @@ fn one_view_is_a_float32_hw3_array_equal_to_the_core() {
         npy_f32(&[12, 16], tile(1).data()).unwrap(),
     )
     .unwrap();
-    let out = lens2logit(
+    lens2logit_ok(
         &[
             "views",
             "t.npy",
@@ -55,11 +47,6 @@ fn one_view_is_a_float32_hw3_array_equal_to_the_core() {
             "v.npy",
         ],
         dir.path(),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     let (shape, data) = read_npy(&dir.path().join("v.npy"));
     assert_eq!(shape, vec![12, 16, 3]);
@@ -86,7 +73,7 @@ fn all_views_as_npy_and_png_and_a_directory_of_tiles() {
     }
     std::fs::write(tiles.join("notes.txt"), "not a tile").unwrap();
 
-    let out = lens2logit(
+    lens2logit_ok(
         &[
             "views",
             "tiles/a.npy",
@@ -97,11 +84,6 @@ fn all_views_as_npy_and_png_and_a_directory_of_tiles() {
             "all",
         ],
         dir.path(),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     let mut names: Vec<String> = std::fs::read_dir(dir.path().join("all"))
         .unwrap()
@@ -115,16 +97,11 @@ fn all_views_as_npy_and_png_and_a_directory_of_tiles() {
     expected.sort();
     assert_eq!(names, expected);
 
-    let out = lens2logit(
+    lens2logit_ok(
         &[
             "views", "tiles", "--camera", "drone", "--all", "--format", "png", "--out", "pngs",
         ],
         dir.path(),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     for stem in ["a", "b"] {
         let png = std::fs::read(dir.path().join(format!(
@@ -149,7 +126,7 @@ fn camera_json_and_intensity() {
     )
     .unwrap();
     std::fs::write(dir.path().join("cam.json"), CameraParams::drone().to_json()).unwrap();
-    let out = lens2logit(
+    lens2logit_ok(
         &[
             "views",
             "t.npy",
@@ -162,17 +139,11 @@ fn camera_json_and_intensity() {
         ],
         dir.path(),
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let (_, dim) = read_npy(&dir.path().join("v.npy"));
-    let out = lens2logit(
+    lens2logit_ok(
         &["views", "t.npy", "--camera", "drone", "--out", "w.npy"],
         dir.path(),
     );
-    assert!(out.status.success());
     let (_, bright) = read_npy(&dir.path().join("w.npy"));
     let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;
     assert!(mean(&dim) < mean(&bright), "25 % light must look darker");

@@ -10,6 +10,7 @@ mod fixtures;
 mod zenodo_like;
 
 mod backend;
+mod cli;
 mod cli_isp;
 mod cli_views;
 mod param_isp;

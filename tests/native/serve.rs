@@ -4,6 +4,8 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
+use crate::cli::lens2logit;
+
 struct Server {
     child: Child,
     url: String,
@@ -87,11 +89,7 @@ fn serves_wasm_with_mime_range_and_isolation_headers() {
 #[test]
 fn refuses_to_start_without_a_built_page() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_lens2logit"))
-        .args(["serve", "--port", "0", "--www"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = lens2logit(&["serve", "--port", "0", "--www", "."], dir.path());
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no page at"), "{err}");

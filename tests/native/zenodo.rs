@@ -1,7 +1,6 @@
 //! The Zenodo client, streaming archive reader and `lens2logit fetch` against a local server that
 //! behaves like Zenodo (tests/support/zenodo_like.rs), fault by fault.
 
-use std::process::Command;
 use std::time::Instant;
 
 use lens2logit::data::discovery::DatasetKind;
@@ -11,6 +10,7 @@ use lens2logit::data::zenodo::ZenodoClient;
 use lens2logit::raw::decode_tile;
 use lens2logit::Error;
 
+use crate::cli::{lens2logit, lens2logit_ok};
 use crate::zenodo_like::{start, RECORD};
 
 fn server() -> (tokio::runtime::Runtime, String) {
@@ -237,23 +237,17 @@ fn cancelling_stops_the_fetch() {
 fn fetch_cli_writes_tiles_labels_and_masks() {
     let (_rt, url) = server();
     let dir = tempfile::tempdir().unwrap();
-    let bin = env!("CARGO_BIN_EXE_lens2logit");
-    let out = Command::new(bin)
-        .args([
+    lens2logit_ok(
+        &[
             "fetch",
             "--dataset",
             "microscopy",
             "--zenodo",
             &format!("{url}/ok"),
             "--out",
-        ])
-        .arg(dir.path().join("m"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+            "m",
+        ],
+        dir.path(),
     );
     let csv = std::fs::read_to_string(dir.path().join("m/labels.csv")).unwrap();
     assert_eq!(csv.lines().count(), 11, "{csv}");
@@ -263,8 +257,8 @@ fn fetch_cli_writes_tiles_labels_and_masks() {
         "a tile of a dropped class was kept"
     );
 
-    let out = Command::new(bin)
-        .args([
+    lens2logit_ok(
+        &[
             "fetch",
             "--dataset",
             "drone",
@@ -273,31 +267,26 @@ fn fetch_cli_writes_tiles_labels_and_masks() {
             "--zenodo",
             &format!("{url}/ok"),
             "--out",
-        ])
-        .arg(dir.path().join("d"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+            "d",
+        ],
+        dir.path(),
     );
     assert!(dir.path().join("d/DJI_0001_0_0.tif").exists());
     assert!(dir.path().join("d/masks/DJI_0001_0_0.png").exists());
     assert!(!dir.path().join("d/DJI_0002_0_0.tif").exists());
 
-    let out = Command::new(bin)
-        .args([
+    let out = lens2logit(
+        &[
             "fetch",
             "--dataset",
             "drone",
             "--zenodo",
             &format!("{url}/corrupt"),
             "--out",
-        ])
-        .arg(dir.path().join("c"))
-        .output()
-        .unwrap();
+            "c",
+        ],
+        dir.path(),
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("discarded"));
 }
