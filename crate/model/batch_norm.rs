@@ -230,6 +230,7 @@ impl BatchNorm2d {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::ops::tests::diff;
     use candle_core::{DType, Device};
     use candle_nn::VarMap;
 
@@ -250,21 +251,11 @@ mod tests {
         .unwrap();
         let a = ours.forward(x.as_tensor(), true).unwrap();
         let b = candle_nn::ModuleT::forward_t(&theirs, x.as_tensor(), true).unwrap();
-        let d = |p: &Tensor, q: &Tensor| {
-            (p - q)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap()
-        };
-        assert!(d(&a, &b) < 1e-4);
+        assert!(diff(&a, &b) < 1e-4);
         let ga = a.mul(&g).unwrap().sum_all().unwrap().backward().unwrap();
         let gb = b.mul(&g).unwrap().sum_all().unwrap().backward().unwrap();
         assert!(
-            d(
+            diff(
                 ga.get(x.as_tensor()).unwrap(),
                 gb.get(x.as_tensor()).unwrap()
             ) < 1e-3
@@ -272,7 +263,7 @@ mod tests {
         let get = |m: &VarMap, n: &str| m.data().lock().unwrap()[n].as_tensor().clone();
         for name in ["weight", "bias"] {
             assert!(
-                d(
+                diff(
                     ga.get(&get(&ours_map, name)).unwrap(),
                     gb.get(&get(&theirs_map, name)).unwrap()
                 ) < 1e-3,
@@ -282,7 +273,7 @@ mod tests {
         // both keep PyTorch's unbiased running variance
         for name in ["running_mean", "running_var"] {
             assert!(
-                d(&get(&ours_map, name), &get(&theirs_map, name)) < 1e-5,
+                diff(&get(&ours_map, name), &get(&theirs_map, name)) < 1e-5,
                 "{name}"
             );
         }

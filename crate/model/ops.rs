@@ -227,11 +227,12 @@ impl CustomOp3 for MaxPoolGrad {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use candle_core::{Device, Var};
 
-    fn diff(a: &Tensor, b: &Tensor) -> f32 {
+    /// Largest absolute difference, for comparing against a reference.
+    pub(crate) fn diff(a: &Tensor, b: &Tensor) -> f32 {
         (a - b)
             .unwrap()
             .abs()
