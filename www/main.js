@@ -133,7 +133,7 @@ const currentView = () => `${$('debayer').value}-${$('sharpening').value}-${$('d
 
 listeners.fetch = (e) => {
   const bar = $('load-progress');
-  if (e.type === 'archive') { bar.hidden = false; bar.max = e.size || 1; bar.value = 0; setStatus(`Streaming ${e.key}...`); }
+  if (e.type === 'archive') { bar.hidden = false; bar.max = e.size || 1; bar.value = 0; setStatus(e.ranged ? `Reading ${e.key} by random access...` : `Streaming ${e.key}...`); }
   if (e.type === 'progress') { bar.max = e.total || bar.max; bar.value = e.read; }
   if (e.type === 'tile') { addTile(e.index, e.name, e.class); $('tile-count').textContent = `${e.index + 1} tiles`; }
   if (e.type === 'labels') setStatus(`Labels for ${e.count} tiles`);

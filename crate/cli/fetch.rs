@@ -1,4 +1,5 @@
-//! `lens2logit fetch`: a dataset streamed from Zenodo (or a mirror) into a directory: tiles under
+//! `lens2logit fetch`: a dataset from Zenodo (or a mirror) into a directory, read by random access
+//! where the server allows it, else streamed: tiles under
 //! their own names, labels.csv (microscopy) or masks/ (drone), the layout `synth` writes too.
 
 use std::collections::HashMap;
@@ -36,6 +37,10 @@ pub struct FetchArgs {
     zenodo: String,
     #[arg(long, default_value = DEFAULT_RECORD)]
     record: String,
+    /// Download every archive whole as a stream (and check its MD5), even where the server
+    /// offers byte ranges; by default only the entries needed are read, by random access.
+    #[arg(long)]
+    stream: bool,
     #[arg(long)]
     out: PathBuf,
 }
@@ -66,6 +71,7 @@ pub fn run(args: FetchArgs) -> Result<(), String> {
         dataset,
         intensity: args.intensity,
         limit: args.limit,
+        random_access: !args.stream,
     };
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template(
@@ -81,13 +87,28 @@ pub fn run(args: FetchArgs) -> Result<(), String> {
     let mut archive = String::new();
     let result = runtime.block_on(fetch(&client, &request, &cancel, &mut |event| {
         match event {
-            FetchEvent::Archive { key, size } => {
-                bar.set_message(key.clone());
+            FetchEvent::Archive {
+                key,
+                size,
+                random_access,
+            } => {
+                let how = if random_access {
+                    "random access"
+                } else {
+                    "stream"
+                };
+                bar.set_message(format!("{key} ({how})"));
                 bar.set_length(size);
                 bar.set_position(0);
                 archive = key;
             }
-            FetchEvent::Progress { read, .. } => bar.set_position(read),
+            FetchEvent::Progress { read, total, .. } => {
+                // by random access, the bytes to read are far fewer than the archive's size
+                if let Some(total) = total {
+                    bar.set_length(total);
+                }
+                bar.set_position(read)
+            }
             FetchEvent::Tile {
                 file, stem, bytes, ..
             } => {

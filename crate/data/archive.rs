@@ -110,7 +110,7 @@ impl<S: Stream + Unpin> Stream for Shared<S> {
     }
 }
 
-fn zip_error(file: &str, e: async_zip::error::ZipError) -> Error {
+pub(super) fn zip_error(file: &str, e: async_zip::error::ZipError) -> Error {
     match e {
         async_zip::error::ZipError::UpstreamReadError(io)
             if io.kind() == io::ErrorKind::UnexpectedEof =>

@@ -2,14 +2,15 @@
 //! hand over tiles (with labels or masks) as they arrive. The CLI writes them to disk, the page's
 //! worker decodes and shows them; both share this code.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use futures_util::StreamExt;
 
-use super::archive::{read_archive, ArchiveEvent};
+use super::archive::{read_archive, ArchiveEvent, Outcome};
 use super::discovery::{classify, parse_labels, DatasetKind, Entry};
 use super::http::CancelToken;
-use super::zenodo::{RemoteFile, ZenodoClient};
+use super::ranged::RangedArchive;
+use super::zenodo::{Opened, RemoteFile, ZenodoClient};
 use crate::{Error, Result};
 
 /// What to fetch.
@@ -20,6 +21,9 @@ pub struct FetchRequest {
     pub intensity: u32,
     /// Stop after this many tiles.
     pub limit: Option<usize>,
+    /// Read only the entries needed, by byte ranges, where the server allows it; otherwise (or
+    /// when false) every archive is read whole as a stream, which also checks its MD5.
+    pub random_access: bool,
 }
 
 /// What fetching produces, in order of arrival.
@@ -27,10 +31,11 @@ pub struct FetchRequest {
 pub enum FetchEvent {
     /// The record's files.
     Listing(Vec<RemoteFile>),
-    /// An archive starts streaming.
+    /// An archive starts to be read: streamed whole, or by random access.
     Archive {
         key: String,
         size: u64,
+        random_access: bool,
     },
     /// A raw tile file (PNG/TIFF bytes as in the archive), with its class when already known.
     Tile {
@@ -61,7 +66,8 @@ pub enum FetchEvent {
         key: String,
         reason: String,
     },
-    /// An archive was read whole and its checksum matched (or none was stated).
+    /// Everything an archive delivered is checked: read whole with its MD5 matching (or none
+    /// stated), or read by random access with each entry's CRC32 matching.
     Verified {
         key: String,
     },
@@ -73,6 +79,75 @@ pub struct FetchSummary {
     /// Tiles delivered and not discarded.
     pub tiles: usize,
     pub archives: usize,
+}
+
+/// Whether an entry belongs to what `request` asks for.
+fn relevant(request: &FetchRequest, entry: &Entry) -> bool {
+    match entry {
+        Entry::Tile {
+            dataset, intensity, ..
+        } => *dataset == request.dataset && *intensity == request.intensity,
+        Entry::Labels => request.dataset == DatasetKind::Microscopy,
+        Entry::Mask { .. } => request.dataset == DatasetKind::Drone,
+        Entry::ProcessedView { dataset, .. } => dataset.is_none_or(|d| d == request.dataset),
+        Entry::LooseTile { .. } => false,
+    }
+}
+
+/// An archive read by random access.
+struct Ranged<'a> {
+    client: &'a ZenodoClient,
+    key: &'a str,
+    url: &'a str,
+    size: u64,
+}
+
+impl Ranged<'_> {
+    /// Reads what `request` needs and nothing else: the labels first (so tiles arrive with their
+    /// classes), then up to `remaining` tiles with their masks, and the paper's processed views.
+    async fn read(
+        &self,
+        request: &FetchRequest,
+        remaining: usize,
+        cancel: &CancelToken,
+        sink: &mut dyn FnMut(ArchiveEvent) -> Result<()>,
+    ) -> Result<Outcome> {
+        let mut archive =
+            RangedArchive::open(self.client, self.key, self.url, self.size, cancel).await?;
+        let relevant: Vec<(usize, Entry)> = archive
+            .paths()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, path)| Some((i, classify(path).filter(|e| relevant(request, e))?)))
+            .collect();
+        let (labels, rest): (Vec<_>, Vec<_>) = relevant
+            .into_iter()
+            .partition(|(_, e)| matches!(e, Entry::Labels));
+        let (tiles, rest): (Vec<_>, Vec<_>) = rest
+            .into_iter()
+            .partition(|(_, e)| matches!(e, Entry::Tile { .. }));
+        let tiles: Vec<_> = tiles.into_iter().take(remaining).collect();
+        let stems: HashSet<&str> = tiles
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Entry::Tile { stem, .. } => Some(stem.as_str()),
+                _ => None,
+            })
+            .collect();
+        let others: Vec<_> = rest
+            .into_iter()
+            .filter(|(_, e)| !matches!(e, Entry::Mask { stem } if !stems.contains(stem.as_str())))
+            .collect();
+        let first = archive.read(labels, cancel, sink).await?;
+        let second = archive
+            .read(tiles.into_iter().chain(others).collect(), cancel, sink)
+            .await?;
+        Ok(Outcome {
+            entries: first.entries + second.entries,
+            corrupt: first.corrupt + second.corrupt,
+            md5_ok: None,
+        })
+    }
 }
 
 /// Streams the record's archives and reports through `on`. Labels and masks are looked for until
@@ -102,54 +177,43 @@ pub async fn fetch(
     let limit = request.limit.unwrap_or(usize::MAX);
     let mut failures: Vec<String> = Vec::new();
     for file in archives {
+        let opened = client.open(file, request.random_access, cancel).await?;
         on(FetchEvent::Archive {
             key: file.key.clone(),
             size: file.size,
+            random_access: matches!(opened, Opened::Ranged { .. }),
         })?;
-        let response = client.get(&file.content_url, None, cancel).await?;
-        let total = response
-            .content_length()
-            .or(Some(file.size).filter(|&s| s > 0));
-        let chunks = response.bytes_stream().boxed_local();
         let key = file.key.clone();
         let mut tiles_here = 0usize;
+        let remaining = limit.saturating_sub(summary.tiles);
         let mut handle = |event: ArchiveEvent| -> Result<()> {
             match event {
-                ArchiveEvent::Entry { path, entry, bytes } => match entry {
-                    Entry::Tile {
-                        dataset,
-                        intensity,
-                        file,
-                        stem,
-                    } if dataset == request.dataset
-                        && intensity == request.intensity
-                        && summary.tiles < limit =>
-                    {
-                        summary.tiles += 1;
-                        tiles_here += 1;
-                        let label = labels.get(&file).cloned();
-                        on(FetchEvent::Tile {
-                            file,
-                            stem,
-                            bytes,
-                            label,
-                        })
+                ArchiveEvent::Entry { path, entry, bytes } if relevant(request, &entry) => {
+                    match entry {
+                        Entry::Tile { file, stem, .. } if summary.tiles < limit => {
+                            summary.tiles += 1;
+                            tiles_here += 1;
+                            let label = labels.get(&file).cloned();
+                            on(FetchEvent::Tile {
+                                file,
+                                stem,
+                                bytes,
+                                label,
+                            })
+                        }
+                        Entry::Labels => {
+                            label_texts.push(String::from_utf8_lossy(&bytes).into_owned());
+                            labels = parse_labels(&label_texts);
+                            on(FetchEvent::Labels(labels.clone()))
+                        }
+                        Entry::Mask { stem } => on(FetchEvent::Mask { stem, bytes }),
+                        Entry::ProcessedView { .. } => {
+                            on(FetchEvent::ProcessedView { path, bytes })
+                        }
+                        _ => Ok(()),
                     }
-                    Entry::Labels if request.dataset == DatasetKind::Microscopy => {
-                        label_texts.push(String::from_utf8_lossy(&bytes).into_owned());
-                        labels = parse_labels(&label_texts);
-                        on(FetchEvent::Labels(labels.clone()))
-                    }
-                    Entry::Mask { stem } if request.dataset == DatasetKind::Drone => {
-                        on(FetchEvent::Mask { stem, bytes })
-                    }
-                    Entry::ProcessedView { dataset, .. }
-                        if dataset.is_none_or(|d| d == request.dataset) =>
-                    {
-                        on(FetchEvent::ProcessedView { path, bytes })
-                    }
-                    _ => Ok(()),
-                },
+                }
+                ArchiveEvent::Entry { .. } => Ok(()),
                 ArchiveEvent::Progress { read, total } => on(FetchEvent::Progress {
                     key: key.clone(),
                     read,
@@ -158,16 +222,32 @@ pub async fn fetch(
                 ArchiveEvent::Warning(w) => on(FetchEvent::Warning(w)),
             }
         };
-        let result = read_archive(
-            &file.key,
-            chunks,
-            total,
-            file.md5.as_deref(),
-            cancel,
-            &classify,
-            &mut handle,
-        )
-        .await;
+        let result = match opened {
+            Opened::Stream(response) => {
+                let total = response
+                    .content_length()
+                    .or(Some(file.size).filter(|&s| s > 0));
+                read_archive(
+                    &file.key,
+                    response.bytes_stream().boxed_local(),
+                    total,
+                    file.md5.as_deref(),
+                    cancel,
+                    &classify,
+                    &mut handle,
+                )
+                .await
+            }
+            Opened::Ranged { url, size } => {
+                let reading = Ranged {
+                    client,
+                    key: &file.key,
+                    url: &url,
+                    size,
+                };
+                reading.read(request, remaining, cancel, &mut handle).await
+            }
+        };
         summary.archives += 1;
         // an archive whose end or checksum failed cannot be trusted: its tiles go, other archives
         // may still hold the dataset

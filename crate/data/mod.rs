@@ -5,5 +5,6 @@ pub mod archive;
 pub mod discovery;
 pub mod fetch;
 pub mod http;
+pub mod ranged;
 pub mod synthetic;
 pub mod zenodo;

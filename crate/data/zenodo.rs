@@ -150,14 +150,69 @@ impl ZenodoClient {
         get(&self.http, url, range, self.policy, cancel).await
     }
 
-    /// Whether `url` serves byte ranges readable here (206 to a one-byte range). In the browser a
-    /// server without CORS headers fails the request, so this also tells whether it is usable.
-    pub async fn serves_ranges(&self, url: &str, cancel: &CancelToken) -> bool {
-        match self.get(url, Some((0, 1)), cancel).await {
-            Ok(r) => r.status() == reqwest::StatusCode::PARTIAL_CONTENT,
-            Err(_) => false,
+    /// Opens a file for reading: by random access where a server answers byte ranges readable
+    /// here, else as one stream of the whole file. Natively the record page's URL (Range, no CORS)
+    /// is tried first; in the browser only the API's content URL is readable (the other sends no
+    /// CORS headers). When the content URL ignores the probe's Range, its answer is the stream
+    /// itself, so on Zenodo the probe costs no extra request.
+    pub async fn open(
+        &self,
+        file: &RemoteFile,
+        random_access: bool,
+        cancel: &CancelToken,
+    ) -> Result<Opened> {
+        if !random_access {
+            return Ok(Opened::Stream(
+                self.get(&file.content_url, None, cancel).await?,
+            ));
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let url = self.ranged_url(&file.key);
+            if let Ok(response) = self.get(&url, Some((0, 1)), cancel).await {
+                if let Some(size) = partial_size(&response, file) {
+                    return Ok(Opened::Ranged { url, size });
+                }
+            }
+        }
+        let response = self.get(&file.content_url, Some((0, 1)), cancel).await?;
+        match partial_size(&response, file) {
+            Some(size) => Ok(Opened::Ranged {
+                url: file.content_url.clone(),
+                size,
+            }),
+            None if response.status() == reqwest::StatusCode::PARTIAL_CONTENT => {
+                Err(Error::Network(format!(
+                    "{} answered a byte range without saying the file's size",
+                    file.content_url
+                )))
+            }
+            None => Ok(Opened::Stream(response)),
         }
     }
+}
+
+/// How a file is read.
+pub enum Opened {
+    /// By byte ranges of `url`, a file of `size` bytes.
+    Ranged { url: String, size: u64 },
+    /// As one stream: this response's body.
+    Stream(reqwest::Response),
+}
+
+/// The file's size when `response` answers a byte range: from Content-Range, else (a browser hides
+/// Content-Range from other origins unless the server exposes it) from the record's listing.
+fn partial_size(response: &reqwest::Response, file: &RemoteFile) -> Option<u64> {
+    if response.status() != reqwest::StatusCode::PARTIAL_CONTENT {
+        return None;
+    }
+    response
+        .headers()
+        .get(reqwest::header::CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit_once('/'))
+        .and_then(|(_, total)| total.trim().parse().ok())
+        .or(Some(file.size).filter(|&s| s > 0))
 }
 
 #[cfg(test)]

@@ -168,6 +168,8 @@ enum PageEvent<'a> {
     Archive {
         key: &'a str,
         size: u64,
+        /// Read by byte ranges (only the entries needed) rather than streamed whole.
+        ranged: bool,
     },
     Warning {
         message: &'a str,
@@ -259,6 +261,7 @@ impl Lab {
             dataset,
             intensity,
             limit,
+            random_access: true,
         };
         let mut archive = String::new();
         let mut labels: HashMap<String, String> = HashMap::new();
@@ -267,9 +270,20 @@ impl Lab {
         let result = fetch(&client, &request, &control.token, &mut |event| {
             let mut store = self.tiles.borrow_mut();
             match event {
-                FetchEvent::Archive { key, size } => {
+                FetchEvent::Archive {
+                    key,
+                    size,
+                    random_access,
+                } => {
                     archive = key.clone();
-                    emit(&on_event, &PageEvent::Archive { key: &key, size })
+                    emit(
+                        &on_event,
+                        &PageEvent::Archive {
+                            key: &key,
+                            size,
+                            ranged: random_access,
+                        },
+                    )
                 }
                 FetchEvent::Progress { key, read, total } => emit(
                     &on_event,

@@ -51,6 +51,29 @@ test('tiles stream in one by one, with labels, and come back from the cache', as
   await context.close();
 });
 
+test('a mirror that answers byte ranges is read by random access', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.errors = [];
+  page.on('pageerror', (e) => page.errors.push(String(e)));
+  await page.addInitScript(() => {
+    window.statuses = [];
+    document.addEventListener('DOMContentLoaded', () => {
+      const status = document.getElementById('status');
+      new MutationObserver(() => window.statuses.push(status.textContent))
+        .observe(status, { childList: true, characterData: true, subtree: true });
+    });
+  });
+  await page.goto(lab('mirror'));
+  await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
+  const statuses = await page.evaluate(() => window.statuses);
+  assert.ok(statuses.some((s) => /Raw-Microscopy\.zip by random access/.test(s)), `statuses: ${statuses}`);
+  assert.equal(await page.$$eval('#tiles button', (b) => b.length), 12);
+  assert.equal(await page.$$eval('#tiles .badge', (b) => b.length), 10, 'labels read before the tiles');
+  assert.deepEqual(page.errors, []);
+  await context.close();
+});
+
 test('a 429 is waited out', async () => {
   const page = await openPage(browser, lab('rate-limit', 'drone'));
   await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });

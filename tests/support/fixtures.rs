@@ -12,14 +12,18 @@ pub const TILE: usize = 32;
 /// Microscopy tiles per class in the fixture (BAS has fewer than 5 and must be dropped).
 pub const CLASSES: [(&str, usize); 3] = [("LYT", 5), ("MON", 5), ("BAS", 2)];
 pub const DRONE_TILES: usize = 4;
+/// Entries `microscopy_zip` adds for a central directory larger than a random-access reader's
+/// first request (128 KiB): about 100 bytes each.
+pub const PADDED_ENTRIES: usize = 3000;
 
 fn tiff(task: Task, index: usize, intensity: f64) -> Vec<u8> {
     let s = sample(task, 11, index, TILE, intensity).unwrap();
     tiff_gray16(TILE, TILE, s.raw.data()).unwrap()
 }
 
-/// Raw-Microscopy: deflated entries written as a stream, so each has a data descriptor.
-pub fn microscopy_zip() -> Vec<u8> {
+/// Raw-Microscopy: deflated entries written as a stream, so each has a data descriptor; `padding`
+/// empty files after them.
+pub fn microscopy_zip(padding: usize) -> Vec<u8> {
     let mut zip = zip::ZipWriter::new_stream(Cursor::new(Vec::new()));
     let options = SimpleFileOptions::default().compression_method(CompressionMethod::Deflated);
     let mut labels = String::new();
@@ -46,6 +50,13 @@ pub fn microscopy_zip() -> Vec<u8> {
     zip.start_file("Raw-Microscopy/README.txt", options)
         .unwrap();
     zip.write_all(b"fixture").unwrap();
+    for i in 0..padding {
+        zip.start_file(
+            format!("Raw-Microscopy/microscopy/annotations/padding/entry_{i:05}.txt"),
+            options,
+        )
+        .unwrap();
+    }
     zip.finish().unwrap().into_inner().into_inner()
 }
 

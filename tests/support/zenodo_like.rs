@@ -1,7 +1,9 @@
 //! A server that behaves like Zenodo on both endpoints, with faults chosen by the first path
-//! segment (`/ok`, `/rate-limit`, `/truncate`, `/corrupt`, and `/entries`, where only the
-//! `/files` listing shape answers), serving the fixture archives; the lab's page is served beside
-//! it so the page can reach it from its own origin.
+//! segment (`/ok`, `/rate-limit`, `/truncate`, `/corrupt`, `/entries`, where only the `/files`
+//! listing shape answers, `/mirror`, a mirror whose content URL honours Range with CORS, and
+//! `/large`, whose microscopy archive has a central directory larger than one first request),
+//! serving the fixture archives; the lab's page is served beside it so the page can reach it
+//! from its own origin.
 //!
 //! - `/api/records/<id>` and `/api/records/<id>/files` list the files in Zenodo's two shapes,
 //!   with `links.self` pointing nowhere (as on Zenodo, build URLs from the key);
@@ -21,12 +23,14 @@ use axum::routing::get;
 use axum::Router;
 use md5::{Digest, Md5};
 
-use crate::fixtures::{corrupted, drone_zip, microscopy_zip};
+use crate::fixtures::{corrupted, drone_zip, microscopy_zip, PADDED_ENTRIES};
 
 pub const RECORD: &str = "5235536";
 
 struct Served {
     files: Vec<(String, Vec<u8>, String)>,
+    /// The microscopy archive of `/large`.
+    large: Vec<u8>,
     rate_limited: HashMap<String, AtomicBool>,
 }
 
@@ -40,7 +44,7 @@ fn md5_hex(bytes: &[u8]) -> String {
 /// The fixture archives: (key, bytes, md5 of the intact bytes).
 fn archives() -> Vec<(String, Vec<u8>, String)> {
     [
-        ("Raw-Microscopy.zip", microscopy_zip()),
+        ("Raw-Microscopy.zip", microscopy_zip(0)),
         ("Raw-Drone.zip", drone_zip()),
     ]
     .into_iter()
@@ -50,11 +54,40 @@ fn archives() -> Vec<(String, Vec<u8>, String)> {
 
 fn bytes_for(state: &Served, mode: &str, key: &str) -> Option<Vec<u8>> {
     let (_, bytes, _) = state.files.iter().find(|(k, _, _)| k == key)?;
-    Some(if mode == "corrupt" {
-        corrupted(bytes.clone())
-    } else {
-        bytes.clone()
+    Some(match mode {
+        "corrupt" => corrupted(bytes.clone()),
+        "large" if key == "Raw-Microscopy.zip" => state.large.clone(),
+        _ => bytes.clone(),
     })
+}
+
+/// The whole file, or the byte range asked for (206 with Content-Range).
+fn ranged_response(headers: &HeaderMap, bytes: Vec<u8>, cors: bool) -> Response {
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("bytes="))
+        .and_then(|v| v.split_once('-'))
+        .and_then(|(a, b)| Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?)));
+    let mut response = match range {
+        Some((start, end)) if start <= end && end < bytes.len() => (
+            StatusCode::PARTIAL_CONTENT,
+            [(
+                header::CONTENT_RANGE,
+                format!("bytes {start}-{end}/{}", bytes.len()),
+            )],
+            bytes[start..=end].to_vec(),
+        )
+            .into_response(),
+        _ => bytes.into_response(),
+    };
+    if cors {
+        response.headers_mut().insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            header::HeaderValue::from_static("*"),
+        );
+    }
+    response
 }
 
 /// The record's files as Zenodo lists them: `files` with `links.self` (pointing nowhere, as on
@@ -64,12 +97,17 @@ fn files_json(s: &Served, mode: &str, record: &str, shape: &str) -> serde_json::
         .files
         .iter()
         .map(|(k, b, m)| {
+            // `/corrupt` states the intact file's checksum, as Zenodo would
+            let (size, md5) = match bytes_for(s, mode, k) {
+                Some(served) if mode == "large" => (served.len(), md5_hex(&served)),
+                _ => (b.len(), m.clone()),
+            };
             let links = if shape == "files" {
                 serde_json::json!({ "self": format!("/{mode}/nowhere/{k}") })
             } else {
                 serde_json::json!({ "content": format!("/{mode}/api/records/{record}/files/{k}/content") })
             };
-            serde_json::json!({"key": k, "size": b.len(), "checksum": format!("md5:{m}"), "links": links})
+            serde_json::json!({"key": k, "size": size, "checksum": format!("md5:{md5}"), "links": links})
         })
         .collect();
     serde_json::json!({ shape: files })
@@ -106,6 +144,7 @@ async fn entries(
 async fn content(
     State(s): State<Arc<Served>>,
     UrlPath((mode, _record, key)): UrlPath<(String, String, String)>,
+    headers: HeaderMap,
 ) -> Response {
     let Some(bytes) = bytes_for(&s, &mode, &key) else {
         return StatusCode::NOT_FOUND.into_response();
@@ -144,6 +183,9 @@ async fn content(
         )
             .into_response();
     }
+    if mode == "mirror" {
+        return ranged_response(&headers, bytes, true);
+    }
     ([cors], bytes).into_response()
 }
 
@@ -153,26 +195,9 @@ async fn ranged(
     UrlPath((mode, _record, key)): UrlPath<(String, String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(bytes) = bytes_for(&s, &mode, &key) else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    let range = headers
-        .get(header::RANGE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("bytes="))
-        .and_then(|v| v.split_once('-'))
-        .and_then(|(a, b)| Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?)));
-    match range {
-        Some((start, end)) if start <= end && end < bytes.len() => (
-            StatusCode::PARTIAL_CONTENT,
-            [(
-                header::CONTENT_RANGE,
-                format!("bytes {start}-{end}/{}", bytes.len()),
-            )],
-            bytes[start..=end].to_vec(),
-        )
-            .into_response(),
-        _ => bytes.into_response(),
+    match bytes_for(&s, &mode, &key) {
+        Some(bytes) => ranged_response(&headers, bytes, false),
+        None => StatusCode::NOT_FOUND.into_response(),
     }
 }
 
@@ -185,6 +210,7 @@ pub fn routes() -> Router {
         .collect();
     let state = Arc::new(Served {
         files,
+        large: microscopy_zip(PADDED_ENTRIES),
         rate_limited,
     });
     Router::new()
