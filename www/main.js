@@ -51,7 +51,7 @@ const call = (method, args = {}, transfer = []) => new Promise((resolve, reject)
 // ------------------------------------------------------------------ URL state
 
 const STATE = ['source', 'task', 'n', 'size', 'seed', 'dataset', 'intensity', 'limit', 'zenodo', 'record',
-  'debayer', 'sharpening', 'denoising', 'mode', 'model', 'steps', 'lr', 'batch', 'lambda', 'group'];
+  'debayer', 'sharpening', 'denoising', 'mode', 'model', 'steps', 'lr', 'batch', 'lambda', 'group', 'corruption'];
 const url = new URLSearchParams(location.search);
 const values = { tile: Number(url.get('tile') ?? 0), params: url.get('params') };
 
@@ -493,6 +493,7 @@ function showResults({ summary, adversarial, finished }) {
     scroll.append(driftTable(summary));
     out.append(scroll);
   }
+  if (summary.corruptions) out.append(corruptionTable(summary));
   if (summary.forensics) {
     const groups = Object.keys(summary.forensics);
     const div = document.createElement('div');
@@ -542,12 +543,37 @@ function driftTable(summary) {
   return table;
 }
 
+/** The post-hoc corruption baseline: the training view corrupted, beside the drift table. */
+function corruptionTable(summary) {
+  const table = document.createElement('table');
+  table.className = 'corruptions';
+  table.createCaption().textContent = `Post-hoc corruption of the training view (severity ${$('corruption').value})`;
+  const header = table.insertRow();
+  for (const name of ['corruption', summary.metric, 'drop']) {
+    const th = document.createElement('th');
+    th.scope = 'col';
+    th.textContent = name;
+    header.append(th);
+  }
+  for (const [name, [metric, drop]] of Object.entries(summary.corruptions)) {
+    const row = table.insertRow();
+    row.insertCell().textContent = name.replaceAll('_', ' ');
+    row.insertCell().textContent = metric.toFixed(2);
+    row.insertCell().textContent = drop.toFixed(2);
+  }
+  return table;
+}
+
 function curvesCsv() {
   let csv = 'phase,step,loss,metric\n';
   for (const [phase, rows] of Object.entries(session.curves)) for (const [s, l, m] of rows) csv += `"${phase}",${s},${l},${m}\n`;
   if (session.summary?.views) {
     csv += '\nview,intensity,metric\n';
     for (const [v, row] of Object.entries(session.summary.views)) for (const [i, m] of Object.entries(row)) csv += `${v},${i},${m}\n`;
+  }
+  if (session.summary?.corruptions) {
+    csv += '\ncorruption,metric,drop\n';
+    for (const [name, [m, d]] of Object.entries(session.summary.corruptions)) csv += `${name},${m},${d}\n`;
   }
   return csv;
 }
@@ -569,6 +595,7 @@ $('start').onclick = guard(async () => {
     view: currentView(), lambda: Number($('lambda').value), group: $('group').value,
     forensicSteps: Math.max(5, Math.round(Number($('steps').value) / 2)),
     snapshotEvery: Math.max(1, Math.round(Number($('steps').value) / 8)), intensities: [100, 50, 10],
+    corruptionSeverity: $('corruption').value ? Number($('corruption').value) : null,
   };
   try {
     const result = await call('train', { options });

@@ -66,6 +66,10 @@ pub struct TrainArgs {
     /// Synthesis: intensity levels of the drift table (comma-separated).
     #[arg(long, value_delimiter = ',', default_values_t = LEVELS.to_vec())]
     intensities: Vec<u32>,
+    /// Synthesis: also evaluate the training view under the post-hoc corruption baseline
+    /// (Gaussian noise, Gaussian blur, contrast) at this ImageNet-C severity, 1 to 5.
+    #[arg(long)]
+    corruption_severity: Option<u8>,
     #[arg(long)]
     out: PathBuf,
 }
@@ -155,6 +159,7 @@ pub fn train(args: TrainArgs) -> Result<(), String> {
     }
     config.forensic_steps = args.forensic_steps;
     config.intensities = args.intensities.clone();
+    config.corruption_severity = args.corruption_severity;
     let camera = args.camera.as_deref().map(load_camera).transpose()?;
     let data = tiles(&args.data, task, camera, args.n, args.size, args.seed)?;
     let run = RunConfig {
@@ -216,6 +221,9 @@ pub fn train(args: TrainArgs) -> Result<(), String> {
     )?;
     for (phase, metric) in &session.summary.final_metric {
         eprintln!("{phase}: validation {} {metric:.3}", session.summary.metric);
+    }
+    for (corruption, (metric, drop)) in &session.summary.corruptions {
+        eprintln!("post-hoc {corruption}: {metric:.3} (drop {drop:.3})");
     }
     for (group, (before, after, drop)) in &session.summary.forensics {
         eprintln!("forensics {group}: {before:.3} -> {after:.3} (drop {drop:.3})");

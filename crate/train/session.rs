@@ -19,6 +19,7 @@ use serde::Serialize;
 use web_time::Instant;
 
 use super::augment::Augment;
+use super::corruption::Corruption;
 use super::data::{Item, TileSet};
 use crate::data::synthetic::Task;
 use crate::isp::param::{forward, IspParams, Stage};
@@ -93,6 +94,8 @@ pub struct TrainConfig {
     pub snapshot_every: usize,
     /// Synthesis: the intensity levels of the drift table.
     pub intensities: Vec<u32>,
+    /// Synthesis: the severity (1 ..= 5) of the post-hoc corruption baseline, None for none.
+    pub corruption_severity: Option<u8>,
 }
 
 impl TrainConfig {
@@ -113,6 +116,7 @@ impl TrainConfig {
             forensic_lr: 0.05,
             snapshot_every: 10,
             intensities: LEVELS.to_vec(),
+            corruption_severity: None,
         }
     }
 }
@@ -160,6 +164,10 @@ pub struct Summary {
     /// Synthesis: view -> metric drop at 100 % relative to the training view.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub view_drops: BTreeMap<String, f32>,
+    /// Synthesis: corruption of the training view -> (metric, drop relative to the training view),
+    /// the post-hoc baseline beside the drift table.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub corruptions: BTreeMap<String, (f32, f32)>,
     /// Forensics: group -> (metric before, after, drop).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub forensics: BTreeMap<String, (f32, f32, f32)>,
@@ -172,6 +180,8 @@ pub struct Summary {
 enum Front {
     /// A static view, frozen (rendered once per tile).
     Static(View),
+    /// A static view with a post-hoc corruption at a severity.
+    Corrupted(View, Corruption, u8),
     /// The parametrized ISP; `train` optimises it with the model.
     Param { train: bool },
 }
@@ -226,6 +236,9 @@ impl Session {
     pub fn new(config: TrainConfig, data: TileSet) -> Result<Self> {
         if config.batch == 0 || config.steps == 0 {
             return Err(Error::invalid("steps and batch must be at least 1"));
+        }
+        if let Some(severity) = config.corruption_severity {
+            Corruption::check_severity(severity)?;
         }
         if config.model.is_segmenter() != (data.task == Task::Segmentation) {
             return Err(Error::invalid(format!(
@@ -499,29 +512,16 @@ impl Session {
     ) -> Result<(Tensor, Tensor)> {
         let x = match front {
             Front::Static(view) => {
-                let mut planes = Vec::with_capacity(items.len());
-                for item in items {
-                    let index = self
-                        .data
-                        .items
-                        .iter()
-                        .position(|i| i.name == item.name)
-                        .unwrap_or(0);
-                    let key = (view.to_string(), intensity, index);
-                    if !self.rendered.contains_key(&key) {
-                        let raw = self.data.at_intensity(item, intensity as f64)?;
-                        let image = render_all(&raw, &self.data.camera, &[*view])?.remove(0);
-                        let hwc = Tensor::from_vec(
-                            image.data,
-                            (image.height, image.width, 3),
-                            &self.device,
-                        )?;
-                        self.rendered
-                            .insert(key.clone(), hwc.permute((2, 0, 1))?.contiguous()?);
-                    }
-                    planes.push(self.rendered[&key].clone());
-                }
-                self.norm.apply(&Tensor::stack(&planes, 0)?)?
+                let clean = self.static_batch(items, *view, intensity)?;
+                self.norm.apply(&clean)?
+            }
+            Front::Corrupted(view, corruption, severity) => {
+                let clean = self.static_batch(items, *view, intensity)?;
+                // the same noise for the same tiles, whatever the batching
+                let first = self.index_of(&items[0]) as u64;
+                let mut rng = ChaCha8Rng::seed_from_u64(self.config.seed ^ (first << 32));
+                self.norm
+                    .apply(&corruption.apply(&clean, *severity, &mut rng)?)?
             }
             // the parametrized ISP ends in batch norm: already normalised
             Front::Param { .. } => {
@@ -529,6 +529,32 @@ impl Session {
             }
         };
         Ok((x, self.targets(items)?))
+    }
+
+    fn index_of(&self, item: &Item) -> usize {
+        self.data
+            .items
+            .iter()
+            .position(|i| i.name == item.name)
+            .unwrap_or(0)
+    }
+
+    /// `items` through a static view, (B, 3, H, W) in [0, 1], each tile rendered once.
+    fn static_batch(&mut self, items: &[Item], view: View, intensity: u32) -> Result<Tensor> {
+        let mut planes = Vec::with_capacity(items.len());
+        for item in items {
+            let key = (view.to_string(), intensity, self.index_of(item));
+            if !self.rendered.contains_key(&key) {
+                let raw = self.data.at_intensity(item, intensity as f64)?;
+                let image = render_all(&raw, &self.data.camera, &[view])?.remove(0);
+                let hwc =
+                    Tensor::from_vec(image.data, (image.height, image.width, 3), &self.device)?;
+                self.rendered
+                    .insert(key.clone(), hwc.permute((2, 0, 1))?.contiguous()?);
+            }
+            planes.push(self.rendered[&key].clone());
+        }
+        Ok(Tensor::stack(&planes, 0)?)
     }
 
     fn targets(&self, items: &[Item]) -> Result<Tensor> {
@@ -659,6 +685,15 @@ impl Session {
         for (view, row) in &self.summary.views {
             if let Some(m) = row.get(&100) {
                 self.summary.view_drops.insert(view.clone(), base - m);
+            }
+        }
+        if let Some(severity) = self.config.corruption_severity {
+            for corruption in Corruption::ALL {
+                let front = Front::Corrupted(self.config.view, corruption, severity);
+                let metric = self.metric_on(&front, 100)?;
+                self.summary
+                    .corruptions
+                    .insert(corruption.name().to_string(), (metric, base - metric));
             }
         }
         Ok(())

@@ -78,6 +78,7 @@ struct Options {
     forensic_steps: Option<usize>,
     snapshot_every: Option<usize>,
     intensities: Option<Vec<u32>>,
+    corruption_severity: Option<u8>,
 }
 
 /// A session the page drives. The session sits in a RefCell borrowed only inside each step, so
@@ -131,6 +132,7 @@ impl Trainer {
         if let Some(i) = o.intensities {
             config.intensities = i;
         }
+        config.corruption_severity = o.corruption_severity;
         let session = Session::new(config, set).map_err(js_error)?;
         Ok(Trainer {
             session: RefCell::new(session),

@@ -62,7 +62,9 @@ test('editing a parameter re-renders the parametrized processing', async () => {
 
 for (const mode of ['synthesis', 'forensics', 'optimisation']) {
   test(`a short ${mode} session trains, plots and records gradients without blocking the page`, async () => {
-    const page = await openLab(browser, `${server.url}?n=24&size=32&steps=6&mode=${mode}&batch=4`);
+    // synthesis also runs the post-hoc corruption baseline (restored from the URL like any setting)
+    const corruption = mode === 'synthesis' ? '&corruption=2' : '';
+    const page = await openLab(browser, `${server.url}?n=24&size=32&steps=6&mode=${mode}&batch=4${corruption}`);
     await page.evaluate(() => {
       window.longTasks = [];
       new PerformanceObserver((list) => window.longTasks.push(...list.getEntries().map((e) => e.duration))).observe({ type: 'longtask', buffered: false });
@@ -77,6 +79,8 @@ for (const mode of ['synthesis', 'forensics', 'optimisation']) {
     assert.equal((await page.$$('#snapshot canvas')).length, 5);
     if (mode === 'synthesis') {
       assert.equal(await page.$$eval('table.drift tr', (r) => r.length), 4, 'drift table: header + 3 intensities');
+      const corrupted = await page.$$eval('table.corruptions tr', (rows) => rows.slice(1).map((r) => r.cells[0].textContent));
+      assert.deepEqual(corrupted, ['contrast', 'gaussian blur', 'gaussian noise']);
       await page.click('[data-chart="loss-chart"]');
       const chartPng = page.waitForEvent('download');
       await page.click('#zoom-png');

@@ -12,6 +12,7 @@ mod zenodo_like;
 mod backend;
 mod cli;
 mod cli_isp;
+mod cli_train;
 mod cli_views;
 mod param_isp;
 mod serve;

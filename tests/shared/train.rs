@@ -1,6 +1,7 @@
 //! Training on the synthetic default, the same check natively and in the browser.
 
 use lens2logit::data::synthetic::Task;
+use lens2logit::isp::static_pipeline::View;
 use lens2logit::model::ModelKind;
 use lens2logit::train::{Mode, Session, TileSet, TrainConfig};
 
@@ -23,6 +24,7 @@ pub fn classification_learns() -> (f32, f32, f32) {
     config.lr = 3e-3;
     config.intensities = vec![100, 10];
     config.snapshot_every = 30;
+    config.corruption_severity = Some(5);
     let session = run(config, Task::Classification, 64, 32);
     let curve = session.summary.curves.values().next().unwrap();
     let (first, last) = (
@@ -36,6 +38,18 @@ pub fn classification_learns() -> (f32, f32, f32) {
         "validation accuracy {accuracy} (chance 0.25)"
     );
     assert_eq!(session.summary.views.len(), 12);
+    // the post-hoc baseline: each corruption's drop is against the training view at 100 %
+    let trained = session.summary.views[&View::paper_views()[2].to_string()][&100];
+    assert_eq!(session.summary.corruptions.len(), 3);
+    for (name, (metric, drop)) in &session.summary.corruptions {
+        println!("{name} at severity 5: {metric:.3} (drop {drop:.3})");
+        assert!((trained - metric - drop).abs() < 1e-6, "{name}");
+    }
+    let (_, contrast_drop) = session.summary.corruptions["contrast"];
+    assert!(
+        contrast_drop > 0.1,
+        "contrast at 5 % left the metric almost whole"
+    );
     assert_eq!(session.snapshots.len(), 2);
     assert_eq!(session.snapshots[0].stages.len(), 5);
     (first, last, accuracy)

@@ -1,0 +1,82 @@
+//! `lens2logit train` and `evaluate` as a user runs them: the files a run writes, the 12-view
+//! table, the post-hoc corruption baseline, and clear refusals.
+
+use crate::cli::{lens2logit, lens2logit_ok};
+
+const SYNTHESIS: &[&str] = &[
+    "train",
+    "--data",
+    "synthetic",
+    "--task",
+    "classification",
+    "--mode",
+    "synthesis",
+    "--steps",
+    "6",
+    "--n",
+    "16",
+    "--size",
+    "32",
+    "--batch",
+    "4",
+    "--intensities",
+    "100,10",
+];
+
+#[test]
+fn train_writes_curves_summary_and_checkpoints_and_evaluate_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [SYNTHESIS, &["--corruption-severity", "3", "--out", "run"]].concat();
+    lens2logit_ok(&args, dir.path());
+    let run = dir.path().join("run");
+    let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert!(metrics.starts_with("step,loss,metric\n"), "{metrics}");
+    assert_eq!(metrics.lines().count(), 1 + 6);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["views"].as_object().unwrap().len(), 12);
+    let corruptions = summary["corruptions"].as_object().unwrap();
+    let names: Vec<&str> = corruptions.keys().map(String::as_str).collect();
+    assert_eq!(names, ["contrast", "gaussian_blur", "gaussian_noise"]);
+    for name in ["model.safetensors", "isp.safetensors", "config.json"] {
+        assert!(run.join(name).exists(), "{name}");
+    }
+
+    lens2logit_ok(
+        &[
+            "evaluate",
+            "--run",
+            "run",
+            "--data",
+            "synthetic",
+            "--intensities",
+            "100,50",
+            "--out",
+            "table.csv",
+        ],
+        dir.path(),
+    );
+    let table = std::fs::read_to_string(dir.path().join("table.csv")).unwrap();
+    let rows: Vec<&str> = table.lines().collect();
+    assert_eq!(rows.len(), 4, "header, 100, 50, drop_at_100: {table}");
+    assert_eq!(rows[0].split(',').count(), 13);
+    assert!(rows[3].starts_with("drop_at_100,"));
+    // the run's own view at 100 % drops nothing relative to itself
+    let header: Vec<&str> = rows[0].split(',').collect();
+    let trained = header
+        .iter()
+        .position(|v| *v == "bilinear-unsharp_masking-gaussian_denoising")
+        .unwrap();
+    assert_eq!(rows[3].split(',').nth(trained), Some("0.0000"));
+}
+
+#[test]
+fn a_severity_outside_one_to_five_is_refused_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [SYNTHESIS, &["--corruption-severity", "7", "--out", "run"]].concat();
+    let out = lens2logit(&args, dir.path());
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("severity 7"), "{stderr}");
+    assert!(!dir.path().join("run/metrics.csv").exists());
+}
