@@ -30,7 +30,8 @@ pub struct TrainArgs {
     /// Steps of each training phase.
     #[arg(long)]
     steps: usize,
-    /// resnet_small (default for classification), unet_small (segmentation) or resnet18.
+    /// resnet_small (default for classification), unet_small (default for segmentation),
+    /// unet_plus_plus (segmentation) or resnet18.
     #[arg(long)]
     model: Option<String>,
     /// The static view synthesis trains on, DEBAYER-SHARPENING-DENOISING.

@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use super::archive::{read_archive, ArchiveEvent, Outcome};
 use super::discovery::{classify, parse_labels, DatasetKind, Entry};
 use super::http::CancelToken;
-use super::ranged::RangedArchive;
+use super::ranged::{Http, RangedArchive};
 use super::zenodo::{Opened, RemoteFile, ZenodoClient};
 use crate::{Error, Result};
 
@@ -112,8 +112,11 @@ impl Ranged<'_> {
         cancel: &CancelToken,
         sink: &mut dyn FnMut(ArchiveEvent) -> Result<()>,
     ) -> Result<Outcome> {
-        let mut archive =
-            RangedArchive::open(self.client, self.key, self.url, self.size, cancel).await?;
+        let source = Http {
+            client: self.client,
+            url: self.url.to_string(),
+        };
+        let mut archive = RangedArchive::open(source, self.key, self.size, cancel).await?;
         let relevant: Vec<(usize, Entry)> = archive
             .paths()
             .iter()

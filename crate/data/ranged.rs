@@ -121,45 +121,77 @@ impl AsyncSeek for Fetched {
     }
 }
 
-/// The bytes [start, end) of `url`, refusing an answer that is not exactly that range.
-async fn fetch_range(
-    client: &ZenodoClient,
-    url: &str,
-    (start, end): (u64, u64),
-    cancel: &CancelToken,
-) -> Result<Vec<u8>> {
-    let response = client.get(url, Some((start, end)), cancel).await?;
-    if response.status() != reqwest::StatusCode::PARTIAL_CONTENT {
-        return Err(Error::Network(format!(
-            "{url} stopped answering byte ranges (status {}): read it as a whole stream instead",
-            response.status()
-        )));
-    }
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|e| Error::Network(format!("the download of {url} broke off ({e}): try again")))?;
-    if bytes.len() as u64 != end - start {
-        return Err(Error::Network(format!(
-            "{url} sent {} bytes for a range of {}: try again",
-            bytes.len(),
-            end - start
-        )));
-    }
-    Ok(bytes.to_vec())
+/// Where the bytes of a remote file come from: byte ranges over HTTP, or memory (tests, fuzzing).
+#[allow(async_fn_in_trait)] // driven on one thread: the worker's, or the CLI's runtime
+pub trait RangeSource {
+    /// Exactly the bytes [start, end), or an error.
+    async fn fetch(&mut self, range: (u64, u64), cancel: &CancelToken) -> Result<Vec<u8>>;
+
+    /// What to name in messages: the URL.
+    fn name(&self) -> &str;
 }
 
-/// Where a remote file is read from.
-struct Remote<'a> {
-    client: &'a ZenodoClient,
-    url: String,
+/// Byte ranges of `url`.
+pub struct Http<'a> {
+    pub client: &'a ZenodoClient,
+    pub url: String,
+}
+
+impl RangeSource for Http<'_> {
+    /// Refuses an answer that is not exactly the range asked for.
+    async fn fetch(&mut self, (start, end): (u64, u64), cancel: &CancelToken) -> Result<Vec<u8>> {
+        let url = &self.url;
+        let response = self.client.get(url, Some((start, end)), cancel).await?;
+        if response.status() != reqwest::StatusCode::PARTIAL_CONTENT {
+            return Err(Error::Network(format!(
+                "{url} stopped answering byte ranges (status {}): read it as a whole stream instead",
+                response.status()
+            )));
+        }
+        let bytes = response.bytes().await.map_err(|e| {
+            Error::Network(format!("the download of {url} broke off ({e}): try again"))
+        })?;
+        if bytes.len() as u64 != end - start {
+            return Err(Error::Network(format!(
+                "{url} sent {} bytes for a range of {}: try again",
+                bytes.len(),
+                end - start
+            )));
+        }
+        Ok(bytes.to_vec())
+    }
+
+    fn name(&self) -> &str {
+        &self.url
+    }
+}
+
+/// A file already in memory.
+impl RangeSource for &[u8] {
+    async fn fetch(&mut self, (start, end): (u64, u64), _cancel: &CancelToken) -> Result<Vec<u8>> {
+        usize::try_from(start)
+            .ok()
+            .zip(usize::try_from(end).ok())
+            .and_then(|(s, e)| self.get(s..e))
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| Error::invalid(format!("bytes {start}..{end} are outside the file")))
+    }
+
+    fn name(&self) -> &str {
+        "memory"
+    }
+}
+
+/// A source and what was fetched from it.
+struct Remote<S> {
+    source: S,
     /// Bytes fetched so far, for progress.
     fetched: u64,
 }
 
-impl Remote<'_> {
+impl<S: RangeSource> Remote<S> {
     async fn fetch(&mut self, range: (u64, u64), cancel: &CancelToken) -> Result<Vec<u8>> {
-        let bytes = fetch_range(self.client, &self.url, range, cancel).await?;
+        let bytes = self.source.fetch(range, cancel).await?;
         self.fetched += bytes.len() as u64;
         Ok(bytes)
     }
@@ -170,11 +202,11 @@ impl Remote<'_> {
         let (start, end) = if at < window.start {
             (at, window.start)
         } else {
-            (window.end(), (at + (64 << 10)).min(window.len))
+            (window.end(), at.saturating_add(64 << 10).min(window.len))
         };
         if end <= start || end - start > MAX_ENTRY_BYTES {
             return Err(Error::decode(
-                &self.url,
+                self.source.name(),
                 format!("the archive points to bytes {at} that cannot be read"),
             ));
         }
@@ -195,28 +227,18 @@ type Run = ((u64, u64), Vec<(usize, Entry)>);
 
 /// An archive on a server that answers byte ranges, its central directory read.
 #[allow(deprecated)]
-pub struct RangedArchive<'a> {
+pub struct RangedArchive<S> {
     name: String,
     size: u64,
-    remote: Remote<'a>,
+    remote: Remote<S>,
     zip: ZipFileReader<Fetched>,
 }
 
 #[allow(deprecated)]
-impl<'a> RangedArchive<'a> {
-    /// Reads the central directory of the `size`-byte file `name` at `url`.
-    pub async fn open(
-        client: &'a ZenodoClient,
-        name: &str,
-        url: &str,
-        size: u64,
-        cancel: &CancelToken,
-    ) -> Result<Self> {
-        let mut remote = Remote {
-            client,
-            url: url.to_string(),
-            fetched: 0,
-        };
+impl<S: RangeSource> RangedArchive<S> {
+    /// Reads the central directory of `name`, a file of `size` bytes.
+    pub async fn open(source: S, name: &str, size: u64, cancel: &CancelToken) -> Result<Self> {
+        let mut remote = Remote { source, fetched: 0 };
         let start = size.saturating_sub(TAIL_BYTES);
         let mut window = Fetched {
             len: size,
@@ -259,8 +281,11 @@ impl<'a> RangedArchive<'a> {
     fn span(&self, index: usize) -> (u64, u64) {
         let stored = &self.zip.file().entries()[index];
         let start = stored.header_offset();
-        let end = start + stored.header_size() + HEADER_SLACK + stored.compressed_size();
-        (start, end.min(self.size))
+        // sizes and offsets come from the archive: a hostile one must not overflow them
+        let end = start
+            .saturating_add(stored.header_size() + HEADER_SLACK)
+            .saturating_add(stored.compressed_size());
+        (start.min(self.size), end.min(self.size))
     }
 
     /// Reads the given entries (index, what it is), in file order, neighbours fetched in one
@@ -314,7 +339,7 @@ impl<'a> RangedArchive<'a> {
         let total = self.remote.fetched + to_fetch.sum::<u64>();
         for (range, members) in runs {
             cancel.check()?;
-            if !self.zip.inner_mut().covers(range) {
+            if range.0 < range.1 && !self.zip.inner_mut().covers(range) {
                 let bytes = self.remote.fetch(range, cancel).await?;
                 let window = self.zip.inner_mut();
                 (window.start, window.bytes) = (range.0, bytes);
@@ -367,7 +392,12 @@ impl<'a> RangedArchive<'a> {
             .await;
             let window = self.zip.inner_mut();
             match (attempt, window.missing.take()) {
-                (Err(_), Some(at)) => self.remote.grow(window, at, cancel).await?,
+                (Err(_), Some(at)) => match self.remote.grow(window, at, cancel).await {
+                    Ok(()) => {}
+                    // an entry pointing outside the file is its own fault, not the archive's
+                    Err(Error::Decode { reason, .. }) => return Ok(Err(reason)),
+                    Err(e) => return Err(e),
+                },
                 (Err(e), None) => return Ok(Err(zip_error(&self.name, e).to_string())),
                 (Ok((bytes, actual)), _) if actual == expected && bytes.len() as u64 == size => {
                     return Ok(Ok(bytes))
@@ -376,5 +406,122 @@ impl<'a> RangedArchive<'a> {
             }
         }
         Ok(Err("points outside the archive".to_string()))
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use std::io::{Cursor, Write};
+
+    use zip::write::SimpleFileOptions;
+    use zip::CompressionMethod;
+
+    use super::*;
+
+    /// A tile stored with its data aligned to 4 KiB (the padding is an extra field in the local
+    /// header only, longer than the slack the central directory allows for), a filler that puts
+    /// it beyond the first request's tail, then a deflated tile.
+    fn archive() -> Vec<u8> {
+        let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let stored = SimpleFileOptions::default().compression_method(CompressionMethod::Stored);
+        zip.start_file("tiles/a.tif", stored.with_alignment(4096))
+            .unwrap();
+        zip.write_all(&[7u8; 3000]).unwrap();
+        zip.start_file("filler.bin", stored).unwrap();
+        zip.write_all(&vec![1u8; 2 * TAIL_BYTES as usize]).unwrap();
+        let deflated = SimpleFileOptions::default().compression_method(CompressionMethod::Deflated);
+        zip.start_file("tiles/b.tif", deflated).unwrap();
+        zip.write_all(&[9u8; 5000]).unwrap();
+        zip.finish().unwrap().into_inner()
+    }
+
+    fn tile(path: &str) -> Entry {
+        Entry::LooseTile {
+            file: path.to_string(),
+        }
+    }
+
+    /// The entries delivered (path, bytes) and the warnings.
+    type Read = (Vec<(String, Vec<u8>)>, Vec<String>);
+
+    /// Every tile read from `bytes`.
+    fn read_all(bytes: &[u8]) -> Result<Read> {
+        let cancel = CancelToken::default();
+        futures_util::FutureExt::now_or_never(async {
+            let mut zip = RangedArchive::open(bytes, "t.zip", bytes.len() as u64, &cancel).await?;
+            let wanted = zip
+                .paths()
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.starts_with("tiles/"))
+                .map(|(i, p)| (i, tile(p)))
+                .collect();
+            let (mut entries, mut warnings) = (Vec::new(), Vec::new());
+            zip.read(wanted, &cancel, &mut |event| {
+                match event {
+                    ArchiveEvent::Entry { path, bytes, .. } => entries.push((path, bytes)),
+                    ArchiveEvent::Warning(w) => warnings.push(w),
+                    ArchiveEvent::Progress { .. } => {}
+                }
+                Ok(())
+            })
+            .await?;
+            Ok((entries, warnings))
+        })
+        .expect("memory never waits")
+    }
+
+    #[test]
+    fn a_local_header_longer_than_the_directory_says_is_fetched_on_demand() {
+        let bytes = archive();
+        let (entries, warnings) = read_all(&bytes).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0], ("tiles/a.tif".to_string(), vec![7u8; 3000]));
+        assert_eq!(entries[1], ("tiles/b.tif".to_string(), vec![9u8; 5000]));
+    }
+
+    #[test]
+    fn a_damaged_entry_is_skipped_and_the_rest_delivered() {
+        let mut bytes = archive();
+        // the stored tile's data starts at the 4 KiB boundary
+        bytes[4096 + 10] ^= 0xff;
+        let (entries, warnings) = read_all(&bytes).unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].0, "tiles/b.tif");
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].contains("tiles/a.tif failed its CRC check"),
+            "{warnings:?}"
+        );
+    }
+
+    /// Found by fuzzing (fuzz/fuzz_targets/zip_ranged.rs): a central directory entry whose extra
+    /// field overruns it. async_zip 0.0.19 reports that as an error but computes the message's
+    /// length with a subtraction that underflows, a panic where overflow checks are on (debug
+    /// builds); the release and page builds, without them, get the error.
+    const OVERRUNNING_EXTRA_FIELD: &str = "504b030414000000080047b57d5d84fac7b308000000cc000000330000005261772d44726f6e652f64726f6e652f696d616765735f74696c65735f3235362f7261775f7363616c653130302f612e746966f3f4d462182e0000504b030414000000080047b57d5d3b6a014e0a000000fa00000005000000622e747874cb48cdc9c9cf18890400504b0102140314000000080047b57d5d84fac7b308000000000000000000008001590000622e747874504b0506000000000200020094000000860000000000";
+
+    #[test]
+    #[cfg_attr(
+        debug_assertions,
+        ignore = "async_zip 0.0.19 panics on this input when overflow checks are on"
+    )]
+    fn an_extra_field_overrunning_its_entry_is_an_error() {
+        let bytes: Vec<u8> = (0..OVERRUNNING_EXTRA_FIELD.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&OVERRUNNING_EXTRA_FIELD[i..i + 2], 16).unwrap())
+            .collect();
+        let err = read_all(&bytes).unwrap_err().to_string();
+        assert!(err.contains("t.zip"), "{err}");
+    }
+
+    #[test]
+    fn what_is_not_a_zip_archive_says_so() {
+        let err = read_all(b"not an archive at all").unwrap_err().to_string();
+        assert!(err.contains("t.zip") && err.contains("zip"), "{err}");
+        let mut cut = archive();
+        cut.truncate(cut.len() - 30);
+        assert!(read_all(&cut).is_err());
     }
 }

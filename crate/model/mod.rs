@@ -1,5 +1,5 @@
 //! Task models on candle-nn: ResNet classifiers (torchvision's ResNet-18 and a small ResNet sized
-//! to train in the browser) and a small U-Net segmenter, with torchvision's parameter names so
+//! to train in the browser) and small U-Net and U-Net++ segmenters, with torchvision's parameter names so
 //! weights move to and from PyTorch as safetensors; losses and metrics beside them.
 
 mod batch_norm;
@@ -8,12 +8,14 @@ pub mod losses;
 pub mod ops;
 mod resnet;
 mod unet;
+mod unet_plus_plus;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 
 pub use resnet::ResNet;
 pub use unet::UNet;
+pub use unet_plus_plus::UNetPlusPlus;
 
 use crate::{Error, Result};
 
@@ -26,13 +28,16 @@ pub enum ModelKind {
     ResNetSmall,
     /// A two-level U-Net (16, 32, 64 channels) that trains in the browser.
     UNetSmall,
+    /// U-Net++ with three levels (16, 32, 64 channels), the paper's segmenter at browser size.
+    UNetPlusPlus,
 }
 
 impl ModelKind {
-    pub const ALL: [ModelKind; 3] = [
+    pub const ALL: [ModelKind; 4] = [
         ModelKind::ResNet18,
         ModelKind::ResNetSmall,
         ModelKind::UNetSmall,
+        ModelKind::UNetPlusPlus,
     ];
 
     pub fn name(self) -> &'static str {
@@ -40,6 +45,7 @@ impl ModelKind {
             ModelKind::ResNet18 => "resnet18",
             ModelKind::ResNetSmall => "resnet_small",
             ModelKind::UNetSmall => "unet_small",
+            ModelKind::UNetPlusPlus => "unet_plus_plus",
         }
     }
 
@@ -49,13 +55,13 @@ impl ModelKind {
             .find(|m| m.name() == name)
             .ok_or_else(|| {
                 Error::invalid(format!(
-                    "unknown model '{name}': use resnet18, resnet_small or unet_small"
+                    "unknown model '{name}': use resnet18, resnet_small, unet_small or unet_plus_plus"
                 ))
             })
     }
 
     pub fn is_segmenter(self) -> bool {
-        matches!(self, ModelKind::UNetSmall)
+        matches!(self, ModelKind::UNetSmall | ModelKind::UNetPlusPlus)
     }
 }
 
@@ -63,6 +69,7 @@ impl ModelKind {
 pub enum TaskModel {
     Classifier(ResNet),
     Segmenter(Box<UNet>),
+    NestedSegmenter(Box<UNetPlusPlus>),
 }
 
 impl TaskModel {
@@ -73,6 +80,9 @@ impl TaskModel {
             ModelKind::ResNet18 => TaskModel::Classifier(ResNet::resnet18(classes, vb)?),
             ModelKind::ResNetSmall => TaskModel::Classifier(ResNet::small(classes, vb)?),
             ModelKind::UNetSmall => TaskModel::Segmenter(Box::new(UNet::small(vb)?)),
+            ModelKind::UNetPlusPlus => {
+                TaskModel::NestedSegmenter(Box::new(UNetPlusPlus::small(vb)?))
+            }
         })
     }
 
@@ -80,6 +90,7 @@ impl TaskModel {
         match self {
             TaskModel::Classifier(m) => m.forward(x, train),
             TaskModel::Segmenter(m) => m.forward(x, train),
+            TaskModel::NestedSegmenter(m) => m.forward(x, train),
         }
     }
 }

@@ -9,7 +9,8 @@ use super::blocks::{bn, conv, conv_biased, conv_bn, Conv};
 use super::ops::max_pool2d;
 use crate::Result;
 
-struct DoubleConv {
+/// Two 3x3 convolutions, each with batch norm and ReLU: a U-Net node.
+pub(super) struct DoubleConv {
     c1: Conv,
     b1: BatchNorm2d,
     c2: Conv,
@@ -17,7 +18,7 @@ struct DoubleConv {
 }
 
 impl DoubleConv {
-    fn new(cin: usize, cout: usize, vb: VarBuilder) -> Result<Self> {
+    pub(super) fn new(cin: usize, cout: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
             c1: conv(cin, cout, 3, 1, vb.pp("conv1"))?,
             b1: bn(cout, vb.pp("bn1"))?,
@@ -26,7 +27,7 @@ impl DoubleConv {
         })
     }
 
-    fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+    pub(super) fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let y = conv_bn(x, &self.c1, &self.b1, train, true)?;
         conv_bn(&y, &self.c2, &self.b2, train, true)
     }
