@@ -287,6 +287,12 @@ const showViews = guard(async () => {
   grid.replaceChildren();
   images.forEach((image, i) => figure(grid, views[i].replaceAll('-', ' \u00b7 '), image, `view ${views[i]}`));
   document.body.dataset.views = String(images.length);
+  const paper = await call('paperViews');
+  const strip = $('paper-views');
+  strip.replaceChildren();
+  for (const { label, image } of paper) figure(strip, label, image, `the paper's own ${label} view`);
+  $('paper-views-section').hidden = paper.length === 0;
+  document.body.dataset.paperViews = String(paper.length);
 });
 
 for (const id of ['debayer', 'sharpening', 'denoising']) {

@@ -80,6 +80,11 @@ const methods = {
     return out;
   },
   views: () => lab.renderViews().map(image),
+  paperViews: () => lab.paperViews().map((v) => {
+    const out = { label: v.label, image: image(v.takeImage()) };
+    v.free();
+    return out;
+  }),
   params: () => Array.from(lab.params()),
   setParams: ({ values }) => lab.setParams(new Float32Array(values)),
   resetParams: () => lab.resetParams(),

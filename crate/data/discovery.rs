@@ -44,10 +44,13 @@ pub enum Entry {
     Labels,
     /// A Raw-Drone car mask for the tile with this stem.
     Mask { stem: String },
-    /// A file under a `processed_views` folder (the paper's own 12 views).
+    /// A file under a `processed_views` folder (the paper's own 12 views): the view is the
+    /// folders between `processed_views` and the file (e.g. `bilinear`), the stem names its tile.
     ProcessedView {
         dataset: Option<DatasetKind>,
         path: String,
+        view: String,
+        stem: String,
     },
     /// A tile file outside the datasets' layout (a user's own zip of tiles).
     LooseTile { file: String },
@@ -79,6 +82,8 @@ pub fn classify(path: &str) -> Option<Entry> {
         return Some(Entry::ProcessedView {
             dataset,
             path: path.to_string(),
+            view: parts[at + 1..parts.len() - 1].join("/"),
+            stem: stem(file).to_string(),
         });
     }
     let n = parts.len();
@@ -200,13 +205,15 @@ mod tests {
                 stem: "DJI_1_0_0".into()
             })
         );
-        assert!(matches!(
+        assert_eq!(
             classify("d/drone/processed_views/bilinear/x.png"),
             Some(Entry::ProcessedView {
                 dataset: Some(DatasetKind::Drone),
-                ..
+                path: "d/drone/processed_views/bilinear/x.png".into(),
+                view: "bilinear".into(),
+                stem: "x".into(),
             })
-        ));
+        );
         assert_eq!(classify("microscopy/images/raw_scale033/a.tiff"), None);
         assert_eq!(classify("microscopy/images/raw_scale050/"), None);
         assert_eq!(classify("README.md"), None);

@@ -51,9 +51,10 @@ pub enum FetchEvent {
         stem: String,
         bytes: Vec<u8>,
     },
-    /// A file of the paper's own processed views.
+    /// A file of the paper's own processed views: `view` names the processing, `stem` the tile.
     ProcessedView {
-        path: String,
+        view: String,
+        stem: String,
         bytes: Vec<u8>,
     },
     Progress {
@@ -104,7 +105,7 @@ struct Ranged<'a> {
 
 impl Ranged<'_> {
     /// Reads what `request` needs and nothing else: the labels first (so tiles arrive with their
-    /// classes), then up to `remaining` tiles with their masks, and the paper's processed views.
+    /// classes), then up to `remaining` tiles with their masks and the paper's processed views.
     async fn read(
         &self,
         request: &FetchRequest,
@@ -137,9 +138,15 @@ impl Ranged<'_> {
                 _ => None,
             })
             .collect();
+        // masks and the paper's views of the tiles read, nothing of the others
         let others: Vec<_> = rest
             .into_iter()
-            .filter(|(_, e)| !matches!(e, Entry::Mask { stem } if !stems.contains(stem.as_str())))
+            .filter(|(_, e)| match e {
+                Entry::Mask { stem } | Entry::ProcessedView { stem, .. } => {
+                    stems.contains(stem.as_str())
+                }
+                _ => true,
+            })
             .collect();
         let first = archive.read(labels, cancel, sink).await?;
         let second = archive
@@ -191,7 +198,7 @@ pub async fn fetch(
         let remaining = limit.saturating_sub(summary.tiles);
         let mut handle = |event: ArchiveEvent| -> Result<()> {
             match event {
-                ArchiveEvent::Entry { path, entry, bytes } if relevant(request, &entry) => {
+                ArchiveEvent::Entry { entry, bytes, .. } if relevant(request, &entry) => {
                     match entry {
                         Entry::Tile { file, stem, .. } if summary.tiles < limit => {
                             summary.tiles += 1;
@@ -210,8 +217,8 @@ pub async fn fetch(
                             on(FetchEvent::Labels(labels.clone()))
                         }
                         Entry::Mask { stem } => on(FetchEvent::Mask { stem, bytes }),
-                        Entry::ProcessedView { .. } => {
-                            on(FetchEvent::ProcessedView { path, bytes })
+                        Entry::ProcessedView { view, stem, .. } => {
+                            on(FetchEvent::ProcessedView { view, stem, bytes })
                         }
                         _ => Ok(()),
                     }

@@ -2,21 +2,90 @@
 //!
 //! Accepted: 8- and 16-bit grayscale TIFF and PNG (value / (2^bits - 1)), float32 TIFF, RGB/RGBA
 //! PNG whose colour planes are identical (the paper's demo tiles are stored that way), and 2-D
-//! float32/float64 .npy. Everything else is refused with the reason.
+//! float32/float64 .npy. Everything else is refused with the reason. The same PNG and TIFF
+//! decoding gives the paper's own processed views, in colour, for display.
 
 use std::io::Cursor;
 
-use super::tile::{check_size, RawTile, MAX_SIDE};
+use super::tile::{check_bounds, check_size, RawTile, MAX_SIDE};
 use crate::{Error, Result};
 
 /// Decodes a raw tile; `name` (a file name or URL) only labels errors.
 pub fn decode_tile(bytes: &[u8], name: &str) -> Result<RawTile> {
+    if bytes.starts_with(b"\x93NUMPY") {
+        return decode_npy(bytes, name);
+    }
+    let samples = decode_samples(bytes, name)?;
+    let format = samples.format;
+    let err = |reason: String| Error::decode(name, format!("{format}: {reason}"));
+    let Samples {
+        width,
+        height,
+        channels,
+        data,
+        ..
+    } = samples;
+    check_size(width, height).map_err(|e| err(e.to_string()))?;
+    if format == "TIFF" && channels != 1 {
+        return Err(err(format!(
+            "{channels}-channel images are not raw mosaics (use one grayscale channel)"
+        )));
+    }
+    let mut mosaic = Vec::with_capacity(width * height);
+    for (i, px) in data.chunks_exact(channels).enumerate() {
+        // RGB(A): the mosaic is stored in every colour plane; differing planes mean a processed
+        // colour image, not raw data
+        if channels >= 3 && (px[1] != px[0] || px[2] != px[0]) {
+            return Err(err(format!(
+                "the colour planes differ at row {}, column {} ({}, {}, {}): a raw mosaic stores the same value in R, G and B",
+                i / width,
+                i % width,
+                px[0],
+                px[1],
+                px[2]
+            )));
+        }
+        mosaic.push(px[0]);
+    }
+    RawTile::new(width, height, mosaic)
+}
+
+/// An image's samples scaled to [0, 1] (integers by their full scale, floats as they are),
+/// interleaved by channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Samples {
+    pub width: usize,
+    pub height: usize,
+    /// 1 (gray), 2 (gray, alpha), 3 (RGB) or 4 (RGBA).
+    pub channels: usize,
+    pub data: Vec<f32>,
+    /// "PNG" or "TIFF", for messages.
+    pub format: &'static str,
+}
+
+impl Samples {
+    /// RGBA8 for display: gray spread to R, G and B, values clipped to [0, 1], alpha kept.
+    pub fn to_rgba8(&self) -> Vec<u8> {
+        let q = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+        self.data
+            .chunks_exact(self.channels)
+            .flat_map(|px| match px {
+                [g] => [q(*g), q(*g), q(*g), 255],
+                [g, a] => [q(*g), q(*g), q(*g), q(*a)],
+                [r, g, b] => [q(*r), q(*g), q(*b), 255],
+                [r, g, b, a, ..] => [q(*r), q(*g), q(*b), q(*a)],
+                [] => [0, 0, 0, 255],
+            })
+            .collect()
+    }
+}
+
+/// A PNG or TIFF image's samples; `name` only labels errors.
+pub fn decode_samples(bytes: &[u8], name: &str) -> Result<Samples> {
     if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-        decode_png(bytes, name)
+        png_samples(bytes, name)
     } else if bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*") {
-        decode_tiff(bytes, name)
-    } else if bytes.starts_with(b"\x93NUMPY") {
-        decode_npy(bytes, name)
+        tiff_samples(bytes, name)
     } else {
         Err(Error::decode(
             name,
@@ -28,7 +97,7 @@ pub fn decode_tile(bytes: &[u8], name: &str) -> Result<RawTile> {
 /// Bytes a decoder may allocate: a MAX_SIDE square of 4 samples of 16 bits, and some slack.
 const BYTE_LIMIT: usize = MAX_SIDE * MAX_SIDE * 8 + (1 << 20);
 
-fn decode_png(bytes: &[u8], name: &str) -> Result<RawTile> {
+fn png_samples(bytes: &[u8], name: &str) -> Result<Samples> {
     let err = |e: &dyn std::fmt::Display| Error::decode(name, format!("PNG: {e}"));
     let mut decoder =
         png::Decoder::new_with_limits(Cursor::new(bytes), png::Limits { bytes: BYTE_LIMIT });
@@ -38,7 +107,7 @@ fn decode_png(bytes: &[u8], name: &str) -> Result<RawTile> {
         let info = reader.info();
         (info.width as usize, info.height as usize)
     };
-    check_size(width, height).map_err(|e| err(&e))?;
+    check_bounds(width, height).map_err(|e| err(&e))?;
     let size = reader
         .output_buffer_size()
         .ok_or_else(|| err(&"image too large"))?;
@@ -59,40 +128,38 @@ fn decode_png(bytes: &[u8], name: &str) -> Result<RawTile> {
         png::ColorType::Rgb => 3,
         png::ColorType::Rgba => 4,
         png::ColorType::Indexed => {
-            return Err(err(&"palette images are not raw mosaics (use grayscale)"))
+            return Err(err(
+                &"palette images are not supported (use grayscale or RGB)",
+            ))
         }
     };
     let bytes_per_sample = bits / 8;
     let full_scale = ((1u32 << bits) - 1) as f64;
-    let sample = |row: &[u8], i: usize| -> u16 {
-        let at = i * bytes_per_sample;
-        if bytes_per_sample == 1 {
-            row[at] as u16
-        } else {
-            u16::from_be_bytes([row[at], row[at + 1]])
-        }
-    };
-    let mut data = Vec::with_capacity(width * height);
-    for (y, row) in buf.chunks_exact(frame.line_size).take(height).enumerate() {
-        for x in 0..width {
-            let first = sample(row, x * channels);
-            // RGB(A): the mosaic is stored in every colour plane; differing planes mean a
-            // processed colour image, not raw data.
-            if channels >= 3 {
-                let (g, b) = (sample(row, x * channels + 1), sample(row, x * channels + 2));
-                if g != first || b != first {
-                    return Err(err(&format!(
-                        "the colour planes differ at row {y}, column {x} ({first}, {g}, {b}): a raw mosaic stores the same value in R, G and B"
-                    )));
-                }
-            }
-            data.push((first as f64 / full_scale) as f32);
-        }
+    let mut data = Vec::with_capacity(width * height * channels);
+    for row in buf.chunks_exact(frame.line_size).take(height) {
+        data.extend(
+            row[..width * channels * bytes_per_sample]
+                .chunks_exact(bytes_per_sample)
+                .map(|s| {
+                    let v = match s {
+                        [b] => *b as u16,
+                        [hi, lo] => u16::from_be_bytes([*hi, *lo]),
+                        _ => 0,
+                    };
+                    (v as f64 / full_scale) as f32
+                }),
+        );
     }
-    RawTile::new(width, height, data)
+    Ok(Samples {
+        width,
+        height,
+        channels,
+        data,
+        format: "PNG",
+    })
 }
 
-fn decode_tiff(bytes: &[u8], name: &str) -> Result<RawTile> {
+fn tiff_samples(bytes: &[u8], name: &str) -> Result<Samples> {
     let err = |e: &dyn std::fmt::Display| Error::decode(name, format!("TIFF: {e}"));
     let mut limits = tiff::decoder::Limits::default();
     limits.decoding_buffer_size = BYTE_LIMIT;
@@ -102,13 +169,19 @@ fn decode_tiff(bytes: &[u8], name: &str) -> Result<RawTile> {
         .with_limits(limits);
     let (width, height) = decoder.dimensions().map_err(|e| err(&e))?;
     let (width, height) = (width as usize, height as usize);
-    check_size(width, height).map_err(|e| err(&e))?;
+    check_bounds(width, height).map_err(|e| err(&e))?;
     let colour = decoder.colortype().map_err(|e| err(&e))?;
-    if !matches!(colour, tiff::ColorType::Gray(_)) {
-        return Err(err(&format!(
-            "{colour:?} images are not raw mosaics (use one grayscale channel)"
-        )));
-    }
+    let channels = match colour {
+        tiff::ColorType::Gray(_) => 1,
+        tiff::ColorType::GrayA(_) => 2,
+        tiff::ColorType::RGB(_) => 3,
+        tiff::ColorType::RGBA(_) => 4,
+        other => {
+            return Err(err(&format!(
+                "{other:?} images are not supported (use grayscale or RGB)"
+            )))
+        }
+    };
     let data: Vec<f32> = match decoder.read_image().map_err(|e| err(&e))? {
         tiff::decoder::DecodingResult::U8(v) => {
             v.iter().map(|&s| (s as f64 / 255.0) as f32).collect()
@@ -123,14 +196,20 @@ fn decode_tiff(bytes: &[u8], name: &str) -> Result<RawTile> {
             )))
         }
     };
-    if data.len() != width * height {
+    if data.len() != width * height * channels {
         return Err(err(&format!(
             "expected {} samples, the file holds {}",
-            width * height,
+            width * height * channels,
             data.len()
         )));
     }
-    RawTile::new(width, height, data)
+    Ok(Samples {
+        width,
+        height,
+        channels,
+        data,
+        format: "TIFF",
+    })
 }
 
 fn decode_npy(bytes: &[u8], name: &str) -> Result<RawTile> {
@@ -278,6 +357,31 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("not raw mosaics"));
+    }
+
+    #[test]
+    fn colour_images_decode_for_display() {
+        use tiff::encoder::colortype::RGB16;
+        let png = png_bytes(
+            2,
+            1,
+            png::ColorType::Rgb,
+            png::BitDepth::Eight,
+            &[255, 0, 51, 0, 128, 255],
+        );
+        let s = decode_samples(&png, "v.png").unwrap();
+        assert_eq!((s.width, s.height, s.channels), (2, 1, 3));
+        assert_eq!(s.to_rgba8(), [255, 0, 51, 255, 0, 128, 255, 255]);
+        let tif = tiff_bytes::<RGB16>(&[65535, 0, 0, 0, 0, 65535], 2, 1);
+        assert_eq!(
+            decode_samples(&tif, "v.tif").unwrap().to_rgba8(),
+            [255, 0, 0, 255, 0, 0, 255, 255]
+        );
+        let gray = png_bytes(1, 1, png::ColorType::Grayscale, png::BitDepth::Eight, &[51]);
+        assert_eq!(
+            decode_samples(&gray, "g.png").unwrap().to_rgba8(),
+            [51, 51, 51, 255]
+        );
     }
 
     fn npy_bytes<T: npyz::AutoSerialize + Copy>(shape: &[u64], data: &[T]) -> Vec<u8> {

@@ -115,17 +115,23 @@ impl RawTile {
 
 /// Checks the sides of a mosaic: non-zero, even, and below [`MAX_SIDE`].
 pub fn check_size(width: usize, height: usize) -> Result<()> {
-    if width == 0 || height == 0 {
-        return Err(Error::invalid("a raw tile cannot be empty"));
-    }
+    check_bounds(width, height)?;
     if width % 2 != 0 || height % 2 != 0 {
         return Err(Error::invalid(format!(
             "a {width}x{height} mosaic does not hold whole 2x2 RGGB cells: width and height must be even"
         )));
     }
+    Ok(())
+}
+
+/// Checks the sides of any image the lab reads: non-zero and below [`MAX_SIDE`].
+pub fn check_bounds(width: usize, height: usize) -> Result<()> {
+    if width == 0 || height == 0 {
+        return Err(Error::invalid("an image cannot be empty"));
+    }
     if width > MAX_SIDE || height > MAX_SIDE {
         return Err(Error::invalid(format!(
-            "a {width}x{height} tile is larger than the {MAX_SIDE}x{MAX_SIDE} the lab accepts; crop it first"
+            "a {width}x{height} image is larger than the {MAX_SIDE}x{MAX_SIDE} the lab accepts; crop it first"
         )));
     }
     Ok(())

@@ -43,6 +43,33 @@ impl RgbaImage {
     }
 }
 
+/// An image with a caption.
+#[wasm_bindgen]
+pub struct LabelledImage {
+    label: String,
+    image: RgbaImage,
+}
+
+impl LabelledImage {
+    pub fn new(label: String, image: RgbaImage) -> Self {
+        Self { label, image }
+    }
+}
+
+#[wasm_bindgen]
+impl LabelledImage {
+    #[wasm_bindgen(getter)]
+    pub fn label(&self) -> String {
+        self.label.clone()
+    }
+
+    /// The image, moved out to JS (the pair is consumed).
+    #[wasm_bindgen(js_name = takeImage)]
+    pub fn take_image(&mut self) -> RgbaImage {
+        std::mem::replace(&mut self.image, RgbaImage::new(0, 0, Vec::new()))
+    }
+}
+
 #[wasm_bindgen]
 impl RgbaImage {
     #[wasm_bindgen(getter)]

@@ -7,6 +7,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
+use super::images::{LabelledImage, RgbaImage};
 use super::{cache, js_error, to_js, Lab};
 use crate::data::archive::{read_archive, ArchiveEvent};
 use crate::data::discovery::{classify_loose, DatasetKind, Entry};
@@ -14,7 +15,7 @@ use crate::data::fetch::{fetch, FetchEvent, FetchRequest};
 use crate::data::http::CancelToken;
 use crate::data::synthetic::{self, Task};
 use crate::data::zenodo::ZenodoClient;
-use crate::raw::{decode_tile, CameraParams};
+use crate::raw::{decode_samples, decode_tile, CameraParams, Samples};
 use crate::train::{Item, TileSet};
 
 /// A tile with where it came from.
@@ -50,7 +51,19 @@ pub struct TileStore {
     pub source: String,
     pub tiles: Vec<StoredTile>,
     pub current: usize,
+    /// The paper's own processed views (when the source has them), by tile stem.
+    pub paper_views: HashMap<String, Vec<PaperViewFile>>,
 }
+
+/// One of the paper's processed views of a tile, as the archive holds it.
+pub struct PaperViewFile {
+    pub view: String,
+    pub bytes: Vec<u8>,
+    pub archive: String,
+}
+
+/// Memory the paper's processed views may take (a full dataset's are gigabytes).
+const PAPER_VIEW_BYTES: usize = 64 << 20;
 
 impl TileStore {
     pub fn new() -> Self {
@@ -59,7 +72,42 @@ impl TileStore {
             source: "none".into(),
             tiles: Vec::new(),
             current: 0,
+            paper_views: HashMap::new(),
         }
+    }
+
+    /// Keeps a processed view of the paper's unless their memory is spent; false when dropped.
+    fn add_paper_view(&mut self, stem: String, file: PaperViewFile) -> bool {
+        let used: usize = self
+            .paper_views
+            .values()
+            .flatten()
+            .map(|v| v.bytes.len())
+            .sum();
+        if used + file.bytes.len() > PAPER_VIEW_BYTES {
+            return false;
+        }
+        self.paper_views.entry(stem).or_default().push(file);
+        true
+    }
+
+    /// The paper's processed views of tile `i` that decode, by view name.
+    pub fn paper_views_of(&self, i: usize) -> Vec<(String, Samples)> {
+        let Some(tile) = self.tiles.get(i) else {
+            return Vec::new();
+        };
+        let name = &tile.item.name;
+        let stem = name.rsplit_once('.').map_or(name.as_str(), |(s, _)| s);
+        let mut views: Vec<(String, Samples)> = self
+            .paper_views
+            .get(stem)
+            .into_iter()
+            .flatten()
+            // a file no decoder reads is left out rather than failing the tile
+            .filter_map(|v| Some((v.view.clone(), decode_samples(&v.bytes, &v.view).ok()?)))
+            .collect();
+        views.sort_by(|a, b| a.0.cmp(&b.0));
+        views
     }
 
     /// An empty store for one of the paper's datasets.
@@ -198,6 +246,21 @@ fn cache_prefix(record: &str, dataset: DatasetKind, intensity: u32) -> String {
 
 #[wasm_bindgen]
 impl Lab {
+    /// The paper's own processed views of the current tile, when the source has them (a Zenodo
+    /// archive's `processed_views`), in the order of their names.
+    #[wasm_bindgen(js_name = paperViews)]
+    pub fn paper_views(&self) -> Vec<LabelledImage> {
+        let store = self.tiles.borrow();
+        store
+            .paper_views_of(store.current)
+            .into_iter()
+            .map(|(view, samples)| {
+                let image = RgbaImage::new(samples.width, samples.height, samples.to_rgba8());
+                LabelledImage::new(view, image)
+            })
+            .collect()
+    }
+
     /// The synthetic default: `n` labelled tiles of `size` px, deterministic from `seed`.
     #[wasm_bindgen(js_name = loadSynthetic)]
     pub fn load_synthetic(
@@ -267,6 +330,7 @@ impl Lab {
         let mut labels: HashMap<String, String> = HashMap::new();
         let mut masks: HashMap<String, Vec<u8>> = HashMap::new();
         let mut verified: Vec<String> = Vec::new();
+        let mut paper_views_full = false;
         let result = fetch(&client, &request, &control.token, &mut |event| {
             let mut store = self.tiles.borrow_mut();
             match event {
@@ -350,6 +414,9 @@ impl Lab {
                     store
                         .tiles
                         .retain(|t| t.archive.as_deref() != Some(key.as_str()));
+                    for views in store.paper_views.values_mut() {
+                        views.retain(|v| v.archive != key);
+                    }
                     emit(
                         &on_event,
                         &PageEvent::Discard {
@@ -366,7 +433,27 @@ impl Lab {
                 FetchEvent::Warning(message) => {
                     emit(&on_event, &PageEvent::Warning { message: &message })
                 }
-                FetchEvent::Listing(_) | FetchEvent::ProcessedView { .. } => Ok(()),
+                FetchEvent::ProcessedView { view, stem, bytes } => {
+                    let file = PaperViewFile {
+                        view,
+                        bytes,
+                        archive: archive.clone(),
+                    };
+                    if store.add_paper_view(stem, file) || paper_views_full {
+                        return Ok(());
+                    }
+                    paper_views_full = true;
+                    emit(
+                        &on_event,
+                        &PageEvent::Warning {
+                            message: &format!(
+                                "the paper's processed views passed {} MB: the rest are not kept",
+                                PAPER_VIEW_BYTES >> 20
+                            ),
+                        },
+                    )
+                }
+                FetchEvent::Listing(_) => Ok(()),
             }
         })
         .await;

@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { launch, openPage, shot, startZenodoLike } from './harness.mjs';
+import { launch, lit, openPage, shot, startZenodoLike } from './harness.mjs';
 
 let server;
 let browser;
@@ -72,6 +72,15 @@ test('a mirror that answers byte ranges is read by random access', async () => {
   assert.equal(await page.$$eval('#tiles .badge', (b) => b.length), 10, 'labels read before the tiles');
   assert.deepEqual(page.errors, []);
   await context.close();
+});
+
+test("the paper's own processed views show beside ours", async () => {
+  const page = await openPage(browser, lab('ok', 'drone'));
+  await page.waitForSelector('body[data-paper-views="1"]', { timeout: 120_000 });
+  assert.equal(await page.textContent('#paper-views figcaption'), 'bilinear');
+  assert.ok((await lit(page, '#paper-views canvas')) > 0.9, 'the paper view is blank');
+  await shot(page, 'zenodo-paper-views');
+  await page.close();
 });
 
 test('a 429 is waited out', async () => {

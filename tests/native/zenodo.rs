@@ -119,9 +119,10 @@ fn streams_tiles_labels_and_masks_and_verifies_both_archives() {
             .count(),
         4
     );
-    assert!(events
-        .iter()
-        .any(|e| matches!(e, FetchEvent::ProcessedView { .. })));
+    assert!(events.iter().any(|e| matches!(
+        e,
+        FetchEvent::ProcessedView { view, stem, .. } if view == "bilinear" && stem == "DJI_0000_0_0"
+    )));
 }
 
 #[test]
@@ -310,6 +311,11 @@ fn random_access_reads_the_same_tiles_and_only_what_is_needed() {
         count(&events, |e| matches!(e, FetchEvent::Mask { .. })),
         1,
         "only the mask of the tile read"
+    );
+    assert_eq!(
+        count(&events, |e| matches!(e, FetchEvent::ProcessedView { .. })),
+        1,
+        "and the paper's view of it"
     );
 }
 

@@ -5,6 +5,8 @@ use std::io::{Cursor, Write};
 
 use lens2logit::arrays::{png8, tiff_gray16};
 use lens2logit::data::synthetic::{sample, Task};
+use lens2logit::isp::static_pipeline::{render, View};
+use lens2logit::raw::CameraParams;
 use zip::write::SimpleFileOptions;
 use zip::CompressionMethod;
 
@@ -82,12 +84,20 @@ pub fn drone_zip() -> Vec<u8> {
         zip.write_all(&tiff_gray16(TILE, TILE, s.raw.data()).unwrap())
             .unwrap();
     }
+    // the paper's own view of the first tile: ours, through its bilinear view
+    let first = sample(Task::Segmentation, 11, 0, TILE, 100.0).unwrap();
+    let view = render(&first.raw, &CameraParams::drone(), View::paper_views()[0]).unwrap();
+    let rgb: Vec<u8> = view
+        .to_rgba8()
+        .chunks_exact(4)
+        .flat_map(|p| [p[0], p[1], p[2]])
+        .collect();
     zip.start_file(
         "Raw-Drone/drone/processed_views/bilinear/DJI_0000_0_0.png",
         options,
     )
     .unwrap();
-    zip.write_all(&png8(2, 2, 3, &[0; 12]).unwrap()).unwrap();
+    zip.write_all(&png8(TILE, TILE, 3, &rgb).unwrap()).unwrap();
     zip.finish().unwrap().into_inner()
 }
 
