@@ -506,8 +506,12 @@ function showResults({ summary, adversarial, finished }) {
     div.className = 'chart';
     out.append(div);
     new uPlot({
-      width: 320, height: 180, legend: { show: false }, scales: { x: { time: false } },
-      axes: [{ values: (_, ticks) => ticks.map((t) => groups[t] ?? '') }, { label: `${summary.metric} drop` }],
+      // one tick per group, names slanted to fit; drops are metric differences, so the axis starts
+      // at 0 (or below) and spans at least 0.05 even when nothing dropped
+      width: 340, height: 220, legend: { show: false }, padding: [8, 40, 0, 0],
+      scales: { x: { time: false, range: [-0.5, groups.length - 0.5] }, y: { range: (_, min, max) => [Math.min(0, min), Math.max(0.05, max)] } },
+      axes: [{ splits: () => groups.map((_, i) => i), values: (_, ticks) => ticks.map((t) => groups[t] ?? ''), rotate: -35, size: 80, font: '10px sans-serif' },
+        { label: `${summary.metric} drop` }],
       series: [{}, { label: 'drop', fill: '#c2410c88', stroke: '#c2410c', paths: uPlot.paths.bars({ size: [0.6] }) }],
     }, [groups.map((_, i) => i), groups.map((g) => summary.forensics[g][2])], div);
     const strip = document.createElement('div');
