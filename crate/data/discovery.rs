@@ -66,7 +66,8 @@ fn intensity(folder: &str) -> Option<u32> {
     (folder.len() == "raw_scale".len() + 3 && LEVELS.contains(&level)).then_some(level)
 }
 
-fn stem(file: &str) -> &str {
+/// A file name without its extension: what ties a tile to its mask and the paper's views of it.
+pub fn stem(file: &str) -> &str {
     file.rsplit_once('.').map_or(file, |(s, _)| s)
 }
 

@@ -95,69 +95,55 @@ fn relevant(request: &FetchRequest, entry: &Entry) -> bool {
     }
 }
 
-/// An archive read by random access.
-struct Ranged<'a> {
-    client: &'a ZenodoClient,
-    key: &'a str,
-    url: &'a str,
-    size: u64,
-}
-
-impl Ranged<'_> {
-    /// Reads what `request` needs and nothing else: the labels first (so tiles arrive with their
-    /// classes), then up to `remaining` tiles with their masks and the paper's processed views.
-    async fn read(
-        &self,
-        request: &FetchRequest,
-        remaining: usize,
-        cancel: &CancelToken,
-        sink: &mut dyn FnMut(ArchiveEvent) -> Result<()>,
-    ) -> Result<Outcome> {
-        let source = Http {
-            client: self.client,
-            url: self.url.to_string(),
-        };
-        let mut archive = RangedArchive::open(source, self.key, self.size, cancel).await?;
-        let relevant: Vec<(usize, Entry)> = archive
-            .paths()
-            .iter()
-            .enumerate()
-            .filter_map(|(i, path)| Some((i, classify(path).filter(|e| relevant(request, e))?)))
-            .collect();
-        let (labels, rest): (Vec<_>, Vec<_>) = relevant
-            .into_iter()
-            .partition(|(_, e)| matches!(e, Entry::Labels));
-        let (tiles, rest): (Vec<_>, Vec<_>) = rest
-            .into_iter()
-            .partition(|(_, e)| matches!(e, Entry::Tile { .. }));
-        let tiles: Vec<_> = tiles.into_iter().take(remaining).collect();
-        let stems: HashSet<&str> = tiles
-            .iter()
-            .filter_map(|(_, e)| match e {
-                Entry::Tile { stem, .. } => Some(stem.as_str()),
-                _ => None,
-            })
-            .collect();
-        // masks and the paper's views of the tiles read, nothing of the others
-        let others: Vec<_> = rest
-            .into_iter()
-            .filter(|(_, e)| match e {
-                Entry::Mask { stem } | Entry::ProcessedView { stem, .. } => {
-                    stems.contains(stem.as_str())
-                }
-                _ => true,
-            })
-            .collect();
-        let first = archive.read(labels, cancel, sink).await?;
-        let second = archive
-            .read(tiles.into_iter().chain(others).collect(), cancel, sink)
-            .await?;
-        Ok(Outcome {
-            entries: first.entries + second.entries,
-            corrupt: first.corrupt + second.corrupt,
-            md5_ok: None,
+/// Reads from an archive opened for random access what `request` needs and nothing else: the
+/// labels first (so tiles arrive with their classes), then up to `remaining` tiles with their
+/// masks and the paper's processed views.
+async fn read_needed(
+    mut archive: RangedArchive<Http<'_>>,
+    request: &FetchRequest,
+    remaining: usize,
+    cancel: &CancelToken,
+    sink: &mut dyn FnMut(ArchiveEvent) -> Result<()>,
+) -> Result<Outcome> {
+    let relevant: Vec<(usize, Entry)> = archive
+        .paths()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, path)| Some((i, classify(path).filter(|e| relevant(request, e))?)))
+        .collect();
+    let (labels, rest): (Vec<_>, Vec<_>) = relevant
+        .into_iter()
+        .partition(|(_, e)| matches!(e, Entry::Labels));
+    let (tiles, rest): (Vec<_>, Vec<_>) = rest
+        .into_iter()
+        .partition(|(_, e)| matches!(e, Entry::Tile { .. }));
+    let tiles: Vec<_> = tiles.into_iter().take(remaining).collect();
+    let stems: HashSet<&str> = tiles
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Entry::Tile { stem, .. } => Some(stem.as_str()),
+            _ => None,
         })
-    }
+        .collect();
+    // masks and the paper's views of the tiles read, nothing of the others
+    let others: Vec<_> = rest
+        .into_iter()
+        .filter(|(_, e)| match e {
+            Entry::Mask { stem } | Entry::ProcessedView { stem, .. } => {
+                stems.contains(stem.as_str())
+            }
+            _ => true,
+        })
+        .collect();
+    let first = archive.read(labels, cancel, sink).await?;
+    let second = archive
+        .read(tiles.into_iter().chain(others).collect(), cancel, sink)
+        .await?;
+    Ok(Outcome {
+        entries: first.entries + second.entries,
+        corrupt: first.corrupt + second.corrupt,
+        md5_ok: None,
+    })
 }
 
 /// Streams the record's archives and reports through `on`. Labels and masks are looked for until
@@ -249,13 +235,12 @@ pub async fn fetch(
                 .await
             }
             Opened::Ranged { url, size } => {
-                let reading = Ranged {
-                    client,
-                    key: &file.key,
-                    url: &url,
-                    size,
-                };
-                reading.read(request, remaining, cancel, &mut handle).await
+                async {
+                    let source = Http { client, url };
+                    let archive = RangedArchive::open(source, &file.key, size, cancel).await?;
+                    read_needed(archive, request, remaining, cancel, &mut handle).await
+                }
+                .await
             }
         };
         summary.archives += 1;

@@ -107,7 +107,7 @@ impl TileSet {
             }
             Task::Segmentation => {
                 for file in tile_names {
-                    let stem = file.rsplit_once('.').map_or(file.as_str(), |(s, _)| s);
+                    let stem = crate::data::discovery::stem(file);
                     let raw = crate::raw::decode_tile(&read(file)?, file)?;
                     let mask_name = format!("masks/{stem}.png");
                     let mask_tile = crate::raw::decode_tile(&read(&mask_name)?, &mask_name)?;

@@ -10,7 +10,7 @@ use wasm_bindgen::prelude::*;
 use super::images::{LabelledImage, RgbaImage};
 use super::{cache, js_error, to_js, Lab};
 use crate::data::archive::{read_archive, ArchiveEvent};
-use crate::data::discovery::{classify_loose, DatasetKind, Entry};
+use crate::data::discovery::{classify_loose, stem, DatasetKind, Entry};
 use crate::data::fetch::{fetch, FetchEvent, FetchRequest};
 use crate::data::http::CancelToken;
 use crate::data::synthetic::{self, Task};
@@ -96,11 +96,9 @@ impl TileStore {
         let Some(tile) = self.tiles.get(i) else {
             return Vec::new();
         };
-        let name = &tile.item.name;
-        let stem = name.rsplit_once('.').map_or(name.as_str(), |(s, _)| s);
         let mut views: Vec<(String, Samples)> = self
             .paper_views
-            .get(stem)
+            .get(stem(&tile.item.name))
             .into_iter()
             .flatten()
             // a file no decoder reads is left out rather than failing the tile
@@ -493,7 +491,7 @@ impl Lab {
         }
         for (name, bytes) in &files {
             cache::put(&format!("{prefix}tile/{name}"), bytes).await?;
-            let stem = name.rsplit_once('.').map_or(name.as_str(), |(s, _)| s);
+            let stem = stem(name);
             if let Some(mask) = masks.get(stem) {
                 cache::put(&format!("{prefix}mask/{stem}"), mask).await?;
             }
@@ -533,10 +531,7 @@ impl Lab {
             else {
                 continue;
             };
-            let stem = name
-                .rsplit_once('.')
-                .map_or(name.as_str(), |(s, _)| s)
-                .to_string();
+            let stem = stem(&name).to_string();
             let mask = cache::get(&format!("{prefix}mask/{stem}"))
                 .await
                 .map_err(js_error)?;
