@@ -264,10 +264,7 @@ impl Lab {
     /// Tile `i`'s mosaic, each sample shown in its filter's colour.
     pub fn mosaic(&self, i: usize) -> Result<RgbaImage, JsError> {
         let store = self.tiles.borrow();
-        let t = store
-            .tiles
-            .get(i)
-            .ok_or_else(|| JsError::new("no such tile"))?;
+        let t = store.tile(i)?;
         Ok(RgbaImage::new(
             t.item.raw.width(),
             t.item.raw.height(),
@@ -280,13 +277,7 @@ impl Lab {
         let view: View = view.parse().map_err(js_error)?;
         let raw = {
             let store = self.tiles.borrow();
-            store
-                .tiles
-                .get(i)
-                .ok_or_else(|| JsError::new("no such tile"))?
-                .item
-                .raw
-                .clone()
+            store.tile(i)?.item.raw.clone()
         };
         let image = static_pipeline::render(&raw, &self.camera.borrow(), view).map_err(js_error)?;
         Ok((&image).into())

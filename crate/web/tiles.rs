@@ -76,6 +76,13 @@ impl TileStore {
         }
     }
 
+    /// Tile `i`, or an error for the page.
+    pub fn tile(&self, i: usize) -> Result<&StoredTile, JsError> {
+        self.tiles
+            .get(i)
+            .ok_or_else(|| JsError::new("no such tile"))
+    }
+
     /// Keeps a processed view of the paper's unless their memory is spent; false when dropped.
     fn add_paper_view(&mut self, stem: String, file: PaperViewFile) -> bool {
         let used: usize = self
@@ -629,10 +636,7 @@ impl Lab {
     #[wasm_bindgen(js_name = tileInfo)]
     pub fn tile_info(&self, i: usize) -> Result<JsValue, JsError> {
         let store = self.tiles.borrow();
-        let t = store
-            .tiles
-            .get(i)
-            .ok_or_else(|| JsError::new("no such tile"))?;
+        let t = store.tile(i)?;
         let info = serde_json::json!({
             "name": t.item.name, "class": t.class, "hasMask": t.item.mask.is_some(),
             "width": t.item.raw.width(), "height": t.item.raw.height(),
@@ -663,10 +667,7 @@ impl Lab {
     #[wasm_bindgen(js_name = maskOverlay)]
     pub fn mask_overlay(&self, i: usize) -> Result<super::RgbaImage, JsError> {
         let store = self.tiles.borrow();
-        let t = store
-            .tiles
-            .get(i)
-            .ok_or_else(|| JsError::new("no such tile"))?;
+        let t = store.tile(i)?;
         let mask = t
             .item
             .mask
