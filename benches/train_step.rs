@@ -6,10 +6,9 @@
 use std::time::Instant;
 
 use candle_core::{Device, Tensor, Var};
-use lens2logit::data::synthetic::Task;
 use lens2logit::model::ops::conv2d;
 use lens2logit::model::ModelKind;
-use lens2logit::train::{Mode, Session, TileSet, TrainConfig};
+use lens2logit::train::bench;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -19,18 +18,12 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Median step time (s) of a synthesis session, after the first pass rendered the static views.
-fn session_step(model: ModelKind, task: Task, size: usize, repeats: usize) -> f64 {
-    let data = TileSet::synthetic(task, 32, size, 0).unwrap();
-    let mut config = TrainConfig::new(Mode::Synthesis, model);
-    config.steps = repeats + 8;
-    config.batch = 8;
-    config.snapshot_every = 0;
-    let mut session = Session::new(config, data).unwrap();
-    let times: Vec<f64> = (0..repeats + 8)
-        .map(|_| session.step().unwrap().unwrap().step_ms / 1000.0)
-        .collect();
-    median(times[8..].to_vec())
+/// Median step time (s) of a synthesis session (lens2logit::train::bench, as the CLI's `bench`).
+fn session_step(model: ModelKind, size: usize, repeats: usize) -> f64 {
+    bench::train_step(model, 8, size, repeats)
+        .unwrap()
+        .ms_per_step
+        / 1000.0
 }
 
 fn cnn(repeats: usize, ours: bool) -> f64 {
@@ -69,20 +62,15 @@ fn main() {
         format!("\"threads\": {}", rayon::current_num_threads()),
         format!(
             "\"resnet_small_b8_64_s\": {}",
-            session_step(ModelKind::ResNetSmall, Task::Classification, 64, repeats)
+            session_step(ModelKind::ResNetSmall, 64, repeats)
         ),
         format!(
             "\"unet_small_b8_64_s\": {}",
-            session_step(ModelKind::UNetSmall, Task::Segmentation, 64, repeats)
+            session_step(ModelKind::UNetSmall, 64, repeats)
         ),
         format!(
             "\"resnet18_b8_128_s\": {}",
-            session_step(
-                ModelKind::ResNet18,
-                Task::Classification,
-                128,
-                repeats.min(5)
-            )
+            session_step(ModelKind::ResNet18, 128, repeats.min(5))
         ),
         format!("\"cnn_candle_conv_s\": {}", cnn(repeats, false)),
         format!("\"cnn_ours_s\": {}", cnn(repeats, true)),

@@ -16,11 +16,15 @@ fn header_layer(name: &'static str, value: &'static str) -> SetResponseHeaderLay
 }
 
 /// `www/` at `/` and the wasm-bindgen output at `/pkg`. ServeDir gives correct MIME types
-/// (application/wasm), HTTP Range and conditional requests; COOP/COEP make the page
-/// cross-origin isolated. `extra` routes are served beside the page, under the same headers.
+/// (application/wasm), HTTP Range and conditional requests, and the build's precompressed
+/// `.br`/`.gz` files to clients that accept them; COOP/COEP make the page cross-origin isolated
+/// (which the threaded module needs). `extra` routes are served beside the page, under the same headers.
 pub fn lab_router(www: &Path, pkg: &Path, extra: Router) -> Router {
     extra
-        .nest_service("/pkg", ServeDir::new(pkg))
+        .nest_service(
+            "/pkg",
+            ServeDir::new(pkg).precompressed_br().precompressed_gzip(),
+        )
         .fallback_service(ServeDir::new(www))
         .layer(header_layer("cross-origin-opener-policy", "same-origin"))
         .layer(header_layer("cross-origin-embedder-policy", "require-corp"))

@@ -61,12 +61,55 @@ find_demo_data() {
   say "warning: demo tiles (../shared/data/raw2logit-demo) not found; set LENS2LOGIT_DEMO_DATA"
 }
 
-# The page's wasm module (release, simd128) and its JS glue in pkg/.
+# The threaded page module rebuilds std with atomics, which only a nightly toolchain can; pinned.
+NIGHTLY=nightly-2026-05-19
+ensure_nightly() {
+  if ! rustup run "$NIGHTLY" rustc --version >/dev/null 2>&1 ||
+     ! rustup component list --toolchain "$NIGHTLY" --installed 2>/dev/null | grep -q '^rust-src'; then
+    say "installing the $NIGHTLY toolchain with rust-src (for the threaded page module)"
+    rustup toolchain install "$NIGHTLY" --profile minimal --component rust-src
+  fi
+}
+
+# The page's two wasm modules and their JS glue: pkg/ runs on one thread anywhere; pkg/threads/
+# (atomics, rayon over Web Workers) runs where the page is cross-origin isolated. Both at
+# opt-level 3 (speed before size), then precompressed (brotli, gzip) for `lens2logit serve`.
 build_page() {
-  say "building the page's wasm module"
+  say "building the page's wasm module (one thread)"
   cargo build --lib --target wasm32-unknown-unknown --profile wasm-release
+  rm -rf pkg
   wasm-bindgen --target web --no-typescript --out-dir pkg \
     target/wasm32-unknown-unknown/wasm-release/lens2logit.wasm
+
+  say "building the page's threaded wasm module ($NIGHTLY, std with atomics)"
+  # RUSTFLAGS replaces .cargo/config.toml's flags: repeat them, add atomics, and (since Rust 1.92
+  # no longer implies it) link a shared, imported memory with the TLS symbols wasm-bindgen's thread
+  # start-up needs. wasm-bindgen finds the atomics in the target_features section, which
+  # strip = true would remove.
+  local link=""
+  for arg in --shared-memory --import-memory --max-memory=4294967296 --export=__wasm_init_tls \
+             --export=__tls_size --export=__tls_align --export=__tls_base; do
+    link="$link -C link-arg=$arg"
+  done
+  CARGO_PROFILE_WASM_RELEASE_STRIP=debuginfo \
+  RUSTFLAGS="--cfg getrandom_backend=\"wasm_js\" -C target-feature=+simd128,+atomics,+bulk-memory,+mutable-globals$link" \
+    cargo "+$NIGHTLY" build --lib --target wasm32-unknown-unknown --profile wasm-release \
+      --features threads -Z build-std=panic_abort,std --target-dir target/threads
+  wasm-bindgen --target web --no-typescript --out-dir pkg/threads \
+    target/threads/wasm32-unknown-unknown/wasm-release/lens2logit.wasm
+  # wasm-bindgen-rayon's worker imports its module as the package directory ('../../..'), which
+  # only a bundler resolves; name the file so any static server does
+  sed -i "s#import('../../..')#import('../../../lens2logit.js')#" \
+    pkg/threads/snippets/wasm-bindgen-rayon-*/src/workerHelpers.js
+
+  find pkg -name '*.wasm' -o -name '*.js' | while read -r f; do
+    brotli -f -q 11 -o "$f.br" "$f"
+    gzip -f -9 -k "$f"
+  done
+  local f
+  for f in pkg/lens2logit_bg.wasm pkg/threads/lens2logit_bg.wasm; do
+    say "$f: $(stat -c %s "$f") bytes, brotli $(stat -c %s "$f.br"), gzip $(stat -c %s "$f.gz")"
+  done
 }
 
 build_cli() {

@@ -3,8 +3,9 @@
 # and page tests (Playwright driving Chromium against `lens2logit serve`), then a summary.
 source "$(dirname "$0")/common.sh"
 
-ensure_apt chromium chromium-driver mesa-vulkan-drivers libvulkan1
+ensure_apt chromium chromium-driver mesa-vulkan-drivers libvulkan1 brotli
 ensure_wasm_target
+ensure_nightly
 ensure_wasm_bindgen
 ensure_npm_packages
 find_demo_data

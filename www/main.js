@@ -65,6 +65,7 @@ function saveState() {
   next.set('tile', values.tile);
   if (values.params) next.set('params', values.params);
   if (url.get('backend')) next.set('backend', url.get('backend'));
+  if (url.get('threads')) next.set('threads', url.get('threads'));
   history.replaceState(null, '', `?${next}`);
 }
 
@@ -640,8 +641,14 @@ $('switch-backend').onclick = () => {
 };
 
 guard(async () => {
-  const ready = await call('init', { preferGpu: backend !== 'cpu' });
+  // ?threads=N sizes the worker pool (1: the single-threaded module), default: every core
+  const threads = Number.parseInt(url.get('threads') ?? '', 10);
+  const ready = await call('init', { preferGpu: backend !== 'cpu', threads: threads > 0 ? Math.min(threads, 64) : undefined });
   $('backend').textContent = ready.backend;
+  $('threads').textContent = ready.threads > 1
+    ? `${ready.threads} threads`
+    : (ready.isolated ? '1 thread' : '1 thread (this host does not isolate the page: no threads)');
+  document.body.dataset.threads = String(ready.threads);
   document.body.dataset.backend = ready.gpu ? 'gpu' : 'cpu';
   if (!ready.gpu && backend !== 'cpu') {
     // asked for WebGPU, none here: nothing to switch between

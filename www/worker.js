@@ -2,8 +2,10 @@
 // Requests are {id, method, args}; answers {id, result} or {id, error}; long work also posts
 // {type: 'event', channel, data}. Images travel as {width, height, rgba} with their buffer moved.
 
-import init, { Lab, FetchControl, TrainControl, Trainer, IspResult } from './pkg/lens2logit.js';
-
+// The module is chosen at init: the threaded build (rayon over a pool of Web Workers) needs
+// SharedArrayBuffer, which a browser grants only to a cross-origin isolated page; elsewhere the
+// single-threaded build runs the same code on this worker alone.
+let wasm = null;
 let lab = null;
 let fetchControl = null;
 let trainControl = null;
@@ -31,7 +33,7 @@ const transferables = (value) => {
 const event = (channel, data) => postMessage({ type: 'event', channel, data }, transferables(data));
 
 function ispImages(result, gradients) {
-  const names = IspResult.stageNames();
+  const names = wasm.IspResult.stageNames();
   const stages = names.map((name, i) => ({ name, image: image(result.stageImage(i)) }));
   const out = { output: image(result.outputImage()), stages };
   if (gradients && result.hasGradients()) {
@@ -46,16 +48,20 @@ function ispImages(result, gradients) {
 }
 
 const methods = {
-  async init({ preferGpu }) {
-    await init();
+  async init({ preferGpu, threads }) {
+    const threaded = threads !== 1 && self.crossOriginIsolated;
+    wasm = await import(threaded ? './pkg/threads/lens2logit.js' : './pkg/lens2logit.js');
+    await wasm.default();
+    if (threaded) await wasm.initThreadPool(Math.max(1, threads || navigator.hardwareConcurrency || 1));
+    const Lab = wasm.Lab;
     lab = await Lab.create(preferGpu);
-    return { backend: lab.backend, gpu: lab.isGpu, views: Lab.viewNames(), params: Lab.paramNames().map((n) => ({ name: n, shape: Array.from(Lab.paramShape(n)) })), legend: image(Lab.colourLegend(256, 12)) };
+    return { backend: lab.backend, gpu: lab.isGpu, threads: Lab.threads(), isolated: self.crossOriginIsolated, views: Lab.viewNames(), params: Lab.paramNames().map((n) => ({ name: n, shape: Array.from(Lab.paramShape(n)) })), legend: image(Lab.colourLegend(256, 12)) };
   },
   loadChart: ({ size }) => { lab.loadChart(size); return { count: 1, task: lab.task }; },
   setCamera: ({ camera }) => lab.setCamera(camera),
   loadSynthetic: ({ task, n, seed, size }) => ({ count: lab.loadSynthetic(task, n, seed, size), task: lab.task }),
   async streamZenodo({ base, record, dataset, intensity, limit }) {
-    fetchControl = new FetchControl();
+    fetchControl = new wasm.FetchControl();
     try {
       const count = await lab.streamZenodo({ base, record, dataset, intensity, limit }, fetchControl, (e) => event('fetch', e));
       return { count, task: lab.task };
@@ -93,8 +99,8 @@ const methods = {
   runIsp: async ({ gradients, view }) => ispImages(await lab.runIsp(gradients, view), gradients),
   async train({ options }) {
     trainer?.free();
-    trainer = new Trainer(lab, options);
-    trainControl = new TrainControl();
+    trainer = new wasm.Trainer(lab, options);
+    trainControl = new wasm.TrainControl();
     const total = trainer.totalSteps();
     event('train', { kind: 'start', total });
     const finished = await trainer.run(trainControl, (report) => {

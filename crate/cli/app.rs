@@ -1,6 +1,6 @@
 //! The clap application behind `lens2logit`.
 
-use crate::{fetch, isp, serve, synth, train, views};
+use crate::{bench, fetch, isp, serve, synth, train, views};
 
 use std::process::ExitCode;
 
@@ -35,6 +35,8 @@ enum Command {
     Train(train::TrainArgs),
     /// Evaluate a trained run on the 12 static views and the intensity levels.
     Evaluate(train::EvaluateArgs),
+    /// Benchmarks on this machine (one JSON line each).
+    Bench(bench::BenchArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -48,6 +50,7 @@ pub fn main() -> ExitCode {
         Command::Fetch(args) => fetch::run(args),
         Command::Train(args) => train::train(args),
         Command::Evaluate(args) => train::evaluate(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

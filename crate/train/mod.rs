@@ -3,6 +3,7 @@
 //! cancels between steps) and per-step events; and the paper's three experiments as modes.
 
 mod augment;
+pub mod bench;
 pub mod corruption;
 pub mod data;
 mod session;

@@ -14,6 +14,9 @@ use wasm_bindgen::prelude::*;
 pub use images::RgbaImage;
 pub use tiles::FetchControl;
 pub use train::{TrainControl, Trainer};
+/// `initThreadPool(n)` in the threaded module: rayon's pool as n Web Workers sharing the memory.
+#[cfg(feature = "threads")]
+pub use wasm_bindgen_rayon::init_thread_pool;
 
 use crate::data::synthetic;
 use crate::gpu::ComputeBackend;
@@ -222,6 +225,23 @@ impl Lab {
     #[wasm_bindgen(getter)]
     pub fn backend(&self) -> String {
         self.engine.backend().label()
+    }
+
+    /// Threads the CPU computes on: the Web Worker pool of the threaded module, else 1.
+    pub fn threads() -> usize {
+        rayon::current_num_threads()
+    }
+
+    /// The train-step benchmark of `lens2logit bench train-step`, here in the worker.
+    #[wasm_bindgen(js_name = benchTrainStep)]
+    pub fn bench_train_step(
+        model: &str,
+        batch: usize,
+        size: usize,
+        steps: usize,
+    ) -> Result<JsValue, JsError> {
+        let model = crate::model::ModelKind::parse(model).map_err(js_error)?;
+        to_js(&crate::train::bench::train_step(model, batch, size, steps).map_err(js_error)?)
     }
 
     #[wasm_bindgen(getter, js_name = isGpu)]

@@ -14,6 +14,7 @@ mod cli;
 mod cli_isp;
 mod cli_train;
 mod cli_views;
+mod gpu_layers;
 mod param_isp;
 mod serve;
 mod static_views;

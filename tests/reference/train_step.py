@@ -1,10 +1,12 @@
 """PyTorch CPU timings for the task models' train steps, mirroring crate/model/.
 
-    python3 tests/reference/train_step.py --repeats 10   # prints JSON medians (seconds)
+    python3 tests/reference/train_step.py [--model NAME ...] [--batch 8] [--size 256] [--steps 5]
+
+prints one JSON line per model in the shape of `lens2logit bench train-step` (ms_per_step: median).
 
 The models follow ours layer for layer: the small ResNet (3x3 stem, one BasicBlock per stage at 16,
-32, 64 channels), the small U-Net (16, 32, 64), torchvision's ResNet-18 topology, and the small
-3-16-32-64 CNN that shows convolution backward speed. Requires torch from PyPI.
+32, 64 channels), the small U-Net (16, 32, 64), torchvision's ResNet-18 topology. Requires torch
+from PyPI.
 """
 
 import argparse
@@ -102,30 +104,33 @@ def train_step(model, x, loss_fn):
     return step
 
 
+def model_and_loss(name, batch, size):
+    """The model `lens2logit bench train-step --model NAME` times, a batch and its loss."""
+    torch.manual_seed(0)
+    x = torch.rand(batch, 3, size, size)
+    if name.startswith("unet"):
+        mask = (torch.rand(batch, 1, size, size) > 0.5).float()
+        return UNet(), x, lambda o: dice(o, mask)
+    y = torch.arange(batch) % 4
+    model = {
+        "resnet_small": lambda: ResNet(4, 3, 1, False, [16, 32, 64], 1),
+        "resnet18": lambda: ResNet(4, 7, 2, True, [64, 128, 256, 512], 2),
+    }[name]()
+    return model, x, lambda o: F.cross_entropy(o, y)
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--model", action="append", help="resnet_small, unet_small, resnet18 (repeatable)")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=5)
     args = parser.parse_args()
-    torch.manual_seed(0)
-    y = torch.tensor([0, 1, 2, 3] * 2)
-    out = {"torch_threads": torch.get_num_threads()}
-    x64 = torch.rand(8, 3, 64, 64)
-    out["resnet_small_b8_64_s"] = median_time(train_step(ResNet(4, 3, 1, False, [16, 32, 64], 1), x64, lambda o: F.cross_entropy(o, y)), args.repeats)
-    mask = (torch.rand(8, 1, 64, 64) > 0.5).float()
-    out["unet_small_b8_64_s"] = median_time(train_step(UNet(), x64, lambda o: dice(o, mask)), args.repeats)
-    x128 = torch.rand(8, 3, 128, 128)
-    out["resnet18_b8_128_s"] = median_time(train_step(ResNet(4, 7, 2, True, [64, 128, 256, 512], 2), x128, lambda o: F.cross_entropy(o, y)), args.repeats)
-    # the 3-16-32-64 CNN on 1x3x256x256: forward + backward
-    convs = [nn.Conv2d(a, b, 3, 1, 1) for a, b in [(3, 16), (16, 32), (32, 64)]]
-    img = torch.rand(1, 3, 256, 256)
-
-    def cnn():
-        h = img
-        for c in convs:
-            h = F.relu(c(h))
-        h.mean().backward()
-    out["cnn_3_16_32_64_fwd_bwd_s"] = median_time(cnn, args.repeats)
-    print(json.dumps(out))
+    for name in args.model or ["resnet_small", "unet_small", "resnet18"]:
+        model, x, loss = model_and_loss(name, args.batch, args.size)
+        seconds = median_time(train_step(model, x, loss), args.steps)
+        print(json.dumps({"model": name, "backend": "pytorch_cpu", "batch": args.batch, "size": args.size,
+                          "ms_per_step": seconds * 1000, "threads": torch.get_num_threads()}))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,70 @@
+//! `lens2logit bench train-step`: the engine's train step on this machine, as one JSON line
+//! (model, backend, batch, size, ms_per_step: the median after a warm-up), plus the threads used
+//! and the process's peak resident memory.
+
+use clap::{Args, Subcommand, ValueEnum};
+
+use lens2logit::model::ModelKind;
+use lens2logit::train::bench;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    what: BenchCommand,
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Time the train step of a task model (synthesis on synthetic tiles of its task).
+    TrainStep(TrainStepArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BackendArg {
+    Cpu,
+}
+
+#[derive(Args)]
+struct TrainStepArgs {
+    /// resnet18, resnet_small, unet_small or unet_plus_plus.
+    #[arg(long)]
+    model: String,
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+    /// Tile side in pixels (the datasets' tiles are 256).
+    #[arg(long, default_value_t = 256)]
+    size: usize,
+    /// The compute backend (the CPU through candle and the crate's GEMM convolutions).
+    #[arg(long, value_enum, default_value = "cpu")]
+    backend: BackendArg,
+    /// Timed steps after the warm-up.
+    #[arg(long, default_value_t = 5)]
+    steps: usize,
+}
+
+pub fn run(args: BenchArgs) -> Result<(), String> {
+    let BenchCommand::TrainStep(a) = args.what;
+    let BackendArg::Cpu = a.backend;
+    let model = ModelKind::parse(&a.model).map_err(|e| e.to_string())?;
+    let timing = bench::train_step(model, a.batch, a.size, a.steps).map_err(|e| e.to_string())?;
+    let mut line = serde_json::to_value(&timing).map_err(|e| e.to_string())?;
+    if let Some(mb) = peak_rss_mb() {
+        line["peak_rss_mb"] = serde_json::json!(mb);
+    }
+    println!("{line}");
+    Ok(())
+}
+
+/// The process's peak resident set (VmHWM) in MB, where the OS reports it (Linux).
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some((kb / 1024.0).round())
+}

@@ -1,0 +1,121 @@
+//! Drives `adamw.wgsl`: candle_nn::AdamW's update on device-resident parameters, with the moments
+//! kept beside them on the device (created once, zero, when the optimiser is built).
+
+use candle_nn::ParamsAdamW;
+
+use super::super::{Binding, Gpu, Program};
+use super::{expect_shape, flat_grid, u32_of, Dispatch, GpuTensor, Kernels};
+use crate::Result;
+
+const SOURCE: &str = concat!(include_str!("grid.wgsl"), include_str!("adamw.wgsl"));
+
+pub(super) async fn program(gpu: &Gpu) -> Result<Program> {
+    use Binding::{Storage, Uniform};
+    Program::new(
+        gpu,
+        "adamw",
+        SOURCE,
+        &[Uniform, Storage, Storage, Storage, Storage],
+        &["step"],
+    )
+    .await
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    count: u32,
+    _pad: [u32; 3],
+    lr: f32,
+    beta1: f32,
+    one_minus_beta1: f32,
+    beta2: f32,
+    one_minus_beta2: f32,
+    eps: f32,
+    decay: f32,
+    scale_m: f32,
+    scale_v: f32,
+    _pad_end: [f32; 3],
+}
+
+/// AdamW over a list of (parameter, gradient) tensors, one step counter for all of them, as
+/// `candle_nn::AdamW` (decoupled weight decay theta (1 - lr wd), bias-corrected moments).
+pub struct AdamW {
+    config: ParamsAdamW,
+    step: i32,
+    /// Per parameter: its uniform (the counts differ) and its dispatch.
+    parts: Vec<(wgpu::Buffer, u32, Dispatch)>,
+}
+
+impl AdamW {
+    pub fn new(
+        gpu: &Gpu,
+        kernels: &Kernels,
+        vars: &[(&GpuTensor, &GpuTensor)],
+        config: ParamsAdamW,
+    ) -> Result<Self> {
+        let mut parts = Vec::with_capacity(vars.len());
+        for (theta, grad) in vars {
+            expect_shape("adamw", "a gradient", grad, theta.shape())?;
+            let count = u32_of(theta.element_count(), "an optimised parameter")?;
+            let m = gpu.empty_storage_buffer("adamw m", theta.element_count());
+            let v = gpu.empty_storage_buffer("adamw v", theta.element_count());
+            let uniform = gpu.uniform_buffer("adamw", &Params::zeroed());
+            let group = kernels
+                .adamw
+                .bind(gpu, &[&uniform, theta.buffer(), grad.buffer(), &m, &v]);
+            let dispatch = Dispatch::new(
+                &kernels.adamw,
+                "step",
+                &group,
+                flat_grid(theta.element_count()),
+            );
+            parts.push((uniform, count, dispatch));
+        }
+        Ok(Self {
+            config,
+            step: 0,
+            parts,
+        })
+    }
+
+    pub fn set_learning_rate(&mut self, lr: f64) {
+        self.config.lr = lr;
+    }
+
+    /// Advances the step counter, uploads this step's constants and records the update of every
+    /// parameter. The constants land at the next submission: record one step per submission.
+    pub fn step(&mut self, gpu: &Gpu, pass: &mut wgpu::ComputePass) {
+        self.step += 1;
+        let c = &self.config;
+        let base = Params {
+            count: 0,
+            _pad: [0; 3],
+            lr: c.lr as f32,
+            beta1: c.beta1 as f32,
+            one_minus_beta1: (1.0 - c.beta1) as f32,
+            beta2: c.beta2 as f32,
+            one_minus_beta2: (1.0 - c.beta2) as f32,
+            eps: c.eps as f32,
+            decay: (1.0 - c.lr * c.weight_decay) as f32,
+            scale_m: (1.0 / (1.0 - c.beta1.powi(self.step))) as f32,
+            scale_v: (1.0 / (1.0 - c.beta2.powi(self.step))) as f32,
+            _pad_end: [0.0; 3],
+        };
+        for (uniform, count, dispatch) in &self.parts {
+            let params = Params {
+                count: *count,
+                ..base
+            };
+            gpu.queue
+                .write_buffer(uniform, 0, bytemuck::bytes_of(&params));
+            dispatch.record(pass);
+        }
+    }
+}
+
+impl Params {
+    fn zeroed() -> Self {
+        bytemuck::Zeroable::zeroed()
+    }
+}

@@ -1,0 +1,258 @@
+//! Drives `conv.wgsl`: 2-D convolution (any square kernel, stride, zero padding; the models use
+//! 1, 3 and 7) forward and backward as implicit GEMMs, the twin of `model::ops::conv2d`.
+
+use super::super::{Binding, Gpu, Program};
+use super::{
+    expect_shape, flat_grid, groups, record, shape_error, u32_of, Dispatch, GpuTensor, Kernels,
+    MAX_GROUPS, TILE,
+};
+use crate::{Error, Result};
+
+const SOURCE: &str = concat!(
+    include_str!("grid.wgsl"),
+    include_str!("tile.wgsl"),
+    include_str!("conv.wgsl")
+);
+
+/// K terms per split of the weight gradient's reduction: each split sums this many in f32, the
+/// splits are then summed in a second pass, so long reductions (batch x pixels) stay accurate.
+const SPLIT_TERMS: usize = 1024;
+/// Most partial-sum floats a layer keeps for its weight gradient (16 MB).
+const PARTIALS_BUDGET: usize = 4 << 20;
+
+pub(super) async fn program(gpu: &Gpu) -> Result<Program> {
+    use Binding::{Storage, Uniform};
+    Program::new(
+        gpu,
+        "convolution",
+        SOURCE,
+        &[
+            Uniform, Storage, Storage, Storage, Storage, Storage, Storage, Storage, Storage,
+        ],
+        &["forward", "input_grad", "weight_grad", "weight_reduce"],
+    )
+    .await
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    batch: u32,
+    cin: u32,
+    height: u32,
+    width: u32,
+    cout: u32,
+    k: u32,
+    stride: u32,
+    pad: u32,
+    out_h: u32,
+    out_w: u32,
+    has_bias: u32,
+    splits: u32,
+    chunk: u32,
+    cols: u32,
+    _pad: [u32; 2],
+}
+
+/// The tensors a convolution reads and writes in the forward pass: x (B, Cin, H, W), weight
+/// (Cout, Cin, k, k), an optional bias (Cout) and y (B, Cout, Ho, Wo).
+pub struct ConvTensors<'a> {
+    pub x: &'a GpuTensor,
+    pub weight: &'a GpuTensor,
+    pub bias: Option<&'a GpuTensor>,
+    pub y: &'a GpuTensor,
+}
+
+/// Where the backward pass reads dy and writes the gradients; `dx` is `None` for a first layer,
+/// `dbias` must be given exactly when the layer has a bias.
+pub struct ConvGrads<'a> {
+    pub dy: &'a GpuTensor,
+    pub dx: Option<&'a GpuTensor>,
+    pub dweight: &'a GpuTensor,
+    pub dbias: Option<&'a GpuTensor>,
+}
+
+pub struct Conv2d {
+    forward: Vec<Dispatch>,
+    backward: Option<Vec<Dispatch>>,
+}
+
+/// Output length of a window of `k` with `stride` and `pad` over `n` pixels, if it fits.
+pub fn output_size(n: usize, k: usize, stride: usize, pad: usize) -> Option<usize> {
+    let padded = n + 2 * pad;
+    (k > 0 && stride > 0 && padded >= k).then(|| (padded - k) / stride + 1)
+}
+
+/// Workgroups for an output of `rows` x `columns` in 64 x 64 tiles: column tiles along x, wrapping
+/// into z past WebGPU's 65535 (conv.wgsl rebuilds the tile index), row tiles along y.
+fn wrapped_tiles(columns: usize, rows: usize, what: &str) -> Result<(u32, u32, u32)> {
+    let tiles = columns.div_ceil(TILE).max(1);
+    let x = tiles.min(MAX_GROUPS);
+    Ok((
+        x as u32,
+        groups(rows.div_ceil(TILE), what)?,
+        groups(tiles.div_ceil(x), what)?,
+    ))
+}
+
+impl Conv2d {
+    pub fn new(
+        gpu: &Gpu,
+        kernels: &Kernels,
+        t: &ConvTensors,
+        stride: usize,
+        pad: usize,
+        grads: Option<ConvGrads>,
+    ) -> Result<Self> {
+        let op = "conv2d";
+        let (batch, cin, height, width) = t.x.dims4(op, "x")?;
+        let (cout, wcin, k, k2) = t.weight.dims4(op, "weight")?;
+        if wcin != cin || k2 != k {
+            return Err(shape_error(
+                op,
+                format!(
+                    "weight {:?} does not fit x {:?}",
+                    t.weight.shape(),
+                    t.x.shape()
+                ),
+            ));
+        }
+        let (Some(out_h), Some(out_w)) = (
+            output_size(height, k, stride, pad),
+            output_size(width, k, stride, pad),
+        ) else {
+            return Err(shape_error(
+                op,
+                format!(
+                    "a {k}x{k} window (stride {stride}, pad {pad}) does not fit {height}x{width}"
+                ),
+            ));
+        };
+        expect_shape(op, "y", t.y, &[batch, cout, out_h, out_w])?;
+        if let Some(bias) = t.bias {
+            expect_shape(op, "bias", bias, &[cout])?;
+        }
+        let has_bias = t.bias.is_some();
+        let taps = cin * k * k;
+        let cols = taps + has_bias as usize;
+        let depth = batch * out_h * out_w;
+        // split the weight gradient's K so each split sums ~SPLIT_TERMS terms, within the budget
+        let wanted = depth.div_ceil(SPLIT_TERMS).max(1);
+        let splits = wanted.min((PARTIALS_BUDGET / (cout * cols).max(1)).max(1));
+        let chunk = depth.div_ceil(splits).next_multiple_of(16);
+        let splits = depth.div_ceil(chunk).max(1);
+        let what = "a convolution";
+        let params = Params {
+            batch: u32_of(batch, what)?,
+            cin: u32_of(cin, what)?,
+            height: u32_of(height, what)?,
+            width: u32_of(width, what)?,
+            cout: u32_of(cout, what)?,
+            k: u32_of(k, what)?,
+            stride: u32_of(stride, what)?,
+            pad: u32_of(pad, what)?,
+            out_h: u32_of(out_h, what)?,
+            out_w: u32_of(out_w, what)?,
+            has_bias: has_bias as u32,
+            splits: u32_of(splits, what)?,
+            chunk: u32_of(chunk, what)?,
+            cols: u32_of(cols, what)?,
+            _pad: [0; 2],
+        };
+        let uniform = gpu.uniform_buffer("conv2d", &params);
+        let spare = &kernels.placeholder;
+        let program = &kernels.conv;
+        let group = program.bind(
+            gpu,
+            &[
+                &uniform,
+                t.x.buffer(),
+                t.weight.buffer(),
+                t.bias.map_or(spare, |b| b.buffer()),
+                t.y.buffer(),
+                spare,
+                spare,
+                spare,
+                spare,
+            ],
+        );
+        let forward = vec![Dispatch::new(
+            program,
+            "forward",
+            &group,
+            wrapped_tiles(depth, cout, what)?,
+        )];
+        let backward = match grads {
+            None => None,
+            Some(g) => {
+                expect_shape(op, "dy", g.dy, t.y.shape())?;
+                expect_shape(op, "dweight", g.dweight, t.weight.shape())?;
+                match (g.dbias, has_bias) {
+                    (Some(db), true) => expect_shape(op, "dbias", db, &[cout])?,
+                    (None, false) => {}
+                    _ => {
+                        return Err(shape_error(
+                            op,
+                            "dbias must be given exactly when the layer has a bias".into(),
+                        ))
+                    }
+                }
+                if let Some(dx) = g.dx {
+                    expect_shape(op, "dx", dx, t.x.shape())?;
+                }
+                let partials = GpuTensor::zeros(gpu, "conv2d partials", &[splits, cout, cols])?;
+                let group = program.bind(
+                    gpu,
+                    &[
+                        &uniform,
+                        t.x.buffer(),
+                        t.weight.buffer(),
+                        spare,
+                        g.dy.buffer(),
+                        g.dx.map_or(spare, |d| d.buffer()),
+                        g.dweight.buffer(),
+                        g.dbias.map_or(spare, |d| d.buffer()),
+                        partials.buffer(),
+                    ],
+                );
+                let mut steps = vec![
+                    Dispatch::new(
+                        program,
+                        "weight_grad",
+                        &group,
+                        (
+                            groups(cols.div_ceil(TILE), what)?,
+                            groups(cout.div_ceil(TILE), what)?,
+                            groups(splits, what)?,
+                        ),
+                    ),
+                    Dispatch::new(program, "weight_reduce", &group, flat_grid(cout * cols)),
+                ];
+                if g.dx.is_some() {
+                    steps.push(Dispatch::new(
+                        program,
+                        "input_grad",
+                        &group,
+                        wrapped_tiles(batch * height * width, cin, what)?,
+                    ));
+                }
+                Some(steps)
+            }
+        };
+        Ok(Self { forward, backward })
+    }
+
+    pub fn forward(&self, pass: &mut wgpu::ComputePass) {
+        record(&self.forward, pass);
+    }
+
+    /// Records dW (and db, dx); an error where the layer was built without gradients.
+    pub fn backward(&self, pass: &mut wgpu::ComputePass) -> Result<()> {
+        let steps = self
+            .backward
+            .as_ref()
+            .ok_or_else(|| Error::Gpu("conv2d: built without gradient tensors".into()))?;
+        record(steps, pass);
+        Ok(())
+    }
+}

@@ -1,0 +1,151 @@
+//! The task models' layers on the GPU, for a training session that stays on the device: each op
+//! is built once for its shapes (uniforms, scratch buffers and bind groups made then) and a step
+//! only records dispatches into a compute pass, so no buffer is created while training.
+//!
+//! Every kernel has a CPU twin (candle or `crate::model`) it is checked against; layouts are
+//! PyTorch's (NCHW activations, (Cout, Cin, k, k) weights, (out, in) linear weights).
+//! Limits are WebGPU's defaults: 256 invocations and 16 KB of workgroup memory per workgroup,
+//! 65535 workgroups per dimension (long 1-D work wraps into a second dimension, see grid.wgsl),
+//! at most 8 storage buffers per kernel.
+
+pub mod adamw;
+pub mod batch_norm;
+pub mod conv;
+pub mod elementwise;
+mod gemm;
+pub mod linear;
+pub mod loss;
+pub mod pool;
+pub mod resample;
+pub mod tensor;
+
+use std::rc::Rc;
+
+use super::{Gpu, Program};
+use crate::{Error, Result};
+
+pub use adamw::AdamW;
+pub use batch_norm::{BatchNorm2d, NormGrads};
+pub use conv::{Conv2d, ConvGrads, ConvTensors};
+pub use elementwise::{Add, Augment, Relu};
+pub use linear::{Linear, LinearGrads};
+pub use loss::{CrossEntropy, DiceLoss};
+pub use pool::{GlobalAvgPool, MaxPool2d};
+pub use resample::{Concat, ConcatGrads, Upsample};
+pub use tensor::GpuTensor;
+
+/// Threads per workgroup of every 1-D kernel (WebGPU's default maximum).
+const WORKGROUP: usize = 256;
+/// WebGPU's default maximum of workgroups along one dimension of a dispatch.
+const MAX_GROUPS: usize = 65535;
+
+/// Every program of the layer library, compiled once per device and shared by the ops built from
+/// it.
+pub struct Kernels {
+    adamw: Rc<Program>,
+    batch_norm: Rc<Program>,
+    conv: Rc<Program>,
+    elementwise: Rc<Program>,
+    gemm: Rc<Program>,
+    loss: Rc<Program>,
+    pool: Rc<Program>,
+    resample: Rc<Program>,
+    /// Bound where a kernel's layout has a slot that this op does not use (wgpu wants every
+    /// binding filled); never read or written.
+    placeholder: wgpu::Buffer,
+}
+
+impl Kernels {
+    pub async fn new(gpu: &Gpu) -> Result<Self> {
+        Ok(Self {
+            adamw: Rc::new(adamw::program(gpu).await?),
+            batch_norm: Rc::new(batch_norm::program(gpu).await?),
+            conv: Rc::new(conv::program(gpu).await?),
+            elementwise: Rc::new(elementwise::program(gpu).await?),
+            gemm: Rc::new(gemm::program(gpu).await?),
+            loss: Rc::new(loss::program(gpu).await?),
+            pool: Rc::new(pool::program(gpu).await?),
+            resample: Rc::new(resample::program(gpu).await?),
+            placeholder: gpu.empty_storage_buffer("placeholder", 1),
+        })
+    }
+}
+
+/// One recorded kernel launch of an op: built with the op, replayed every step.
+struct Dispatch {
+    program: Rc<Program>,
+    entry: &'static str,
+    group: wgpu::BindGroup,
+    workgroups: (u32, u32, u32),
+}
+
+impl Dispatch {
+    fn new(
+        program: &Rc<Program>,
+        entry: &'static str,
+        group: &wgpu::BindGroup,
+        workgroups: (u32, u32, u32),
+    ) -> Self {
+        Self {
+            program: program.clone(),
+            entry,
+            group: group.clone(),
+            workgroups,
+        }
+    }
+
+    fn record(&self, pass: &mut wgpu::ComputePass) {
+        self.program
+            .dispatch(pass, self.entry, &self.group, self.workgroups);
+    }
+}
+
+/// Records a list of dispatches in order.
+fn record(dispatches: &[Dispatch], pass: &mut wgpu::ComputePass) {
+    for d in dispatches {
+        d.record(pass);
+    }
+}
+
+/// Workgroups for `threads` independent threads of a 256-wide kernel, wrapped into (x, y) so
+/// neither exceeds 65535 (the kernel rebuilds the flat index with grid.wgsl's `flat_index`).
+fn flat_grid(threads: usize) -> (u32, u32, u32) {
+    let groups = threads.div_ceil(WORKGROUP).max(1);
+    let x = groups.min(MAX_GROUPS);
+    (x as u32, groups.div_ceil(x) as u32, 1)
+}
+
+/// A count of workgroups along one dispatch dimension, or an error naming what is too large.
+fn groups(count: usize, what: &str) -> Result<u32> {
+    if count > MAX_GROUPS {
+        return Err(Error::Gpu(format!(
+            "{what} needs {count} workgroups along one dimension, more than WebGPU's {MAX_GROUPS}: \
+             use a smaller batch or tile"
+        )));
+    }
+    Ok(count.max(1) as u32)
+}
+
+/// An error for tensors whose shapes do not fit an op.
+fn shape_error(op: &str, detail: String) -> Error {
+    Error::Gpu(format!("{op}: {detail}"))
+}
+
+/// Checks that `tensor` has exactly `shape`.
+fn expect_shape(op: &str, name: &str, tensor: &GpuTensor, shape: &[usize]) -> Result<()> {
+    if tensor.shape() != shape {
+        return Err(shape_error(
+            op,
+            format!("{name} has shape {:?}, expected {shape:?}", tensor.shape()),
+        ));
+    }
+    Ok(())
+}
+
+/// u32 as the kernels' uniforms hold sizes, or an error for sizes beyond 32 bits.
+fn u32_of(value: usize, what: &str) -> Result<u32> {
+    u32::try_from(value).map_err(|_| Error::Gpu(format!("{what} ({value}) exceeds 32 bits")))
+}
+
+/// Rows and columns of the output tile of one workgroup in tile.wgsl.
+const TILE: usize = 64;

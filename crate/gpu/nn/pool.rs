@@ -1,0 +1,197 @@
+//! Drives `pool.wgsl`: max pooling (the ResNet stem's 3x3/2 with padding 1, the U-Nets' 2x2/2)
+//! and global average pooling, forward and backward; twins of `model::ops::max_pool2d` and the
+//! ResNet head's mean over H and W.
+
+use super::super::{Binding, Gpu, Program};
+use super::conv::output_size;
+use super::{expect_shape, flat_grid, shape_error, u32_of, Dispatch, GpuTensor, Kernels};
+use crate::{Error, Result};
+
+const SOURCE: &str = concat!(include_str!("grid.wgsl"), include_str!("pool.wgsl"));
+
+pub(super) async fn program(gpu: &Gpu) -> Result<Program> {
+    use Binding::{Storage, Uniform};
+    Program::new(
+        gpu,
+        "pooling",
+        SOURCE,
+        &[Uniform, Storage, Storage, Storage, Storage, Storage],
+        &[
+            "max_pool",
+            "max_pool_backward",
+            "avg_pool",
+            "avg_pool_backward",
+        ],
+    )
+    .await
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    planes: u32,
+    height: u32,
+    width: u32,
+    out_h: u32,
+    out_w: u32,
+    k: u32,
+    stride: u32,
+    pad: u32,
+}
+
+/// A forward dispatch and, where gradients were asked for, a backward one.
+struct PoolSteps {
+    forward: Dispatch,
+    backward: Option<Dispatch>,
+}
+
+impl PoolSteps {
+    fn backward(&self, op: &str, pass: &mut wgpu::ComputePass) -> Result<()> {
+        self.backward
+            .as_ref()
+            .ok_or_else(|| Error::Gpu(format!("{op}: built without gradient tensors")))?
+            .record(pass);
+        Ok(())
+    }
+}
+
+/// Binds (x, y, argmax, dy, dx) for both directions of a pooling op.
+fn build(
+    gpu: &Gpu,
+    kernels: &Kernels,
+    params: &Params,
+    (x, y, argmax): (&GpuTensor, &GpuTensor, &wgpu::Buffer),
+    grads: Option<(&GpuTensor, &GpuTensor)>,
+    entries: [&'static str; 2],
+    forward_threads: usize,
+) -> Result<PoolSteps> {
+    let uniform = gpu.uniform_buffer("pooling", params);
+    let program = &kernels.pool;
+    let spare = &kernels.placeholder;
+    let bind = |dy: &wgpu::Buffer, dx: &wgpu::Buffer| {
+        program.bind(gpu, &[&uniform, x.buffer(), y.buffer(), argmax, dy, dx])
+    };
+    let forward = Dispatch::new(
+        program,
+        entries[0],
+        &bind(spare, spare),
+        flat_grid(forward_threads),
+    );
+    let backward = match grads {
+        None => None,
+        Some((dy, dx)) => {
+            expect_shape(entries[1], "dy", dy, y.shape())?;
+            expect_shape(entries[1], "dx", dx, x.shape())?;
+            Some(Dispatch::new(
+                program,
+                entries[1],
+                &bind(dy.buffer(), dx.buffer()),
+                flat_grid(x.element_count()),
+            ))
+        }
+    };
+    Ok(PoolSteps { forward, backward })
+}
+
+/// Max pooling k x k with stride and zero padding (padding never wins).
+pub struct MaxPool2d(PoolSteps);
+
+impl MaxPool2d {
+    /// `window` is (k, stride, pad); `grads` is (dy, dx) where the backward pass is wanted.
+    pub fn new(
+        gpu: &Gpu,
+        kernels: &Kernels,
+        x: &GpuTensor,
+        y: &GpuTensor,
+        (k, stride, pad): (usize, usize, usize),
+        grads: Option<(&GpuTensor, &GpuTensor)>,
+    ) -> Result<Self> {
+        let op = "max pool";
+        let (b, c, h, w) = x.dims4(op, "x")?;
+        let (Some(out_h), Some(out_w)) = (
+            output_size(h, k, stride, pad),
+            output_size(w, k, stride, pad),
+        ) else {
+            return Err(shape_error(
+                op,
+                format!("a {k}x{k} window (stride {stride}, pad {pad}) does not fit {h}x{w}"),
+            ));
+        };
+        expect_shape(op, "y", y, &[b, c, out_h, out_w])?;
+        let what = "a max pool";
+        let params = Params {
+            planes: u32_of(b * c, what)?,
+            height: u32_of(h, what)?,
+            width: u32_of(w, what)?,
+            out_h: u32_of(out_h, what)?,
+            out_w: u32_of(out_w, what)?,
+            k: u32_of(k, what)?,
+            stride: u32_of(stride, what)?,
+            pad: u32_of(pad, what)?,
+        };
+        let argmax = gpu.empty_storage_buffer("max pool argmax", y.element_count());
+        Ok(Self(build(
+            gpu,
+            kernels,
+            &params,
+            (x, y, &argmax),
+            grads,
+            ["max_pool", "max_pool_backward"],
+            y.element_count(),
+        )?))
+    }
+
+    pub fn forward(&self, pass: &mut wgpu::ComputePass) {
+        self.0.forward.record(pass);
+    }
+
+    pub fn backward(&self, pass: &mut wgpu::ComputePass) -> Result<()> {
+        self.0.backward("max pool", pass)
+    }
+}
+
+/// The mean over H and W: (B, C, H, W) -> (B, C).
+pub struct GlobalAvgPool(PoolSteps);
+
+impl GlobalAvgPool {
+    pub fn new(
+        gpu: &Gpu,
+        kernels: &Kernels,
+        x: &GpuTensor,
+        y: &GpuTensor,
+        grads: Option<(&GpuTensor, &GpuTensor)>,
+    ) -> Result<Self> {
+        let op = "global average pool";
+        let (b, c, h, w) = x.dims4(op, "x")?;
+        expect_shape(op, "y", y, &[b, c])?;
+        let what = "a global average pool";
+        let params = Params {
+            planes: u32_of(b * c, what)?,
+            height: u32_of(h, what)?,
+            width: u32_of(w, what)?,
+            out_h: 1,
+            out_w: 1,
+            k: 0,
+            stride: 1,
+            pad: 0,
+        };
+        // one workgroup per plane
+        Ok(Self(build(
+            gpu,
+            kernels,
+            &params,
+            (x, y, &kernels.placeholder),
+            grads,
+            ["avg_pool", "avg_pool_backward"],
+            (b * c) * super::WORKGROUP,
+        )?))
+    }
+
+    pub fn forward(&self, pass: &mut wgpu::ComputePass) {
+        self.0.forward.record(pass);
+    }
+
+    pub fn backward(&self, pass: &mut wgpu::ComputePass) -> Result<()> {
+        self.0.backward("global average pool", pass)
+    }
+}

@@ -1,0 +1,115 @@
+// Threads in the page: served cross-origin isolated, the worker loads the threaded module and says
+// how many threads it computes on; the threaded and the single-threaded modules give the same
+// views and the same training; a host that does not isolate the page still gets a working lab.
+
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import { readFile } from 'node:fs/promises';
+import { extname, join, normalize } from 'node:path';
+import { after, before, test } from 'node:test';
+import { launch, openLab, root, shot, startServer } from './harness.mjs';
+
+let server;
+before(async () => { server = await startServer(); });
+after(() => server.stop());
+
+/**
+ * In the page, starts the lab's own worker (www/worker.js) with `threads` and runs, through its
+ * message protocol, what a user's session runs: synthetic tiles, the 12 views, a short synthesis
+ * session. Returns the thread count, a checksum of every view's pixels and the loss curve.
+ */
+const runWorker = (page, threads) => page.evaluate(async (threads) => {
+  const worker = new Worker('/worker.js', { type: 'module' });
+  let next = 0;
+  const call = (method, args) => new Promise((resolve, reject) => {
+    const id = `t${next++}`;
+    const listen = ({ data }) => {
+      if (data.id !== id) return;
+      worker.removeEventListener('message', listen);
+      if (data.error) reject(new Error(data.error)); else resolve(data.result);
+    };
+    worker.addEventListener('message', listen);
+    worker.postMessage({ id, method, args });
+  });
+  try {
+    const ready = await call('init', { preferGpu: false, threads });
+    await call('loadSynthetic', { task: 'classification', n: 24, seed: 3, size: 128 });
+    await call('select', { index: 0 });
+    const views = await call('views');
+    let checksum = 0;
+    for (const v of views) for (let i = 0; i < v.rgba.length; i += 7) checksum = (checksum * 31 + v.rgba[i]) % 1_000_000_007;
+    const options = { mode: 'synthesis', model: 'resnet_small', steps: 4, lr: 1e-3, batch: 8, seed: 1, snapshotEvery: 0, intensities: [100] };
+    const { summary } = await call('train', { options });
+    const curve = Object.values(summary.curves)[0].map(([, loss]) => loss);
+    return { threads: ready.threads, isolated: ready.isolated, checksum, curve };
+  } finally {
+    worker.terminate();
+  }
+}, threads);
+
+test('served isolated, the page computes on several threads and says how many', async () => {
+  const browser = await launch({ webgpu: false });
+  try {
+    const page = await openLab(browser, `${server.url}?threads=4`);
+    assert.equal(await page.evaluate(() => crossOriginIsolated), true);
+    assert.match(await page.textContent('#threads'), /^4 threads$/);
+    await shot(page, 'threads-isolated');
+    assert.deepEqual(page.errors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('the threaded module gives the results of the single-threaded one', async () => {
+  const browser = await launch({ webgpu: false });
+  try {
+    const page = await openLab(browser, `${server.url}?backend=cpu`);
+    const threaded = await runWorker(page, 4);
+    const single = await runWorker(page, 1);
+    assert.equal(threaded.threads, 4);
+    assert.equal(single.threads, 1);
+    // the static views are computed per pixel: identical
+    assert.equal(threaded.checksum, single.checksum);
+    // training sums in a different order on more threads: equal to float rounding
+    assert.equal(threaded.curve.length, 4);
+    threaded.curve.forEach((loss, i) => {
+      assert.ok(Math.abs(loss - single.curve[i]) <= 1e-4 * Math.abs(single.curve[i]),
+        `step ${i + 1}: ${loss} threaded, ${single.curve[i]} on one thread`);
+    });
+  } finally {
+    await browser.close();
+  }
+});
+
+/** A plain static server (no COOP/COEP, as most static hosts): www/ at /, pkg/ at /pkg. */
+function plainServer() {
+  const types = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.css': 'text/css', '.wasm': 'application/wasm', '.svg': 'image/svg+xml', '.json': 'application/json' };
+  const http = createServer(async (req, res) => {
+    const path = normalize(decodeURIComponent(new URL(req.url, 'http://x').pathname));
+    const file = path.startsWith('/pkg/') ? join(root, path) : join(root, 'www', path === '/' ? 'index.html' : path);
+    try {
+      const body = await readFile(file);
+      res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream' });
+      res.end(body);
+    } catch {
+      res.writeHead(404);
+      res.end();
+    }
+  });
+  return new Promise((resolve) => http.listen(0, '127.0.0.1', () => resolve({ url: `http://127.0.0.1:${http.address().port}/`, stop: () => http.close() })));
+}
+
+test('on a host that does not isolate the page, the lab runs on one thread and says why', async () => {
+  const plain = await plainServer();
+  const browser = await launch({ webgpu: false });
+  try {
+    const page = await openLab(browser, plain.url);
+    assert.equal(await page.evaluate(() => crossOriginIsolated), false);
+    assert.match(await page.textContent('#threads'), /^1 thread \(this host does not isolate the page/);
+    await page.waitForSelector('body[data-views="12"]', { timeout: 60_000 });
+    assert.deepEqual(page.errors, []);
+  } finally {
+    await browser.close();
+    plain.stop();
+  }
+});
