@@ -6,6 +6,7 @@
 // SharedArrayBuffer, which a browser grants only to a cross-origin isolated page; elsewhere the
 // single-threaded build runs the same code on this worker alone.
 let wasm = null;
+let memory = null;
 let lab = null;
 let fetchControl = null;
 let trainControl = null;
@@ -51,7 +52,7 @@ const methods = {
   async init({ preferGpu, threads }) {
     const threaded = threads !== 1 && self.crossOriginIsolated;
     wasm = await import(threaded ? './pkg/threads/lens2logit.js' : './pkg/lens2logit.js');
-    await wasm.default();
+    memory = (await wasm.default()).memory;
     if (threaded) await wasm.initThreadPool(Math.max(1, threads || navigator.hardwareConcurrency || 1));
     const Lab = wasm.Lab;
     lab = await Lab.create(preferGpu);
@@ -118,6 +119,9 @@ const methods = {
   resume: () => trainControl?.resume(),
   cancel: () => trainControl?.cancel(),
   saveModel: () => trainer.saveModel(),
+  // benchmarks (tests/bench/run.mjs): the same code a session runs, timed in this worker
+  benchViews: ({ repeats }) => lab.benchViews(repeats),
+  benchTrainStep: ({ model, batch, size, steps }) => ({ ...wasm.Lab.benchTrainStep(model, batch, size, steps), wasmMemoryMb: memory.buffer.byteLength / 2 ** 20 }),
   saveIsp: () => trainer.saveIsp(),
 };
 

@@ -5,6 +5,7 @@
 mod backend;
 mod context;
 pub mod isp;
+pub mod models;
 pub mod nn;
 mod program;
 

@@ -81,6 +81,5 @@ pub fn conv_bn(
     train: bool,
     relu: bool,
 ) -> Result<Tensor> {
-    let y = bn.forward(&conv.forward(x)?, train)?;
-    Ok(if relu { y.relu()? } else { y })
+    bn.forward(&conv.forward(x)?, train, relu)
 }

@@ -6,7 +6,7 @@ use candle_nn::VarBuilder;
 
 use super::batch_norm::BatchNorm2d;
 use super::blocks::{bn, conv, conv_biased, conv_bn, Conv};
-use super::ops::max_pool2d;
+use super::ops::{max_pool2d, upsample_nearest};
 use crate::Result;
 
 /// Two 3x3 convolutions, each with batch norm and ReLU: a U-Net node.
@@ -59,9 +59,9 @@ impl UNet {
         let e1 = self.enc1.forward(x, train)?;
         let e2 = self.enc2.forward(&max_pool2d(&e1, 2, 2, 0)?, train)?;
         let b = self.bottleneck.forward(&max_pool2d(&e2, 2, 2, 0)?, train)?;
-        let up2 = b.upsample_nearest2d(e2.dim(2)?, e2.dim(3)?)?;
+        let up2 = upsample_nearest(&b, e2.dim(2)?, e2.dim(3)?)?;
         let d2 = self.dec2.forward(&Tensor::cat(&[&up2, &e2], 1)?, train)?;
-        let up1 = d2.upsample_nearest2d(e1.dim(2)?, e1.dim(3)?)?;
+        let up1 = upsample_nearest(&d2, e1.dim(2)?, e1.dim(3)?)?;
         let d1 = self.dec1.forward(&Tensor::cat(&[&up1, &e1], 1)?, train)?;
         self.head.forward(&d1)
     }

@@ -9,7 +9,7 @@ use candle_core::Tensor;
 use candle_nn::VarBuilder;
 
 use super::blocks::{conv_biased, Conv};
-use super::ops::max_pool2d;
+use super::ops::{max_pool2d, upsample_nearest};
 use super::unet::DoubleConv;
 use crate::Result;
 
@@ -59,7 +59,7 @@ impl UNetPlusPlus {
         for j in 1..levels {
             for i in 0..levels - j {
                 let (h, w) = (out[i][0].dim(2)?, out[i][0].dim(3)?);
-                let below = out[i + 1][j - 1].upsample_nearest2d(h, w)?;
+                let below = upsample_nearest(&out[i + 1][j - 1], h, w)?;
                 let mut inputs: Vec<&Tensor> = out[i].iter().collect();
                 inputs.push(&below);
                 let node = self.nodes[i][j].forward(&Tensor::cat(&inputs, 1)?, train)?;

@@ -327,6 +327,22 @@ impl Lab {
         Ok(images.iter().map(RgbaImage::from).collect())
     }
 
+    /// The static-views benchmark: median ms of `renderViews` (12 views and their RGBA) over
+    /// `repeats` runs on the current tile, after one unmeasured run.
+    #[wasm_bindgen(js_name = benchViews)]
+    pub fn bench_views(&self, repeats: usize) -> Result<f64, JsError> {
+        self.render_views()?;
+        let mut times = (0..repeats.max(1))
+            .map(|_| {
+                let start = web_time::Instant::now();
+                self.render_views()
+                    .map(|_| start.elapsed().as_secs_f64() * 1000.0)
+            })
+            .collect::<Result<Vec<f64>, JsError>>()?;
+        times.sort_by(f64::total_cmp);
+        Ok(times[times.len() / 2])
+    }
+
     /// The static pipeline stage by stage for the current tile: raw mosaic, black level,
     /// demosaic, white balance, colour correction, sharpening, denoising, gamma.
     pub fn stages(&self, view: &str) -> Result<StageSet, JsError> {

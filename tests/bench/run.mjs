@@ -5,9 +5,12 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { launch, root, startServer } from '../e2e/harness.mjs';
+import { inWorker, launch, root, startServer } from '../e2e/harness.mjs';
 
 const demo = process.env.LENS2LOGIT_DEMO_DATA || join(root, '..', 'shared', 'data', 'raw2logit-demo');
+
+// The reference's interpreter: one with torch, numpy, scipy, colour-demosaicing (PYTHON=...).
+const python = process.env.PYTHON || 'python3';
 
 function json(cmd, args) {
   const out = execFileSync(cmd, args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
@@ -28,33 +31,43 @@ async function inBrowser(body, arg) {
   }
 }
 
+/** Runs `body(page)` on the lab page as `lens2logit serve` serves it (cross-origin isolated). */
+async function inLabPage(body) {
+  const server = await startServer();
+  const browser = await launch({ webgpu: true });
+  try {
+    const page = await browser.newPage();
+    await page.goto(`${server.url}?backend=cpu`);
+    await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
+    return await body(page);
+  } finally {
+    await browser.close();
+    server.stop();
+  }
+}
+
 const benches = {
   async static_views() {
     const repeats = 20;
-    const python = json('python3', ['tests/reference/static_views.py', '--bench', String(repeats)]);
+    const py = json(python, ['tests/reference/static_views.py', '--bench', String(repeats)]);
     const native = json('cargo', ['bench', '--quiet', '--bench', 'static_views', '--', join(demo, 'micro.png'), '50']);
-    const tile = [...readFileSync(join(demo, 'micro.png'))];
-    const browser = await inBrowser(async ({ tile, repeats }) => {
-      const wasm = await import('/pkg/lens2logit.js');
-      await wasm.default();
-      const lab = await wasm.Lab.create(false);
-      lab.setCamera('microscopy');
-      await lab.loadFile('micro.png', new Uint8Array(tile));
-      lab.renderViews();
-      const times = [];
-      for (let i = 0; i < repeats; i++) {
-        const start = performance.now();
-        lab.renderViews();
-        times.push((performance.now() - start) / 1000);
+    const tile = new Uint8Array(readFileSync(join(demo, 'micro.png')));
+    // in the lab's worker, threaded (as served) and on one thread
+    const browser = {};
+    await inLabPage(async (page) => {
+      for (const threads of [undefined, 1]) {
+        const [ready, , , ms] = await inWorker(page, [
+          ['init', { preferGpu: false, threads }], ['setCamera', { camera: 'microscopy' }],
+          ['loadFile', { name: 'micro.png', bytes: tile }], ['benchViews', { repeats }],
+        ]);
+        browser[ready.threads] = ms / 1000;
       }
-      times.sort((a, b) => a - b);
-      return { browser_all_12_views_s: times[repeats >> 1] };
-    }, { tile, repeats });
-    const p = python.python_all_12_views_s;
+    });
+    const p = py.python_all_12_views_s;
     const rows = [
       ['Python (numpy, scipy, colour-demosaicing)', p],
       [`native (${native.threads} threads)`, native.native_all_12_views_s],
-      ['browser (wasm SIMD, 1 thread, incl. RGBA)', browser.browser_all_12_views_s],
+      ...Object.entries(browser).map(([n, s]) => [`browser (wasm SIMD, ${n} thread${n > 1 ? 's' : ''}, incl. RGBA)`, s]),
     ];
     console.log('All 12 static views of one 256x256 tile (median):');
     for (const [name, s] of rows) {
@@ -64,7 +77,7 @@ const benches = {
 };
 
 benches.param_isp = async function paramIsp() {
-  const torch = json('python3', ['tests/reference/param_isp.py', '--bench', '10']);
+  const torch = json(python, ['tests/reference/param_isp.py', '--bench', '10']);
   const native = json('cargo', ['bench', '--quiet', '--bench', 'param_isp', '--', '10']);
   const browser = {};
   for (const gpu of [false, true]) {
@@ -108,34 +121,33 @@ benches.param_isp = async function paramIsp() {
   }
 };
 
+// The train step at the datasets' size (256 px, batch 8): PyTorch, the native CLI's
+// `bench train-step` and the page's worker (threaded and on one thread), same machine, same run.
 benches.train_step = async function trainStep() {
-  const torch = json('python3', ['tests/reference/train_step.py', '--repeats', '10']);
-  const native = json('cargo', ['bench', '--quiet', '--bench', 'train_step', '--', '10']);
-  const browser = await inBrowser(async () => {
-    const wasm = await import('/pkg/lens2logit.js');
-    await wasm.default();
-    const lab = await wasm.Lab.create(false);
-    const step = async (task, model, size, steps) => {
-      lab.loadSynthetic(task, 32, 0, size);
-      const trainer = new wasm.Trainer(lab, { mode: 'synthesis', model, steps, lr: 0.001, batch: 8, seed: 0, snapshotEvery: 0, intensities: [100] });
-      const times = [];
-      await trainer.run(new wasm.TrainControl(), (r) => times.push(r.step_ms / 1000));
-      const warm = times.slice(8).sort((a, b) => a - b);
-      return warm[warm.length >> 1];
-    };
-    return {
-      resnet_small_b8_64_s: await step('classification', 'resnet_small', 64, 16),
-      unet_small_b8_64_s: await step('segmentation', 'unet_small', 64, 16),
-      resnet18_b8_128_s: await step('classification', 'resnet18', 128, 11),
-    };
+  const models = ['resnet18', 'unet_small', 'resnet_small'];
+  const [batch, size, steps] = [8, 256, 5];
+  const lines = (cmd, args) => execFileSync(cmd, args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+    .trim().split('\n').map((l) => JSON.parse(l));
+  const torch = Object.fromEntries(lines(python, ['tests/reference/train_step.py', '--batch', `${batch}`, '--size', `${size}`, '--steps', `${steps}`,
+    ...models.flatMap((m) => ['--model', m])]).map((r) => [r.model, r]));
+  const cli = join(root, 'target', 'release', 'lens2logit');
+  const native = Object.fromEntries(models.map((m) => [m, lines(cli, ['bench', 'train-step', '--model', m, '--batch', `${batch}`, '--size', `${size}`, '--steps', `${steps}`])[0]]));
+  const browser = {};
+  await inLabPage(async (page) => {
+    for (const threads of [undefined, 1]) {
+      for (const model of models) {
+        const [, r] = await inWorker(page, [['init', { preferGpu: false, threads }], ['benchTrainStep', { model, batch, size, steps }]]);
+        (browser[model] ??= []).push(r);
+      }
+    }
   });
-  console.log(`Train step, batch 8 (median; PyTorch CPU ${torch.torch_threads} threads):`);
-  for (const [key, name] of [['resnet_small_b8_64_s', 'small ResNet, 64 px'], ['unet_small_b8_64_s', 'small U-Net, 64 px'], ['resnet18_b8_128_s', 'ResNet-18, 128 px']]) {
-    const t = torch[key];
-    console.log(`  ${name}: PyTorch ${(t * 1000).toFixed(1)} ms; native ${(native[key] * 1000).toFixed(1)} ms (${(native[key] / t).toFixed(2)}x); browser ${(browser[key] * 1000).toFixed(1)} ms (${(browser[key] / t).toFixed(2)}x)`);
+  console.log(`Train step, batch ${batch}, ${size} px (median of ${steps}; ratio to PyTorch CPU on ${torch[models[0]].threads} threads):`);
+  for (const m of models) {
+    const t = torch[m].ms_per_step;
+    const cell = (r) => `${r.ms_per_step.toFixed(0)} ms (${(r.ms_per_step / t).toFixed(2)}x)`;
+    const pages = browser[m].map((r) => `browser ${r.threads} thread${r.threads > 1 ? 's' : ''} ${cell(r)}, wasm memory ${r.wasmMemoryMb.toFixed(0)} MB`).join('; ');
+    console.log(`  ${m}: PyTorch ${t.toFixed(0)} ms; native ${native[m].threads} threads ${cell(native[m])}, peak RSS ${native[m].peak_rss_mb} MB; ${pages}`);
   }
-  const c = torch.cnn_3_16_32_64_fwd_bwd_s;
-  console.log(`3-16-32-64 CNN, 1x3x256x256, forward + backward: PyTorch ${(c * 1000).toFixed(1)} ms; candle conv2d ${(native.cnn_candle_conv_s * 1000).toFixed(1)} ms (${(native.cnn_candle_conv_s / c).toFixed(2)}x); im2col + GEMM ops ${(native.cnn_ours_s * 1000).toFixed(1)} ms (${(native.cnn_ours_s / c).toFixed(2)}x)`);
 };
 
 const wanted = process.argv.slice(2);

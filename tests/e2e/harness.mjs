@@ -80,3 +80,30 @@ export const pixels = (page, selector) => page.evaluate((sel) => {
   const c = document.querySelector(sel);
   return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data);
 }, selector);
+
+/**
+ * Starts a second instance of the lab's compute worker (www/worker.js) in `page` and runs `calls`
+ * ([method, args] pairs) through its message protocol in order, the first being `init`; resolves
+ * to their results. Tests and benchmarks reach the core exactly as the page does.
+ */
+export const inWorker = (page, calls) => page.evaluate(async (calls) => {
+  const worker = new Worker('/worker.js', { type: 'module' });
+  let next = 0;
+  const call = (method, args) => new Promise((resolve, reject) => {
+    const id = `w${next++}`;
+    const listen = ({ data }) => {
+      if (data.id !== id) return;
+      worker.removeEventListener('message', listen);
+      if (data.error) reject(new Error(`${method}: ${data.error}`)); else resolve(data.result);
+    };
+    worker.addEventListener('message', listen);
+    worker.postMessage({ id, method, args });
+  });
+  try {
+    const results = [];
+    for (const [method, args] of calls) results.push(await call(method, args));
+    return results;
+  } finally {
+    worker.terminate();
+  }
+}, calls);

@@ -7,45 +7,31 @@ import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { extname, join, normalize } from 'node:path';
 import { after, before, test } from 'node:test';
-import { launch, openLab, root, shot, startServer } from './harness.mjs';
+import { inWorker, launch, openLab, root, shot, startServer } from './harness.mjs';
 
 let server;
 before(async () => { server = await startServer(); });
 after(() => server.stop());
 
 /**
- * In the page, starts the lab's own worker (www/worker.js) with `threads` and runs, through its
- * message protocol, what a user's session runs: synthetic tiles, the 12 views, a short synthesis
- * session. Returns the thread count, a checksum of every view's pixels and the loss curve.
+ * What a user's session runs, in a second lab worker with `threads`: synthetic tiles, the 12
+ * views, a short synthesis session. Returns the thread count, a checksum of every view's pixels
+ * and the loss curve.
  */
-const runWorker = (page, threads) => page.evaluate(async (threads) => {
-  const worker = new Worker('/worker.js', { type: 'module' });
-  let next = 0;
-  const call = (method, args) => new Promise((resolve, reject) => {
-    const id = `t${next++}`;
-    const listen = ({ data }) => {
-      if (data.id !== id) return;
-      worker.removeEventListener('message', listen);
-      if (data.error) reject(new Error(data.error)); else resolve(data.result);
-    };
-    worker.addEventListener('message', listen);
-    worker.postMessage({ id, method, args });
-  });
-  try {
-    const ready = await call('init', { preferGpu: false, threads });
-    await call('loadSynthetic', { task: 'classification', n: 24, seed: 3, size: 128 });
-    await call('select', { index: 0 });
-    const views = await call('views');
-    let checksum = 0;
-    for (const v of views) for (let i = 0; i < v.rgba.length; i += 7) checksum = (checksum * 31 + v.rgba[i]) % 1_000_000_007;
-    const options = { mode: 'synthesis', model: 'resnet_small', steps: 4, lr: 1e-3, batch: 8, seed: 1, snapshotEvery: 0, intensities: [100] };
-    const { summary } = await call('train', { options });
-    const curve = Object.values(summary.curves)[0].map(([, loss]) => loss);
-    return { threads: ready.threads, isolated: ready.isolated, checksum, curve };
-  } finally {
-    worker.terminate();
-  }
-}, threads);
+async function session(page, threads) {
+  const options = { mode: 'synthesis', model: 'resnet_small', steps: 4, lr: 1e-3, batch: 8, seed: 1, snapshotEvery: 0, intensities: [100] };
+  const [ready, , , views, { summary }] = await inWorker(page, [
+    ['init', { preferGpu: false, threads }],
+    ['loadSynthetic', { task: 'classification', n: 24, seed: 3, size: 128 }],
+    ['select', { index: 0 }],
+    ['views', {}],
+    ['train', { options }],
+  ]);
+  let checksum = 0;
+  for (const v of views) for (let i = 0; i < v.rgba.length; i += 7) checksum = (checksum * 31 + v.rgba[i]) % 1_000_000_007;
+  const curve = Object.values(summary.curves)[0].map(([, loss]) => loss);
+  return { threads: ready.threads, checksum, curve };
+}
 
 test('served isolated, the page computes on several threads and says how many', async () => {
   const browser = await launch({ webgpu: false });
@@ -64,8 +50,8 @@ test('the threaded module gives the results of the single-threaded one', async (
   const browser = await launch({ webgpu: false });
   try {
     const page = await openLab(browser, `${server.url}?backend=cpu`);
-    const threaded = await runWorker(page, 4);
-    const single = await runWorker(page, 1);
+    const threaded = await session(page, 4);
+    const single = await session(page, 1);
     assert.equal(threaded.threads, 4);
     assert.equal(single.threads, 1);
     // the static views are computed per pixel: identical

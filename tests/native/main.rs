@@ -15,6 +15,7 @@ mod cli_isp;
 mod cli_train;
 mod cli_views;
 mod gpu_layers;
+mod gpu_models;
 mod param_isp;
 mod serve;
 mod static_views;

@@ -46,19 +46,37 @@ pub fn correlate(plane: &Plane, taps: &[Tap], border: Border) -> Plane {
     let rx = taps.iter().map(|t| t.dx.unsigned_abs()).max().unwrap_or(0);
     let padded = plane.padded(ry, rx, border);
     let (w, h, pw) = (plane.width, plane.height, padded.width);
-    let mut out = Plane::zeros(w, h);
-    // Tap by tap over whole rows: a fused multiply-add over contiguous slices, which vectorises.
-    for tap in taps {
-        let ox = (rx as isize + tap.dx) as usize;
-        for (y, dst) in out.data.chunks_exact_mut(w).enumerate() {
-            let sy = (y as isize + ry as isize + tap.dy) as usize;
-            let src = &padded.data[sy * pw + ox..sy * pw + ox + w];
-            for (d, s) in dst.iter_mut().zip(src) {
-                *d += tap.w * s;
+    let source = |y: usize, tap: &Tap| {
+        let (sy, ox) = (
+            (y as isize + ry as isize + tap.dy) as usize,
+            (rx as isize + tap.dx) as usize,
+        );
+        &padded.data[sy * pw + ox..sy * pw + ox + w]
+    };
+    // Row by row, tap by tap over the whole row: a multiply-add over contiguous slices that
+    // vectorises, with the row in cache across its taps; the first tap writes (the sum's order,
+    // and so every bit, is that of a zeroed row accumulating every tap).
+    let mut data = Vec::with_capacity(w * h);
+    for y in 0..h {
+        let start = data.len();
+        match taps.split_first() {
+            None => data.resize(start + w, 0.0),
+            Some((first, rest)) => {
+                data.extend(source(y, first).iter().map(|s| first.w * s));
+                let dst = &mut data[start..];
+                for tap in rest {
+                    for (d, s) in dst.iter_mut().zip(source(y, tap)) {
+                        *d += tap.w * s;
+                    }
+                }
             }
         }
     }
-    out
+    Plane {
+        width: w,
+        height: h,
+        data,
+    }
 }
 
 /// scipy.ndimage.convolve(plane, kernel, mode) for an odd square kernel.

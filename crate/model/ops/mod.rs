@@ -9,9 +9,11 @@
 mod conv;
 mod gemm;
 mod max_pool;
+mod upsample;
 
 pub use conv::conv2d;
 pub use max_pool::max_pool2d;
+pub use upsample::upsample_nearest;
 
 /// Geometry of a convolution or pooling window over (B, C, H, W).
 #[derive(Debug, Clone, Copy)]
