@@ -27,21 +27,50 @@ const guard = (fn) => async (...args) => {
 
 // ------------------------------------------------------------------ the worker
 
-const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+let worker = null;
 const pending = new Map();
 const listeners = {};
 let nextId = 0;
-worker.onerror = (event) => showError(`The compute worker failed: ${event.message || 'unknown error'}`);
-worker.onmessage = ({ data }) => {
-  if (data.type === 'event') {
-    listeners[data.channel]?.(data.data);
+let restarts = 0;
+
+function startWorker() {
+  worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+  worker.onerror = (event) => crashed(event.message || 'unknown error');
+  worker.onmessage = ({ data }) => {
+    if (data.type === 'event') {
+      listeners[data.channel]?.(data.data);
+      return;
+    }
+    const request = pending.get(data.id);
+    pending.delete(data.id);
+    if (data.error !== undefined) request?.reject(new Error(data.error));
+    else request?.resolve(data.result);
+    if (data.fatal) crashed(data.error);
+  };
+}
+
+/**
+ * A trap in the wasm module (a Rust panic aborts, so does a failed allocation) leaves it
+ * unusable: a new worker takes over with the page's settings, which live in the URL.
+ */
+function crashed(message) {
+  worker.terminate();
+  for (const request of pending.values()) request.reject(new Error(`the compute worker stopped: ${message}`));
+  pending.clear();
+  restarts += 1;
+  const note = `The compute worker crashed (${message}).`;
+  if (restarts > 3) {
+    showError(`${note} It crashed ${restarts} times: reload the page.`);
     return;
   }
-  const request = pending.get(data.id);
-  pending.delete(data.id);
-  if (data.error !== undefined) request.reject(new Error(data.error));
-  else request.resolve(data.result);
-};
+  startWorker();
+  guard(async () => {
+    await initWorker();
+    await load();
+    showError(`${note} A new one was started with this page's settings.`);
+  })();
+}
+startWorker();
 const call = (method, args = {}, transfer = []) => new Promise((resolve, reject) => {
   const id = nextId++;
   pending.set(id, { resolve, reject });
@@ -640,7 +669,8 @@ $('switch-backend').onclick = () => {
   location.search = next.toString();
 };
 
-guard(async () => {
+/** Starts the core in the worker and shows what it runs on. */
+async function initWorker() {
   // ?threads=N sizes the worker pool (1: the single-threaded module), default: every core
   const threads = Number.parseInt(url.get('threads') ?? '', 10);
   const ready = await call('init', { preferGpu: backend !== 'cpu', threads: threads > 0 ? Math.min(threads, 64) : undefined });
@@ -655,6 +685,11 @@ guard(async () => {
     $('switch-backend').textContent = 'No WebGPU adapter';
     $('switch-backend').disabled = true;
   }
+  return ready;
+}
+
+guard(async () => {
+  const ready = await initWorker();
   views = ready.views;
   paramSpecs = ready.params;
   draw($('legend'), ready.legend);

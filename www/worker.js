@@ -135,7 +135,9 @@ self.onmessage = ({ data: { id, method, args } }) => {
       const result = await methods[method](args ?? {});
       postMessage({ id, result }, transferables(result));
     } catch (error) {
-      postMessage({ id, error: error instanceof Error ? error.message : String(error) });
+      // a trap (a Rust panic aborts, so does a failed allocation) leaves the module unusable
+      const fatal = error instanceof WebAssembly.RuntimeError;
+      postMessage({ id, error: error instanceof Error ? error.message : String(error), fatal });
     }
   };
   if (immediate.has(method)) run();

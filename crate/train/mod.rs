@@ -6,6 +6,7 @@ mod augment;
 pub mod bench;
 pub mod corruption;
 pub mod data;
+pub mod memory;
 mod session;
 
 pub use data::{Item, TileSet};

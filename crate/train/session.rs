@@ -212,8 +212,10 @@ pub struct Session {
     isp: IspParams,
     isp_opt: Option<AdamW>,
     norm: Normalisation,
-    /// Static view renders per (view, intensity, tile index).
-    rendered: BTreeMap<(String, u32, usize), Tensor>,
+    /// Static view renders of the training view at full intensity per tile index: every step
+    /// and every validation reuses them (the drift table's other views and levels are rendered
+    /// once each and not kept: at 256 px they would hold 66 MB per validation tile).
+    rendered: BTreeMap<usize, Tensor>,
     phases: Vec<Phase>,
     phase: usize,
     phase_step: usize,
@@ -254,6 +256,13 @@ impl Session {
                     GROUPS.join(", ")
                 )));
             }
+        }
+        // the page's worker dies of a failed allocation: refuse what would not fit first
+        #[cfg(target_arch = "wasm32")]
+        if let Some(first) = data.items.first() {
+            let tile = (first.raw.height(), first.raw.width());
+            super::memory::Estimate::of(config.model, data.classes.len(), tile, data.items.len())?
+                .check(config.model, tile, config.batch, super::memory::WASM_BUDGET)?;
         }
         let device = Device::Cpu;
         let vars = VarMap::new();
@@ -539,20 +548,28 @@ impl Session {
             .unwrap_or(0)
     }
 
-    /// `items` through a static view, (B, 3, H, W) in [0, 1], each tile rendered once.
+    /// `items` through a static view, (B, 3, H, W) in [0, 1]; the training view's renders at
+    /// full intensity are kept.
     fn static_batch(&mut self, items: &[Item], view: View, intensity: u32) -> Result<Tensor> {
+        let keep = view == self.config.view && intensity == 100;
         let mut planes = Vec::with_capacity(items.len());
         for item in items {
-            let key = (view.to_string(), intensity, self.index_of(item));
-            if !self.rendered.contains_key(&key) {
-                let raw = self.data.at_intensity(item, intensity as f64)?;
-                let image = render_all(&raw, &self.data.camera, &[view])?.remove(0);
-                let hwc =
-                    Tensor::from_vec(image.data, (image.height, image.width, 3), &self.device)?;
-                self.rendered
-                    .insert(key.clone(), hwc.permute((2, 0, 1))?.contiguous()?);
-            }
-            planes.push(self.rendered[&key].clone());
+            let index = self.index_of(item);
+            let plane = match self.rendered.get(&index) {
+                Some(plane) if keep => plane.clone(),
+                _ => {
+                    let raw = self.data.at_intensity(item, intensity as f64)?;
+                    let image = render_all(&raw, &self.data.camera, &[view])?.remove(0);
+                    let hwc =
+                        Tensor::from_vec(image.data, (image.height, image.width, 3), &self.device)?;
+                    let plane = hwc.permute((2, 0, 1))?.contiguous()?;
+                    if keep {
+                        self.rendered.insert(index, plane.clone());
+                    }
+                    plane
+                }
+            };
+            planes.push(plane);
         }
         Ok(Tensor::stack(&planes, 0)?)
     }

@@ -51,3 +51,27 @@ test('a failure in the worker shows in the page', async () => {
     await browser.close();
   }
 });
+
+test('a crashed worker is replaced by a new one with the page state', async () => {
+  const browser = await launch({ webgpu: false });
+  try {
+    const page = await openLab(browser, `${server.url}?n=20&seed=5`);
+    const lab = page.workers().find((w) => w.url().endsWith('/worker.js'));
+    // what the worker sends when a call traps (a panic aborts in wasm)
+    await page.evaluate(() => {
+      document.body.dataset.ready = 'false';
+      document.querySelector('#tiles').replaceChildren();
+    });
+    const closed = new Promise((resolve) => lab.once('close', resolve));
+    await lab.evaluate(() => postMessage({ id: -1, error: 'RuntimeError: unreachable', fatal: true }));
+    await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
+    assert.match(await page.textContent('#error-text'), /crashed \(RuntimeError: unreachable\)\. A new one was started/);
+    // the new worker loaded the tiles the URL names again
+    assert.equal(await page.$$eval('#tiles > *', (tiles) => tiles.length), 20);
+    assert.equal(new URL(page.url()).searchParams.get('seed'), '5');
+    await closed; // the crashed worker was terminated
+    assert.ok(page.workers().some((w) => w !== lab && w.url().endsWith('/worker.js')), 'a new worker runs');
+  } finally {
+    await browser.close();
+  }
+});
