@@ -116,7 +116,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         let fits = large.largest_batch(WASM_BUDGET);
-        assert!(fits >= 8 && fits < 64);
+        assert!((8..64).contains(&fits));
         assert!(
             err.contains(&format!("at most {fits}")) && err.contains("unet_small"),
             "{err}"

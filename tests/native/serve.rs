@@ -86,6 +86,42 @@ fn serves_wasm_with_mime_range_and_isolation_headers() {
     assert_eq!(missing.status(), 404);
 }
 
+/// The build's precompressed copies go to browsers that accept them, the plain file elsewhere.
+#[test]
+fn serves_the_precompressed_module_to_browsers_that_accept_it() {
+    let dir = fixture();
+    std::fs::write(
+        dir.path().join("pkg/lens2logit_bg.wasm.br"),
+        b"brotli bytes",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("pkg/lens2logit_bg.wasm.gz"), b"gzip bytes").unwrap();
+    let server = start(dir.path());
+    let client = reqwest::blocking::Client::new();
+    let wasm_url = format!("{}pkg/lens2logit_bg.wasm", server.url);
+    for (accept, encoding, body) in [
+        ("br, gzip", Some("br"), &b"brotli bytes"[..]),
+        ("gzip", Some("gzip"), &b"gzip bytes"[..]),
+        ("identity", None, &(0..=255u8).collect::<Vec<_>>()[..]),
+    ] {
+        let response = client
+            .get(&wasm_url)
+            .header("Accept-Encoding", accept)
+            .send()
+            .unwrap();
+        assert_eq!(response.headers()["content-type"], "application/wasm");
+        assert_eq!(
+            response
+                .headers()
+                .get("content-encoding")
+                .map(|v| v.to_str().unwrap()),
+            encoding,
+            "{accept}"
+        );
+        assert_eq!(response.bytes().unwrap().as_ref(), body, "{accept}");
+    }
+}
+
 #[test]
 fn refuses_to_start_without_a_built_page() {
     let dir = tempfile::tempdir().unwrap();
