@@ -18,9 +18,12 @@ fn header_layer(name: &'static str, value: &'static str) -> SetResponseHeaderLay
 /// `www/` at `/` and the wasm-bindgen output at `/pkg`. ServeDir gives correct MIME types
 /// (application/wasm), HTTP Range and conditional requests, and the build's precompressed
 /// `.br`/`.gz` files to clients that accept them; COOP/COEP make the page cross-origin isolated
-/// (which the threaded module needs). `extra` routes are served beside the page, under the same headers.
+/// (which the threaded module needs); every response carries the page's Content-Security-Policy
+/// (`www/csp.txt`: the one policy that the page's meta tag, the static site's service worker and
+/// its `_headers` carry too), so the workers and modules run under it as well. `extra` routes are
+/// served beside the page, under the same headers.
 pub fn lab_router(www: &Path, pkg: &Path, extra: Router) -> Router {
-    extra
+    let router = extra
         .nest_service(
             "/pkg",
             ServeDir::new(pkg).precompressed_br().precompressed_gzip(),
@@ -32,5 +35,15 @@ pub fn lab_router(www: &Path, pkg: &Path, extra: Router) -> Router {
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-cache"),
-        ))
+        ));
+    let csp = std::fs::read_to_string(www.join("csp.txt"))
+        .ok()
+        .and_then(|policy| HeaderValue::from_str(policy.trim()).ok());
+    match csp {
+        Some(policy) => router.layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            policy,
+        )),
+        None => router,
+    }
 }

@@ -112,6 +112,23 @@ build_page() {
   done
 }
 
+# dist/: the page (www/) and the modules (pkg/) as one folder any static server can serve, and
+# `_headers` with the headers `lens2logit serve` sends (COOP/COEP and the page's CSP, csp.txt).
+build_site() {
+  say "assembling the static site in dist/"
+  rm -rf dist
+  mkdir -p dist
+  cp -r www/. dist/
+  cp -r pkg dist/pkg
+  {
+    echo "/*"
+    echo "  Cross-Origin-Opener-Policy: same-origin"
+    echo "  Cross-Origin-Embedder-Policy: require-corp"
+    echo "  Content-Security-Policy: $(cat www/csp.txt)"
+  } > dist/_headers
+  say "dist/: $(find dist -type f | wc -l) files, $(du -sh dist | cut -f1); upload it to any static host"
+}
+
 build_cli() {
   say "building the native CLI"
   cargo build --release --bin lens2logit --examples

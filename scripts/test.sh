@@ -35,6 +35,7 @@ step "browser tests (wasm-bindgen-test, headless Chromium)" \
   cargo test --release --target wasm32-unknown-unknown --test browser
 step "page build" build_page
 step "CLI build" build_cli
+step "static site build (dist/)" build_site
 step "page tests (Playwright)" npm test --prefix tests/e2e
 
 echo

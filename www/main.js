@@ -2,6 +2,10 @@
 // here: images, histograms, heatmaps, metrics and files all come from the Rust core.
 
 import uPlot from './vendor/uplot/uPlot.esm.js';
+import { isolate } from './coi.js';
+
+// on a host that cannot send COOP/COEP, a service worker adds them (one reload, first visit)
+await isolate();
 
 const $ = (id) => document.getElementById(id);
 

@@ -46,6 +46,7 @@ fn fixture() -> tempfile::TempDir {
         "<!doctype html><title>t</title>",
     )
     .unwrap();
+    std::fs::write(dir.path().join("www/csp.txt"), "default-src 'self'\n").unwrap();
     let wasm: Vec<u8> = (0..=255u8).collect();
     std::fs::write(dir.path().join("pkg/lens2logit_bg.wasm"), wasm).unwrap();
     dir
@@ -64,10 +65,19 @@ fn serves_wasm_with_mime_range_and_isolation_headers() {
         page.headers()["cross-origin-embedder-policy"],
         "require-corp"
     );
+    // the page's policy (www/csp.txt) on every response: workers and modules run under it too
+    assert_eq!(
+        page.headers()["content-security-policy"],
+        "default-src 'self'"
+    );
 
     let wasm_url = format!("{}pkg/lens2logit_bg.wasm", server.url);
     let wasm = client.get(&wasm_url).send().unwrap();
     assert_eq!(wasm.headers()["content-type"], "application/wasm");
+    assert_eq!(
+        wasm.headers()["content-security-policy"],
+        "default-src 'self'"
+    );
     assert_eq!(wasm.bytes().unwrap().len(), 256);
 
     let part = client

@@ -1,0 +1,25 @@
+// Cross-origin isolation on hosts that cannot send headers (GitHub Pages, a bucket, a university
+// folder, `python3 -m http.server`): this service worker answers the lab's own requests with the
+// headers `lens2logit serve` sends (COOP/COEP, so the page may share memory with its thread pool;
+// and the page's Content-Security-Policy from csp.txt, so the workers and modules run under it
+// too). coi.js registers it and reloads the page once. Other origins (Zenodo) pass untouched.
+
+const csp = fetch(new URL('./csp.txt', self.location)).then((r) => r.text()).then((t) => t.trim());
+
+self.addEventListener('install', () => self.skipWaiting());
+self.addEventListener('activate', (event) => event.waitUntil(self.clients.claim()));
+
+self.addEventListener('fetch', (event) => {
+  const request = event.request;
+  if (new URL(request.url).origin !== self.location.origin) return;
+  if (request.cache === 'only-if-cached' && request.mode !== 'same-origin') return;
+  event.respondWith(Promise.all([fetch(request), csp]).then(([response, policy]) => {
+    if (response.status === 0) return response;
+    const headers = new Headers(response.headers);
+    headers.set('Cross-Origin-Opener-Policy', 'same-origin');
+    headers.set('Cross-Origin-Embedder-Policy', 'require-corp');
+    headers.set('Cross-Origin-Resource-Policy', 'same-origin');
+    headers.set('Content-Security-Policy', policy);
+    return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
+  }));
+});
