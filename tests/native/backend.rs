@@ -1,6 +1,6 @@
 //! Compute backends natively: candle autograd, and wgpu on whatever adapter exists (lavapipe here).
 
-use lens2logit::gpu::{ComputeBackend, Gpu};
+use lens2logit::gpu::ComputeBackend;
 
 use crate::shared::{conv_grad, isp_forward};
 
@@ -10,16 +10,9 @@ fn conv2d_weight_gradient_matches_finite_differences() {
     assert!(err < 1e-6, "relative error {err}");
 }
 
-/// With `LENS2LOGIT_REQUIRE_GPU=1` (the test script sets it; the README installs lavapipe), a
-/// missing adapter fails the test instead of skipping the GPU check.
 #[test]
 fn gpu_isp_forward_matches_cpu() {
-    let Some(gpu) = pollster::block_on(Gpu::request()).unwrap() else {
-        assert!(
-            std::env::var("LENS2LOGIT_REQUIRE_GPU").is_err(),
-            "no GPU adapter (install mesa-vulkan-drivers for lavapipe)"
-        );
-        eprintln!("no GPU adapter: GPU check skipped");
+    let Some(gpu) = crate::adapter::gpu() else {
         return;
     };
     let err = pollster::block_on(isp_forward::gpu_forward_max_error(&gpu));

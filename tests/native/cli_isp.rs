@@ -49,7 +49,7 @@ fn params_writes_the_paper_names_and_initial_values() {
 fn grad_matches_pytorch_on_cpu_f32_f64_and_gpu() {
     let golden = golden(include_bytes!("../golden/param_isp.safetensors"));
     let dir = tempfile::tempdir().unwrap();
-    let gpu = std::env::var("LENS2LOGIT_REQUIRE_GPU").is_ok();
+    let gpu = crate::adapter::required();
     for (camera, bn, prefix) in configs() {
         write_npy(
             &dir.path().join("raw.npy"),

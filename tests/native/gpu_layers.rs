@@ -1,8 +1,6 @@
 //! The GPU layer library (`gpu::nn`) against candle on the CPU, on random shapes: every forward
 //! and gradient within a relative error (max |gpu - cpu| / max |cpu|) of 1e-4. References are
 //! computed in f64 from the same f32 inputs, so the error measured is the GPU's own.
-//!
-//! With `LENS2LOGIT_REQUIRE_GPU=1` a missing adapter fails the tests instead of skipping them.
 
 use candle_core::{DType, Device, Tensor, Var};
 use lens2logit::gpu::nn::{
@@ -17,20 +15,6 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 
 const BOUND: f32 = 1e-4;
-
-/// The device and compiled kernels, or `None` (after a message) where there is no adapter.
-fn setup() -> Option<(Gpu, Kernels)> {
-    let Some(gpu) = pollster::block_on(Gpu::request()).unwrap() else {
-        assert!(
-            std::env::var("LENS2LOGIT_REQUIRE_GPU").is_err(),
-            "no GPU adapter (install mesa-vulkan-drivers for lavapipe)"
-        );
-        eprintln!("no GPU adapter: GPU layer checks skipped");
-        return None;
-    };
-    let kernels = pollster::block_on(Kernels::new(&gpu)).expect("layer kernels compile");
-    Some((gpu, kernels))
-}
 
 /// Seeded normal values as an f32 tensor.
 fn randn(shape: &[usize], seed: u64, mean: f32, std: f32) -> Tensor {
@@ -105,7 +89,7 @@ fn check(what: &str, ours: &[f32], reference: &Tensor, bound: f32) {
 
 #[test]
 fn conv2d_forward_and_gradients_match_candle() {
-    let Some((gpu, kernels)) = setup() else {
+    let Some((gpu, kernels)) = crate::adapter::gpu_with_kernels() else {
         return;
     };
     // (batch, cin, h, w, cout, k, stride, pad, bias)
@@ -186,7 +170,7 @@ fn conv2d_forward_and_gradients_match_candle() {
 /// Shapes that do not fit, or a backward pass of a layer built without gradients, are errors.
 #[test]
 fn misfits_are_errors_not_panics() {
-    let Some((gpu, kernels)) = setup() else {
+    let Some((gpu, kernels)) = crate::adapter::gpu_with_kernels() else {
         return;
     };
     let x = zeros(&gpu, "x", &[1, 3, 8, 8]);
@@ -219,7 +203,7 @@ fn misfits_are_errors_not_panics() {
 
 #[test]
 fn linear_forward_and_gradients_match_candle() {
-    let Some((gpu, kernels)) = setup() else {
+    let Some((gpu, kernels)) = crate::adapter::gpu_with_kernels() else {
         return;
     };
     for (i, &(b, inputs, outputs)) in [(8, 512, 10), (3, 70, 130)].iter().enumerate() {
@@ -404,7 +388,7 @@ fn batch_norm_case(
 
 #[test]
 fn batch_norm_train_and_eval_match_candle() {
-    let Some((gpu, kernels)) = setup() else {
+    let Some((gpu, kernels)) = crate::adapter::gpu_with_kernels() else {
         return;
     };
     batch_norm_case(&gpu, &kernels, [4, 6, 9, 11], 0.5, 2.0, 200);
@@ -415,7 +399,7 @@ fn batch_norm_train_and_eval_match_candle() {
 /// the variance here; the two-level, corrected two-pass reduction does not.
 #[test]
 fn batch_norm_reduction_is_accurate_when_ill_conditioned() {
-    let Some((gpu, kernels)) = setup() else {
+    let Some((gpu, kernels)) = crate::adapter::gpu_with_kernels() else {
         return;
     };
     batch_norm_case(&gpu, &kernels, [8, 64, 64, 64], 1000.0, 0.01, 300);
@@ -437,7 +421,7 @@ fn grads_of(y: &Tensor, dy: &Tensor, vars: &[&Var]) -> Vec<Tensor> {
 
 #[test]
 fn relu_add_and_accumulate_match_candle() {
-    let Some((gpu, kernels)) = setup() else {
+    let Some((gpu, kernels)) = crate::adapter::gpu_with_kernels() else {
         return;
     };
     let shape = [3, 5, 7, 9];
@@ -500,7 +484,7 @@ fn augment_reference(x: &Tensor, flip_h: bool, flip_v: bool, turns: u8) -> Tenso
 
 #[test]
 fn augmentation_and_its_adjoint_match_candle() {
-    let Some((gpu, kernels)) = setup() else {
+    let Some((gpu, kernels)) = crate::adapter::gpu_with_kernels() else {
         return;
     };
     for (shape, all_turns) in [([2, 3, 6, 6], true), ([2, 2, 4, 7], false)] {
@@ -538,7 +522,7 @@ fn augmentation_and_its_adjoint_match_candle() {
 
 #[test]
 fn pooling_matches_the_cpu_ops() {
-    let Some((gpu, kernels)) = setup() else {
+    let Some((gpu, kernels)) = crate::adapter::gpu_with_kernels() else {
         return;
     };
     // (shape, k, stride, pad): the ResNet stem's pool on odd and even sides, the U-Nets' pool
@@ -593,7 +577,7 @@ fn pooling_matches_the_cpu_ops() {
 
 #[test]
 fn upsampling_and_concatenation_match_candle() {
-    let Some((gpu, kernels)) = setup() else {
+    let Some((gpu, kernels)) = crate::adapter::gpu_with_kernels() else {
         return;
     };
     for (shape, f) in [([2, 3, 4, 5], 2), ([1, 2, 3, 3], 3)] {
@@ -682,7 +666,7 @@ fn upsampling_and_concatenation_match_candle() {
 
 #[test]
 fn losses_and_metrics_match_the_cpu() {
-    let Some((gpu, kernels)) = setup() else {
+    let Some((gpu, kernels)) = crate::adapter::gpu_with_kernels() else {
         return;
     };
     for (rows, classes) in [(8, 4), (300, 11)] {
@@ -759,7 +743,7 @@ fn losses_and_metrics_match_the_cpu() {
 #[test]
 fn adamw_steps_match_candle_nn() {
     use candle_nn::{Optimizer, ParamsAdamW};
-    let Some((gpu, kernels)) = setup() else {
+    let Some((gpu, kernels)) = crate::adapter::gpu_with_kernels() else {
         return;
     };
     let config = ParamsAdamW {

@@ -2,16 +2,12 @@
 //! with candle_nn::AdamW): from the same seeded weights and batches, one training step gives the
 //! same loss, input gradient, updated parameters and running statistics, evaluation the same loss,
 //! and a run of steps the same loss curve.
-//!
-//! With `LENS2LOGIT_REQUIRE_GPU=1` a missing adapter fails the tests instead of skipping them.
 
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{Optimizer, ParamsAdamW, VarMap};
 use lens2logit::gpu::models::{GraphSpec, TaskGraph};
-use lens2logit::gpu::nn::Kernels;
-use lens2logit::gpu::Gpu;
 use lens2logit::model::losses::{accuracy, cross_entropy, dice_loss, iou};
 use lens2logit::model::{seed_weights, trainable, ModelKind, TaskModel};
 use rand::{Rng, SeedableRng};
@@ -24,20 +20,6 @@ const LOSS_BOUND: f32 = 1e-4;
 const TENSOR_BOUND: f32 = 1e-3;
 /// Each loss of the run, relative.
 const CURVE_BOUND: f32 = 2e-2;
-/// The device and compiled kernels, or `None` (after a message) where there is no adapter.
-fn setup() -> Option<(Gpu, Kernels)> {
-    let Some(gpu) = pollster::block_on(Gpu::request()).unwrap() else {
-        assert!(
-            std::env::var("LENS2LOGIT_REQUIRE_GPU").is_err(),
-            "no GPU adapter (install mesa-vulkan-drivers for lavapipe)"
-        );
-        eprintln!("no GPU adapter: GPU model checks skipped");
-        return None;
-    };
-    let kernels = pollster::block_on(Kernels::new(&gpu)).expect("layer kernels compile");
-    Some((gpu, kernels))
-}
-
 /// A batch for step `step`: normalised inputs and targets, as values and as CPU tensors.
 struct Batch {
     x: Vec<f32>,
@@ -148,7 +130,7 @@ fn parity(kind: ModelKind, classes: usize, (batch_size, size): (usize, usize), c
         steps,
         update_bound,
     } = checks;
-    let Some((gpu, kernels)) = setup() else {
+    let Some((gpu, kernels)) = crate::adapter::gpu_with_kernels() else {
         return;
     };
     let started = Instant::now();

@@ -9,6 +9,7 @@ mod fixtures;
 #[path = "../support/zenodo_like.rs"]
 mod zenodo_like;
 
+mod adapter;
 mod backend;
 mod cli;
 mod cli_isp;

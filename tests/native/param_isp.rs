@@ -38,11 +38,7 @@ fn cpu_f32_matches_pytorch() {
 
 #[test]
 fn gpu_matches_pytorch_in_f32() {
-    let Some(gpu) = pollster::block_on(lens2logit::gpu::Gpu::request()).unwrap() else {
-        assert!(
-            std::env::var("LENS2LOGIT_REQUIRE_GPU").is_err(),
-            "no GPU adapter"
-        );
+    let Some(gpu) = crate::adapter::gpu() else {
         return;
     };
     let report = pollster::block_on(check_gpu(&gpu, &golden_file()));
