@@ -36,9 +36,25 @@ const pending = new Map();
 const listeners = {};
 let nextId = 0;
 let restarts = 0;
+/** The Zenodo mirror's origin the current worker may connect to (its CSP names it), or null. */
+let workerMirror = null;
 
-function startWorker() {
-  worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+/** The origin of a Zenodo base URL the user set, where it is neither this page's nor Zenodo's. */
+function mirrorOrigin(base) {
+  try {
+    const origin = new URL(base, location.href).origin;
+    return origin === location.origin || origin === 'https://zenodo.org' ? null : origin;
+  } catch {
+    return null;
+  }
+}
+
+function startWorker(mirror) {
+  workerMirror = mirror;
+  const script = new URL('./worker.js', import.meta.url);
+  // the worker streams from Zenodo: a mirror elsewhere is named in its policy (see sw.js)
+  if (mirror) script.searchParams.set('connect', mirror);
+  worker = new Worker(script, { type: 'module' });
   worker.onerror = (event) => crashed(event.message || 'unknown error');
   worker.onmessage = ({ data }) => {
     if (data.type === 'event') {
@@ -57,24 +73,28 @@ function startWorker() {
  * A trap in the wasm module (a Rust panic aborts, so does a failed allocation) leaves it
  * unusable: a new worker takes over with the page's settings, which live in the URL.
  */
-function crashed(message) {
+function stopWorker(reason) {
   worker.terminate();
-  for (const request of pending.values()) request.reject(new Error(`the compute worker stopped: ${message}`));
+  for (const request of pending.values()) request.reject(new Error(`the compute worker stopped: ${reason}`));
   pending.clear();
+}
+
+function crashed(message) {
+  stopWorker(message);
   restarts += 1;
   const note = `The compute worker crashed (${message}).`;
   if (restarts > 3) {
     showError(`${note} It crashed ${restarts} times: reload the page.`);
     return;
   }
-  startWorker();
+  startWorker(workerMirror);
   guard(async () => {
     await initWorker();
     await load();
     showError(`${note} A new one was started with this page's settings.`);
   })();
 }
-startWorker();
+startWorker(mirrorOrigin(new URLSearchParams(location.search).get('zenodo') ?? ''));
 const call = (method, args = {}, transfer = []) => new Promise((resolve, reject) => {
   const id = nextId++;
   pending.set(id, { resolve, reject });
@@ -179,6 +199,13 @@ const loaders = {
   synthetic: () => call('loadSynthetic', { task: $('task').value, n: Number($('n').value), seed: Number($('seed').value), size: Number($('size').value) }),
   chart: () => call('loadChart', { size: 256 }),
   async zenodo() {
+    const mirror = mirrorOrigin($('zenodo').value);
+    if (mirror !== workerMirror) {
+      // a worker's policy is fixed when it starts: one that may reach the new mirror takes over
+      stopWorker('the Zenodo mirror changed');
+      startWorker(mirror);
+      await initWorker();
+    }
     const args = { record: $('record').value, dataset: $('dataset').value, intensity: Number($('intensity').value) };
     const cached = await call('loadCached', args);
     if (cached.count > 0) return { ...cached, note: "from the browser's cache" };

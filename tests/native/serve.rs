@@ -46,7 +46,11 @@ fn fixture() -> tempfile::TempDir {
         "<!doctype html><title>t</title>",
     )
     .unwrap();
-    std::fs::write(dir.path().join("www/csp.txt"), "default-src 'self'\n").unwrap();
+    std::fs::write(
+        dir.path().join("www/csp.txt"),
+        "default-src 'self'; connect-src 'self'\n",
+    )
+    .unwrap();
     let wasm: Vec<u8> = (0..=255u8).collect();
     std::fs::write(dir.path().join("pkg/lens2logit_bg.wasm"), wasm).unwrap();
     dir
@@ -68,7 +72,7 @@ fn serves_wasm_with_mime_range_and_isolation_headers() {
     // the page's policy (www/csp.txt) on every response: workers and modules run under it too
     assert_eq!(
         page.headers()["content-security-policy"],
-        "default-src 'self'"
+        "default-src 'self'; connect-src 'self'"
     );
 
     let wasm_url = format!("{}pkg/lens2logit_bg.wasm", server.url);
@@ -76,7 +80,7 @@ fn serves_wasm_with_mime_range_and_isolation_headers() {
     assert_eq!(wasm.headers()["content-type"], "application/wasm");
     assert_eq!(
         wasm.headers()["content-security-policy"],
-        "default-src 'self'"
+        "default-src 'self'; connect-src 'self'"
     );
     assert_eq!(wasm.bytes().unwrap().len(), 256);
 
@@ -94,6 +98,19 @@ fn serves_wasm_with_mime_range_and_isolation_headers() {
 
     let missing = client.get(format!("{}nope.js", server.url)).send().unwrap();
     assert_eq!(missing.status(), 404);
+
+    // a worker asked for with the user's Zenodo mirror may connect there, and only there
+    let worker = client
+        .get(format!(
+            "{}index.html?connect=https%3A%2F%2Fmirror.example%3A8443%2Fapi",
+            server.url
+        ))
+        .send()
+        .unwrap();
+    assert_eq!(
+        worker.headers()["content-security-policy"],
+        "default-src 'self'; connect-src https://mirror.example:8443 'self'"
+    );
 }
 
 /// The build's precompressed copies go to browsers that accept them, the plain file elsewhere.
