@@ -142,6 +142,20 @@ impl TileSet {
         })
     }
 
+    /// Tile names identify a session's renders and noise seeds: a repeated name (two files of the
+    /// same name from different folders or drops) gets " (2)", " (3)", ... in load order.
+    pub fn make_names_unique(&mut self) {
+        let mut seen = std::collections::HashSet::new();
+        for item in &mut self.items {
+            let base = item.name.clone();
+            let mut k = 1;
+            while !seen.insert(item.name.clone()) {
+                k += 1;
+                item.name = format!("{base} ({k})");
+            }
+        }
+    }
+
     pub fn train_items(&self) -> &[Item] {
         &self.items[..self.train]
     }
@@ -156,5 +170,32 @@ impl TileSet {
             return Ok(item.raw.clone());
         }
         scale_intensity(&item.raw, percent, &self.camera)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_tile_names_are_told_apart_in_load_order() {
+        let mut set = TileSet::synthetic(Task::Classification, 5, 16, 0).unwrap();
+        for i in [1, 3, 4] {
+            set.items[i].name = set.items[0].name.clone();
+        }
+        set.items[2].name = format!("{} (2)", set.items[0].name);
+        set.make_names_unique();
+        let base = set.items[0].name.clone();
+        let names: Vec<&str> = set.items.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                base.clone(),
+                format!("{base} (2)"),
+                format!("{base} (2) (2)"),
+                format!("{base} (3)"),
+                format!("{base} (4)"),
+            ]
+        );
     }
 }

@@ -235,7 +235,8 @@ fn phase_len(config: &TrainConfig, phase: &Phase) -> usize {
 }
 
 impl Session {
-    pub fn new(config: TrainConfig, data: TileSet) -> Result<Self> {
+    pub fn new(config: TrainConfig, mut data: TileSet) -> Result<Self> {
+        data.make_names_unique();
         if config.batch == 0 || config.steps == 0 {
             return Err(Error::invalid("steps and batch must be at least 1"));
         }
@@ -540,12 +541,13 @@ impl Session {
         Ok((x, self.targets(items)?))
     }
 
+    /// The position of a session's tile (names are unique: `TileSet::make_names_unique`).
     fn index_of(&self, item: &Item) -> usize {
         self.data
             .items
             .iter()
             .position(|i| i.name == item.name)
-            .unwrap_or(0)
+            .unwrap_or(self.data.items.len())
     }
 
     /// `items` through a static view, (B, 3, H, W) in [0, 1]; the training view's renders at
