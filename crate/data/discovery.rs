@@ -78,7 +78,9 @@ pub fn classify(path: &str) -> Option<Entry> {
     if path.ends_with('/') {
         return None;
     }
-    if let Some(at) = parts.iter().position(|p| *p == "processed_views") {
+    // a folder called processed_views above the file (a file of that name is no view)
+    let folders = &parts[..parts.len() - 1];
+    if let Some(at) = folders.iter().position(|p| *p == "processed_views") {
         let dataset = parts[..at].iter().rev().find_map(|p| DatasetKind::parse(p));
         return Some(Entry::ProcessedView {
             dataset,
@@ -179,6 +181,17 @@ pub fn parse_labels(texts: &[String]) -> HashMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the zip_stream fuzz target: a file named like the views folder panicked.
+    #[test]
+    fn a_file_called_processed_views_is_no_view() {
+        assert_eq!(classify("a/processed_views"), None);
+        assert_eq!(classify("processed_views"), None);
+        assert!(matches!(
+            classify("microscopy/processed_views/v/x.tiff"),
+            Some(Entry::ProcessedView { .. })
+        ));
+    }
 
     #[test]
     fn paths_of_both_datasets() {
