@@ -3,10 +3,10 @@
 
 use super::super::{Binding, Gpu, Program};
 use super::{
-    expect_shape, flat_grid, groups, record, shape_error, u32_of, Dispatch, GpuTensor, Kernels,
+    expect_shape, flat_grid, groups, shape_error, u32_of, Dispatch, GpuTensor, Kernels, Passes,
     MAX_GROUPS, TILE,
 };
-use crate::{Error, Result};
+use crate::Result;
 
 const SOURCE: &str = concat!(
     include_str!("grid.wgsl"),
@@ -72,10 +72,7 @@ pub struct ConvGrads<'a> {
     pub dbias: Option<&'a GpuTensor>,
 }
 
-pub struct Conv2d {
-    forward: Vec<Dispatch>,
-    backward: Option<Vec<Dispatch>>,
-}
+pub struct Conv2d(Passes);
 
 /// Output length of a window of `k` with `stride` and `pad` over `n` pixels, if it fits.
 pub fn output_size(n: usize, k: usize, stride: usize, pad: usize) -> Option<usize> {
@@ -239,20 +236,15 @@ impl Conv2d {
                 Some(steps)
             }
         };
-        Ok(Self { forward, backward })
+        Ok(Self(Passes::new(op, forward, backward)))
     }
 
     pub fn forward(&self, pass: &mut wgpu::ComputePass) {
-        record(&self.forward, pass);
+        self.0.forward(pass);
     }
 
     /// Records dW (and db, dx); an error where the layer was built without gradients.
     pub fn backward(&self, pass: &mut wgpu::ComputePass) -> Result<()> {
-        let steps = self
-            .backward
-            .as_ref()
-            .ok_or_else(|| Error::Gpu("conv2d: built without gradient tensors".into()))?;
-        record(steps, pass);
-        Ok(())
+        self.0.backward(pass)
     }
 }

@@ -1,8 +1,8 @@
 //! Drives `elementwise.wgsl`: ReLU, sums and the weak augmentation, forward and backward.
 
 use super::super::{Binding, Gpu, Program};
-use super::{expect_shape, flat_grid, shape_error, u32_of, Dispatch, GpuTensor, Kernels};
-use crate::{Error, Result};
+use super::{expect_shape, flat_grid, shape_error, u32_of, Dispatch, GpuTensor, Kernels, Passes};
+use crate::Result;
 
 const SOURCE: &str = concat!(include_str!("grid.wgsl"), include_str!("elementwise.wgsl"));
 
@@ -66,10 +66,7 @@ fn elementwise(
 }
 
 /// y = max(x, 0); dx = dy where x >= 0 (candle's convention at 0).
-pub struct Relu {
-    forward: Dispatch,
-    backward: Option<Dispatch>,
-}
+pub struct Relu(Passes);
 
 impl Relu {
     /// `grads` is (dy, dx) where the backward pass is wanted.
@@ -106,19 +103,15 @@ impl Relu {
                 ))
             }
         };
-        Ok(Self { forward, backward })
+        Ok(Self(Passes::single("relu", forward, backward)))
     }
 
     pub fn forward(&self, pass: &mut wgpu::ComputePass) {
-        self.forward.record(pass);
+        self.0.forward(pass);
     }
 
     pub fn backward(&self, pass: &mut wgpu::ComputePass) -> Result<()> {
-        self.backward
-            .as_ref()
-            .ok_or_else(|| Error::Gpu("relu: built without gradient tensors".into()))?
-            .record(pass);
-        Ok(())
+        self.0.backward(pass)
     }
 }
 
@@ -183,8 +176,7 @@ impl Add {
 pub struct Augment {
     uniform: wgpu::Buffer,
     base: Params,
-    forward: Dispatch,
-    backward: Option<Dispatch>,
+    passes: Passes,
 }
 
 impl Augment {
@@ -229,8 +221,7 @@ impl Augment {
         Ok(Self {
             uniform,
             base,
-            forward,
-            backward,
+            passes: Passes::single(op, forward, backward),
         })
     }
 
@@ -252,14 +243,10 @@ impl Augment {
     }
 
     pub fn forward(&self, pass: &mut wgpu::ComputePass) {
-        self.forward.record(pass);
+        self.passes.forward(pass);
     }
 
     pub fn backward(&self, pass: &mut wgpu::ComputePass) -> Result<()> {
-        self.backward
-            .as_ref()
-            .ok_or_else(|| Error::Gpu("augment: built without gradient tensors".into()))?
-            .record(pass);
-        Ok(())
+        self.passes.backward(pass)
     }
 }

@@ -3,8 +3,8 @@
 
 use super::super::Gpu;
 use super::gemm::{product, Operand};
-use super::{expect_shape, record, shape_error, Dispatch, GpuTensor, Kernels};
-use crate::{Error, Result};
+use super::{expect_shape, shape_error, GpuTensor, Kernels, Passes};
+use crate::Result;
 
 /// Where the backward pass reads the upstream gradient and writes the others; `dx` is `None`
 /// where nothing upstream needs it.
@@ -15,10 +15,7 @@ pub struct LinearGrads<'a> {
     pub dbias: &'a GpuTensor,
 }
 
-pub struct Linear {
-    forward: Vec<Dispatch>,
-    backward: Option<Vec<Dispatch>>,
-}
+pub struct Linear(Passes);
 
 impl Linear {
     /// Builds the layer for x (B, in), weight (out, in), bias (out) and y (B, out).
@@ -128,20 +125,15 @@ impl Linear {
                 Some(steps)
             }
         };
-        Ok(Self { forward, backward })
+        Ok(Self(Passes::new(op, forward, backward)))
     }
 
     pub fn forward(&self, pass: &mut wgpu::ComputePass) {
-        record(&self.forward, pass);
+        self.0.forward(pass);
     }
 
     /// Records dW, db (and dx); an error where the layer was built without gradients.
     pub fn backward(&self, pass: &mut wgpu::ComputePass) -> Result<()> {
-        let steps = self
-            .backward
-            .as_ref()
-            .ok_or_else(|| Error::Gpu("linear: built without gradient tensors".into()))?;
-        record(steps, pass);
-        Ok(())
+        self.0.backward(pass)
     }
 }

@@ -107,6 +107,42 @@ fn record(dispatches: &[Dispatch], pass: &mut wgpu::ComputePass) {
     }
 }
 
+/// What an op records: its forward dispatches and, where it was built with gradient tensors,
+/// its backward ones (asking for a backward it has not is an error, not a panic).
+struct Passes {
+    op: &'static str,
+    forward: Vec<Dispatch>,
+    backward: Option<Vec<Dispatch>>,
+}
+
+impl Passes {
+    fn new(op: &'static str, forward: Vec<Dispatch>, backward: Option<Vec<Dispatch>>) -> Self {
+        Self {
+            op,
+            forward,
+            backward,
+        }
+    }
+
+    /// One dispatch each way.
+    fn single(op: &'static str, forward: Dispatch, backward: Option<Dispatch>) -> Self {
+        Self::new(op, vec![forward], backward.map(|b| vec![b]))
+    }
+
+    fn forward(&self, pass: &mut wgpu::ComputePass) {
+        record(&self.forward, pass);
+    }
+
+    fn backward(&self, pass: &mut wgpu::ComputePass) -> Result<()> {
+        let steps = self
+            .backward
+            .as_ref()
+            .ok_or_else(|| Error::Gpu(format!("{}: built without gradient tensors", self.op)))?;
+        record(steps, pass);
+        Ok(())
+    }
+}
+
 /// Workgroups for `threads` independent threads of a 256-wide kernel, wrapped into (x, y) so
 /// neither exceeds 65535 (the kernel rebuilds the flat index with grid.wgsl's `flat_index`).
 fn flat_grid(threads: usize) -> (u32, u32, u32) {

@@ -4,8 +4,8 @@
 
 use super::super::{Binding, Gpu, Program};
 use super::conv::output_size;
-use super::{expect_shape, flat_grid, shape_error, u32_of, Dispatch, GpuTensor, Kernels};
-use crate::{Error, Result};
+use super::{expect_shape, flat_grid, shape_error, u32_of, Dispatch, GpuTensor, Kernels, Passes};
+use crate::Result;
 
 const SOURCE: &str = concat!(include_str!("grid.wgsl"), include_str!("pool.wgsl"));
 
@@ -39,22 +39,6 @@ struct Params {
     pad: u32,
 }
 
-/// A forward dispatch and, where gradients were asked for, a backward one.
-struct PoolSteps {
-    forward: Dispatch,
-    backward: Option<Dispatch>,
-}
-
-impl PoolSteps {
-    fn backward(&self, op: &str, pass: &mut wgpu::ComputePass) -> Result<()> {
-        self.backward
-            .as_ref()
-            .ok_or_else(|| Error::Gpu(format!("{op}: built without gradient tensors")))?
-            .record(pass);
-        Ok(())
-    }
-}
-
 /// Binds (x, y, argmax, dy, dx) for both directions of a pooling op.
 fn build(
     gpu: &Gpu,
@@ -64,7 +48,7 @@ fn build(
     grads: Option<(&GpuTensor, &GpuTensor)>,
     entries: [&'static str; 2],
     forward_threads: usize,
-) -> Result<PoolSteps> {
+) -> Result<Passes> {
     let uniform = gpu.uniform_buffer("pooling", params);
     let program = &kernels.pool;
     let spare = &kernels.placeholder;
@@ -90,11 +74,11 @@ fn build(
             ))
         }
     };
-    Ok(PoolSteps { forward, backward })
+    Ok(Passes::single(entries[0], forward, backward))
 }
 
 /// Max pooling k x k with stride and zero padding (padding never wins).
-pub struct MaxPool2d(PoolSteps);
+pub struct MaxPool2d(Passes);
 
 impl MaxPool2d {
     /// `window` is (k, stride, pad); `grads` is (dy, dx) where the backward pass is wanted.
@@ -142,16 +126,16 @@ impl MaxPool2d {
     }
 
     pub fn forward(&self, pass: &mut wgpu::ComputePass) {
-        self.0.forward.record(pass);
+        self.0.forward(pass);
     }
 
     pub fn backward(&self, pass: &mut wgpu::ComputePass) -> Result<()> {
-        self.0.backward("max pool", pass)
+        self.0.backward(pass)
     }
 }
 
 /// The mean over H and W: (B, C, H, W) -> (B, C).
-pub struct GlobalAvgPool(PoolSteps);
+pub struct GlobalAvgPool(Passes);
 
 impl GlobalAvgPool {
     pub fn new(
@@ -188,10 +172,10 @@ impl GlobalAvgPool {
     }
 
     pub fn forward(&self, pass: &mut wgpu::ComputePass) {
-        self.0.forward.record(pass);
+        self.0.forward(pass);
     }
 
     pub fn backward(&self, pass: &mut wgpu::ComputePass) -> Result<()> {
-        self.0.backward("global average pool", pass)
+        self.0.backward(pass)
     }
 }

@@ -2,8 +2,8 @@
 //! forward and backward (the U-Net and U-Net++ decoders).
 
 use super::super::{Binding, Gpu, Program};
-use super::{expect_shape, flat_grid, record, shape_error, u32_of, Dispatch, GpuTensor, Kernels};
-use crate::{Error, Result};
+use super::{expect_shape, flat_grid, shape_error, u32_of, Dispatch, GpuTensor, Kernels, Passes};
+use crate::Result;
 
 const SOURCE: &str = concat!(include_str!("grid.wgsl"), include_str!("resample.wgsl"));
 
@@ -34,10 +34,7 @@ struct Params {
 
 /// Nearest upsampling (B, C, H, W) -> (B, C, f H, f W), as candle's `upsample_nearest2d` for
 /// integer factors (the only ones candle differentiates).
-pub struct Upsample {
-    forward: Dispatch,
-    backward: Option<Dispatch>,
-}
+pub struct Upsample(Passes);
 
 impl Upsample {
     /// `grads` is (dy, dx) where the backward pass is wanted.
@@ -94,19 +91,15 @@ impl Upsample {
                 ))
             }
         };
-        Ok(Self { forward, backward })
+        Ok(Self(Passes::single(op, forward, backward)))
     }
 
     pub fn forward(&self, pass: &mut wgpu::ComputePass) {
-        self.forward.record(pass);
+        self.0.forward(pass);
     }
 
     pub fn backward(&self, pass: &mut wgpu::ComputePass) -> Result<()> {
-        self.backward
-            .as_ref()
-            .ok_or_else(|| Error::Gpu("upsample: built without gradient tensors".into()))?
-            .record(pass);
-        Ok(())
+        self.0.backward(pass)
     }
 }
 
@@ -119,10 +112,7 @@ pub struct ConcatGrads<'a> {
 }
 
 /// Concatenation of (B, C_i, H, W) parts along the channels into (B, sum C_i, H, W).
-pub struct Concat {
-    forward: Vec<Dispatch>,
-    backward: Option<Vec<Dispatch>>,
-}
+pub struct Concat(Passes);
 
 impl Concat {
     pub fn new(
@@ -181,22 +171,14 @@ impl Concat {
                 format!("parts of {offset} channels into {large_channels}"),
             ));
         }
-        Ok(Self {
-            forward,
-            backward: grads.map(|_| backward),
-        })
+        Ok(Self(Passes::new(op, forward, grads.map(|_| backward))))
     }
 
     pub fn forward(&self, pass: &mut wgpu::ComputePass) {
-        record(&self.forward, pass);
+        self.0.forward(pass);
     }
 
     pub fn backward(&self, pass: &mut wgpu::ComputePass) -> Result<()> {
-        let steps = self
-            .backward
-            .as_ref()
-            .ok_or_else(|| Error::Gpu("concat: built without gradient tensors".into()))?;
-        record(steps, pass);
-        Ok(())
+        self.0.backward(pass)
     }
 }
