@@ -11,6 +11,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use lens2logit::isp::static_pipeline::{render_all, View};
 use lens2logit::raw::{decode_tile, CameraParams};
+use lens2logit::train::bench::median;
 
 fn main() {
     let args: Vec<String> = std::env::args()
@@ -29,17 +30,16 @@ fn main() {
     let camera = CameraParams::microscopy();
     let views = View::paper_views();
     render_all(&tile, &camera, &views).unwrap(); // warm-up
-    let mut times: Vec<f64> = (0..repeats)
+    let times: Vec<f64> = (0..repeats.max(1))
         .map(|_| {
             let start = Instant::now();
             std::hint::black_box(render_all(&tile, &camera, &views).unwrap());
             start.elapsed().as_secs_f64()
         })
         .collect();
-    times.sort_by(f64::total_cmp);
     println!(
         "{{\"native_all_12_views_s\": {}, \"repeats\": {repeats}, \"threads\": {}}}",
-        times[repeats / 2],
+        median(times),
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
 }

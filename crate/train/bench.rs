@@ -53,13 +53,18 @@ pub fn train_step(
             times.push(report.step_ms);
         }
     }
-    times.sort_by(f64::total_cmp);
     Ok(TrainStepTiming {
         model: model.name().into(),
         backend: "cpu".into(),
         batch,
         size,
-        ms_per_step: times[times.len() / 2],
+        ms_per_step: median(times),
         threads: rayon::current_num_threads(),
     })
+}
+
+/// The middle of timed runs (at least one).
+pub fn median(mut times: Vec<f64>) -> f64 {
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
 }

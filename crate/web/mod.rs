@@ -332,15 +332,14 @@ impl Lab {
     #[wasm_bindgen(js_name = benchViews)]
     pub fn bench_views(&self, repeats: usize) -> Result<f64, JsError> {
         self.render_views()?;
-        let mut times = (0..repeats.max(1))
+        let times = (0..repeats.max(1))
             .map(|_| {
                 let start = web_time::Instant::now();
                 self.render_views()
                     .map(|_| start.elapsed().as_secs_f64() * 1000.0)
             })
             .collect::<Result<Vec<f64>, JsError>>()?;
-        times.sort_by(f64::total_cmp);
-        Ok(times[times.len() / 2])
+        Ok(crate::train::bench::median(times))
     }
 
     /// The static pipeline stage by stage for the current tile: raw mosaic, black level,
