@@ -5,8 +5,16 @@ use std::io::Cursor;
 
 use crate::{Error, Result};
 
+/// A tensor's values in f32, row-major (integer tensors' values as floats): what the GPU kernels,
+/// the page and the files take.
+pub fn f32_values(t: &candle_core::Tensor) -> Result<Vec<f32>> {
+    Ok(t.to_dtype(candle_core::DType::F32)?
+        .flatten_all()?
+        .to_vec1::<f32>()?)
+}
+
 /// Largest array read: 2^26 values (256 MiB of f32), a bound against headers that claim more.
-pub const MAX_ELEMENTS: usize = 1 << 26;
+pub const MAX_ELEMENTS: usize = crate::limits::ARRAY_VALUES.max as usize;
 
 /// An n-dimensional .npy of float32 or float64 (C or Fortran order) as shape and f32 values in C
 /// order; `name` labels errors.

@@ -10,6 +10,7 @@ pub mod data;
 pub mod error;
 pub mod gpu;
 pub mod isp;
+pub mod limits;
 pub mod model;
 pub mod raw;
 mod storage;

@@ -104,7 +104,7 @@ const call = (method, args = {}, transfer = []) => new Promise((resolve, reject)
 // ------------------------------------------------------------------ URL state
 
 const STATE = ['source', 'task', 'n', 'size', 'seed', 'dataset', 'intensity', 'limit', 'zenodo', 'record',
-  'debayer', 'sharpening', 'denoising', 'mode', 'model', 'steps', 'lr', 'batch', 'lambda', 'group', 'corruption'];
+  'debayer', 'sharpening', 'denoising', 'mode', 'model', 'steps', 'lr', 'batch', 'device', 'lambda', 'group', 'corruption'];
 const url = new URLSearchParams(location.search);
 const values = { tile: Number(url.get('tile') ?? 0), params: url.get('params') };
 
@@ -237,7 +237,10 @@ async function loadFiles(files) {
 const load = guard(async () => {
   $('error').hidden = true;
   setStatus('Loading tiles...');
-  const result = await loaders[$('source').value]();
+  const result = await loaders[$('source').value]().catch((error) => {
+    setStatus('No tiles loaded: see the message above.');
+    throw error;
+  });
   $('task').value = result.task;
   values.tile = Math.min(values.tile, result.count - 1);
   await renderTiles(result.count);
@@ -490,8 +493,12 @@ function plotCurves() {
   }
 }
 
-listeners.train = ({ kind, total, report, snapshots }) => {
-  if (kind === 'start') { $('train-progress').max = total; return; }
+listeners.train = ({ kind, total, device, report, snapshots }) => {
+  if (kind === 'start') {
+    $('train-progress').max = total;
+    $('train-device').value = `training on ${device}`;
+    return;
+  }
   const curve = (session.curves[report.phase] ??= []);
   curve.push([report.step, report.loss, report.metric]);
   plotCurves();
@@ -667,6 +674,7 @@ $('start').onclick = guard(async () => {
     forensicSteps: Math.max(5, Math.round(Number($('steps').value) / 2)),
     snapshotEvery: Math.max(1, Math.round(Number($('steps').value) / 8)), intensities: [100, 50, 10],
     corruptionSeverity: $('corruption').value ? Number($('corruption').value) : null,
+    backend: $('device').value,
   };
   try {
     const result = await call('train', { options });

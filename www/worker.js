@@ -103,7 +103,7 @@ const methods = {
     trainer = new wasm.Trainer(lab, options);
     trainControl = new wasm.TrainControl();
     const total = trainer.totalSteps();
-    event('train', { kind: 'start', total });
+    event('train', { kind: 'start', total, device: trainer.device });
     const finished = await trainer.run(trainControl, (report) => {
       const snapshots = trainer.newSnapshots().map((s) => ({
         ...s,
@@ -112,7 +112,7 @@ const methods = {
       event('train', { kind: 'step', report, snapshots });
     });
     const summary = trainer.summary();
-    const adversarial = Object.keys(summary.forensics ?? {}).map((group, i) => ({ group, image: image(trainer.adversarialImage(i)) }));
+    const adversarial = trainer.adversarialGroups().map((group, i) => ({ group, image: image(trainer.adversarialImage(i)) }));
     return { finished, summary, adversarial };
   },
   pause: () => trainControl?.pause(),
@@ -121,7 +121,7 @@ const methods = {
   saveModel: () => trainer.saveModel(),
   // benchmarks (tests/bench/run.mjs): the same code a session runs, timed in this worker
   benchViews: ({ repeats }) => lab.benchViews(repeats),
-  benchTrainStep: ({ model, batch, size, steps }) => ({ ...wasm.Lab.benchTrainStep(model, batch, size, steps), wasmMemoryMb: memory.buffer.byteLength / 2 ** 20 }),
+  benchTrainStep: async ({ model, batch, size, steps, gpu }) => ({ ...(await lab.benchTrainStep(model, batch, size, steps, Boolean(gpu))), wasmMemoryMb: memory.buffer.byteLength / 2 ** 20 }),
   saveIsp: () => trainer.saveIsp(),
 };
 

@@ -5,7 +5,7 @@
 use clap::{Args, Subcommand, ValueEnum};
 
 use lens2logit::model::ModelKind;
-use lens2logit::train::bench;
+use lens2logit::train::{bench, DeviceChoice};
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -22,6 +22,7 @@ enum BenchCommand {
 #[derive(Clone, Copy, ValueEnum)]
 enum BackendArg {
     Cpu,
+    Gpu,
 }
 
 #[derive(Args)]
@@ -34,7 +35,8 @@ struct TrainStepArgs {
     /// Tile side in pixels (the datasets' tiles are 256).
     #[arg(long, default_value_t = 256)]
     size: usize,
-    /// The compute backend (the CPU through candle and the crate's GEMM convolutions).
+    /// The compute backend: the CPU (candle and the crate's GEMM convolutions) or the GPU
+    /// (wgpu; any adapter, software ones included).
     #[arg(long, value_enum, default_value = "cpu")]
     backend: BackendArg,
     /// Timed steps after the warm-up.
@@ -44,9 +46,16 @@ struct TrainStepArgs {
 
 pub fn run(args: BenchArgs) -> Result<(), String> {
     let BenchCommand::TrainStep(a) = args.what;
-    let BackendArg::Cpu = a.backend;
+    let choice = match a.backend {
+        BackendArg::Cpu => DeviceChoice::Cpu,
+        BackendArg::Gpu => DeviceChoice::Gpu,
+    };
     let model = ModelKind::parse(&a.model).map_err(|e| e.to_string())?;
-    let timing = bench::train_step(model, a.batch, a.size, a.steps).map_err(|e| e.to_string())?;
+    let timing = pollster::block_on(async {
+        let gpu = choice.resolve().await?;
+        bench::train_step(model, a.batch, a.size, a.steps, gpu).await
+    })
+    .map_err(|e| e.to_string())?;
     let mut line = serde_json::to_value(&timing).map_err(|e| e.to_string())?;
     if let Some(mb) = peak_rss_mb() {
         line["peak_rss_mb"] = serde_json::json!(mb);

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use clap::{Args, ValueEnum};
 
+use lens2logit::arrays::f32_values;
 use lens2logit::arrays::read_npy;
 use lens2logit::gpu::{ComputeBackend, Gpu};
 use lens2logit::isp::engine::IspEngine;
@@ -158,11 +159,14 @@ async fn on_backend(
     };
     let engine = IspEngine::new(backend).await?;
     let (b, h, w) = raw.dims3()?;
-    let flat = |t: &Tensor| -> lens2logit::Result<Vec<f32>> {
-        Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
-    };
     let run = engine
-        .run(&flat(raw)?, (b, h, w), params, Some(&flat(upstream)?), bn)
+        .run(
+            &f32_values(raw)?,
+            (b, h, w),
+            params,
+            Some(&f32_values(upstream)?),
+            bn,
+        )
         .await?;
     let grads = run.gradients.expect("an upstream gradient was given");
     let image = |v: Vec<f32>| Tensor::from_vec(v, (b, 3, h, w), &Device::Cpu);

@@ -7,7 +7,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
 use lens2logit::arrays::{png8, tiff_gray16};
-use lens2logit::data::synthetic::{sample, Task, CELL_CLASSES};
+use lens2logit::data::synthetic::{sample, CELL_CLASSES};
+use lens2logit::data::Task;
 
 use crate::common::write_file;
 

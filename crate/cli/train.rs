@@ -7,12 +7,12 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use lens2logit::data::synthetic::Task;
+use lens2logit::data::Task;
 use lens2logit::isp::static_pipeline::View;
 use lens2logit::model::{save_weights, ModelKind};
 use lens2logit::raw::intensity::LEVELS;
 use lens2logit::raw::CameraParams;
-use lens2logit::train::{Mode, Penalty, Session, TileSet, TrainConfig};
+use lens2logit::train::{DeviceChoice, Mode, Session, TileSet, TrainConfig, TrainOptions};
 
 use crate::common::{load_camera, read_file, write_file};
 use crate::synth::TaskArg;
@@ -71,6 +71,10 @@ pub struct TrainArgs {
     /// (Gaussian noise, Gaussian blur, contrast) at this ImageNet-C severity, 1 to 5.
     #[arg(long)]
     corruption_severity: Option<u8>,
+    /// The device that trains: auto (a hardware GPU where there is one, else the CPU), cpu, or
+    /// gpu (fails where there is no GPU adapter).
+    #[arg(long, default_value = "auto")]
+    backend: String,
     #[arg(long)]
     out: PathBuf,
 }
@@ -87,14 +91,6 @@ struct RunConfig {
     seed: u64,
     camera: CameraParams,
     batch: usize,
-}
-
-fn task_of(name: &str) -> Task {
-    if name == "segmentation" {
-        Task::Segmentation
-    } else {
-        Task::Classification
-    }
 }
 
 /// The tiles of `data` (a directory or `synthetic`).
@@ -137,30 +133,25 @@ fn csv(rows: &[(usize, f32, f32)]) -> String {
 
 pub fn train(args: TrainArgs) -> Result<(), String> {
     let task: Task = args.task.into();
-    let model = match &args.model {
-        Some(m) => ModelKind::parse(m).map_err(|e| e.to_string())?,
-        None if task == Task::Segmentation => ModelKind::UNetSmall,
-        None => ModelKind::ResNetSmall,
+    let options = TrainOptions {
+        mode: args.mode.clone(),
+        model: args.model.clone(),
+        steps: args.steps as f64,
+        lr: args.lr,
+        weight_decay: Some(args.weight_decay),
+        batch: args.batch as f64,
+        seed: args.seed as f64,
+        view: Some(args.view.to_string()),
+        lambda: Some(args.lambda),
+        penalty: Some(args.penalty.clone()),
+        group: args.group.clone(),
+        forensic_steps: Some(args.forensic_steps as f64),
+        snapshot_every: None,
+        intensities: Some(args.intensities.iter().map(|&i| i as f64).collect()),
+        corruption_severity: args.corruption_severity.map(f64::from),
     };
-    let mut config = TrainConfig::new(Mode::parse(&args.mode).map_err(|e| e.to_string())?, model);
-    config.steps = args.steps;
-    config.lr = args.lr;
-    config.weight_decay = args.weight_decay;
-    config.batch = args.batch;
-    config.seed = args.seed;
-    config.view = args.view;
-    config.lambda = args.lambda;
-    config.penalty = match args.penalty.as_str() {
-        "l2" => Penalty::L2,
-        "ssim" => Penalty::Ssim,
-        other => return Err(format!("unknown penalty '{other}': use l2 or ssim")),
-    };
-    if let Some(group) = &args.group {
-        config.groups = vec![group.clone()];
-    }
-    config.forensic_steps = args.forensic_steps;
-    config.intensities = args.intensities.clone();
-    config.corruption_severity = args.corruption_severity;
+    let config = options.config(task).map_err(|e| e.to_string())?;
+    let model = config.model;
     let camera = args.camera.as_deref().map(load_camera).transpose()?;
     let data = tiles(&args.data, task, camera, args.n, args.size, args.seed)?;
     let run = RunConfig {
@@ -175,6 +166,11 @@ pub fn train(args: TrainArgs) -> Result<(), String> {
         batch: args.batch,
     };
     let mut session = Session::new(config, data).map_err(|e| e.to_string())?;
+    let choice = DeviceChoice::parse(&args.backend).map_err(|e| e.to_string())?;
+    if let Some(gpu) = pollster::block_on(choice.resolve()).map_err(|e| e.to_string())? {
+        pollster::block_on(session.use_gpu(gpu)).map_err(|e| e.to_string())?;
+    }
+    eprintln!("training on {}", session.device_label());
     std::fs::create_dir_all(&args.out)
         .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
 
@@ -183,7 +179,7 @@ pub fn train(args: TrainArgs) -> Result<(), String> {
             .expect("valid template"),
     );
     let mut all = Vec::new();
-    while let Some(report) = session.step().map_err(|e| e.to_string())? {
+    while let Some(report) = pollster::block_on(session.step()).map_err(|e| e.to_string())? {
         bar.set_position(report.global_step as u64);
         bar.set_message(format!(
             "{}: loss {:.3} {} {:.3} ({:.0} tiles/s)",
@@ -252,7 +248,7 @@ pub fn evaluate(args: EvaluateArgs) -> Result<(), String> {
         String::from_utf8(read_file(&args.run.join("config.json"))?).map_err(|e| e.to_string())?;
     let run: RunConfig = serde_json::from_str(&text)
         .map_err(|e| format!("{}: {e}", args.run.join("config.json").display()))?;
-    let task = task_of(&run.task);
+    let task = Task::parse(&run.task).map_err(|e| e.to_string())?;
     let model = ModelKind::parse(&run.model).map_err(|e| e.to_string())?;
     let view: View = run
         .view
@@ -279,9 +275,8 @@ pub fn evaluate(args: EvaluateArgs) -> Result<(), String> {
     session
         .load_model(&read_file(&args.run.join("model.safetensors"))?)
         .map_err(|e| format!("{}: {e}", args.run.join("model.safetensors").display()))?;
-    let table = session
-        .view_table(&args.intensities)
-        .map_err(|e| e.to_string())?;
+    let table =
+        pollster::block_on(session.view_table(&args.intensities)).map_err(|e| e.to_string())?;
     let views: Vec<String> = View::paper_views().iter().map(View::to_string).collect();
     let mut out = format!("intensity,{}\n", views.join(","));
     for &intensity in &args.intensities {

@@ -19,7 +19,7 @@ use super::http::CancelToken;
 use crate::{Error, Result};
 
 /// Largest entry read into memory; tiles and label files are far smaller.
-pub const MAX_ENTRY_BYTES: u64 = 64 << 20;
+pub const MAX_ENTRY_BYTES: u64 = crate::limits::ENTRY_BYTES.max;
 
 /// What reading an archive produces, in order.
 #[derive(Debug)]
@@ -197,11 +197,21 @@ where
             None => reading.skip().await.map_err(|e| zip_error(name, e))?,
             Some(kind) => {
                 let mut bytes = Vec::with_capacity(size as usize);
-                reading
-                    .reader_mut()
+                // the header's size may lie (a zip bomb): read one byte past the limit at most,
+                // and inflate the rest of an oversized entry into nothing
+                let reader = reading.reader_mut();
+                (&mut *reader)
+                    .take(MAX_ENTRY_BYTES + 1)
                     .read_to_end(&mut bytes)
                     .await
                     .map_err(|e| zip_error(name, e.into()))?;
+                let oversized = bytes.len() as u64 > MAX_ENTRY_BYTES;
+                if oversized {
+                    bytes = Vec::new();
+                    futures_util::io::copy(&mut *reader, &mut futures_util::io::sink())
+                        .await
+                        .map_err(|e| zip_error(name, e.into()))?;
+                }
                 let actual = reading.reader_mut().compute_hash();
                 tail.borrow_mut().bytes.clear();
                 let next = reading.done().await.map_err(|e| zip_error(name, e))?;
@@ -211,7 +221,13 @@ where
                 } else {
                     header_crc
                 };
-                if actual == expected && bytes.len() as u64 <= MAX_ENTRY_BYTES {
+                if oversized {
+                    outcome.corrupt += 1;
+                    sink(ArchiveEvent::Warning(format!(
+                        "{name}: {path} inflates past {MAX_ENTRY_BYTES} bytes (the lab's limit \
+                         for one file) and was skipped"
+                    )))?;
+                } else if actual == expected {
                     outcome.entries += 1;
                     sink(ArchiveEvent::Entry {
                         path,

@@ -156,6 +156,9 @@ pub async fn fetch(
     cancel: &CancelToken,
     on: &mut dyn FnMut(FetchEvent) -> Result<()>,
 ) -> Result<FetchSummary> {
+    if let Some(limit) = request.limit {
+        crate::limits::FETCH_TILES.check_usize(limit)?;
+    }
     let files = client.list_files(cancel).await?;
     on(FetchEvent::Listing(files.clone()))?;
     let archives: Vec<&RemoteFile> = files

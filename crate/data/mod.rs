@@ -7,4 +7,7 @@ pub mod fetch;
 pub mod http;
 pub mod ranged;
 pub mod synthetic;
+mod task;
 pub mod zenodo;
+
+pub use task::Task;

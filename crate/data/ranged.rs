@@ -386,7 +386,8 @@ impl<S: RangeSource> RangedArchive<S> {
             let attempt = async {
                 let mut reader = self.zip.reader_without_entry(index).await?;
                 let mut bytes = Vec::with_capacity(size as usize);
-                reader.read_to_end(&mut bytes).await?;
+                // an entry inflating past its stated size (a zip bomb) stops one byte over
+                (&mut reader).take(size + 1).read_to_end(&mut bytes).await?;
                 Ok::<_, async_zip::error::ZipError>((bytes, reader.compute_hash()))
             }
             .await;

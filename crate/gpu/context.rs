@@ -1,5 +1,6 @@
 //! The GPU device: adapter discovery, error capture and asynchronous buffer readback.
 
+use std::cell::{Cell, RefCell};
 use std::sync::{Arc, Mutex};
 
 use crate::{Error, Result};
@@ -12,6 +13,28 @@ pub struct Gpu {
     /// Validation errors the device raised outside an explicit scope; reported by the next
     /// readback instead of panicking (wgpu's default handler panics natively).
     errors: Arc<Mutex<Vec<String>>>,
+    /// Command buffers submitted and readbacks mapped, for the benchmark's per-step counts.
+    submissions: Cell<u64>,
+    readbacks: Cell<u64>,
+    /// The readback staging buffer, kept for the next readback of the same size or smaller (a
+    /// training step then creates no buffer).
+    staging: RefCell<Option<wgpu::Buffer>>,
+    /// Storage bytes created, and the largest buffer, since the last [`Gpu::take_tally`].
+    tally: Cell<Tally>,
+}
+
+/// Storage buffers created over a span (see [`Gpu::take_tally`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub bytes: u64,
+    pub largest: u64,
+}
+
+/// Work handed to the device so far (see [`Gpu::traffic`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    pub submissions: u64,
+    pub readbacks: u64,
 }
 
 impl Gpu {
@@ -68,12 +91,26 @@ impl Gpu {
             queue,
             info,
             errors,
+            submissions: Cell::new(0),
+            readbacks: Cell::new(0),
+            staging: RefCell::new(None),
+            tally: Cell::new(Tally::default()),
         }))
     }
 
     /// The adapter's own description, e.g. "SwiftShader Device (Subzero)" or "llvmpipe".
     pub fn adapter_name(&self) -> &str {
         &self.info.name
+    }
+
+    /// Whether the adapter renders on the CPU (SwiftShader, lavapipe/llvmpipe, WARP): correct, but
+    /// no faster than the CPU backend, so training does not pick it by itself.
+    pub fn is_software(&self) -> bool {
+        let name = self.info.name.to_lowercase();
+        self.info.device_type == wgpu::DeviceType::Cpu
+            || ["swiftshader", "llvmpipe", "lavapipe", "warp", "software"]
+                .iter()
+                .any(|s| name.contains(s))
     }
 
     /// "WebGPU" in the browser, otherwise the native API (Vulkan, Metal, DX12).
@@ -88,6 +125,27 @@ impl Gpu {
         }
     }
 
+    /// Submits one command buffer (counted).
+    pub fn submit(&self, encoder: wgpu::CommandEncoder) {
+        self.submissions.set(self.submissions.get() + 1);
+        self.queue.submit([encoder.finish()]);
+    }
+
+    /// Submissions and readbacks since the device was made, readbacks' own copies not counted
+    /// as submissions.
+    pub fn traffic(&self) -> Traffic {
+        Traffic {
+            submissions: self.submissions.get(),
+            readbacks: self.readbacks.get(),
+        }
+    }
+
+    /// The storage buffers created since the last call (their bytes and the largest), starting
+    /// the next span: what a graph of some shape takes, for a session's memory estimate.
+    pub fn take_tally(&self) -> Tally {
+        self.tally.take()
+    }
+
     /// A storage buffer initialised with `data`.
     pub fn storage_buffer(&self, label: &str, data: &[f32]) -> wgpu::Buffer {
         let buffer = self.empty_storage_buffer(label, data.len());
@@ -98,10 +156,16 @@ impl Gpu {
 
     /// A zeroed storage buffer of `len` f32 values that can be copied from.
     pub fn empty_storage_buffer(&self, label: &str, len: usize) -> wgpu::Buffer {
+        // wgpu rejects zero-sized bindings; keep at least one element.
+        let size = (len.max(1) * 4) as u64;
+        let tally = self.tally.get();
+        self.tally.set(Tally {
+            bytes: tally.bytes + size,
+            largest: tally.largest.max(size),
+        });
         self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
-            // wgpu rejects zero-sized bindings; keep at least one element.
-            size: (len.max(1) * 4) as u64,
+            size,
             usage: wgpu::BufferUsages::STORAGE
                 | wgpu::BufferUsages::COPY_SRC
                 | wgpu::BufferUsages::COPY_DST,
@@ -135,12 +199,18 @@ impl Gpu {
         regions: &[(&wgpu::Buffer, usize, usize)],
     ) -> Result<Vec<Vec<f32>>> {
         let total: usize = regions.iter().map(|r| r.2).sum();
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size: (total.max(1) * 4) as u64,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let size = (total.max(1) * 4) as u64;
+        // taken out while mapped: a readback started meanwhile makes its own
+        let staging = match self.staging.borrow_mut().take() {
+            Some(buffer) if buffer.size() >= size => buffer,
+            _ => self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("readback"),
+                size,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
+        };
+        self.readbacks.set(self.readbacks.get() + 1);
         let mut encoder = self.device.create_command_encoder(&Default::default());
         let mut at = 0u64;
         for &(buffer, first, len) in regions {
@@ -155,7 +225,7 @@ impl Gpu {
         }
         self.queue.submit([encoder.finish()]);
         let (sender, receiver) = futures_channel::oneshot::channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |result| {
+        staging.map_async(wgpu::MapMode::Read, ..size, move |result| {
             let _ = sender.send(result);
         });
         #[cfg(not(target_arch = "wasm32"))]
@@ -169,7 +239,7 @@ impl Gpu {
         mapped.map_err(|e| Error::Gpu(format!("reading results back failed: {e}")))?;
         let values = {
             let view = staging
-                .get_mapped_range(..)
+                .get_mapped_range(..size)
                 .map_err(|e| Error::Gpu(format!("reading results back failed: {e}")))?;
             let all = bytemuck::cast_slice::<u8, f32>(&view);
             let mut start = 0;
@@ -183,6 +253,7 @@ impl Gpu {
                 .collect()
         };
         staging.unmap();
+        *self.staging.borrow_mut() = Some(staging);
         Ok(values)
     }
 

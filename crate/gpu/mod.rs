@@ -10,5 +10,5 @@ pub mod nn;
 mod program;
 
 pub use backend::ComputeBackend;
-pub use context::Gpu;
+pub use context::{Gpu, Tally, Traffic};
 pub use program::{Binding, Program};

@@ -1,40 +1,18 @@
 //! The parametrized ISP on the active backend: the WGSL kernels when a GPU is there, candle on
 //! the CPU otherwise. What the page and the CLI call; both paths return the same plain f32 data.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 
-use super::param::{forward, gradients, IspParams};
+use super::param::{forward, gradients, IspGradients, IspParams, IspRun};
+use crate::arrays::f32_values;
 use crate::gpu::isp::GpuIsp;
 use crate::gpu::ComputeBackend;
 use crate::{Error, Result};
-
-/// Outputs of one pass, each flattened in (B, C, H, W) order.
-pub struct IspRun {
-    /// (B, 3, H, W).
-    pub output: Vec<f32>,
-    /// The five tracked stages (demosaic, colour_correction, sharpening, denoising, gamma).
-    pub stages: Vec<Vec<f32>>,
-    /// Present when an upstream gradient was given.
-    pub gradients: Option<IspGradients>,
-}
-
-pub struct IspGradients {
-    /// dL/d stage for the five stages.
-    pub stages: Vec<Vec<f32>>,
-    /// dL/d raw, (B, H, W).
-    pub raw: Vec<f32>,
-    /// dL/d parameters, packed as [`IspParams::packed`].
-    pub params: Vec<f32>,
-}
 
 /// The ISP bound to a backend; GPU kernels are compiled once.
 pub struct IspEngine {
     backend: ComputeBackend,
     gpu_isp: Option<GpuIsp>,
-}
-
-fn flat(t: &Tensor) -> Result<Vec<f32>> {
-    Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
 }
 
 impl IspEngine {
@@ -75,31 +53,31 @@ impl IspEngine {
         let Some(upstream) = upstream else {
             let fwd = forward(&raw, params, batch_norm, false)?;
             return Ok(IspRun {
-                output: flat(&fwd.output)?,
-                stages: fwd.stages.iter().map(flat).collect::<Result<_>>()?,
+                output: f32_values(&fwd.output)?,
+                stages: fwd.stages.iter().map(f32_values).collect::<Result<_>>()?,
                 gradients: None,
             });
         };
         let upstream = Tensor::from_vec(upstream.to_vec(), (b, 3, h, w), &Device::Cpu)?;
         let g = gradients(&raw, params, &upstream, batch_norm)?;
         Ok(IspRun {
-            output: flat(&g.output)?,
+            output: f32_values(&g.output)?,
             stages: g
                 .stages
                 .iter()
-                .map(|(_, v, _)| flat(v))
+                .map(|(_, v, _)| f32_values(v))
                 .collect::<Result<_>>()?,
             gradients: Some(IspGradients {
                 stages: g
                     .stages
                     .iter()
-                    .map(|(_, _, d)| flat(d))
+                    .map(|(_, _, d)| f32_values(d))
                     .collect::<Result<_>>()?,
-                raw: flat(&g.raw)?,
+                raw: f32_values(&g.raw)?,
                 params: g
                     .params
                     .iter()
-                    .map(|(_, t)| flat(t))
+                    .map(|(_, t)| f32_values(t))
                     .collect::<Result<Vec<_>>>()?
                     .concat(),
             }),

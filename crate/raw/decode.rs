@@ -11,6 +11,31 @@ use super::tile::{check_bounds, check_size, RawTile, MAX_SIDE};
 use crate::{Error, Result};
 
 /// Decodes a raw tile; `name` (a file name or URL) only labels errors.
+/// A tile the lab loads from a file or an archive: [`decode_tile`], refusing sides outside
+/// [`crate::limits::TILE_SIDE`] with the file's name.
+pub fn decode_lab_tile(bytes: &[u8], name: &str) -> Result<RawTile> {
+    let tile = decode_tile(bytes, name)?;
+    let (w, h) = (tile.width(), tile.height());
+    let bound = crate::limits::TILE_SIDE;
+    if [w, h]
+        .iter()
+        .any(|&s| !(bound.min..=bound.max).contains(&(s as u64)))
+    {
+        return Err(Error::invalid(format!(
+            "{name}: a {w}x{h} tile is outside the {0}x{0} to {1}x{1} px the lab loads (the \
+             processing's filters need {0} px)",
+            bound.min, bound.max
+        )));
+    }
+    Ok(tile)
+}
+
+/// A segmentation mask (a PNG or TIFF, car where > 0) as {0, 1}, row-major.
+pub fn decode_mask(bytes: &[u8], name: &str) -> Result<Vec<u8>> {
+    let tile = decode_tile(bytes, name)?;
+    Ok(tile.data().iter().map(|&v| u8::from(v > 0.0)).collect())
+}
+
 pub fn decode_tile(bytes: &[u8], name: &str) -> Result<RawTile> {
     if bytes.starts_with(b"\x93NUMPY") {
         return decode_npy(bytes, name);

@@ -7,5 +7,5 @@ pub mod intensity;
 mod tile;
 
 pub use camera::CameraParams;
-pub use decode::{decode_samples, decode_tile, Samples};
+pub use decode::{decode_lab_tile, decode_mask, decode_samples, decode_tile, Samples};
 pub use tile::{BayerSite, RawTile};

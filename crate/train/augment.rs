@@ -30,6 +30,11 @@ impl Augment {
         }
     }
 
+    /// (flip left-right, flip up-down, quarter turns), for the GPU's augmentation op.
+    pub fn choice(&self) -> (bool, bool, u8) {
+        (self.flip_h, self.flip_v, self.quarter_turns)
+    }
+
     /// Applies to (B, C, H, W) with H == W (a quarter turn swaps H and W).
     pub fn apply(&self, x: &Tensor) -> Result<Tensor> {
         let mut y = x.clone();

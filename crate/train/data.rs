@@ -3,7 +3,8 @@
 
 use std::collections::BTreeSet;
 
-use crate::data::synthetic::{self, Task, CELL_CLASSES};
+use crate::data::synthetic::{self, CELL_CLASSES};
+use crate::data::Task;
 use crate::raw::intensity::scale_intensity;
 use crate::raw::{CameraParams, RawTile};
 use crate::{Error, Result};
@@ -31,28 +32,67 @@ pub struct TileSet {
 impl TileSet {
     /// The synthetic dataset: `n` tiles of `size` px, 3/4 for training.
     pub fn synthetic(task: Task, n: usize, size: usize, seed: u64) -> Result<Self> {
-        if n < 4 {
-            return Err(Error::invalid("a synthetic dataset needs at least 4 tiles"));
-        }
-        let items = (0..n)
+        crate::limits::SYNTHETIC_TILES.check_usize(n)?;
+        crate::limits::SYNTHETIC_SIDE.check_usize(size)?;
+        let tiles = (0..n)
             .map(|i| {
                 let s = synthetic::sample(task, seed, i, size, 100.0)?;
-                Ok(Item {
+                let class = s.label.map(|l| CELL_CLASSES[l].to_string());
+                let item = Item {
                     name: format!("synthetic_{i:05}"),
                     raw: s.raw,
-                    label: s.label,
+                    label: None,
                     mask: s.mask,
-                })
+                };
+                Ok((item, class))
             })
             .collect::<Result<Vec<_>>>()?;
+        Self::labelled(task, synthetic::camera(), tiles)
+    }
+
+    /// A set from tiles with their class names (classification) or masks (segmentation): the
+    /// classes sorted by name, each tile's label its index; tiles without what the task needs
+    /// left out; the first 3/4 for training. The one way every source (synthetic, a directory,
+    /// the page's tiles) becomes a training set.
+    pub fn labelled(
+        task: Task,
+        camera: CameraParams,
+        tiles: Vec<(Item, Option<String>)>,
+    ) -> Result<Self> {
+        let classes: Vec<String> = match task {
+            Task::Classification => tiles
+                .iter()
+                .filter_map(|(_, c)| c.clone())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+            Task::Segmentation => vec!["car".into()],
+        };
+        let items: Vec<Item> = tiles
+            .into_iter()
+            .filter_map(|(mut item, class)| match task {
+                Task::Classification => {
+                    item.label = classes.iter().position(|c| Some(c) == class.as_ref());
+                    item.label.map(|_| item)
+                }
+                Task::Segmentation => item.mask.is_some().then_some(item),
+            })
+            .collect();
+        if items.len() < 4 {
+            return Err(Error::invalid(format!(
+                "{} {} tiles; a session needs at least 4",
+                items.len(),
+                match task {
+                    Task::Classification => "labelled",
+                    Task::Segmentation => "masked",
+                }
+            )));
+        }
         Ok(Self {
             task,
-            classes: match task {
-                Task::Classification => CELL_CLASSES.iter().map(|c| c.to_string()).collect(),
-                Task::Segmentation => vec!["car".into()],
-            },
-            camera: synthetic::camera(),
-            train: n * 3 / 4,
+            classes,
+            camera,
+            train: items.len() * 3 / 4,
             items,
         })
     }
@@ -74,72 +114,73 @@ impl TileSet {
                         .any(|e| f.to_ascii_lowercase().ends_with(e))
             })
             .collect();
-        let mut items = Vec::new();
-        let mut classes = Vec::new();
+        let mut tiles = Vec::new();
         match task {
             Task::Classification => {
                 let csv = String::from_utf8(read("labels.csv")?)
                     .map_err(|_| Error::invalid("labels.csv is not UTF-8 text"))?;
-                let rows: Vec<(String, String)> = csv
-                    .lines()
-                    .skip(1)
-                    .filter_map(|l| {
-                        l.split_once(',')
-                            .map(|(f, c)| (f.trim().to_string(), c.trim().to_string()))
-                    })
-                    .collect();
-                classes = rows
-                    .iter()
-                    .map(|(_, c)| c.clone())
-                    .collect::<BTreeSet<_>>()
-                    .into_iter()
-                    .collect();
-                for (file, class) in rows {
-                    let raw = crate::raw::decode_tile(&read(&file)?, &file)?;
-                    let label = classes.iter().position(|c| *c == class);
-                    items.push(Item {
+                for (file, class) in csv.lines().skip(1).filter_map(|l| l.split_once(',')) {
+                    let file = file.trim().to_string();
+                    let raw = crate::raw::decode_lab_tile(&read(&file)?, &file)?;
+                    let item = Item {
                         name: file,
                         raw,
-                        label,
+                        label: None,
                         mask: None,
-                    });
+                    };
+                    tiles.push((item, Some(class.trim().to_string())));
                 }
             }
             Task::Segmentation => {
                 for file in tile_names {
                     let stem = crate::data::discovery::stem(file);
-                    let raw = crate::raw::decode_tile(&read(file)?, file)?;
+                    let raw = crate::raw::decode_lab_tile(&read(file)?, file)?;
                     let mask_name = format!("masks/{stem}.png");
-                    let mask_tile = crate::raw::decode_tile(&read(&mask_name)?, &mask_name)?;
-                    let mask = mask_tile
-                        .data()
-                        .iter()
-                        .map(|&v| u8::from(v > 0.0))
-                        .collect();
-                    items.push(Item {
+                    let mask = crate::raw::decode_mask(&read(&mask_name)?, &mask_name)?;
+                    let item = Item {
                         name: file.clone(),
                         raw,
                         label: None,
                         mask: Some(mask),
-                    });
+                    };
+                    tiles.push((item, None));
                 }
-                classes.push("car".into());
             }
         }
-        if items.len() < 4 {
+        Self::labelled(task, camera, tiles)
+    }
+
+    /// Checks that the tiles can train a model in batches of `batch`: at least a training and a
+    /// validation tile, all of one size within the lab's limits, the batch's pixels too.
+    pub fn check_sizes(&self, batch: usize) -> Result<()> {
+        use crate::limits::{BATCH_PIXELS, TRAIN_SIDE};
+        let Some(first) = self.items.first() else {
+            return Err(Error::invalid("the session has no tiles: load some first"));
+        };
+        if self.train == 0 || self.train >= self.items.len() {
             return Err(Error::invalid(format!(
-                "found {} tiles; a session needs at least 4",
-                items.len()
+                "{} tiles cannot be split into training and validation tiles: load at least 2",
+                self.items.len()
             )));
         }
-        let train = items.len() * 3 / 4;
-        Ok(Self {
-            task,
-            classes,
-            camera,
-            items,
-            train,
-        })
+        let (h, w) = (first.raw.height(), first.raw.width());
+        if let Some(other) = self
+            .items
+            .iter()
+            .find(|i| (i.raw.height(), i.raw.width()) != (h, w))
+        {
+            return Err(Error::invalid(format!(
+                "tiles of different sizes cannot share a batch: {} is {}x{}, {} is {w}x{h}",
+                other.name,
+                other.raw.width(),
+                other.raw.height(),
+                first.name
+            )));
+        }
+        TRAIN_SIDE.check_usize(h)?;
+        TRAIN_SIDE.check_usize(w)?;
+        BATCH_PIXELS.check(batch as u64 * h as u64 * w as u64)?;
+        Ok(())
     }
 
     /// Tile names identify a session's renders and noise seeds: a repeated name (two files of the

@@ -16,6 +16,8 @@ use crate::{Error, Result};
 /// The page's budget: wasm32 addresses 4 GiB, of which the module, its tiles, the page's other
 /// state and the allocator's free lists need a share.
 pub const WASM_BUDGET: u64 = 3 << 30;
+/// Whose budget [`WASM_BUDGET`] is, in messages.
+pub const PAGE: &str = "this page can use";
 
 /// Side of the tracing input: every model's downsampling divides it.
 const PROBE: usize = 64;
@@ -55,9 +57,16 @@ impl Estimate {
         let ((one, params), (two, _)) = (kept(1)?, kept(2)?);
         let area = (h * w) as f64 / (PROBE * PROBE) as f64;
         let per_tile = (two.saturating_sub(one) as f64 * area * 4.0 * HEADROOM) as u64;
-        // weights, their gradients and AdamW's two moments; each tile raw and rendered (f32)
-        let fixed = params * 4 * 4 + (tiles as u64 * (h * w) as u64 * 4 * 4);
+        // weights, their gradients and AdamW's two moments; each tile raw, and the renders (f32)
+        let pixels = tiles as u64 * (h * w) as u64;
+        let renders = (pixels * 3 * 4).min(super::render_cache::RENDER_BUDGET as u64);
+        let fixed = params * 4 * 4 + pixels * 4 + renders;
         Ok(Self { fixed, per_tile })
+    }
+
+    /// `fixed + per_tile * batch` bytes, measured some other way (the GPU's graph).
+    pub fn new(fixed: u64, per_tile: u64) -> Self {
+        Self { fixed, per_tile }
     }
 
     pub fn bytes(&self, batch: usize) -> u64 {
@@ -69,13 +78,15 @@ impl Estimate {
         (budget.saturating_sub(self.fixed) / self.per_tile.max(1)) as usize
     }
 
-    /// An error naming the largest batch that fits where `batch` does not.
+    /// An error naming the largest batch that fits where `batch` does not; `place` says whose
+    /// budget it is ("this page can use"), `one_buffer` that the estimate is of the largest
+    /// single buffer.
     pub fn check(
         &self,
         model: ModelKind,
         (h, w): (usize, usize),
         batch: usize,
-        budget: u64,
+        (budget, place, one_buffer): (u64, &str, bool),
     ) -> Result<()> {
         let need = self.bytes(batch);
         if need <= budget {
@@ -87,9 +98,10 @@ impl Estimate {
             n => format!("use a batch of at most {n}, or smaller tiles"),
         };
         Err(Error::invalid(format!(
-            "a {} session on {h}x{w} px tiles with batch {batch} needs about {:.1} GB, more \
-             than the {:.1} GB this page can use: {advice}",
+            "a {} session on {h}x{w} px tiles with batch {batch} needs {}about {:.2} GB, more \
+             than the {:.2} GB {place}: {advice}",
             model.name(),
+            if one_buffer { "a buffer of " } else { "" },
             gb(need),
             gb(budget)
         )))
@@ -109,10 +121,20 @@ mod tests {
         let need = large.bytes(8);
         assert!(need > 1_178_000_000 && need < 3 * 1_178_000_000, "{need}");
         assert!(large
-            .check(ModelKind::UNetSmall, (256, 256), 8, WASM_BUDGET)
+            .check(
+                ModelKind::UNetSmall,
+                (256, 256),
+                8,
+                (WASM_BUDGET, PAGE, false)
+            )
             .is_ok());
         let err = large
-            .check(ModelKind::UNetSmall, (256, 256), 64, WASM_BUDGET)
+            .check(
+                ModelKind::UNetSmall,
+                (256, 256),
+                64,
+                (WASM_BUDGET, PAGE, false),
+            )
             .unwrap_err()
             .to_string();
         let fits = large.largest_batch(WASM_BUDGET);

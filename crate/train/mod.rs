@@ -4,10 +4,16 @@
 
 mod augment;
 pub mod bench;
+pub mod collection;
 pub mod corruption;
 pub mod data;
+mod gpu;
 pub mod memory;
+pub mod options;
+mod render_cache;
 mod session;
 
 pub use data::{Item, TileSet};
+pub use gpu::DeviceChoice;
+pub use options::TrainOptions;
 pub use session::{Mode, Penalty, Session, Snapshot, StepReport, Summary, TrainConfig, GROUPS};

@@ -10,6 +10,7 @@
 //!   processing trained jointly; compare the two learning curves.
 
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
@@ -21,7 +22,12 @@ use web_time::Instant;
 use super::augment::Augment;
 use super::corruption::Corruption;
 use super::data::{Item, TileSet};
-use crate::data::synthetic::Task;
+use super::gpu::{attacked, GpuBackend, Input, Shape};
+use super::render_cache::{RenderCache, RENDER_BUDGET};
+use crate::arrays::f32_values;
+use crate::data::Task;
+use crate::gpu::nn::Distance;
+use crate::gpu::Gpu;
 use crate::isp::param::{forward, IspParams, Stage};
 use crate::isp::static_pipeline::{render_all, View};
 use crate::model::losses::{accuracy, cross_entropy, dice_loss, iou};
@@ -121,6 +127,46 @@ impl TrainConfig {
     }
 }
 
+impl TrainConfig {
+    /// Checks every setting against the lab's limits (`crate::limits`), whoever set it (the
+    /// page's URL, the CLI): the message names the setting and its limit.
+    pub fn validate(&self) -> Result<()> {
+        use crate::limits::{self, check_real};
+        limits::STEPS.check_usize(self.steps)?;
+        limits::STEPS.check_usize(self.forensic_steps)?;
+        limits::BATCH.check_usize(self.batch)?;
+        limits::SNAPSHOT_EVERY.check_usize(self.snapshot_every)?;
+        check_real("the learning rate", self.lr, limits::LEARNING_RATE)?;
+        check_real(
+            "forensics' learning rate",
+            self.forensic_lr,
+            limits::LEARNING_RATE,
+        )?;
+        check_real("the weight decay", self.weight_decay, limits::WEIGHT_DECAY)?;
+        check_real("lambda", self.lambda, limits::LAMBDA)?;
+        if self.intensities.is_empty() {
+            return Err(Error::invalid(
+                "the drift table needs at least one intensity",
+            ));
+        }
+        for &i in &self.intensities {
+            limits::INTENSITY.check(i as u64)?;
+        }
+        if let Some(severity) = self.corruption_severity {
+            Corruption::check_severity(severity)?;
+        }
+        for g in &self.groups {
+            if g != "all" && !GROUPS.contains(&g.as_str()) {
+                return Err(Error::invalid(format!(
+                    "unknown parameter group '{g}': use one of {} or all",
+                    GROUPS.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// One optimisation step, as reported to the page and the progress bar.
 #[derive(Debug, Clone, Serialize)]
 pub struct StepReport {
@@ -212,10 +258,10 @@ pub struct Session {
     isp: IspParams,
     isp_opt: Option<AdamW>,
     norm: Normalisation,
-    /// Static view renders of the training view at full intensity per tile index: every step
-    /// and every validation reuses them (the drift table's other views and levels are rendered
-    /// once each and not kept: at 256 px they would hold 66 MB per validation tile).
-    rendered: BTreeMap<usize, Tensor>,
+    /// Static view renders of the training view at full intensity per tile index, within a
+    /// budget (the drift table's other views and levels are rendered once each and not kept: at
+    /// 256 px they would hold 66 MB per validation tile).
+    rendered: RenderCache,
     phases: Vec<Phase>,
     phase: usize,
     phase_step: usize,
@@ -224,6 +270,8 @@ pub struct Session {
     pub summary: Summary,
     /// Forensics: the adversarial processing of the first validation tile per group.
     pub adversarial: Vec<(String, Tensor)>,
+    /// Where the steps run when not on the CPU (see [`Session::use_gpu`]).
+    gpu: Option<GpuBackend>,
 }
 
 fn phase_len(config: &TrainConfig, phase: &Phase) -> usize {
@@ -237,33 +285,14 @@ fn phase_len(config: &TrainConfig, phase: &Phase) -> usize {
 impl Session {
     pub fn new(config: TrainConfig, mut data: TileSet) -> Result<Self> {
         data.make_names_unique();
-        if config.batch == 0 || config.steps == 0 {
-            return Err(Error::invalid("steps and batch must be at least 1"));
-        }
-        if let Some(severity) = config.corruption_severity {
-            Corruption::check_severity(severity)?;
-        }
+        config.validate()?;
+        data.check_sizes(config.batch)?;
         if config.model.is_segmenter() != (data.task == Task::Segmentation) {
             return Err(Error::invalid(format!(
                 "model {} does not fit a {} task",
                 config.model.name(),
                 data.task.name()
             )));
-        }
-        for g in &config.groups {
-            if g != "all" && !GROUPS.contains(&g.as_str()) {
-                return Err(Error::invalid(format!(
-                    "unknown parameter group '{g}': use one of {} or all",
-                    GROUPS.join(", ")
-                )));
-            }
-        }
-        // the page's worker dies of a failed allocation: refuse what would not fit first
-        #[cfg(target_arch = "wasm32")]
-        if let Some(first) = data.items.first() {
-            let tile = (first.raw.height(), first.raw.width());
-            super::memory::Estimate::of(config.model, data.classes.len(), tile, data.items.len())?
-                .check(config.model, tile, config.batch, super::memory::WASM_BUDGET)?;
         }
         let device = Device::Cpu;
         let vars = VarMap::new();
@@ -335,7 +364,7 @@ impl Session {
             isp,
             isp_opt: None,
             norm,
-            rendered: BTreeMap::new(),
+            rendered: RenderCache::new(RENDER_BUDGET),
             phases,
             phase: 0,
             phase_step: 0,
@@ -343,7 +372,82 @@ impl Session {
             snapshots: Vec::new(),
             summary,
             adversarial: Vec::new(),
+            gpu: None,
         })
+    }
+
+    /// Moves the session's steps onto `gpu` (before the first step): the model, the processing,
+    /// the optimisers and the forensics objective are built there once; the session reads back
+    /// a step's loss and metric, and the weights at the end of each phase.
+    pub async fn use_gpu(&mut self, gpu: Rc<Gpu>) -> Result<()> {
+        if self.global_step > 0 || self.phase_step > 0 {
+            return Err(Error::invalid(
+                "a session chooses its device before its first step",
+            ));
+        }
+        let first = self
+            .data
+            .items
+            .first()
+            .ok_or_else(|| Error::invalid("the session has no tiles"))?;
+        let forensics = (self.config.mode == Mode::Forensics).then(|| {
+            let distance = match self.config.penalty {
+                Penalty::L2 => Distance::L2,
+                Penalty::Ssim => Distance::Ssim,
+            };
+            (distance, self.config.lambda as f32)
+        });
+        let shape = Shape {
+            model: self.config.model,
+            classes: self.data.classes.len(),
+            batch: self.config.batch,
+            height: first.raw.height(),
+            width: first.raw.width(),
+            forensics,
+        };
+        let optimiser = ParamsAdamW {
+            lr: self.config.lr,
+            weight_decay: self.config.weight_decay,
+            ..Default::default()
+        };
+        self.gpu = Some(GpuBackend::new(gpu, &shape, optimiser).await?);
+        Ok(())
+    }
+
+    /// Refuses, before the first step, a CPU session the page's worker could not hold (it would
+    /// die of the failed allocation); native memory is the machine's.
+    fn check_cpu_memory(&self) -> Result<()> {
+        #[cfg(target_arch = "wasm32")]
+        if let Some(first) = self.data.items.first() {
+            use super::memory::{Estimate, PAGE, WASM_BUDGET};
+            let tile = (first.raw.height(), first.raw.width());
+            Estimate::of(
+                self.config.model,
+                self.data.classes.len(),
+                tile,
+                self.data.items.len(),
+            )?
+            .check(
+                self.config.model,
+                tile,
+                self.config.batch,
+                (WASM_BUDGET, PAGE, false),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The device the steps run on, as the page and the CLI name it.
+    pub fn device_label(&self) -> String {
+        match &self.gpu {
+            Some(backend) => crate::gpu::ComputeBackend::Gpu(backend.gpu().clone()).label(),
+            None => crate::gpu::ComputeBackend::Cpu.label(),
+        }
+    }
+
+    /// The GPU's submissions and readbacks so far, where the session runs there.
+    pub fn gpu_traffic(&self) -> Option<crate::gpu::Traffic> {
+        self.gpu.as_ref().map(|g| g.gpu().traffic())
     }
 
     pub fn total_steps(&self) -> usize {
@@ -366,24 +470,31 @@ impl Session {
         &self.data
     }
 
-    /// Runs one optimisation step (or a whole evaluation phase); None when the session is done.
-    pub fn step(&mut self) -> Result<Option<StepReport>> {
-        let Some(phase) = self.phases.get(self.phase).cloned() else {
-            return Ok(None);
+    /// Runs one optimisation step (after a whole evaluation phase where one comes first); None
+    /// when the session is done.
+    pub async fn step(&mut self) -> Result<Option<StepReport>> {
+        let phase = loop {
+            let Some(phase) = self.phases.get(self.phase).cloned() else {
+                return Ok(None);
+            };
+            if !matches!(phase, Phase::Evaluate) {
+                break phase;
+            }
+            self.evaluate_views().await?;
+            self.phase += 1;
+            self.phase_step = 0;
         };
+        if self.global_step == 0 && self.phase_step == 0 && self.gpu.is_none() {
+            self.check_cpu_memory()?;
+        }
         if self.phase_step == 0 {
-            self.start_phase(&phase)?;
+            self.start_phase(&phase).await?;
         }
         let started = Instant::now();
         let (loss, metric) = match &phase {
-            Phase::Train { front, .. } => self.train_step(front)?,
-            Phase::Attack { group } => self.attack_step(group)?,
-            Phase::Evaluate => {
-                self.evaluate_views()?;
-                self.phase += 1;
-                self.phase_step = 0;
-                return self.step();
-            }
+            Phase::Train { front, .. } => self.train_step(front).await?,
+            Phase::Attack { .. } => self.attack_step().await?,
+            Phase::Evaluate => return Err(Error::invalid("an evaluation phase has no steps")),
         };
         self.phase_step += 1;
         self.global_step += 1;
@@ -395,7 +506,7 @@ impl Session {
             .or_default()
             .push((self.phase_step, loss, metric));
         if self.config.snapshot_every > 0 && self.global_step % self.config.snapshot_every == 0 {
-            self.snapshot(&name)?;
+            self.snapshot(&name).await?;
         }
         let step_ms = started.elapsed().as_secs_f64() * 1000.0;
         let report = StepReport {
@@ -410,7 +521,7 @@ impl Session {
             samples_per_s: self.config.batch as f64 / (step_ms / 1000.0).max(1e-9),
         };
         if self.phase_step >= steps {
-            self.finish_phase(&phase)?;
+            self.finish_phase(&phase).await?;
             self.phase += 1;
             self.phase_step = 0;
         }
@@ -425,11 +536,14 @@ impl Session {
         }
     }
 
-    fn start_phase(&mut self, phase: &Phase) -> Result<()> {
+    async fn start_phase(&mut self, phase: &Phase) -> Result<()> {
+        let mut isp_training = None;
+        let mut fresh = false;
         match phase {
             Phase::Train {
                 front, fresh_model, ..
             } => {
+                fresh = *fresh_model;
                 if *fresh_model {
                     // the same start as the previous phase: reseed and rebuild
                     self.rng = ChaCha8Rng::seed_from_u64(self.config.seed);
@@ -446,6 +560,7 @@ impl Session {
                 self.isp = self.isp_default_copy()?;
                 self.isp_opt = match front {
                     Front::Param { train: true } => {
+                        isp_training = Some((attacked("all"), adam_params(&self.config)));
                         Some(adam(&self.config, self.isp.vars().to_vec())?)
                     }
                     _ => None,
@@ -464,34 +579,59 @@ impl Session {
                     weight_decay: 0.0,
                     ..Default::default()
                 };
+                isp_training = Some((attacked(group), params.clone()));
                 self.isp_opt = Some(AdamW::new(targets, params)?);
-                let before = self.validate(&Front::Param { train: false })?;
-                self.summary
-                    .forensics
-                    .insert(group.clone(), (before, before, 0.0));
             }
             Phase::Evaluate => {}
+        }
+        if let Some(gpu) = &mut self.gpu {
+            let isp = self.isp.packed()?;
+            let default = self.isp_default.packed()?;
+            gpu.start_phase(&self.vars, fresh, &isp, &default, isp_training)?;
+        }
+        if let Phase::Attack { group } = phase {
+            let before = self.validate(&Front::Param { train: false }).await?;
+            self.summary
+                .forensics
+                .insert(group.clone(), (before, before, 0.0));
         }
         Ok(())
     }
 
-    fn finish_phase(&mut self, phase: &Phase) -> Result<()> {
+    async fn finish_phase(&mut self, phase: &Phase) -> Result<()> {
+        // the device's weights and processing back into the session's copy, once per phase
+        if let Some(gpu) = &self.gpu {
+            let packed = gpu.export(&self.vars).await?;
+            self.isp = IspParams::from_packed(&packed, DType::F32, &self.device)?;
+        }
         match phase {
             Phase::Train { front, .. } => {
-                let metric = self.validate(front)?;
+                let metric = self.validate(front).await?;
                 self.summary
                     .final_metric
                     .insert(self.phase_name(phase), metric);
             }
             Phase::Attack { group } => {
-                let after = self.validate(&Front::Param { train: false })?;
+                let after = self.validate(&Front::Param { train: false }).await?;
                 if let Some(entry) = self.summary.forensics.get_mut(group) {
                     *entry = (entry.0, after, entry.0 - after);
                 }
                 let first = self.data.val_items()[..1].to_vec();
-                let view = self
-                    .processed(&first, &Front::Param { train: false }, 100)?
-                    .0;
+                let view = match &mut self.gpu {
+                    // the whole batch of copies: batch norm's statistics are the tile's own
+                    Some(_) => {
+                        let copies = vec![first[0].clone(); self.config.batch];
+                        let raw = f32_values(&self.raw_batch(&copies, 100)?)?;
+                        let (h, w) = (first[0].raw.height(), first[0].raw.width());
+                        let gpu = self.gpu.as_mut().ok_or_else(no_gpu)?;
+                        let rgb = gpu.processed_first(&raw).await?;
+                        Tensor::from_vec(rgb, (1, 3, h, w), &self.device)?
+                    }
+                    None => {
+                        self.processed(&first, &Front::Param { train: false }, 100)?
+                            .0
+                    }
+                };
                 self.adversarial.push((group.clone(), view.detach()));
             }
             Phase::Evaluate => {}
@@ -557,9 +697,9 @@ impl Session {
         let mut planes = Vec::with_capacity(items.len());
         for item in items {
             let index = self.index_of(item);
-            let plane = match self.rendered.get(&index) {
-                Some(plane) if keep => plane.clone(),
-                _ => {
+            let plane = match keep.then(|| self.rendered.get(index)).flatten() {
+                Some(plane) => plane,
+                None => {
                     let raw = self.data.at_intensity(item, intensity as f64)?;
                     let image = render_all(&raw, &self.data.camera, &[view])?.remove(0);
                     let hwc =
@@ -615,8 +755,21 @@ impl Session {
             .collect()
     }
 
-    fn train_step(&mut self, front: &Front) -> Result<(f32, f32)> {
+    async fn train_step(&mut self, front: &Front) -> Result<(f32, f32)> {
         let items = self.batch();
+        if self.gpu.is_some() {
+            let aug = Augment::random(&mut self.rng);
+            let targets = self.targets(&items)?;
+            let targets = match self.data.task {
+                Task::Segmentation => aug.apply(&targets)?,
+                Task::Classification => targets,
+            };
+            let targets = f32_values(&targets)?;
+            let input = self.gpu_input(&items, front, 100, Some(aug))?;
+            let gpu = self.gpu.as_mut().ok_or_else(no_gpu)?;
+            let stats = gpu.train(&input, &targets, aug).await?;
+            return Ok((stats.loss, stats.metric));
+        }
         let (x, targets) = self.processed(&items, front, 100)?;
         let aug = Augment::random(&mut self.rng);
         let x = aug.apply(&x)?;
@@ -634,14 +787,40 @@ impl Session {
         Ok((loss.to_scalar::<f32>()?, metric))
     }
 
-    fn attack_step(&mut self, _group: &str) -> Result<(f32, f32)> {
+    /// What the GPU backend takes for `items`: the raw batch where the device's ISP processes it,
+    /// else the static view processed here (augmented where training augments it).
+    fn gpu_input(
+        &mut self,
+        items: &[Item],
+        front: &Front,
+        intensity: u32,
+        augment: Option<Augment>,
+    ) -> Result<Input> {
+        if let Front::Param { .. } = front {
+            return Ok(Input::Raw(f32_values(&self.raw_batch(items, intensity)?)?));
+        }
+        let x = self.processed(items, front, intensity)?.0;
+        let x = match augment {
+            Some(aug) => aug.apply(&x)?,
+            None => x,
+        };
+        Ok(Input::Processed(f32_values(&x)?))
+    }
+
+    async fn attack_step(&mut self) -> Result<(f32, f32)> {
         let items = self.batch();
         let raw = self.raw_batch(&items, 100)?;
+        let targets = self.targets(&items)?;
+        if let Some(gpu) = &mut self.gpu {
+            let stats = gpu
+                .attack(&f32_values(&raw)?, &f32_values(&targets)?)
+                .await?;
+            return Ok((stats.loss, stats.metric));
+        }
         let out = forward(&raw, &self.isp, true, false)?.output;
         let reference = forward(&raw, &self.isp_default, true, false)?
             .output
             .detach();
-        let targets = self.targets(&items)?;
         let (task_loss, metric) = self.loss_metric(&out, &targets, false)?;
         let distance = match self.config.penalty {
             Penalty::L2 => out.sub(&reference)?.sqr()?.mean_all()?,
@@ -656,25 +835,49 @@ impl Session {
         Ok((task_loss.to_scalar::<f32>()?, metric))
     }
 
-    /// The model's metric on the validation tiles (eval mode, batches of the training size).
-    fn validate(&mut self, front: &Front) -> Result<f32> {
-        self.metric_on(front, 100)
+    /// The model's metric on the validation tiles (eval mode).
+    async fn validate(&mut self, front: &Front) -> Result<f32> {
+        self.metric_on(front, 100).await
     }
 
-    fn metric_on(&mut self, front: &Front, intensity: u32) -> Result<f32> {
-        let val: Vec<Item> = self.data.val_items().to_vec();
-        let (mut total, mut n) = (0.0f32, 0usize);
-        for chunk in val.chunks(self.config.batch.max(2)) {
-            let (x, targets) = self.processed(chunk, front, intensity)?;
-            let (_, metric) = self.loss_metric(&x.detach(), &targets, false)?;
-            total += metric * chunk.len() as f32;
-            n += chunk.len();
+    /// The validation tiles in full batches of the training size, the last one completed from
+    /// the start of the list (the GPU's graph has one batch size, and the processing's batch
+    /// norm makes a tile's result depend on its batch: both backends batch the same way).
+    fn val_batches(&self) -> Vec<Vec<Item>> {
+        let val = self.data.val_items();
+        let b = self.config.batch;
+        (0..val.len().div_ceil(b))
+            .map(|k| {
+                (0..b)
+                    .map(|j| val[(k * b + j) % val.len()].clone())
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The mean metric over [`Session::val_batches`].
+    async fn metric_on(&mut self, front: &Front, intensity: u32) -> Result<f32> {
+        let batches = self.val_batches();
+        let mut total = 0.0f32;
+        for chunk in &batches {
+            total += match self.gpu.is_some() {
+                true => {
+                    let targets = f32_values(&self.targets(chunk)?)?;
+                    let input = self.gpu_input(chunk, front, intensity, None)?;
+                    let gpu = self.gpu.as_mut().ok_or_else(no_gpu)?;
+                    gpu.evaluate(&input, &targets).await?.metric
+                }
+                false => {
+                    let (x, targets) = self.processed(chunk, front, intensity)?;
+                    self.loss_metric(&x.detach(), &targets, false)?.1
+                }
+            };
         }
-        Ok(total / n.max(1) as f32)
+        Ok(total / batches.len().max(1) as f32)
     }
 
     /// The model on every static view and intensity level: view -> intensity -> metric.
-    pub fn view_table(
+    pub async fn view_table(
         &mut self,
         intensities: &[u32],
     ) -> Result<BTreeMap<String, BTreeMap<u32, f32>>> {
@@ -682,7 +885,10 @@ impl Session {
         for view in View::paper_views() {
             let mut row = BTreeMap::new();
             for &intensity in intensities {
-                row.insert(intensity, self.metric_on(&Front::Static(view), intensity)?);
+                row.insert(
+                    intensity,
+                    self.metric_on(&Front::Static(view), intensity).await?,
+                );
             }
             table.insert(view.to_string(), row);
         }
@@ -690,9 +896,9 @@ impl Session {
     }
 
     /// Synthesis: the drift table and the drops relative to the training view.
-    fn evaluate_views(&mut self) -> Result<()> {
+    async fn evaluate_views(&mut self) -> Result<()> {
         let intensities = self.config.intensities.clone();
-        self.summary.views = self.view_table(&intensities)?;
+        self.summary.views = self.view_table(&intensities).await?;
         let trained = self.config.view.to_string();
         let base = self
             .summary
@@ -709,7 +915,7 @@ impl Session {
         if let Some(severity) = self.config.corruption_severity {
             for corruption in Corruption::ALL {
                 let front = Front::Corrupted(self.config.view, corruption, severity);
-                let metric = self.metric_on(&front, 100)?;
+                let metric = self.metric_on(&front, 100).await?;
                 self.summary
                     .corruptions
                     .insert(corruption.name().to_string(), (metric, base - metric));
@@ -723,22 +929,38 @@ impl Session {
         crate::model::load_weights(&self.vars, bytes)
     }
 
-    /// |dL/d stage| on the first validation tiles through the current processing and model.
-    fn snapshot(&mut self, phase: &str) -> Result<()> {
-        let fixed: Vec<Item> = self.data.val_items().iter().take(2).cloned().collect();
+    /// |dL/d stage| on the first validation tiles (a training batch's worth) through the current
+    /// processing and model.
+    async fn snapshot(&mut self, phase: &str) -> Result<()> {
+        let fixed = self.val_batches().swap_remove(0);
         let raw = self.raw_batch(&fixed, 100)?;
-        let fwd = forward(&raw, &self.isp, true, true)?;
-        let (loss, _) = self.loss_metric(&fwd.output, &self.targets(&fixed)?, false)?;
-        let grads = loss.backward()?;
-        let (_, _, h, w) = fwd.output.dims4()?;
-        let mut stages = Vec::new();
-        for (stage, tap) in Stage::ALL.iter().zip(&fwd.taps) {
-            let map = match grads.get(tap.as_tensor()) {
-                Some(g) => g.abs()?.mean(1)?.mean(0)?.flatten_all()?.to_vec1::<f32>()?,
-                None => vec![0.0; h * w],
-            };
-            stages.push((stage.name().to_string(), map));
-        }
+        let targets = self.targets(&fixed)?;
+        let (h, w) = (fixed[0].raw.height(), fixed[0].raw.width());
+        let maps = match &mut self.gpu {
+            Some(gpu) => {
+                gpu.stage_maps(&f32_values(&raw)?, &f32_values(&targets)?)
+                    .await?
+            }
+            None => {
+                let fwd = forward(&raw, &self.isp, true, true)?;
+                let (loss, _) = self.loss_metric(&fwd.output, &targets, false)?;
+                let grads = loss.backward()?;
+                fwd.taps
+                    .iter()
+                    .map(|tap| match grads.get(tap.as_tensor()) {
+                        Some(g) => {
+                            Ok(g.abs()?.mean(1)?.mean(0)?.flatten_all()?.to_vec1::<f32>()?)
+                        }
+                        None => Ok(vec![0.0; h * w]),
+                    })
+                    .collect::<Result<Vec<_>>>()?
+            }
+        };
+        let stages = Stage::ALL
+            .iter()
+            .zip(maps)
+            .map(|(stage, map)| (stage.name().to_string(), map))
+            .collect();
         self.snapshots.push(Snapshot {
             phase: phase.into(),
             step: self.global_step,
@@ -750,21 +972,26 @@ impl Session {
     }
 }
 
+fn adam_params(config: &TrainConfig) -> ParamsAdamW {
+    ParamsAdamW {
+        lr: config.lr,
+        weight_decay: config.weight_decay,
+        ..Default::default()
+    }
+}
+
 fn adam(config: &TrainConfig, vars: Vec<Var>) -> Result<AdamW> {
-    Ok(AdamW::new(
-        vars,
-        ParamsAdamW {
-            lr: config.lr,
-            weight_decay: config.weight_decay,
-            ..Default::default()
-        },
-    )?)
+    Ok(AdamW::new(vars, adam_params(config))?)
+}
+
+fn no_gpu() -> Error {
+    Error::Gpu("the session's GPU backend is gone".into())
 }
 
 /// 1 - SSIM with a 7x7 box window (differentiable; averaged over channels and positions).
 fn ssim_distance(x: &Tensor, y: &Tensor) -> Result<Tensor> {
     let (c1, c2) = (0.01f64.powi(2), 0.03f64.powi(2));
-    let pool = |t: &Tensor| -> Result<Tensor> { Ok(t.avg_pool2d_with_stride(7, 1)?) };
+    let pool = box_mean_7x7;
     let (mx, my) = (pool(x)?, pool(y)?);
     let sxx = (pool(&x.sqr()?)? - mx.sqr()?)?;
     let syy = (pool(&y.sqr()?)? - my.sqr()?)?;
@@ -772,4 +999,25 @@ fn ssim_distance(x: &Tensor, y: &Tensor) -> Result<Tensor> {
     let num = ((mx.mul(&my)? * 2.0)? + c1)?.mul(&((sxy * 2.0)? + c2)?)?;
     let den = ((mx.sqr()? + my.sqr()?)? + c1)?.mul(&((sxx + syy)? + c2)?)?;
     Ok(num.div(&den)?.mean_all()?.affine(-1.0, 1.0)?)
+}
+
+/// The mean of every 7x7 window (stride 1, no padding) of (B, C, H, W), as sums of shifted
+/// views: candle's avg_pool2d has no backward for a stride below its size.
+fn box_mean_7x7(x: &Tensor) -> Result<Tensor> {
+    const K: usize = 7;
+    let (_, _, h, w) = x.dims4()?;
+    if h < K || w < K {
+        return Err(Error::invalid(format!(
+            "SSIM's 7x7 window does not fit a {h}x{w} tile: use the l2 penalty"
+        )));
+    }
+    let mut rows = x.narrow(2, 0, h - K + 1)?;
+    for dy in 1..K {
+        rows = (rows + x.narrow(2, dy, h - K + 1)?)?;
+    }
+    let mut sum = rows.narrow(3, 0, w - K + 1)?;
+    for dx in 1..K {
+        sum = (sum + rows.narrow(3, dx, w - K + 1)?)?;
+    }
+    Ok((sum / (K * K) as f64)?)
 }

@@ -52,6 +52,14 @@ pub async fn put(key: &str, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Stores (key, bytes) pairs in order (a dataset's index last: see `CacheKeys`).
+pub async fn put_all(writes: &[(String, Vec<u8>)]) -> Result<()> {
+    for (key, bytes) in writes {
+        put(key, bytes).await?;
+    }
+    Ok(())
+}
+
 pub async fn get(key: &str) -> Result<Option<Vec<u8>>> {
     let found = JsFuture::from(open().await?.match_with_str(&url(key)))
         .await

@@ -20,12 +20,12 @@ pub use wasm_bindgen_rayon::init_thread_pool;
 
 use crate::data::synthetic;
 use crate::gpu::ComputeBackend;
-use crate::isp::engine::{IspEngine, IspRun};
-use crate::isp::param::{shape_of, IspParams, Stage, NAMES};
+use crate::isp::engine::IspEngine;
+use crate::isp::param::{shape_of, IspParams, IspRun, Stage, NAMES};
 use crate::isp::static_pipeline::{self, Plane, View};
 use crate::raw::{BayerSite, CameraParams, RawTile};
+use crate::train::collection::{StoredTile, TileStore};
 use crate::viz;
-use tiles::{StoredTile, TileStore};
 
 /// Installed once when the module loads: a Rust panic then reaches the console with its message
 /// (and the worker reports it to the page) instead of an opaque "unreachable".
@@ -232,16 +232,35 @@ impl Lab {
         rayon::current_num_threads()
     }
 
-    /// The train-step benchmark of `lens2logit bench train-step`, here in the worker.
+    /// The train-step benchmark of `lens2logit bench train-step`, here in the worker, on the
+    /// CPU or (`gpu`) on the lab's WebGPU adapter.
     #[wasm_bindgen(js_name = benchTrainStep)]
-    pub fn bench_train_step(
+    pub async fn bench_train_step(
+        &self,
         model: &str,
         batch: usize,
         size: usize,
         steps: usize,
+        gpu: bool,
     ) -> Result<JsValue, JsError> {
         let model = crate::model::ModelKind::parse(model).map_err(js_error)?;
-        to_js(&crate::train::bench::train_step(model, batch, size, steps).map_err(js_error)?)
+        let device = match (gpu, self.gpu()) {
+            (false, _) => None,
+            (true, Some(gpu)) => Some(gpu),
+            (true, None) => return Err(JsError::new("this browser offers no WebGPU adapter")),
+        };
+        let timing = crate::train::bench::train_step(model, batch, size, steps, device)
+            .await
+            .map_err(js_error)?;
+        to_js(&timing)
+    }
+
+    /// The lab's GPU, where it runs on one.
+    pub(crate) fn gpu(&self) -> Option<std::rc::Rc<crate::gpu::Gpu>> {
+        match self.engine.backend() {
+            ComputeBackend::Gpu(gpu) => Some(gpu.clone()),
+            ComputeBackend::Cpu => None,
+        }
     }
 
     #[wasm_bindgen(getter, js_name = isGpu)]
@@ -261,7 +280,9 @@ impl Lab {
 
     /// The colour chart, as the current camera records it, becomes the only tile.
     #[wasm_bindgen(js_name = loadChart)]
-    pub fn load_chart(&self, size: usize) -> Result<(), JsError> {
+    pub fn load_chart(&self, size: f64) -> Result<(), JsError> {
+        let size = crate::train::options::whole(&crate::limits::SYNTHETIC_SIDE, size)
+            .map_err(js_error)? as usize;
         let raw = synthetic::colour_chart(size, &self.camera.borrow()).map_err(js_error)?;
         let mut store = self.tiles.borrow_mut();
         *store = TileStore::new();
@@ -284,7 +305,7 @@ impl Lab {
     /// Tile `i`'s mosaic, each sample shown in its filter's colour.
     pub fn mosaic(&self, i: usize) -> Result<RgbaImage, JsError> {
         let store = self.tiles.borrow();
-        let t = store.tile(i)?;
+        let t = store.tile(i).map_err(js_error)?;
         Ok(RgbaImage::new(
             t.item.raw.width(),
             t.item.raw.height(),
@@ -297,7 +318,7 @@ impl Lab {
         let view: View = view.parse().map_err(js_error)?;
         let raw = {
             let store = self.tiles.borrow();
-            store.tile(i)?.item.raw.clone()
+            store.tile(i).map_err(js_error)?.item.raw.clone()
         };
         let image = static_pipeline::render(&raw, &self.camera.borrow(), view).map_err(js_error)?;
         Ok((&image).into())

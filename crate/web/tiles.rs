@@ -1,180 +1,21 @@
 //! The tiles the page works on and where they come from: the synthetic default, Zenodo streamed
 //! (with the cache), and the user's own files.
 
-use std::collections::HashMap;
-
 use futures_util::StreamExt;
-use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use super::images::{LabelledImage, RgbaImage};
 use super::{cache, js_error, to_js, Lab};
 use crate::data::archive::{read_archive, ArchiveEvent};
 use crate::data::discovery::{classify_loose, stem, DatasetKind, Entry};
-use crate::data::fetch::{fetch, FetchEvent, FetchRequest};
+use crate::data::fetch::{fetch, FetchRequest};
 use crate::data::http::CancelToken;
-use crate::data::synthetic::{self, Task};
+use crate::data::synthetic;
 use crate::data::zenodo::ZenodoClient;
-use crate::raw::{decode_samples, decode_tile, CameraParams, Samples};
-use crate::train::{Item, TileSet};
-
-/// A tile with where it came from.
-pub struct StoredTile {
-    pub item: Item,
-    pub class: Option<String>,
-    /// The archive it came from (to discard it if the archive fails its checksum).
-    pub archive: Option<String>,
-    /// The file as it was (for the cache).
-    pub bytes: Option<Vec<u8>>,
-}
-
-impl StoredTile {
-    /// A tile with no label, mask or archive (the chart, a dropped file).
-    pub fn unlabelled(name: String, raw: crate::raw::RawTile) -> Self {
-        Self {
-            item: Item {
-                name,
-                raw,
-                label: None,
-                mask: None,
-            },
-            class: None,
-            archive: None,
-            bytes: None,
-        }
-    }
-}
-
-/// The page's current dataset.
-pub struct TileStore {
-    pub task: Task,
-    pub source: String,
-    pub tiles: Vec<StoredTile>,
-    pub current: usize,
-    /// The paper's own processed views (when the source has them), by tile stem.
-    pub paper_views: HashMap<String, Vec<PaperViewFile>>,
-}
-
-/// One of the paper's processed views of a tile, as the archive holds it.
-pub struct PaperViewFile {
-    pub view: String,
-    pub bytes: Vec<u8>,
-    pub archive: String,
-}
-
-/// Memory the paper's processed views may take (a full dataset's are gigabytes).
-const PAPER_VIEW_BYTES: usize = 64 << 20;
-
-impl TileStore {
-    pub fn new() -> Self {
-        Self {
-            task: Task::Classification,
-            source: "none".into(),
-            tiles: Vec::new(),
-            current: 0,
-            paper_views: HashMap::new(),
-        }
-    }
-
-    /// Tile `i`, or an error for the page.
-    pub fn tile(&self, i: usize) -> Result<&StoredTile, JsError> {
-        self.tiles
-            .get(i)
-            .ok_or_else(|| JsError::new("no such tile"))
-    }
-
-    /// Keeps a processed view of the paper's unless their memory is spent; false when dropped.
-    fn add_paper_view(&mut self, stem: String, file: PaperViewFile) -> bool {
-        let used: usize = self
-            .paper_views
-            .values()
-            .flatten()
-            .map(|v| v.bytes.len())
-            .sum();
-        if used + file.bytes.len() > PAPER_VIEW_BYTES {
-            return false;
-        }
-        self.paper_views.entry(stem).or_default().push(file);
-        true
-    }
-
-    /// The paper's processed views of tile `i` that decode, by view name.
-    pub fn paper_views_of(&self, i: usize) -> Vec<(String, Samples)> {
-        let Some(tile) = self.tiles.get(i) else {
-            return Vec::new();
-        };
-        let mut views: Vec<(String, Samples)> = self
-            .paper_views
-            .get(stem(&tile.item.name))
-            .into_iter()
-            .flatten()
-            // a file no decoder reads is left out rather than failing the tile
-            .filter_map(|v| Some((v.view.clone(), decode_samples(&v.bytes, &v.view).ok()?)))
-            .collect();
-        views.sort_by(|a, b| a.0.cmp(&b.0));
-        views
-    }
-
-    /// An empty store for one of the paper's datasets.
-    fn for_dataset(dataset: DatasetKind, source: String) -> Self {
-        let task = if dataset == DatasetKind::Drone {
-            Task::Segmentation
-        } else {
-            Task::Classification
-        };
-        Self {
-            task,
-            source,
-            ..Self::new()
-        }
-    }
-
-    /// Class names in a stable order and each tile's index into them.
-    pub fn classes(&self) -> Vec<String> {
-        let mut c: Vec<String> = self.tiles.iter().filter_map(|t| t.class.clone()).collect();
-        c.sort();
-        c.dedup();
-        c
-    }
-
-    /// The tiles as a training set (classification needs labels, segmentation masks).
-    pub fn tile_set(&self, camera: &CameraParams) -> crate::Result<TileSet> {
-        let classes = match self.task {
-            Task::Classification => self.classes(),
-            Task::Segmentation => vec!["car".into()],
-        };
-        let items: Vec<Item> = self
-            .tiles
-            .iter()
-            .filter(|t| match self.task {
-                Task::Classification => t.class.is_some(),
-                Task::Segmentation => t.item.mask.is_some(),
-            })
-            .map(|t| {
-                let mut item = t.item.clone();
-                item.label = t
-                    .class
-                    .as_ref()
-                    .and_then(|c| classes.iter().position(|k| k == c));
-                item
-            })
-            .collect();
-        if items.len() < 4 {
-            return Err(crate::Error::invalid(format!(
-                "{} labelled tiles loaded; training needs at least 4",
-                items.len()
-            )));
-        }
-        let train = items.len() * 3 / 4;
-        Ok(TileSet {
-            task: self.task,
-            classes,
-            camera: camera.clone(),
-            items,
-            train,
-        })
-    }
-}
+use crate::data::Task;
+use crate::raw::{decode_lab_tile, CameraParams};
+use crate::train::collection::{CacheIndex, CacheKeys, Notice, StoredTile, Streaming, TileStore};
+use crate::train::TileSet;
 
 /// Cancels a download started from the page.
 #[wasm_bindgen]
@@ -205,48 +46,12 @@ struct ZenodoSource {
     limit: Option<usize>,
 }
 
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "camelCase")]
-enum PageEvent<'a> {
-    Tile {
-        index: usize,
-        name: &'a str,
-        class: Option<&'a str>,
-    },
-    Progress {
-        key: &'a str,
-        read: u64,
-        total: Option<u64>,
-    },
-    Archive {
-        key: &'a str,
-        size: u64,
-        /// Read by byte ranges (only the entries needed) rather than streamed whole.
-        ranged: bool,
-    },
-    Warning {
-        message: &'a str,
-    },
-    Discard {
-        key: &'a str,
-        reason: &'a str,
-        remaining: usize,
-    },
-    Labels {
-        count: usize,
-    },
-}
-
-fn emit(callback: &js_sys::Function, event: &PageEvent) -> crate::Result<()> {
+fn emit(callback: &js_sys::Function, event: &Notice) -> crate::Result<()> {
     let value = super::to_js(event).map_err(|e| crate::Error::invalid(format!("{e:?}")))?;
     callback
         .call1(&JsValue::NULL, &value)
         .map_err(|_| crate::Error::invalid("the page's event handler failed"))?;
     Ok(())
-}
-
-fn cache_prefix(record: &str, dataset: DatasetKind, intensity: u32) -> String {
-    format!("{record}/{}/{intensity}/", dataset.name())
 }
 
 #[wasm_bindgen]
@@ -271,15 +76,17 @@ impl Lab {
     pub fn load_synthetic(
         &self,
         task: &str,
-        n: usize,
-        seed: u32,
-        size: usize,
+        n: f64,
+        seed: f64,
+        size: f64,
     ) -> Result<usize, JsError> {
-        let task = match task {
-            "segmentation" => Task::Segmentation,
-            _ => Task::Classification,
-        };
-        let set = TileSet::synthetic(task, n, size, seed as u64).map_err(js_error)?;
+        use crate::limits::{SYNTHETIC_SIDE, SYNTHETIC_TILES};
+        use crate::train::options::{whole, SEED};
+        let task = Task::parse(task).map_err(js_error)?;
+        let n = whole(&SYNTHETIC_TILES, n).map_err(js_error)? as usize;
+        let size = whole(&SYNTHETIC_SIDE, size).map_err(js_error)? as usize;
+        let seed = whole(&SEED, seed).map_err(js_error)?;
+        let set = TileSet::synthetic(task, n, size, seed).map_err(js_error)?;
         *self.camera.borrow_mut() = synthetic::camera();
         let mut store = self.tiles.borrow_mut();
         *store = TileStore::new();
@@ -331,181 +138,29 @@ impl Lab {
             limit,
             random_access: true,
         };
-        let mut archive = String::new();
-        let mut labels: HashMap<String, String> = HashMap::new();
-        let mut masks: HashMap<String, Vec<u8>> = HashMap::new();
-        let mut verified: Vec<String> = Vec::new();
-        let mut paper_views_full = false;
+        let mut streaming = Streaming::default();
         let result = fetch(&client, &request, &control.token, &mut |event| {
-            let mut store = self.tiles.borrow_mut();
-            match event {
-                FetchEvent::Archive {
-                    key,
-                    size,
-                    random_access,
-                } => {
-                    archive = key.clone();
-                    emit(
-                        &on_event,
-                        &PageEvent::Archive {
-                            key: &key,
-                            size,
-                            ranged: random_access,
-                        },
-                    )
-                }
-                FetchEvent::Progress { key, read, total } => emit(
-                    &on_event,
-                    &PageEvent::Progress {
-                        key: &key,
-                        read,
-                        total,
-                    },
-                ),
-                FetchEvent::Tile {
-                    file,
-                    stem,
-                    bytes,
-                    label,
-                } => {
-                    let raw = decode_tile(&bytes, &file)?;
-                    let mask = masks.get(&stem).and_then(|png| mask_from_png(png));
-                    let class = label.or_else(|| labels.get(&file).cloned());
-                    store.tiles.push(StoredTile {
-                        item: Item {
-                            name: file.clone(),
-                            raw,
-                            label: None,
-                            mask,
-                        },
-                        class,
-                        archive: Some(archive.clone()),
-                        bytes: Some(bytes),
-                    });
-                    let t = store.tiles.last().expect("just pushed");
-                    emit(
-                        &on_event,
-                        &PageEvent::Tile {
-                            index: store.tiles.len() - 1,
-                            name: &file,
-                            class: t.class.as_deref(),
-                        },
-                    )
-                }
-                FetchEvent::Labels(found) => {
-                    labels = found;
-                    for t in &mut store.tiles {
-                        t.class = labels.get(&t.item.name).cloned();
-                    }
-                    emit(
-                        &on_event,
-                        &PageEvent::Labels {
-                            count: labels.len(),
-                        },
-                    )
-                }
-                FetchEvent::Mask { stem, bytes } => {
-                    for t in store
-                        .tiles
-                        .iter_mut()
-                        .filter(|t| t.item.name.starts_with(&format!("{stem}.")))
-                    {
-                        t.item.mask = mask_from_png(&bytes);
-                    }
-                    masks.insert(stem, bytes);
-                    Ok(())
-                }
-                FetchEvent::Discard { key, reason } => {
-                    store
-                        .tiles
-                        .retain(|t| t.archive.as_deref() != Some(key.as_str()));
-                    for views in store.paper_views.values_mut() {
-                        views.retain(|v| v.archive != key);
-                    }
-                    emit(
-                        &on_event,
-                        &PageEvent::Discard {
-                            key: &key,
-                            reason: &reason,
-                            remaining: store.tiles.len(),
-                        },
-                    )
-                }
-                FetchEvent::Verified { key } => {
-                    verified.push(key);
-                    Ok(())
-                }
-                FetchEvent::Warning(message) => {
-                    emit(&on_event, &PageEvent::Warning { message: &message })
-                }
-                FetchEvent::ProcessedView { view, stem, bytes } => {
-                    let file = PaperViewFile {
-                        view,
-                        bytes,
-                        archive: archive.clone(),
-                    };
-                    if store.add_paper_view(stem, file) || paper_views_full {
-                        return Ok(());
-                    }
-                    paper_views_full = true;
-                    emit(
-                        &on_event,
-                        &PageEvent::Warning {
-                            message: &format!(
-                                "the paper's processed views passed {} MB: the rest are not kept",
-                                PAPER_VIEW_BYTES >> 20
-                            ),
-                        },
-                    )
-                }
-                FetchEvent::Listing(_) => Ok(()),
-            }
+            let notice = streaming.apply(&mut self.tiles.borrow_mut(), event)?;
+            notice.map_or(Ok(()), |n| emit(&on_event, &n))
         })
         .await;
-        result.map_err(js_error)?;
+        if let Err(e) = result {
+            self.tiles.borrow_mut().drop_originals();
+            return Err(js_error(e));
+        }
         // only verified archives' tiles go to the cache, with the metadata to rebuild them
-        let prefix = cache_prefix(&record, dataset, intensity);
-        let store_result = self.cache_tiles(&prefix, &verified, &masks, &labels).await;
-        if let Err(e) = store_result {
-            emit(
-                &on_event,
-                &PageEvent::Warning {
-                    message: &e.to_string(),
-                },
-            )
-            .map_err(js_error)?;
+        let keys = CacheKeys::new(&record, dataset, intensity);
+        let writes = streaming.cache_writes(&mut self.tiles.borrow_mut(), &keys);
+        self.tiles.borrow_mut().drop_originals();
+        let stored = match writes {
+            Ok(writes) => cache::put_all(&writes).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = stored {
+            let message = e.to_string();
+            emit(&on_event, &Notice::Warning { message }).map_err(js_error)?;
         }
         Ok(self.tiles.borrow().tiles.len())
-    }
-
-    async fn cache_tiles(
-        &self,
-        prefix: &str,
-        verified: &[String],
-        masks: &HashMap<String, Vec<u8>>,
-        labels: &HashMap<String, String>,
-    ) -> crate::Result<()> {
-        let files: Vec<(String, Vec<u8>)> = self
-            .tiles
-            .borrow()
-            .tiles
-            .iter()
-            .filter(|t| t.archive.as_ref().is_some_and(|a| verified.contains(a)))
-            .filter_map(|t| Some((t.item.name.clone(), t.bytes.clone()?)))
-            .collect();
-        if files.is_empty() {
-            return Ok(());
-        }
-        for (name, bytes) in &files {
-            cache::put(&format!("{prefix}tile/{name}"), bytes).await?;
-            let stem = stem(name);
-            if let Some(mask) = masks.get(stem) {
-                cache::put(&format!("{prefix}mask/{stem}"), mask).await?;
-            }
-        }
-        // the index goes last: an interrupted write leaves no index, so nothing half-written loads
-        let index = serde_json::json!({ "files": files.iter().map(|(n, _)| n).collect::<Vec<_>>(), "labels": labels });
-        cache::put(&format!("{prefix}index.json"), index.to_string().as_bytes()).await
     }
 
     /// Loads a dataset from the cache; 0 when it holds none.
@@ -518,48 +173,24 @@ impl Lab {
     ) -> Result<usize, JsError> {
         let dataset = DatasetKind::parse(&dataset)
             .ok_or_else(|| JsError::new("the dataset is microscopy or drone"))?;
-        let prefix = cache_prefix(&record, dataset, intensity);
-        let Some(index) = cache::get(&format!("{prefix}index.json"))
-            .await
-            .map_err(js_error)?
-        else {
+        let keys = CacheKeys::new(&record, dataset, intensity);
+        let Some(index) = cache::get(&keys.index()).await.map_err(js_error)? else {
             return Ok(0);
         };
-        let index: serde_json::Value =
-            serde_json::from_slice(&index).map_err(|e| JsError::new(&e.to_string()))?;
-        let labels: HashMap<String, String> =
-            serde_json::from_value(index["labels"].clone()).unwrap_or_default();
-        let files: Vec<String> = serde_json::from_value(index["files"].clone()).unwrap_or_default();
+        let index = CacheIndex::parse(&index).map_err(js_error)?;
         let mut tiles = Vec::new();
-        for name in files {
-            let Some(bytes) = cache::get(&format!("{prefix}tile/{name}"))
-                .await
-                .map_err(js_error)?
-            else {
+        for name in &index.files {
+            let Some(bytes) = cache::get(&keys.tile(name)).await.map_err(js_error)? else {
                 continue;
             };
-            let stem = stem(&name).to_string();
-            let mask = cache::get(&format!("{prefix}mask/{stem}"))
-                .await
-                .map_err(js_error)?;
-            tiles.push(StoredTile {
-                item: Item {
-                    raw: decode_tile(&bytes, &name).map_err(js_error)?,
-                    name: name.clone(),
-                    label: None,
-                    mask: mask.as_deref().and_then(mask_from_png),
-                },
-                class: labels.get(&name).cloned(),
-                archive: None,
-                bytes: None,
-            });
+            let mask = cache::get(&keys.mask(stem(name))).await.map_err(js_error)?;
+            tiles.push((name.clone(), bytes, mask));
         }
+        let store = TileStore::from_cache(dataset, format!("cache {record}"), &index, tiles)
+            .map_err(js_error)?;
         *self.camera.borrow_mut() = CameraParams::preset(dataset.name()).map_err(js_error)?;
-        let n = tiles.len();
-        *self.tiles.borrow_mut() = TileStore {
-            tiles,
-            ..TileStore::for_dataset(dataset, format!("cache {record}"))
-        };
+        let n = store.tiles.len();
+        *self.tiles.borrow_mut() = store;
         self.reset_params()?;
         Ok(n)
     }
@@ -581,7 +212,7 @@ impl Lab {
             }
         }
         if !bytes.starts_with(b"PK") {
-            let raw = decode_tile(&bytes, &name).map_err(js_error)?;
+            let raw = decode_lab_tile(&bytes, &name).map_err(js_error)?;
             self.tiles
                 .borrow_mut()
                 .tiles
@@ -598,13 +229,16 @@ impl Lab {
             &CancelToken::default(),
             &classify_loose,
             &mut |event| {
+                if let ArchiveEvent::Warning(warning) = &event {
+                    failures.push(warning.clone());
+                }
                 if let ArchiveEvent::Entry {
                     entry: Entry::Tile { file, .. } | Entry::LooseTile { file },
                     bytes,
                     ..
                 } = event
                 {
-                    match decode_tile(&bytes, &file) {
+                    match decode_lab_tile(&bytes, &file) {
                         Ok(raw) => self
                             .tiles
                             .borrow_mut()
@@ -636,7 +270,7 @@ impl Lab {
     #[wasm_bindgen(js_name = tileInfo)]
     pub fn tile_info(&self, i: usize) -> Result<JsValue, JsError> {
         let store = self.tiles.borrow();
-        let t = store.tile(i)?;
+        let t = store.tile(i).map_err(js_error)?;
         let info = serde_json::json!({
             "name": t.item.name, "class": t.class, "hasMask": t.item.mask.is_some(),
             "width": t.item.raw.width(), "height": t.item.raw.height(),
@@ -667,7 +301,7 @@ impl Lab {
     #[wasm_bindgen(js_name = maskOverlay)]
     pub fn mask_overlay(&self, i: usize) -> Result<super::RgbaImage, JsError> {
         let store = self.tiles.borrow();
-        let t = store.tile(i)?;
+        let t = store.tile(i).map_err(js_error)?;
         let mask = t
             .item
             .mask
@@ -689,10 +323,4 @@ impl Lab {
             rgba,
         ))
     }
-}
-
-/// A mask PNG (car > 0) as {0, 1}.
-fn mask_from_png(bytes: &[u8]) -> Option<Vec<u8>> {
-    let tile = decode_tile(bytes, "mask").ok()?;
-    Some(tile.data().iter().map(|&v| u8::from(v > 0.0)).collect())
 }

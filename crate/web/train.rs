@@ -9,10 +9,9 @@ use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
 use super::{js_error, to_js, Lab, RgbaImage};
-use crate::data::synthetic::Task;
-use crate::isp::static_pipeline::View;
-use crate::model::{save_weights, ModelKind};
-use crate::train::{Mode, Penalty, Session, TileSet, TrainConfig};
+use crate::gpu::{ComputeBackend, Gpu};
+use crate::model::save_weights;
+use crate::train::{DeviceChoice, Session, TileSet, TrainOptions};
 use crate::viz;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -61,32 +60,37 @@ impl TrainControl {
     }
 }
 
-/// What the page sets up a session with (camelCase in JS).
+/// What the page sets up a session with (camelCase in JS): the session's settings and the
+/// device to train on.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Options {
-    mode: String,
-    model: Option<String>,
-    steps: usize,
-    lr: f64,
-    batch: usize,
-    seed: u64,
-    view: Option<String>,
-    lambda: Option<f64>,
-    penalty: Option<String>,
-    group: Option<String>,
-    forensic_steps: Option<usize>,
-    snapshot_every: Option<usize>,
-    intensities: Option<Vec<u32>>,
-    corruption_severity: Option<u8>,
+    #[serde(flatten)]
+    session: TrainOptions,
+    /// auto (a hardware GPU where there is one), cpu or gpu.
+    backend: Option<String>,
 }
 
-/// A session the page drives. The session sits in a RefCell borrowed only inside each step, so
-/// the page can read snapshots and results while `run` is awaiting.
+/// A session the page drives. A step takes the session out of its cell while it awaits the
+/// device, so a page call meanwhile gets a "busy" error, never a double borrow.
 #[wasm_bindgen]
 pub struct Trainer {
-    session: RefCell<Session>,
+    session: RefCell<Option<Session>>,
     sent_snapshots: Cell<usize>,
+    /// The GPU the session moves to before its first step, where it trains there.
+    gpu: RefCell<Option<Rc<Gpu>>>,
+    device: String,
+}
+
+fn busy() -> JsError {
+    JsError::new("the training session is busy with a step; try again after it")
+}
+
+impl Trainer {
+    fn with<T>(&self, f: impl FnOnce(&Session) -> Result<T, JsError>) -> Result<T, JsError> {
+        let cell = self.session.try_borrow().map_err(|_| busy())?;
+        f(cell.as_ref().ok_or_else(busy)?)
+    }
 }
 
 #[wasm_bindgen]
@@ -101,48 +105,42 @@ impl Trainer {
             .borrow()
             .tile_set(&lab.camera.borrow())
             .map_err(js_error)?;
-        let model = match o.model.as_deref() {
-            Some(m) => ModelKind::parse(m).map_err(js_error)?,
-            None if set.task == Task::Segmentation => ModelKind::UNetSmall,
-            None => ModelKind::ResNetSmall,
+        let config = o.session.config(set.task).map_err(js_error)?;
+        let choice =
+            DeviceChoice::parse(o.backend.as_deref().unwrap_or("auto")).map_err(js_error)?;
+        let gpu =
+            match (choice, lab.gpu()) {
+                (DeviceChoice::Cpu, _) => None,
+                (DeviceChoice::Gpu, None) => return Err(JsError::new(
+                    "GPU training was asked for, but the lab has no WebGPU device (this browser \
+                     offers no adapter, or the header's switch put the lab on the CPU): train on \
+                     the CPU, or switch the lab to WebGPU",
+                )),
+                (DeviceChoice::Gpu, Some(gpu)) => Some(gpu),
+                (DeviceChoice::Auto, gpu) => gpu.filter(|g| !g.is_software()),
+            };
+        let device = match &gpu {
+            Some(gpu) => ComputeBackend::Gpu(gpu.clone()).label(),
+            None => ComputeBackend::Cpu.label(),
         };
-        let mut config = TrainConfig::new(Mode::parse(&o.mode).map_err(js_error)?, model);
-        config.steps = o.steps;
-        config.lr = o.lr;
-        config.batch = o.batch;
-        config.seed = o.seed;
-        if let Some(v) = o.view {
-            config.view = v.parse::<View>().map_err(js_error)?;
-        }
-        if let Some(l) = o.lambda {
-            config.lambda = l;
-        }
-        if o.penalty.as_deref() == Some("ssim") {
-            config.penalty = Penalty::Ssim;
-        }
-        if let Some(g) = o.group.filter(|g| !g.is_empty() && g != "each") {
-            config.groups = vec![g];
-        }
-        if let Some(s) = o.forensic_steps {
-            config.forensic_steps = s;
-        }
-        if let Some(s) = o.snapshot_every {
-            config.snapshot_every = s;
-        }
-        if let Some(i) = o.intensities {
-            config.intensities = i;
-        }
-        config.corruption_severity = o.corruption_severity;
         let session = Session::new(config, set).map_err(js_error)?;
         Ok(Trainer {
-            session: RefCell::new(session),
+            session: RefCell::new(Some(session)),
             sent_snapshots: Cell::new(0),
+            gpu: RefCell::new(gpu),
+            device,
         })
     }
 
+    /// The device that trains: "WebGPU (...)" or "CPU (wasm SIMD)".
+    #[wasm_bindgen(getter)]
+    pub fn device(&self) -> String {
+        self.device.clone()
+    }
+
     #[wasm_bindgen(js_name = totalSteps)]
-    pub fn total_steps(&self) -> usize {
-        self.session.borrow().total_steps()
+    pub fn total_steps(&self) -> Result<usize, JsError> {
+        self.with(|s| Ok(s.total_steps()))
     }
 
     /// Steps until done or cancelled, calling `on_step(report)` after each; a paused session
@@ -161,7 +159,21 @@ impl Trainer {
                 }
                 State::Running => {}
             }
-            let step = self.session.borrow_mut().step();
+            let mut session = self
+                .session
+                .try_borrow_mut()
+                .map_err(|_| busy())?
+                .take()
+                .ok_or_else(busy)?;
+            let gpu = self.gpu.borrow_mut().take();
+            let step = async {
+                if let Some(gpu) = gpu {
+                    session.use_gpu(gpu).await?;
+                }
+                session.step().await
+            }
+            .await;
+            *self.session.borrow_mut() = Some(session);
             let Some(report) = step.map_err(js_error)? else {
                 return Ok(true);
             };
@@ -178,21 +190,22 @@ impl Trainer {
     /// images from `snapshotImage`.
     #[wasm_bindgen(js_name = newSnapshots)]
     pub fn new_snapshots(&self) -> Result<JsValue, JsError> {
-        let session = self.session.borrow();
-        let sent = self.sent_snapshots.get();
-        let fresh: Vec<serde_json::Value> = session.snapshots[sent..]
-            .iter()
-            .enumerate()
-            .map(|(k, s)| {
-                serde_json::json!({
-                    "index": sent + k, "phase": s.phase, "step": s.step,
-                    "stages": s.stages.iter().map(|(n, _)| n).collect::<Vec<_>>(),
-                    "maxima": s.stages.iter().map(|(_, v)| viz::robust_max(v)).collect::<Vec<_>>(),
+        self.with(|session| {
+            let sent = self.sent_snapshots.get();
+            let fresh: Vec<serde_json::Value> = session.snapshots[sent..]
+                .iter()
+                .enumerate()
+                .map(|(k, s)| {
+                    serde_json::json!({
+                        "index": sent + k, "phase": s.phase, "step": s.step,
+                        "stages": s.stages.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+                        "maxima": s.stages.iter().map(|(_, v)| viz::robust_max(v)).collect::<Vec<_>>(),
+                    })
                 })
-            })
-            .collect();
-        self.sent_snapshots.set(session.snapshots.len());
-        to_js(&fresh)
+                .collect();
+            self.sent_snapshots.set(session.snapshots.len());
+            to_js(&fresh)
+        })
     }
 
     /// |dL/d stage| of snapshot `index`, stage `stage`, as a heatmap scaled by `max`.
@@ -203,35 +216,45 @@ impl Trainer {
         stage: usize,
         max: f32,
     ) -> Result<RgbaImage, JsError> {
-        let session = self.session.borrow();
-        let s = session
-            .snapshots
-            .get(index)
-            .ok_or_else(|| JsError::new("no such snapshot"))?;
-        let (_, values) = s
-            .stages
-            .get(stage)
-            .ok_or_else(|| JsError::new("no such stage"))?;
-        Ok(viz::heatmap(values, s.width, s.height, max).into())
+        self.with(|session| {
+            let s = session
+                .snapshots
+                .get(index)
+                .ok_or_else(|| JsError::new("no such snapshot"))?;
+            let (_, values) = s
+                .stages
+                .get(stage)
+                .ok_or_else(|| JsError::new("no such stage"))?;
+            Ok(viz::heatmap(values, s.width, s.height, max).into())
+        })
     }
 
     /// The session's results: metric, curves, drift table, forensics drops.
     pub fn summary(&self) -> Result<JsValue, JsError> {
         // through serde_json: the drift table's intensity keys become strings, as JS objects need
-        let json = serde_json::to_value(&self.session.borrow().summary)
-            .map_err(|e| JsError::new(&e.to_string()))?;
+        let json = self
+            .with(|s| serde_json::to_value(&s.summary).map_err(|e| JsError::new(&e.to_string())))?;
         to_js(&json)
+    }
+
+    /// The groups forensics attacked so far, in attack order: `adversarialImage(i)` shows group
+    /// `i` (pair them by this list, not by the summary's keys, which are sorted).
+    #[wasm_bindgen(js_name = adversarialGroups)]
+    pub fn adversarial_groups(&self) -> Result<Vec<String>, JsError> {
+        self.with(|s| Ok(s.adversarial.iter().map(|(g, _)| g.clone()).collect()))
     }
 
     /// Forensics' adversarial processing of the first validation tile, group `i` (RGB after the
     /// processing's batch norm, shown with its statistics undone to mid-grey).
     #[wasm_bindgen(js_name = adversarialImage)]
     pub fn adversarial_image(&self, i: usize) -> Result<RgbaImage, JsError> {
-        let session = self.session.borrow();
-        let (_, t) = session
-            .adversarial
-            .get(i)
-            .ok_or_else(|| JsError::new("no such view"))?;
+        let t = self.with(|session| {
+            let (_, t) = session
+                .adversarial
+                .get(i)
+                .ok_or_else(|| JsError::new("no such view"))?;
+            Ok(t.clone())
+        })?;
         let t = t
             .get(0)
             .and_then(|t| t.affine(0.15, 0.5))
@@ -254,16 +277,12 @@ impl Trainer {
     /// The trained task model (safetensors, torchvision names).
     #[wasm_bindgen(js_name = saveModel)]
     pub fn save_model(&self) -> Result<Vec<u8>, JsError> {
-        save_weights(self.session.borrow().model_vars()).map_err(js_error)
+        self.with(|s| save_weights(s.model_vars()).map_err(js_error))
     }
 
     /// The session's processing parameters (safetensors, the paper's names).
     #[wasm_bindgen(js_name = saveIsp)]
     pub fn save_isp(&self) -> Result<Vec<u8>, JsError> {
-        self.session
-            .borrow()
-            .isp()
-            .to_safetensors()
-            .map_err(js_error)
+        self.with(|s| s.isp().to_safetensors().map_err(js_error))
     }
 }

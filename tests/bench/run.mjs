@@ -150,6 +150,33 @@ benches.train_step = async function trainStep() {
   }
 };
 
+// The GPU backend's train step beside the CPU backend's, natively (whatever adapter wgpu finds:
+// lavapipe here) and in the page (WebGPU: SwiftShader headless), with the device work per step.
+// Software adapters are far slower than the CPU: these figures show the GPU path end to end,
+// its submissions and readbacks; timings mean something on a hardware GPU only.
+benches.train_step_gpu = async function trainStepGpu() {
+  const models = (process.env.MODELS ?? 'resnet_small,unet_small').split(',');
+  const [batch, size, steps] = [8, Number(process.env.SIZE ?? 64), 3];
+  const cli = join(root, 'target', 'release', 'lens2logit');
+  const run = (model, backend) => JSON.parse(execFileSync(cli, ['bench', 'train-step', '--model', model, '--batch', `${batch}`,
+    '--size', `${size}`, '--steps', `${steps}`, '--backend', backend], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim());
+  const rows = [];
+  for (const model of models) rows.push(['native', run(model, 'cpu')], ['native', run(model, 'gpu')]);
+  await inLabPage(async (page) => {
+    for (const model of models) {
+      for (const gpu of [false, true]) {
+        const [, r] = await inWorker(page, [['init', { preferGpu: true }], ['benchTrainStep', { model, batch, size, steps, gpu }]]);
+        rows.push(['browser', r]);
+      }
+    }
+  });
+  console.log(`Train step on each backend, batch ${batch}, ${size} px (median of ${steps}):`);
+  for (const [where, r] of rows) {
+    const traffic = r.submissions_per_step === undefined ? '' : `, ${r.submissions_per_step} submissions and ${r.readbacks_per_step} readbacks per step`;
+    console.log(`  ${r.model.padEnd(13)} ${where.padEnd(8)} ${r.backend} on ${r.device}: ${r.ms_per_step.toFixed(0)} ms${traffic}`);
+  }
+};
+
 const wanted = process.argv.slice(2);
 for (const name of wanted.length ? wanted : Object.keys(benches)) {
   if (!benches[name]) throw new Error(`unknown benchmark '${name}': ${Object.keys(benches).join(', ')}`);

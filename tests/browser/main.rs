@@ -11,6 +11,7 @@ wasm_bindgen_test_configure!(run_in_dedicated_worker);
 mod shared;
 
 mod backend;
+mod gpu_layers;
 mod param_isp;
 mod static_views;
 mod train;

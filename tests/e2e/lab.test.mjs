@@ -60,17 +60,21 @@ test('editing a parameter re-renders the parametrized processing', async () => {
   await page.close();
 });
 
-for (const mode of ['synthesis', 'forensics', 'optimisation']) {
-  test(`a short ${mode} session trains, plots and records gradients without blocking the page`, async () => {
+// auto trains on the CPU here (SwiftShader is a software adapter); gpu on WebGPU all the same
+for (const [mode, device] of ['synthesis', 'forensics', 'optimisation'].flatMap((m) => [[m, 'auto'], [m, 'gpu']])) {
+  test(`a short ${mode} session on ${device} trains, plots and records gradients without blocking the page`, async () => {
     // synthesis also runs the post-hoc corruption baseline (restored from the URL like any setting)
     const corruption = mode === 'synthesis' ? '&corruption=2' : '';
-    const page = await openLab(browser, `${server.url}?n=24&size=32&steps=6&mode=${mode}&batch=4${corruption}`);
+    // on SwiftShader (a GPU in software) forensics attacks all groups at once, not each in turn
+    const group = mode === 'forensics' && device === 'gpu' ? '&group=all' : '';
+    const page = await openLab(browser, `${server.url}?n=24&size=32&steps=6&mode=${mode}&batch=4&device=${device}${corruption}${group}`);
     await page.evaluate(() => {
       window.longTasks = [];
       new PerformanceObserver((list) => window.longTasks.push(...list.getEntries().map((e) => e.duration))).observe({ type: 'longtask', buffered: false });
     });
     await page.click('#start');
     await page.waitForSelector(`body[data-results="${mode}"]`, { timeout: 240_000 });
+    assert.match(await page.textContent('#train-device'), device === 'gpu' ? /^training on WebGPU/ : /^training on CPU/);
     const points = await page.evaluate(() => document.querySelectorAll('#loss-chart canvas').length);
     assert.equal(points, 1, 'the loss chart is drawn');
     const phases = await page.$$eval('#chart-key li', (els) => els.map((e) => e.textContent));
@@ -87,7 +91,13 @@ for (const mode of ['synthesis', 'forensics', 'optimisation']) {
       assert.deepEqual([...readFileSync(await (await chartPng).path()).subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
       await page.click('#zoom-close');
     }
-    if (mode === 'forensics') assert.ok((await page.$$('#results .strip canvas')).length >= 1, 'adversarial views');
+    if (mode === 'forensics') {
+      // each adversarial view is named by the group that made it: the attacks' order, not the
+      // summary's alphabetical one
+      const labels = await page.$$eval('#results .strip canvas', (cs) => cs.map((c) => c.getAttribute('aria-label')));
+      const attacked = group ? ['all'] : ['black_level', 'white_balance', 'colour_correction', 'gamma_correct', 'sharpening_filter', 'gaussian_blur', 'debayer'];
+      assert.deepEqual(labels, attacked.map((g) => `adversarial: ${g}`));
+    }
     const longest = Math.max(0, ...(await page.evaluate(() => window.longTasks)));
     assert.ok(longest < 200, `a main-thread task took ${longest} ms`);
     const download = page.waitForEvent('download');
@@ -95,7 +105,7 @@ for (const mode of ['synthesis', 'forensics', 'optimisation']) {
     const csv = readFileSync(await (await download).path(), 'utf8');
     assert.match(csv, /^phase,step,loss,metric\n/);
     assert.ok(csv.split('\n').length > 6);
-    await shot(page, `lab-${mode}`);
+    await shot(page, `lab-${mode}-${device}`);
     assert.deepEqual(page.errors, []);
     await page.close();
   });

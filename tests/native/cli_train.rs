@@ -80,3 +80,50 @@ fn a_severity_outside_one_to_five_is_refused_before_training() {
     assert!(stderr.contains("severity 7"), "{stderr}");
     assert!(!dir.path().join("run/metrics.csv").exists());
 }
+
+/// `--backend gpu` trains on the adapter (lavapipe here) and says so; auto keeps a software
+/// adapter off (the CPU is faster); an unknown backend is refused before anything runs.
+#[test]
+fn train_backend_gpu_trains_on_the_adapter_and_auto_prefers_the_cpu_to_a_software_one() {
+    if !crate::adapter::required() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mode = ["--mode", "optimisation"];
+    let base = [&SYNTHESIS[..5], &mode[..], &SYNTHESIS[9..]].concat();
+    let out = lens2logit(
+        &[
+            &base[..],
+            &["--steps", "2", "--backend", "gpu", "--out", "gpu"],
+        ]
+        .concat(),
+        dir.path(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("training on Vulkan"), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("gpu/summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(summary["curves"].as_object().unwrap().len(), 2);
+
+    let out = lens2logit(
+        &[&base[..], &["--steps", "1", "--out", "auto"]].concat(),
+        dir.path(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("training on CPU"), "{stderr}");
+
+    let out = lens2logit(
+        &[
+            &base[..],
+            &["--steps", "1", "--backend", "tpu", "--out", "x"],
+        ]
+        .concat(),
+        dir.path(),
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("unknown backend 'tpu': use auto, cpu or gpu"));
+}

@@ -5,13 +5,15 @@
 
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{Device, Tensor, Var};
 use candle_nn::{Optimizer, ParamsAdamW, VarMap};
 use lens2logit::gpu::models::{GraphSpec, TaskGraph};
 use lens2logit::model::losses::{accuracy, cross_entropy, dice_loss, iou};
 use lens2logit::model::{seed_weights, trainable, ModelKind, TaskModel};
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
+
+use crate::shared::compare::{relative, values};
 
 /// Loss of the first step, relative.
 const LOSS_BOUND: f32 = 1e-4;
@@ -83,31 +85,6 @@ fn cpu_loss(
         (dice_loss(&out, t).unwrap(), iou(&out, t).unwrap())
     } else {
         (cross_entropy(&out, t).unwrap(), accuracy(&out, t).unwrap())
-    }
-}
-
-fn values(t: &Tensor) -> Vec<f32> {
-    t.flatten_all()
-        .unwrap()
-        .to_dtype(DType::F32)
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap()
-}
-
-/// max |ours - reference| / max |reference|.
-fn relative(ours: &[f32], reference: &[f32]) -> f32 {
-    assert_eq!(ours.len(), reference.len(), "lengths differ");
-    let diff = ours
-        .iter()
-        .zip(reference)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f32::max);
-    let scale = reference.iter().map(|v| v.abs()).fold(0.0, f32::max);
-    if scale == 0.0 {
-        diff
-    } else {
-        diff / scale
     }
 }
 

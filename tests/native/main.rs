@@ -21,4 +21,5 @@ mod param_isp;
 mod serve;
 mod static_views;
 mod train;
+mod train_gpu;
 mod zenodo;

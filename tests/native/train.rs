@@ -1,7 +1,7 @@
 //! The training engine on the synthetic default: learning happens, forensics hurts, and the
 //! gradient through the ISP and a tiny model matches finite differences.
 
-use lens2logit::data::synthetic::Task;
+use lens2logit::data::Task;
 use lens2logit::model::ModelKind;
 use lens2logit::train::{Mode, TileSet, TrainConfig};
 
@@ -9,7 +9,7 @@ use crate::shared::train::{mean, run};
 
 #[test]
 fn classification_loss_falls_and_accuracy_beats_chance() {
-    let (first, last, accuracy) = crate::shared::train::classification_learns();
+    let (first, last, accuracy) = pollster::block_on(crate::shared::train::classification_learns());
     println!("classification: loss {first:.3} -> {last:.3}, validation accuracy {accuracy:.3}");
 }
 
@@ -20,7 +20,7 @@ fn segmentation_learns(model: ModelKind, mode: Mode, phases: usize) {
     config.lr = 3e-3;
     config.snapshot_every = 0;
     config.intensities = vec![100];
-    let session = run(config, Task::Segmentation, 32, 32);
+    let session = pollster::block_on(run(config, Task::Segmentation, 32, 32));
     assert_eq!(session.summary.curves.len(), phases);
     for (phase, curve) in &session.summary.curves {
         let (first, last) = (
@@ -59,7 +59,7 @@ fn forensics_lowers_the_metric() {
     config.groups = vec!["colour_correction".into(), "gamma_correct".into()];
     config.forensic_steps = 20;
     config.lambda = 0.01;
-    let session = run(config, Task::Classification, 64, 32);
+    let session = pollster::block_on(run(config, Task::Classification, 64, 32));
     for (group, (before, after, drop)) in &session.summary.forensics {
         println!("forensics {group}: {before:.3} -> {after:.3} (drop {drop:.3})");
     }

@@ -1,15 +1,31 @@
 //! Training on the synthetic default, the same check natively and in the browser.
 
-use lens2logit::data::synthetic::Task;
+use std::rc::Rc;
+
+use lens2logit::data::Task;
+use lens2logit::gpu::Gpu;
 use lens2logit::isp::static_pipeline::View;
 use lens2logit::model::ModelKind;
 use lens2logit::train::{Mode, Session, TileSet, TrainConfig};
 
-pub fn run(config: TrainConfig, task: Task, n: usize, size: usize) -> Session {
+/// A session on synthetic tiles run to its end, on `gpu` where given.
+pub async fn run_on(
+    config: TrainConfig,
+    task: Task,
+    (n, size): (usize, usize),
+    gpu: Option<Rc<Gpu>>,
+) -> Session {
     let data = TileSet::synthetic(task, n, size, 3).unwrap();
     let mut session = Session::new(config, data).unwrap();
-    while session.step().unwrap().is_some() {}
+    if let Some(gpu) = gpu {
+        session.use_gpu(gpu).await.unwrap();
+    }
+    while session.step().await.unwrap().is_some() {}
     session
+}
+
+pub async fn run(config: TrainConfig, task: Task, n: usize, size: usize) -> Session {
+    run_on(config, task, (n, size), None).await
 }
 
 pub fn mean(v: &[(usize, f32, f32)], what: fn(&(usize, f32, f32)) -> f32) -> f32 {
@@ -18,14 +34,14 @@ pub fn mean(v: &[(usize, f32, f32)], what: fn(&(usize, f32, f32)) -> f32) -> f32
 
 /// A small ResNet on 32 px synthetic cells: the loss falls by a third and validation accuracy
 /// ends well above chance (0.25 for four classes). Returns (first loss, last loss, accuracy).
-pub fn classification_learns() -> (f32, f32, f32) {
+pub async fn classification_learns() -> (f32, f32, f32) {
     let mut config = TrainConfig::new(Mode::Synthesis, ModelKind::ResNetSmall);
     config.steps = 60;
     config.lr = 3e-3;
     config.intensities = vec![100, 10];
     config.snapshot_every = 30;
     config.corruption_severity = Some(5);
-    let session = run(config, Task::Classification, 64, 32);
+    let session = run(config, Task::Classification, 64, 32).await;
     let curve = session.summary.curves.values().next().unwrap();
     let (first, last) = (
         mean(&curve[..8], |c| c.1),

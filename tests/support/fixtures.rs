@@ -4,7 +4,8 @@
 use std::io::{Cursor, Write};
 
 use lens2logit::arrays::{png8, tiff_gray16};
-use lens2logit::data::synthetic::{sample, Task};
+use lens2logit::data::synthetic::sample;
+use lens2logit::data::Task;
 use lens2logit::isp::static_pipeline::{render, View};
 use lens2logit::raw::CameraParams;
 use zip::write::SimpleFileOptions;

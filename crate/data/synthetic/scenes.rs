@@ -8,26 +8,11 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
+use crate::data::Task;
 use crate::isp::unprocess::unprocess;
 use crate::raw::intensity::scale_intensity;
 use crate::raw::{CameraParams, RawTile};
 use crate::Result;
-
-/// What a synthetic dataset is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Task {
-    Classification,
-    Segmentation,
-}
-
-impl Task {
-    pub fn name(self) -> &'static str {
-        match self {
-            Task::Classification => "classification",
-            Task::Segmentation => "segmentation",
-        }
-    }
-}
 
 /// The classification classes, in label order.
 pub const CELL_CLASSES: [&str; 4] = ["round", "lobed", "ring", "granular"];

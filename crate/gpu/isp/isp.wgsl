@@ -35,22 +35,20 @@ struct Reduce {
 @group(0) @binding(4) var<storage, read_write> prm: array<f32>;
 @group(0) @binding(5) var<storage, read_write> grads: array<f32>;
 @group(0) @binding(6) var<storage, read_write> partials: array<f32>;
+// Batch norm's statistics (mean, var, mean g, mean g*y_hat; 3 each).
+@group(0) @binding(7) var<storage, read_write> stats: array<f32>;
+// Per stage, |dL/d stage| averaged over the batch and channels: (5, H, W), for snapshots.
+@group(0) @binding(8) var<storage, read_write> maps: array<f32>;
 
-// Parameter layout (prm and grads): the paper's parameters, then constant matrices.
-const BL: u32 = 0u;
-const WB: u32 = 4u;
-const CC: u32 = 7u;
-const GAMMA: u32 = 16u;
-const WD: u32 = 17u;
-const WS: u32 = 98u;
-const WBLUR: u32 = 107u;
-const YUV: u32 = 132u;
-const RGB: u32 = 141u;
-// Batch statistics kept in grads after the parameter gradients.
-const S_MEAN: u32 = 132u;
-const S_VAR: u32 = 135u;
-const S_G: u32 = 138u;
-const S_GY: u32 = 141u;
+// Prepended where the program is built, from the Rust definitions: the parameter layout of prm
+// and grads (IspParams::packed: BL, WB, CC, GAMMA, WD, WS, WBLUR, the first value of each
+// parameter), and Y_FROM_RGB and RGB_FROM_Y (the luma row of RGB_TO_YUV and the luma column of
+// its inverse, crate::isp::colour).
+// Offsets in stats.
+const S_MEAN: u32 = 0u;
+const S_VAR: u32 = 3u;
+const S_G: u32 = 6u;
+const S_GY: u32 = 9u;
 
 // Forward arena slots (3-channel tensors take 3, planes 1).
 const F_RAW: u32 = 0u;
@@ -171,6 +169,11 @@ fn dot_row(base: u32, row: u32, v: vec3<f32>) -> f32 {
     return fma(m3(base, row, 2u), v.z, fma(m3(base, row, 1u), v.y, m3(base, row, 0u) * v.x));
 }
 
+// The luma of an RGB value (the same fused order as dot_row).
+fn luma(v: vec3<f32>) -> f32 {
+    return fma(Y_FROM_RGB.z, v.z, fma(Y_FROM_RGB.y, v.y, Y_FROM_RGB.x * v.x));
+}
+
 // ---------------------------------------------------------------- forward
 
 @compute @workgroup_size(256)
@@ -210,7 +213,7 @@ fn colour(@builtin(global_invocation_id) gid: vec3<u32>) {
         corrected[k] = dot_row(CC, k, balanced);
         fwd[at3(F_CORRECTED, px.b, k, px.yx)] = corrected[k];
     }
-    fwd[at1(F_Y, px.b, px.yx)] = dot_row(YUV, 0u, corrected);
+    fwd[at1(F_Y, px.b, px.yx)] = luma(corrected);
 }
 
 @compute @workgroup_size(256)
@@ -232,10 +235,10 @@ fn sharpen(@builtin(global_invocation_id) gid: vec3<u32>) {
     let dy = ys - fwd[at1(F_Y, px.b, px.yx)];
     var sharpened: vec3<f32>;
     for (var k = 0u; k < 3u; k++) {
-        sharpened[k] = fma(m3(RGB, k, 0u), dy, fwd[at3(F_CORRECTED, px.b, k, px.yx)]);
+        sharpened[k] = fma(RGB_FROM_Y[k], dy, fwd[at3(F_CORRECTED, px.b, k, px.yx)]);
         fwd[at3(F_SHARPENED, px.b, k, px.yx)] = sharpened[k];
     }
-    fwd[at1(F_Y2, px.b, px.yx)] = dot_row(YUV, 0u, sharpened);
+    fwd[at1(F_Y2, px.b, px.yx)] = luma(sharpened);
 }
 
 @compute @workgroup_size(256)
@@ -256,7 +259,7 @@ fn blur_gamma(@builtin(global_invocation_id) gid: vec3<u32>) {
     let dy = yb - fwd[at1(F_Y2, px.b, px.yx)];
     let inv_gamma = 1.0 / prm[GAMMA];
     for (var k = 0u; k < 3u; k++) {
-        let denoised = fma(m3(RGB, k, 0u), dy, fwd[at3(F_SHARPENED, px.b, k, px.yx)]);
+        let denoised = fma(RGB_FROM_Y[k], dy, fwd[at3(F_SHARPENED, px.b, k, px.yx)]);
         fwd[at3(F_DENOISED, px.b, k, px.yx)] = denoised;
         let encoded = exp(log(clamp(denoised, CLIP_MIN, CLIP_MAX)) * inv_gamma);
         fwd[at3(F_GAMMA, px.b, k, px.yx)] = encoded;
@@ -264,7 +267,7 @@ fn blur_gamma(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
 }
 
-// Batch norm with the statistics the reductions left in grads[S_MEAN..], grads[S_VAR..].
+// Batch norm with the statistics the reductions left in stats[S_MEAN..], stats[S_VAR..].
 @compute @workgroup_size(256)
 fn bn_apply(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (gid.x >= n_px()) {
@@ -273,7 +276,7 @@ fn bn_apply(@builtin(global_invocation_id) gid: vec3<u32>) {
     let px = pixel(gid.x);
     for (var c = 0u; c < 3u; c++) {
         let i = at3(F_GAMMA, px.b, c, px.yx);
-        fwd[at3(F_OUTPUT, px.b, c, px.yx)] = (fwd[i] - grads[S_MEAN + c]) / sqrt(grads[S_VAR + c] + BN_EPS);
+        fwd[at3(F_OUTPUT, px.b, c, px.yx)] = (fwd[i] - stats[S_MEAN + c]) / sqrt(stats[S_VAR + c] + BN_EPS);
     }
 }
 
@@ -291,7 +294,7 @@ fn bn_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
         var g_in = g;
         if (batch_norm) {
             let y_hat = fwd[at3(F_OUTPUT, px.b, c, px.yx)];
-            g_in = (g - grads[S_G + c] - y_hat * grads[S_GY + c]) / sqrt(grads[S_VAR + c] + BN_EPS);
+            g_in = (g - stats[S_G + c] - y_hat * stats[S_GY + c]) / sqrt(stats[S_VAR + c] + BN_EPS);
         }
         bwd[at3(B_GAMMA, px.b, c, px.yx)] = g_in;
     }
@@ -321,7 +324,7 @@ fn gamma_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
 fn to_y_gradient(slot: u32, px: Pixel) -> f32 {
     var g = 0.0;
     for (var k = 0u; k < 3u; k++) {
-        g += m3(RGB, k, 0u) * bwd[at3(slot, px.b, k, px.yx)];
+        g += RGB_FROM_Y[k] * bwd[at3(slot, px.b, k, px.yx)];
     }
     return g;
 }
@@ -396,7 +399,7 @@ fn yuv2_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     let px = pixel(gid.x);
     let g_y2 = bwd[at1(B_Y2, px.b, px.yx)];
     for (var c = 0u; c < 3u; c++) {
-        bwd[at3(B_SHARPENED, px.b, c, px.yx)] = bwd[at3(B_DENOISED, px.b, c, px.yx)] + m3(YUV, 0u, c) * g_y2;
+        bwd[at3(B_SHARPENED, px.b, c, px.yx)] = bwd[at3(B_DENOISED, px.b, c, px.yx)] + Y_FROM_RGB[c] * g_y2;
     }
 }
 
@@ -440,7 +443,7 @@ fn yuv_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     let px = pixel(gid.x);
     let g_y = bwd[at1(B_Y, px.b, px.yx)];
     for (var c = 0u; c < 3u; c++) {
-        bwd[at3(B_CORRECTED, px.b, c, px.yx)] = bwd[at3(B_SHARPENED, px.b, c, px.yx)] + m3(YUV, 0u, c) * g_y;
+        bwd[at3(B_CORRECTED, px.b, c, px.yx)] = bwd[at3(B_SHARPENED, px.b, c, px.yx)] + Y_FROM_RGB[c] * g_y;
     }
 }
 
@@ -507,7 +510,7 @@ fn contribution(kind: u32, j: u32, p: u32) -> f32 {
             return fwd[at3(F_GAMMA, px.b, j, px.yx)];
         }
         case K_BN_VAR: {
-            let d = fwd[at3(F_GAMMA, px.b, j, px.yx)] - grads[S_MEAN + j];
+            let d = fwd[at3(F_GAMMA, px.b, j, px.yx)] - stats[S_MEAN + j];
             return d * d;
         }
         case K_BN_G: {
@@ -616,5 +619,32 @@ fn finalize(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var c = 0u; c < red.chunks; c++) {
         sum += partials[j * red.chunks + c];
     }
-    grads[red.destination + j] = sum * red.scale;
+    // batch norm's statistics go to stats, parameter gradients to grads
+    if (red.kind <= K_BN_GY) {
+        stats[red.destination + j] = sum * red.scale;
+    } else {
+        grads[red.destination + j] = sum * red.scale;
+    }
+}
+
+// Tracked stages' gradients (demosaic, colour_correction, sharpening, denoising, gamma), as
+// crate::isp::param::Stage orders them.
+const TRACKED: array<u32, 5> = array<u32, 5>(B_DEMOSAIC, B_CORRECTED, B_SHARPENED, B_DENOISED, B_GAMMA);
+
+@compute @workgroup_size(256)
+fn stage_maps(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let yx = gid.x;
+    if (yx >= hw()) {
+        return;
+    }
+    let scale = 1.0 / f32(dims.batch * 3u);
+    for (var s = 0u; s < 5u; s++) {
+        var sum = 0.0;
+        for (var b = 0u; b < dims.batch; b++) {
+            for (var c = 0u; c < 3u; c++) {
+                sum += abs(bwd[at3(TRACKED[s], b, c, yx)]);
+            }
+        }
+        maps[s * hw() + yx] = sum * scale;
+    }
 }

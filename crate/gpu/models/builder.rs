@@ -78,10 +78,11 @@ impl Layer {
         }
     }
 
-    fn backward(&self, pass: &mut wgpu::ComputePass) -> Result<()> {
+    /// `train`: the mode the forward pass ran in (batch norm's gradient differs).
+    fn backward(&self, pass: &mut wgpu::ComputePass, train: bool) -> Result<()> {
         match self {
             Layer::Conv(op) => op.backward(pass),
-            Layer::Norm(op) => op.backward(pass, true),
+            Layer::Norm(op) => op.backward(pass, train),
             Layer::Relu(op) => op.backward(pass),
             Layer::Add(_) => Ok(()),
             Layer::MaxPool(op) => op.backward(pass),
@@ -100,12 +101,17 @@ pub(super) enum Step {
 }
 
 impl Step {
-    pub fn record(&self, layers: &[Layer], pass: &mut wgpu::ComputePass) -> Result<()> {
+    pub fn record(
+        &self,
+        layers: &[Layer],
+        pass: &mut wgpu::ComputePass,
+        train: bool,
+    ) -> Result<()> {
         match self {
             Step::Layer(i) => layers
                 .get(*i)
                 .ok_or_else(|| Error::Gpu("model graph: a step names no layer".into()))?
-                .backward(pass),
+                .backward(pass, train),
             Step::Sum(add) => {
                 add.record(pass);
                 Ok(())

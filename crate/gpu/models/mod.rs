@@ -148,9 +148,17 @@ impl TaskGraph {
         &self.input.x
     }
 
-    /// dL/dx of the last training step's input, where the graph was built with `input_grad`.
-    pub fn input_grad(&self) -> Option<&GpuTensor> {
-        self.input.dx.as_deref()
+    /// dL/dx of the last training step's input; an error where the graph was built without
+    /// `input_grad`.
+    pub fn input_grad(&self) -> Result<&GpuTensor> {
+        self.input.dx.as_deref().ok_or_else(|| {
+            Error::Gpu("the model graph was built without the input's gradient".into())
+        })
+    }
+
+    /// Zeroes the optimiser's moments and step count (a fresh model from the same start).
+    pub fn reset_optimiser(&mut self, encoder: &mut wgpu::CommandEncoder) {
+        self.optimiser.reset(encoder);
     }
 
     pub fn set_learning_rate(&mut self, lr: f64) {
@@ -160,6 +168,12 @@ impl TaskGraph {
     /// Queues a batch: `x` (B, 3, H, W) normalised, `targets` the class index of each row
     /// (classifiers) or a {0, 1} mask (B, 1, H, W) (segmenters).
     pub fn upload(&self, gpu: &Gpu, x: &[f32], targets: &[f32]) -> Result<()> {
+        self.input.x.write(gpu, x)?;
+        self.upload_targets(gpu, targets)
+    }
+
+    /// Queues the targets alone (the input comes from an ISP on the device).
+    pub fn upload_targets(&self, gpu: &Gpu, targets: &[f32]) -> Result<()> {
         if let Loss::CrossEntropy(_) = self.loss {
             let classes = self.spec.classes as f32;
             if let Some(bad) = targets
@@ -171,7 +185,6 @@ impl TaskGraph {
                 )));
             }
         }
-        self.input.x.write(gpu, x)?;
         self.targets.write(gpu, targets)
     }
 
@@ -180,9 +193,21 @@ impl TaskGraph {
     pub fn record_train(&mut self, gpu: &Gpu, pass: &mut wgpu::ComputePass) -> Result<()> {
         self.record_forward(pass, true);
         for step in &self.backward {
-            step.record(&self.layers, pass)?;
+            step.record(&self.layers, pass, true)?;
         }
         self.optimiser.step(gpu, pass);
+        Ok(())
+    }
+
+    /// Records the forward pass with the running statistics, the loss and the backward pass to
+    /// the input, updating nothing: dL/dx of a frozen model (forensics, gradient snapshots).
+    /// Needs a graph built with `input_grad`.
+    pub fn record_input_gradient(&self, pass: &mut wgpu::ComputePass) -> Result<()> {
+        self.input_grad()?;
+        self.record_forward(pass, false);
+        for step in &self.backward {
+            step.record(&self.layers, pass, false)?;
+        }
         Ok(())
     }
 
@@ -229,7 +254,7 @@ impl TaskGraph {
             let mut pass = encoder.begin_compute_pass(&Default::default());
             self.record_train(gpu, &mut pass)?;
         }
-        gpu.queue.submit([encoder.finish()]);
+        gpu.submit(encoder);
         self.read_stats(gpu).await
     }
 
@@ -241,7 +266,7 @@ impl TaskGraph {
             let mut pass = encoder.begin_compute_pass(&Default::default());
             self.record_eval(&mut pass);
         }
-        gpu.queue.submit([encoder.finish()]);
+        gpu.submit(encoder);
         self.read_stats(gpu).await
     }
 

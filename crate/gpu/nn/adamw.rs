@@ -45,6 +45,8 @@ pub struct AdamW {
     step: i32,
     /// Per parameter: its uniform (the counts differ) and its dispatch.
     parts: Vec<(wgpu::Buffer, u32, Dispatch)>,
+    /// The first and second moments, per parameter.
+    moments: Vec<[wgpu::Buffer; 2]>,
 }
 
 impl AdamW {
@@ -55,6 +57,7 @@ impl AdamW {
         config: ParamsAdamW,
     ) -> Result<Self> {
         let mut parts = Vec::with_capacity(vars.len());
+        let mut moments = Vec::with_capacity(vars.len());
         for (theta, grad) in vars {
             expect_shape("adamw", "a gradient", grad, theta.shape())?;
             let count = u32_of(theta.element_count(), "an optimised parameter")?;
@@ -71,12 +74,22 @@ impl AdamW {
                 flat_grid(theta.element_count()),
             );
             parts.push((uniform, count, dispatch));
+            moments.push([m, v]);
         }
         Ok(Self {
             config,
             step: 0,
             parts,
+            moments,
         })
+    }
+
+    /// Starts over: step 0 and zero moments (a fresh model from the same start).
+    pub fn reset(&mut self, encoder: &mut wgpu::CommandEncoder) {
+        self.step = 0;
+        for buffer in self.moments.iter().flatten() {
+            encoder.clear_buffer(buffer, 0, None);
+        }
     }
 
     pub fn set_learning_rate(&mut self, lr: f64) {

@@ -111,18 +111,17 @@ impl BatchNorm2d {
             &[channels * STATE_PER_CHANNEL + 2 * channels * chunks],
         )?;
         let program = &kernels.batch_norm;
-        let spare = &kernels.placeholder;
         let forward_group = program.bind(
             gpu,
             &[
                 &uniform,
                 x.buffer(),
                 y.buffer(),
-                spare,
+                &kernels.spare(gpu),
                 gamma.buffer(),
                 beta.buffer(),
-                spare,
-                spare,
+                &kernels.spare(gpu),
+                &kernels.spare(gpu),
                 state.buffer(),
             ],
         );

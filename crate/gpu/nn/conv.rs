@@ -157,7 +157,6 @@ impl Conv2d {
             _pad: [0; 2],
         };
         let uniform = gpu.uniform_buffer("conv2d", &params);
-        let spare = &kernels.placeholder;
         let program = &kernels.conv;
         let group = program.bind(
             gpu,
@@ -165,12 +164,12 @@ impl Conv2d {
                 &uniform,
                 t.x.buffer(),
                 t.weight.buffer(),
-                t.bias.map_or(spare, |b| b.buffer()),
+                t.bias.map_or(&kernels.spare(gpu), |b| b.buffer()),
                 t.y.buffer(),
-                spare,
-                spare,
-                spare,
-                spare,
+                &kernels.spare(gpu),
+                &kernels.spare(gpu),
+                &kernels.spare(gpu),
+                &kernels.spare(gpu),
             ],
         );
         let forward = vec![Dispatch::new(
@@ -204,11 +203,11 @@ impl Conv2d {
                         &uniform,
                         t.x.buffer(),
                         t.weight.buffer(),
-                        spare,
+                        &kernels.spare(gpu),
                         g.dy.buffer(),
-                        g.dx.map_or(spare, |d| d.buffer()),
+                        g.dx.map_or(&kernels.spare(gpu), |d| d.buffer()),
                         g.dweight.buffer(),
-                        g.dbias.map_or(spare, |d| d.buffer()),
+                        g.dbias.map_or(&kernels.spare(gpu), |d| d.buffer()),
                         partials.buffer(),
                     ],
                 );

@@ -79,14 +79,13 @@ impl Relu {
     ) -> Result<Self> {
         expect_shape("relu", "y", y, x.shape())?;
         let uniform = gpu.uniform_buffer("relu", &params(x)?);
-        let spare = &kernels.placeholder;
         let forward = elementwise(
             gpu,
             kernels,
             "relu",
             x,
             &uniform,
-            [x.buffer(), spare, y.buffer()],
+            [x.buffer(), &kernels.spare(gpu), y.buffer()],
         );
         let backward = match grads {
             None => None,
@@ -160,7 +159,7 @@ impl Add {
                 "accumulate",
                 a,
                 &uniform,
-                [a.buffer(), &kernels.placeholder, out.buffer()],
+                [a.buffer(), &kernels.spare(gpu), out.buffer()],
             ),
         })
     }
@@ -194,14 +193,13 @@ impl Augment {
         expect_shape(op, "y", y, x.shape())?;
         let base = params(x)?;
         let uniform = gpu.uniform_buffer("augment", &base);
-        let spare = &kernels.placeholder;
         let forward = elementwise(
             gpu,
             kernels,
             "augment",
             x,
             &uniform,
-            [x.buffer(), spare, y.buffer()],
+            [x.buffer(), &kernels.spare(gpu), y.buffer()],
         );
         let backward = match grads {
             None => None,
@@ -214,7 +212,7 @@ impl Augment {
                     "augment_backward",
                     x,
                     &uniform,
-                    [dy.buffer(), spare, dx.buffer()],
+                    [dy.buffer(), &kernels.spare(gpu), dx.buffer()],
                 ))
             }
         };

@@ -72,7 +72,7 @@ pub(super) fn product(
             a.buffer,
             b.buffer,
             c,
-            bias.unwrap_or(&kernels.placeholder),
+            bias.unwrap_or(&kernels.spare(gpu)),
         ],
     );
     let workgroups = (

@@ -77,7 +77,7 @@ impl CrossEntropy {
                 targets.buffer(),
                 grad.buffer(),
                 stats.buffer(),
-                &kernels.placeholder,
+                &kernels.spare(gpu),
             ],
         );
         Ok(Self {

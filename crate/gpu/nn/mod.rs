@@ -11,6 +11,7 @@
 pub mod adamw;
 pub mod batch_norm;
 pub mod conv;
+pub mod distance;
 pub mod elementwise;
 mod gemm;
 pub mod linear;
@@ -27,6 +28,7 @@ use crate::{Error, Result};
 pub use adamw::AdamW;
 pub use batch_norm::{BatchNorm2d, NormGrads};
 pub use conv::{Conv2d, ConvGrads, ConvTensors};
+pub use distance::{Distance, ForensicObjective};
 pub use elementwise::{Add, Augment, Relu};
 pub use linear::{Linear, LinearGrads};
 pub use loss::{CrossEntropy, DiceLoss};
@@ -45,14 +47,12 @@ pub struct Kernels {
     adamw: Rc<Program>,
     batch_norm: Rc<Program>,
     conv: Rc<Program>,
+    distance: Rc<Program>,
     elementwise: Rc<Program>,
     gemm: Rc<Program>,
     loss: Rc<Program>,
     pool: Rc<Program>,
     resample: Rc<Program>,
-    /// Bound where a kernel's layout has a slot that this op does not use (wgpu wants every
-    /// binding filled); never read or written.
-    placeholder: wgpu::Buffer,
 }
 
 impl Kernels {
@@ -61,13 +61,22 @@ impl Kernels {
             adamw: Rc::new(adamw::program(gpu).await?),
             batch_norm: Rc::new(batch_norm::program(gpu).await?),
             conv: Rc::new(conv::program(gpu).await?),
+            distance: Rc::new(distance::program(gpu).await?),
             elementwise: Rc::new(elementwise::program(gpu).await?),
             gemm: Rc::new(gemm::program(gpu).await?),
             loss: Rc::new(loss::program(gpu).await?),
             pool: Rc::new(pool::program(gpu).await?),
             resample: Rc::new(resample::program(gpu).await?),
-            placeholder: gpu.empty_storage_buffer("placeholder", 1),
         })
+    }
+}
+
+impl Kernels {
+    /// A buffer to bind where a kernel's layout has a slot this op does not use (wgpu wants every
+    /// binding filled; never read or written). A fresh one per slot: WebGPU refuses one writable
+    /// buffer bound twice in a group.
+    fn spare(&self, gpu: &Gpu) -> wgpu::Buffer {
+        gpu.empty_storage_buffer("unused binding", 1)
     }
 }
 

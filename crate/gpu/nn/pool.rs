@@ -51,14 +51,13 @@ fn build(
 ) -> Result<Passes> {
     let uniform = gpu.uniform_buffer("pooling", params);
     let program = &kernels.pool;
-    let spare = &kernels.placeholder;
     let bind = |dy: &wgpu::Buffer, dx: &wgpu::Buffer| {
         program.bind(gpu, &[&uniform, x.buffer(), y.buffer(), argmax, dy, dx])
     };
     let forward = Dispatch::new(
         program,
         entries[0],
-        &bind(spare, spare),
+        &bind(&kernels.spare(gpu), &kernels.spare(gpu)),
         flat_grid(forward_threads),
     );
     let backward = match grads {
@@ -164,7 +163,7 @@ impl GlobalAvgPool {
             gpu,
             kernels,
             &params,
-            (x, y, &kernels.placeholder),
+            (x, y, &kernels.spare(gpu)),
             grads,
             ["avg_pool", "avg_pool_backward"],
             (b * c) * super::WORKGROUP,

@@ -38,7 +38,7 @@ fn max_pool(
     let base = (o / outputs) * pl.height * pl.width;
     let oy = (o % outputs) / pl.out_w;
     let ox = o % pl.out_w;
-    var best = -3.40282347e38;
+    var best = -0x1.fffffep+127f; // -f32::MAX (Tint refuses a decimal that rounds past it)
     var best_at = NONE;
     for (var ky = 0u; ky < pl.k; ky++) {
         let iy = i32(oy * pl.stride + ky) - i32(pl.pad);

@@ -26,6 +26,20 @@ pub const NAMES: [&str; 7] = [
 /// Number of values of all parameters together.
 pub const PACKED_LEN: usize = 132;
 
+/// Where parameter `name` (or a group: "debayer" for "debayer.weight") sits in the packed vector:
+/// (first value, count), in [`NAMES`] order. The GPU kernels and optimisers use these spans.
+pub fn packed_span(name: &str) -> Option<(usize, usize)> {
+    let mut first = 0;
+    for full in NAMES {
+        let len: usize = shape_of(full).iter().product();
+        if full == name || full.split('.').next() == Some(name) {
+            return Some((first, len));
+        }
+        first += len;
+    }
+    None
+}
+
 /// The shape of each parameter, by name.
 pub fn shape_of(name: &str) -> &'static [usize] {
     match name {
@@ -216,5 +230,24 @@ impl IspParams {
 
     pub fn vars(&self) -> &[Var] {
         &self.vars
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_spans_tile_the_packed_vector_in_order() {
+        let mut next = 0;
+        for name in NAMES {
+            let (first, len) = packed_span(name).unwrap();
+            assert_eq!(first, next, "{name}");
+            assert_eq!(len, shape_of(name).iter().product::<usize>());
+            next += len;
+        }
+        assert_eq!(next, PACKED_LEN);
+        assert_eq!(packed_span("debayer"), packed_span("debayer.weight"));
+        assert_eq!(packed_span("exposure"), None);
     }
 }

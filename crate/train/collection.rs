@@ -1,0 +1,530 @@
+//! The tiles the lab works on and where they came from: what a Zenodo stream's events make of
+//! them (tiles, labels and masks paired by name, archives discarded when their checksum fails,
+//! the paper's processed views within a budget), what of them goes to the browser's cache and how
+//! a cached dataset comes back. Platform-free: the page's facade only carries the notices to the
+//! page and the bytes to and from its storage.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Item, TileSet};
+use crate::data::discovery::{stem, DatasetKind};
+use crate::data::fetch::FetchEvent;
+use crate::data::Task;
+use crate::raw::{decode_lab_tile, decode_mask, decode_samples, CameraParams, Samples};
+use crate::{Error, Result};
+
+/// A tile with where it came from.
+pub struct StoredTile {
+    pub item: Item,
+    pub class: Option<String>,
+    /// The archive it came from (to discard it if the archive fails its checksum).
+    pub archive: Option<String>,
+    /// The file as it was, until the cache has it (then dropped: the tile lives on decoded).
+    pub bytes: Option<Vec<u8>>,
+}
+
+impl StoredTile {
+    /// A tile with no label, mask or archive (the chart, a dropped file).
+    pub fn unlabelled(name: String, raw: crate::raw::RawTile) -> Self {
+        Self {
+            item: Item {
+                name,
+                raw,
+                label: None,
+                mask: None,
+            },
+            class: None,
+            archive: None,
+            bytes: None,
+        }
+    }
+}
+
+/// One of the paper's processed views of a tile, as the archive holds it.
+pub struct PaperViewFile {
+    pub view: String,
+    pub bytes: Vec<u8>,
+    pub archive: String,
+}
+
+/// Memory the paper's processed views may take (a full dataset's are gigabytes).
+pub const PAPER_VIEW_BYTES: usize = 64 << 20;
+
+/// The lab's current dataset.
+pub struct TileStore {
+    pub task: Task,
+    pub source: String,
+    pub tiles: Vec<StoredTile>,
+    pub current: usize,
+    /// The paper's own processed views (when the source has them), by tile stem.
+    pub paper_views: HashMap<String, Vec<PaperViewFile>>,
+}
+
+impl Default for TileStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TileStore {
+    pub fn new() -> Self {
+        Self {
+            task: Task::Classification,
+            source: "none".into(),
+            tiles: Vec::new(),
+            current: 0,
+            paper_views: HashMap::new(),
+        }
+    }
+
+    /// An empty store for one of the paper's datasets.
+    pub fn for_dataset(dataset: DatasetKind, source: String) -> Self {
+        let task = match dataset {
+            DatasetKind::Drone => Task::Segmentation,
+            _ => Task::Classification,
+        };
+        Self {
+            task,
+            source,
+            ..Self::new()
+        }
+    }
+
+    /// Tile `i`, or an error naming it.
+    pub fn tile(&self, i: usize) -> Result<&StoredTile> {
+        self.tiles.get(i).ok_or_else(|| {
+            Error::invalid(format!(
+                "no tile {i}: {} tiles are loaded",
+                self.tiles.len()
+            ))
+        })
+    }
+
+    /// Keeps a processed view of the paper's unless their memory is spent; false when dropped.
+    fn add_paper_view(&mut self, stem: String, file: PaperViewFile) -> bool {
+        let used: usize = self
+            .paper_views
+            .values()
+            .flatten()
+            .map(|v| v.bytes.len())
+            .sum();
+        if used + file.bytes.len() > PAPER_VIEW_BYTES {
+            return false;
+        }
+        self.paper_views.entry(stem).or_default().push(file);
+        true
+    }
+
+    /// The paper's processed views of tile `i` that decode, by view name.
+    pub fn paper_views_of(&self, i: usize) -> Vec<(String, Samples)> {
+        let Some(tile) = self.tiles.get(i) else {
+            return Vec::new();
+        };
+        let mut views: Vec<(String, Samples)> = self
+            .paper_views
+            .get(stem(&tile.item.name))
+            .into_iter()
+            .flatten()
+            // a file no decoder reads is left out rather than failing the tile
+            .filter_map(|v| Some((v.view.clone(), decode_samples(&v.bytes, &v.view).ok()?)))
+            .collect();
+        views.sort_by(|a, b| a.0.cmp(&b.0));
+        views
+    }
+
+    /// The tiles as a training set (classification needs labels, segmentation masks).
+    pub fn tile_set(&self, camera: &CameraParams) -> Result<TileSet> {
+        let tiles = self
+            .tiles
+            .iter()
+            .map(|t| (t.item.clone(), t.class.clone()))
+            .collect();
+        TileSet::labelled(self.task, camera.clone(), tiles)
+    }
+
+    /// A dataset back from the cache, labelled from its index.
+    pub fn from_cache(
+        dataset: DatasetKind,
+        source: String,
+        index: &CacheIndex,
+        tiles: Vec<CachedTile>,
+    ) -> Result<Self> {
+        let mut store = Self::for_dataset(dataset, source);
+        for (name, bytes, mask) in tiles {
+            store.tiles.push(StoredTile {
+                item: Item {
+                    raw: decode_lab_tile(&bytes, &name)?,
+                    label: None,
+                    mask: mask.and_then(|m| decode_mask(&m, &name).ok()),
+                    name: name.clone(),
+                },
+                class: index.labels.get(&name).cloned(),
+                archive: None,
+                bytes: None,
+            });
+        }
+        Ok(store)
+    }
+
+    /// Forgets the tiles' file bytes (kept only until the cache has them): a tile is kept once,
+    /// decoded.
+    pub fn drop_originals(&mut self) {
+        for tile in &mut self.tiles {
+            tile.bytes = None;
+        }
+    }
+}
+
+/// What the page hears of a stream (JSON with a `type`).
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum Notice {
+    Tile {
+        index: usize,
+        name: String,
+        class: Option<String>,
+    },
+    Progress {
+        key: String,
+        read: u64,
+        total: Option<u64>,
+    },
+    Archive {
+        key: String,
+        size: u64,
+        /// Read by byte ranges (only the entries needed) rather than streamed whole.
+        ranged: bool,
+    },
+    Warning {
+        message: String,
+    },
+    Discard {
+        key: String,
+        reason: String,
+        remaining: usize,
+    },
+    Labels {
+        count: usize,
+    },
+}
+
+/// One stream's bookkeeping: the archive being read, the labels and masks found so far (they
+/// may come before or after their tiles), the archives whose checksums held.
+#[derive(Default)]
+pub struct Streaming {
+    archive: String,
+    labels: HashMap<String, String>,
+    masks: HashMap<String, Vec<u8>>,
+    verified: Vec<String>,
+    paper_views_full: bool,
+}
+
+/// Where a dataset's files sit in the browser's cache, under one prefix per record, dataset and
+/// intensity. The index goes last: an interrupted write leaves no index, so nothing half-written
+/// loads.
+pub struct CacheKeys {
+    prefix: String,
+}
+
+impl CacheKeys {
+    pub fn new(record: &str, dataset: DatasetKind, intensity: u32) -> Self {
+        Self {
+            prefix: format!("{record}/{}/{intensity}/", dataset.name()),
+        }
+    }
+
+    pub fn tile(&self, name: &str) -> String {
+        format!("{}tile/{name}", self.prefix)
+    }
+
+    pub fn mask(&self, stem: &str) -> String {
+        format!("{}mask/{stem}", self.prefix)
+    }
+
+    pub fn index(&self) -> String {
+        format!("{}index.json", self.prefix)
+    }
+}
+
+/// The cache's index of a dataset: its tiles' file names and their classes.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct CacheIndex {
+    pub files: Vec<String>,
+    #[serde(default)]
+    pub labels: HashMap<String, String>,
+}
+
+impl CacheIndex {
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        serde_json::from_slice(bytes)
+            .map_err(|e| Error::invalid(format!("the cached dataset's index is damaged: {e}")))
+    }
+}
+
+/// What a finished stream leaves for the cache: (key, bytes) in write order, index last.
+pub type CacheWrites = Vec<(String, Vec<u8>)>;
+
+impl Streaming {
+    /// Applies one event to `store`; what the page should hear of it, if anything.
+    pub fn apply(&mut self, store: &mut TileStore, event: FetchEvent) -> Result<Option<Notice>> {
+        Ok(match event {
+            FetchEvent::Archive {
+                key,
+                size,
+                random_access,
+            } => {
+                self.archive = key.clone();
+                Some(Notice::Archive {
+                    key,
+                    size,
+                    ranged: random_access,
+                })
+            }
+            FetchEvent::Progress { key, read, total } => {
+                Some(Notice::Progress { key, read, total })
+            }
+            FetchEvent::Tile {
+                file,
+                stem,
+                bytes,
+                label,
+            } => {
+                let raw = decode_lab_tile(&bytes, &file)?;
+                let mask = self
+                    .masks
+                    .get(&stem)
+                    .and_then(|png| decode_mask(png, &stem).ok());
+                let class = label.or_else(|| self.labels.get(&file).cloned());
+                store.tiles.push(StoredTile {
+                    item: Item {
+                        name: file.clone(),
+                        raw,
+                        label: None,
+                        mask,
+                    },
+                    class: class.clone(),
+                    archive: Some(self.archive.clone()),
+                    bytes: Some(bytes),
+                });
+                Some(Notice::Tile {
+                    index: store.tiles.len() - 1,
+                    name: file,
+                    class,
+                })
+            }
+            FetchEvent::Labels(found) => {
+                self.labels = found;
+                // a tile's class from its path stays where the labels do not name it
+                for t in &mut store.tiles {
+                    if let Some(class) = self.labels.get(&t.item.name) {
+                        t.class = Some(class.clone());
+                    }
+                }
+                Some(Notice::Labels {
+                    count: self.labels.len(),
+                })
+            }
+            FetchEvent::Mask { stem, bytes } => {
+                let prefix = format!("{stem}.");
+                for t in store
+                    .tiles
+                    .iter_mut()
+                    .filter(|t| t.item.name.starts_with(&prefix))
+                {
+                    t.item.mask = decode_mask(&bytes, &stem).ok();
+                }
+                self.masks.insert(stem, bytes);
+                None
+            }
+            FetchEvent::Discard { key, reason } => {
+                store
+                    .tiles
+                    .retain(|t| t.archive.as_deref() != Some(key.as_str()));
+                for views in store.paper_views.values_mut() {
+                    views.retain(|v| v.archive != key);
+                }
+                Some(Notice::Discard {
+                    key,
+                    reason,
+                    remaining: store.tiles.len(),
+                })
+            }
+            FetchEvent::Verified { key } => {
+                self.verified.push(key);
+                None
+            }
+            FetchEvent::Warning(message) => Some(Notice::Warning { message }),
+            FetchEvent::ProcessedView { view, stem, bytes } => {
+                let file = PaperViewFile {
+                    view,
+                    bytes,
+                    archive: self.archive.clone(),
+                };
+                if store.add_paper_view(stem, file) || self.paper_views_full {
+                    return Ok(None);
+                }
+                self.paper_views_full = true;
+                Some(Notice::Warning {
+                    message: format!(
+                        "the paper's processed views passed {} MB: the rest are not kept",
+                        PAPER_VIEW_BYTES >> 20
+                    ),
+                })
+            }
+            FetchEvent::Listing(_) => None,
+        })
+    }
+
+    /// The writes that cache the verified archives' tiles (their file bytes taken from the store)
+    /// with their masks, and the index last; empty when nothing verified.
+    pub fn cache_writes(&self, store: &mut TileStore, keys: &CacheKeys) -> Result<CacheWrites> {
+        let files: Vec<(String, Vec<u8>)> = store
+            .tiles
+            .iter_mut()
+            .filter(|t| {
+                t.archive
+                    .as_ref()
+                    .is_some_and(|a| self.verified.contains(a))
+            })
+            .filter_map(|t| Some((t.item.name.clone(), t.bytes.take()?)))
+            .collect();
+        if files.is_empty() {
+            return Ok(Vec::new());
+        }
+        let index = CacheIndex {
+            files: files.iter().map(|(n, _)| n.clone()).collect(),
+            labels: self.labels.clone(),
+        };
+        let mut writes = Vec::new();
+        for (name, bytes) in files {
+            let stem = stem(&name).to_string();
+            writes.push((keys.tile(&name), bytes));
+            if let Some(mask) = self.masks.get(&stem) {
+                writes.push((keys.mask(&stem), mask.clone()));
+            }
+        }
+        let index = serde_json::to_vec(&index)
+            .map_err(|e| Error::invalid(format!("writing the cache index failed: {e}")))?;
+        writes.push((keys.index(), index));
+        Ok(writes)
+    }
+}
+
+/// A cached tile: its file name, its bytes and its mask's where cached.
+pub type CachedTile = (String, Vec<u8>, Option<Vec<u8>>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tile(file: &str, label: Option<&str>) -> FetchEvent {
+        let values = vec![0.25f32; 16 * 16];
+        FetchEvent::Tile {
+            file: file.into(),
+            stem: stem(file).into(),
+            bytes: crate::arrays::tiff_gray16(16, 16, &values).unwrap(),
+            label: label.map(String::from),
+        }
+    }
+
+    fn archive(key: &str) -> FetchEvent {
+        FetchEvent::Archive {
+            key: key.into(),
+            size: 1,
+            random_access: false,
+        }
+    }
+
+    #[test]
+    fn labels_and_masks_meet_their_tiles_in_any_order_and_a_failed_archive_leaves() {
+        let mut store = TileStore::for_dataset(DatasetKind::Drone, "test".into());
+        let mut s = Streaming::default();
+        let mask = crate::arrays::png8(16, 16, 1, &[255u8; 256]).unwrap();
+        s.apply(&mut store, archive("a.zip")).unwrap();
+        // a mask before its tile, one after
+        s.apply(
+            &mut store,
+            FetchEvent::Mask {
+                stem: "t1".into(),
+                bytes: mask.clone(),
+            },
+        )
+        .unwrap();
+        let notice = s.apply(&mut store, tile("t1.tif", None)).unwrap();
+        assert!(matches!(notice, Some(Notice::Tile { index: 0, .. })));
+        s.apply(&mut store, tile("t2.tif", None)).unwrap();
+        s.apply(
+            &mut store,
+            FetchEvent::Mask {
+                stem: "t2".into(),
+                bytes: mask,
+            },
+        )
+        .unwrap();
+        assert!(store
+            .tiles
+            .iter()
+            .all(|t| t.item.mask.as_ref().is_some_and(|m| m[0] == 1)));
+        s.apply(
+            &mut store,
+            FetchEvent::Verified {
+                key: "a.zip".into(),
+            },
+        )
+        .unwrap();
+        // a second archive fails its checksum: its tiles leave, the first's stay
+        s.apply(&mut store, archive("b.zip")).unwrap();
+        s.apply(&mut store, tile("t3.tif", None)).unwrap();
+        let notice = s
+            .apply(
+                &mut store,
+                FetchEvent::Discard {
+                    key: "b.zip".into(),
+                    reason: "MD5".into(),
+                },
+            )
+            .unwrap();
+        assert!(matches!(notice, Some(Notice::Discard { remaining: 2, .. })));
+
+        // the verified archive's tiles and masks go to the cache, the index last, and come back
+        let keys = CacheKeys::new("5235536", DatasetKind::Drone, 100);
+        let writes = s.cache_writes(&mut store, &keys).unwrap();
+        let names: Vec<&str> = writes.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "5235536/drone/100/tile/t1.tif",
+                "5235536/drone/100/mask/t1",
+                "5235536/drone/100/tile/t2.tif",
+                "5235536/drone/100/mask/t2",
+                "5235536/drone/100/index.json"
+            ]
+        );
+        assert!(store.tiles.iter().all(|t| t.bytes.is_none()));
+        let index = CacheIndex::parse(&writes[4].1).unwrap();
+        let cached = vec![(
+            "t1.tif".to_string(),
+            writes[0].1.clone(),
+            Some(writes[1].1.clone()),
+        )];
+        let back =
+            TileStore::from_cache(DatasetKind::Drone, "cache".into(), &index, cached).unwrap();
+        assert_eq!(back.tiles.len(), 1);
+        assert!(back.tiles[0].item.mask.is_some());
+        assert!(CacheIndex::parse(b"{").is_err());
+    }
+
+    #[test]
+    fn labels_found_after_the_tiles_label_them() {
+        let mut store = TileStore::for_dataset(DatasetKind::Microscopy, "test".into());
+        let mut s = Streaming::default();
+        s.apply(&mut store, tile("a.tif", None)).unwrap();
+        s.apply(&mut store, tile("b.tif", Some("LYT"))).unwrap();
+        let labels = HashMap::from([("a.tif".to_string(), "NGS".to_string())]);
+        s.apply(&mut store, FetchEvent::Labels(labels)).unwrap();
+        assert_eq!(store.tiles[0].class.as_deref(), Some("NGS"));
+        assert_eq!(store.tiles[1].class.as_deref(), Some("LYT"));
+    }
+}

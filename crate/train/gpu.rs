@@ -1,0 +1,417 @@
+//! The GPU backend of the training engine: one session's model graph, parametrized ISP, optimisers
+//! and forensics objective, all resident on the device (built once when the session picks the
+//! GPU). The session keeps the experiment (phases, batches, augmentation choices, results) and
+//! hands each step here as plain data; a step submits one command buffer and reads back its loss
+//! and metric.
+
+use std::rc::Rc;
+
+use candle_nn::{ParamsAdamW, VarMap};
+
+use super::augment::Augment as Choice;
+use super::memory::Estimate;
+use crate::gpu::isp::{GpuIsp, IspPass};
+use crate::gpu::models::{GraphSpec, StepStats, TaskGraph};
+use crate::gpu::nn::{AdamW, Augment, Distance, ForensicObjective, GpuTensor, Kernels};
+use crate::gpu::Gpu;
+use crate::isp::param::{NAMES, PACKED_LEN};
+use crate::model::ModelKind;
+use crate::Result;
+
+/// What the model sees in a step: a batch processed on the CPU (a static view, normalised) or a
+/// raw batch the device's ISP processes.
+pub enum Input {
+    Processed(Vec<f32>),
+    Raw(Vec<f32>),
+}
+
+/// What a session needs from the device for its shapes.
+pub struct Shape {
+    pub model: ModelKind,
+    pub classes: usize,
+    pub batch: usize,
+    pub height: usize,
+    pub width: usize,
+    /// Forensics' distance and its weight, where the session attacks.
+    pub forensics: Option<(Distance, f32)>,
+}
+
+pub struct GpuBackend {
+    gpu: Rc<Gpu>,
+    kernels: Rc<Kernels>,
+    graph: TaskGraph,
+    isp: IspPass,
+    /// The default processing (forensics' reference).
+    default_params: GpuTensor,
+    /// The ISP's output before augmentation, and the gradient flowing back into the ISP.
+    processed: GpuTensor,
+    processed_grad: GpuTensor,
+    augment: Augment,
+    /// Forensics: the default processing's output and the objective's gradient.
+    reference: GpuTensor,
+    objective: Option<ForensicObjective>,
+    /// The ISP's optimiser and the parameters it trains, where the phase trains them.
+    isp_opt: Option<(AdamW, Vec<&'static str>)>,
+}
+
+/// The device memory the browser lets one page hold, about (WebGPU does not say; Chromium's
+/// limits are of this order). Natively the adapter's own limits apply.
+const WEB_GPU_BUDGET: u64 = 4 << 30;
+/// Side of the probing builds (every model's downsampling divides it).
+const PROBE: usize = 64;
+
+impl GpuBackend {
+    /// Builds the session's device state, after checking that it fits: the graph is built at a
+    /// small size twice (batch 1 and 2) and its buffers counted, which scales to the session's
+    /// tiles and batch; a session that would not fit is refused with the largest batch that does.
+    pub async fn new(gpu: Rc<Gpu>, shape: &Shape, optimiser: ParamsAdamW) -> Result<Self> {
+        let kernels = Rc::new(Kernels::new(&gpu).await?);
+        let program = GpuIsp::new(&gpu).await?;
+        let probe = |batch| -> Result<crate::gpu::Tally> {
+            gpu.take_tally();
+            let small = Shape {
+                batch,
+                height: PROBE,
+                width: PROBE,
+                ..*shape
+            };
+            drop(Self::build(
+                &gpu,
+                &kernels,
+                &program,
+                &small,
+                optimiser.clone(),
+            )?);
+            Ok(gpu.take_tally())
+        };
+        let (one, two) = (probe(1)?, probe(2)?);
+        let area = (shape.height * shape.width) as f64 / (PROBE * PROBE) as f64;
+        let per_tile = |a: u64, b: u64| (b.saturating_sub(a) as f64 * area) as u64;
+        let total = Estimate::new(
+            one.bytes
+                .saturating_sub(two.bytes.saturating_sub(one.bytes)),
+            per_tile(one.bytes, two.bytes),
+        );
+        let largest = Estimate::new(0, per_tile(one.largest, two.largest));
+        let tile = (shape.height, shape.width);
+        let limit = gpu.device.limits().max_storage_buffer_binding_size;
+        largest.check(
+            shape.model,
+            tile,
+            shape.batch,
+            (limit, "this GPU allows in one buffer", true),
+        )?;
+        if cfg!(target_arch = "wasm32") {
+            let place = "a page may hold on the GPU";
+            total.check(
+                shape.model,
+                tile,
+                shape.batch,
+                (WEB_GPU_BUDGET, place, false),
+            )?;
+        }
+        Self::build(&gpu, &kernels, &program, shape, optimiser)
+    }
+
+    fn build(
+        gpu: &Rc<Gpu>,
+        kernels: &Rc<Kernels>,
+        program: &GpuIsp,
+        shape: &Shape,
+        optimiser: ParamsAdamW,
+    ) -> Result<Self> {
+        let (b, h, w) = (shape.batch, shape.height, shape.width);
+        let (gpu, kernels) = (gpu.clone(), kernels.clone());
+        let spec = GraphSpec {
+            model: shape.model,
+            classes: shape.classes,
+            batch: b,
+            height: h,
+            width: w,
+            input_grad: true,
+        };
+        let graph = TaskGraph::new(&gpu, &kernels, spec, optimiser)?;
+        let default_params = GpuTensor::zeros(&gpu, "default ISP parameters", &[PACKED_LEN])?;
+        let isp = IspPass::new(&gpu, program, (b, h, w), true, Some(&default_params))?;
+        let rgb = [b, 3, h, w];
+        let processed = GpuTensor::zeros(&gpu, "processed batch", &rgb)?;
+        let processed_grad = GpuTensor::zeros(&gpu, "processed batch gradient", &rgb)?;
+        let input_grad = graph.input_grad()?;
+        let augment = Augment::new(
+            &gpu,
+            &kernels,
+            &processed,
+            graph.input(),
+            Some((input_grad, &processed_grad)),
+        )?;
+        let reference = GpuTensor::zeros(&gpu, "default processing", &rgb)?;
+        let objective = match shape.forensics {
+            Some((distance, lambda)) => Some(ForensicObjective::new(
+                &gpu,
+                &kernels,
+                distance,
+                lambda,
+                graph.input(),
+                &reference,
+                input_grad,
+                &processed_grad,
+            )?),
+            None => None,
+        };
+        gpu.take_errors()?;
+        Ok(Self {
+            gpu,
+            kernels,
+            graph,
+            isp,
+            default_params,
+            processed,
+            processed_grad,
+            augment,
+            reference,
+            objective,
+            isp_opt: None,
+        })
+    }
+
+    pub fn gpu(&self) -> &Rc<Gpu> {
+        &self.gpu
+    }
+
+    /// Sets the model's weights (and, with `fresh`, zeroes its optimiser), the processing's
+    /// parameters and its default; `train_isp` chooses which ISP parameters this phase trains
+    /// (none: the processing is frozen) and with which optimiser settings.
+    pub fn start_phase(
+        &mut self,
+        vars: &VarMap,
+        fresh: bool,
+        isp: &[f32],
+        isp_default: &[f32],
+        train_isp: Option<(Vec<&'static str>, ParamsAdamW)>,
+    ) -> Result<()> {
+        let gpu = &self.gpu;
+        self.graph.import(gpu, vars)?;
+        self.isp.params().write(gpu, isp)?;
+        self.default_params.write(gpu, isp_default)?;
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        if fresh {
+            self.graph.reset_optimiser(&mut encoder);
+        }
+        // gradients of parameters a phase does not reduce must not move them
+        encoder.clear_buffer(self.isp.grads().buffer(), 0, None);
+        gpu.submit(encoder);
+        self.isp_opt = match train_isp {
+            None => None,
+            Some((targets, params)) => {
+                let pairs = [(self.isp.params(), self.isp.grads())];
+                Some((AdamW::new(gpu, &self.kernels, &pairs, params)?, targets))
+            }
+        };
+        Ok(())
+    }
+
+    /// One training step: the model (and the processing, where the phase trains it) on a batch
+    /// with this step's augmentation. `targets` are already augmented on the CPU.
+    pub async fn train(
+        &mut self,
+        input: &Input,
+        targets: &[f32],
+        augment: Choice,
+    ) -> Result<StepStats> {
+        let gpu = self.gpu.clone();
+        self.graph.upload_targets(&gpu, targets)?;
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        match input {
+            Input::Processed(x) => {
+                // augmented on the CPU with the targets: no gradient flows past the model
+                self.graph.input().write(&gpu, x)?;
+                let mut pass = encoder.begin_compute_pass(&Default::default());
+                self.graph.record_train(&gpu, &mut pass)?;
+            }
+            Input::Raw(raw) => {
+                self.isp.write_raw(&gpu, raw)?;
+                let (flip_h, flip_v, turns) = augment.choice();
+                self.augment.set(&gpu, flip_h, flip_v, turns)?;
+                {
+                    let mut pass = encoder.begin_compute_pass(&Default::default());
+                    self.isp.record_forward(&mut pass, false);
+                }
+                self.isp.copy_output(&mut encoder, &self.processed)?;
+                {
+                    let mut pass = encoder.begin_compute_pass(&Default::default());
+                    self.augment.forward(&mut pass);
+                    self.graph.record_train(&gpu, &mut pass)?;
+                    if self.isp_opt.is_some() {
+                        self.augment.backward(&mut pass)?;
+                    }
+                }
+                if let Some((opt, targets)) = &mut self.isp_opt {
+                    self.isp.copy_upstream(&mut encoder, &self.processed_grad)?;
+                    let mut pass = encoder.begin_compute_pass(&Default::default());
+                    self.isp.record_backward(&mut pass, targets);
+                    opt.step(&gpu, &mut pass);
+                }
+            }
+        }
+        gpu.submit(encoder);
+        self.graph.read_stats(&gpu).await
+    }
+
+    /// One forensics step on a raw batch: the frozen model's loss through the current processing,
+    /// and an update of the attacked parameters that raises it while staying near the default.
+    pub async fn attack(&mut self, raw: &[f32], targets: &[f32]) -> Result<StepStats> {
+        let gpu = self.gpu.clone();
+        let (Some(objective), Some((opt, attacked))) = (&self.objective, &mut self.isp_opt) else {
+            return Err(crate::Error::Gpu(
+                "the session was not set up for forensics on the GPU".into(),
+            ));
+        };
+        self.isp.write_raw(&gpu, raw)?;
+        self.graph.upload_targets(&gpu, targets)?;
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            self.isp.record_forward(&mut pass, true);
+        }
+        self.isp.copy_output(&mut encoder, &self.reference)?;
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            self.isp.record_forward(&mut pass, false);
+        }
+        self.isp.copy_output(&mut encoder, self.graph.input())?;
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            self.graph.record_input_gradient(&mut pass)?;
+            objective.record(&mut pass);
+        }
+        self.isp.copy_upstream(&mut encoder, &self.processed_grad)?;
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            self.isp.record_backward(&mut pass, attacked);
+            opt.step(&gpu, &mut pass);
+        }
+        gpu.submit(encoder);
+        self.graph.read_stats(&gpu).await
+    }
+
+    /// Loss and metric of the model in evaluation mode on a batch.
+    pub async fn evaluate(&mut self, input: &Input, targets: &[f32]) -> Result<StepStats> {
+        let gpu = self.gpu.clone();
+        self.graph.upload_targets(&gpu, targets)?;
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        match input {
+            Input::Raw(raw) => self.process(&mut encoder, raw)?,
+            Input::Processed(x) => self.graph.input().write(&gpu, x)?,
+        }
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            self.graph.record_eval(&mut pass);
+        }
+        gpu.submit(encoder);
+        self.graph.read_stats(&gpu).await
+    }
+
+    /// Records the current processing of `raw` into the model's input.
+    fn process(&self, encoder: &mut wgpu::CommandEncoder, raw: &[f32]) -> Result<()> {
+        self.isp.write_raw(&self.gpu, raw)?;
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            self.isp.record_forward(&mut pass, false);
+        }
+        self.isp.copy_output(encoder, self.graph.input())
+    }
+
+    /// |dL/d stage| per pixel of the five tracked stages, averaged over the batch and channels,
+    /// through the current processing and the frozen model: (5, H*W) read back, nothing else.
+    pub async fn stage_maps(&mut self, raw: &[f32], targets: &[f32]) -> Result<Vec<Vec<f32>>> {
+        let gpu = self.gpu.clone();
+        self.graph.upload_targets(&gpu, targets)?;
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        self.process(&mut encoder, raw)?;
+        let input_grad = self.graph.input_grad()?;
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            self.graph.record_input_gradient(&mut pass)?;
+        }
+        self.isp.copy_upstream(&mut encoder, input_grad)?;
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            self.isp.record_backward(&mut pass, &[]);
+            self.isp.record_stage_maps(&mut pass);
+        }
+        gpu.submit(encoder);
+        let maps = self.isp.maps().read(&gpu).await?;
+        let per_stage = maps.len() / 5;
+        Ok(maps.chunks(per_stage.max(1)).map(<[f32]>::to_vec).collect())
+    }
+
+    /// The current processing's output for the first tile of `raw`, (3, H, W).
+    pub async fn processed_first(&mut self, raw: &[f32]) -> Result<Vec<f32>> {
+        let gpu = self.gpu.clone();
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        self.process(&mut encoder, raw)?;
+        gpu.submit(encoder);
+        let tile = self.processed.element_count() / self.processed.shape()[0].max(1);
+        Ok(gpu
+            .read_regions(&[(self.graph.input().buffer(), 0, tile)])
+            .await?
+            .remove(0))
+    }
+
+    /// Copies the model's weights into `vars` and returns the processing's packed parameters
+    /// (once per phase: the session's CPU copy then answers saves and summaries).
+    pub async fn export(&self, vars: &VarMap) -> Result<Vec<f32>> {
+        self.graph.export(&self.gpu, vars).await?;
+        self.isp.params().read(&self.gpu).await
+    }
+}
+
+/// The ISP parameter names a forensics group or "all" covers.
+pub fn attacked(group: &str) -> Vec<&'static str> {
+    NAMES
+        .iter()
+        .copied()
+        .filter(|n| group == "all" || n.split('.').next() == Some(group))
+        .collect()
+}
+
+/// Which device a session trains on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceChoice {
+    /// A hardware GPU where there is one, else the CPU (a software adapter is no faster).
+    #[default]
+    Auto,
+    Cpu,
+    Gpu,
+}
+
+impl DeviceChoice {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "cpu" => Ok(Self::Cpu),
+            "gpu" => Ok(Self::Gpu),
+            _ => Err(crate::Error::invalid(format!(
+                "unknown backend '{s}': use auto, cpu or gpu"
+            ))),
+        }
+    }
+
+    /// The GPU to train on, or None for the CPU; `Gpu` fails where there is no adapter.
+    pub async fn resolve(self) -> Result<Option<Rc<Gpu>>> {
+        if self == Self::Cpu {
+            return Ok(None);
+        }
+        match (Gpu::request().await?, self) {
+            (Some(gpu), Self::Gpu) => Ok(Some(Rc::new(gpu))),
+            (Some(gpu), _) if !gpu.is_software() => Ok(Some(Rc::new(gpu))),
+            (None, Self::Gpu) => Err(crate::Error::Gpu(
+                "the GPU backend was asked for, but no GPU adapter was found (natively: install \
+                 a Vulkan, Metal or DX12 driver, or Mesa's lavapipe; in the browser: a WebGPU-enabled \
+                 browser); use the CPU backend instead"
+                    .into(),
+            )),
+            _ => Ok(None),
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! The training engine's GPU backend against its CPU backend, whole sessions from the same seed:
+//! every mode with its models, natively (lavapipe) and in the browser (SwiftShader).
+
+use std::rc::Rc;
+
+use lens2logit::data::Task;
+use lens2logit::gpu::Gpu;
+use lens2logit::model::ModelKind;
+use lens2logit::train::{Mode, Penalty, Session, TrainConfig};
+
+use super::compare::{relative, values};
+use super::train::run_on;
+
+/// The first step's loss, relative.
+pub const LOSS_BOUND: f32 = 1e-4;
+/// Every parameter (model and processing) after the session, per tensor
+/// max |gpu - cpu| / max |cpu|, except Adam's sign flips (below).
+pub const PARAM_BOUND: f32 = 1e-3;
+/// Adam's first steps move a weight by about lr * sign(gradient): where a gradient is a rounding
+/// error away from zero, the two backends may step it opposite ways (2 lr apart). Such flips may
+/// touch at most this fraction of a tensor's elements (and no more than 2 lr per step each).
+pub const FLIP_SHARE: f64 = 2e-3;
+/// The gradient snapshots' maps (|dL/d stage| per pixel), sum |gpu - cpu| / sum |cpu|, judged as
+/// wholes: they go through models whose weights differ by Adam's flips. Through an attacked
+/// processing (pixels pushed towards gamma's clip, batch norm cancelling most of the gradient)
+/// those small differences grow (SwiftShader: 1e-2 after training, 8e-2 after an attack on all
+/// groups), hence the second bound.
+pub const SNAPSHOT_BOUND: f32 = 2e-2;
+pub const ATTACKED_SNAPSHOT_BOUND: f32 = 1.5e-1;
+/// Each loss of a 20-step run, relative.
+pub const CURVE_BOUND: f32 = 2e-2;
+
+/// One session on both backends.
+pub struct Pair {
+    pub cpu: Session,
+    pub gpu: Session,
+}
+
+pub async fn pair(config: TrainConfig, task: Task, tiles: (usize, usize), gpu: Rc<Gpu>) -> Pair {
+    Pair {
+        cpu: run_on(config.clone(), task, tiles, None).await,
+        gpu: run_on(config, task, tiles, Some(gpu)).await,
+    }
+}
+
+impl Pair {
+    /// Per phase: (name, relative error of its first loss, worst relative error of its losses).
+    pub fn curves(&self) -> Vec<(String, f32, f32)> {
+        let theirs = &self.cpu.summary.curves;
+        let ours = &self.gpu.summary.curves;
+        assert_eq!(
+            theirs.keys().collect::<Vec<_>>(),
+            ours.keys().collect::<Vec<_>>()
+        );
+        theirs
+            .iter()
+            .map(|(phase, cpu)| {
+                let gpu = &ours[phase];
+                assert_eq!(cpu.len(), gpu.len(), "{phase}: steps");
+                let errs: Vec<f32> = cpu
+                    .iter()
+                    .zip(gpu)
+                    .map(|(c, g)| (g.1 - c.1).abs() / c.1.abs().max(1e-6))
+                    .collect();
+                let worst = errs.iter().copied().fold(0.0, f32::max);
+                (phase.clone(), errs[0], worst)
+            })
+            .collect()
+    }
+
+    /// The worst parameter (name, error) of the model's and the processing's, Adam's sign flips
+    /// set aside, and the flips (count, elements).
+    pub fn worst_parameter(&self, lr: f32, steps: usize) -> ((String, f32), (usize, usize)) {
+        let theirs = self.cpu.model_vars().data().lock().unwrap();
+        let ours = self.gpu.model_vars().data().lock().unwrap();
+        let mut worst = (String::new(), 0.0f32);
+        let mut flips = (0, 0);
+        for (name, var) in theirs.iter() {
+            let (cpu, gpu) = (values(var.as_tensor()), values(ours[name].as_tensor()));
+            let scale = cpu.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-12);
+            let mut err = 0.0f32;
+            let mut flipped = 0;
+            for (a, b) in gpu.iter().zip(&cpu) {
+                let d = (a - b).abs();
+                if d > PARAM_BOUND * scale && d <= 2.0 * lr * steps as f32 * 1.01 {
+                    flipped += 1;
+                } else {
+                    err = err.max(d / scale);
+                }
+            }
+            assert!(
+                flipped as f64 <= FLIP_SHARE * cpu.len() as f64,
+                "{name}: {flipped} of {} elements stepped apart",
+                cpu.len()
+            );
+            flips = (flips.0 + flipped, flips.1 + cpu.len());
+            if err > worst.1 {
+                worst = (name.clone(), err);
+            }
+        }
+        let isp = relative(
+            &self.gpu.isp().packed().unwrap(),
+            &self.cpu.isp().packed().unwrap(),
+        );
+        if isp > worst.1 {
+            worst = ("ISP parameters".into(), isp);
+        }
+        (worst, flips)
+    }
+
+    /// Worst errors of the gradient snapshots' maps: (sum |gpu - cpu| / sum |cpu|, the max-based
+    /// relative error) over the snapshots and stages of training phases (`attacked`: of attacks).
+    pub fn worst_snapshot(&self, attacked: bool) -> (f32, f32) {
+        assert_eq!(self.cpu.snapshots.len(), self.gpu.snapshots.len());
+        let mut worst = (0.0f32, 0.0f32);
+        for (c, g) in self.cpu.snapshots.iter().zip(&self.gpu.snapshots) {
+            if c.phase.starts_with("attack") != attacked {
+                continue;
+            }
+            for ((_, cm), (_, gm)) in c.stages.iter().zip(&g.stages) {
+                let diff: f32 = gm.iter().zip(cm).map(|(a, b)| (a - b).abs()).sum();
+                let total: f32 = cm.iter().map(|v| v.abs()).sum::<f32>().max(1e-30);
+                worst = (worst.0.max(diff / total), worst.1.max(relative(gm, cm)));
+            }
+        }
+        worst
+    }
+
+    /// Checks one session against the bounds; returns a line for the log.
+    pub fn check(&self, what: &str, config: &TrainConfig) -> String {
+        let mut log = format!("{what}:");
+        for (phase, first, worst) in self.curves() {
+            log += &format!(" [{phase}: first loss {first:.1e}, worst {worst:.1e}]");
+            assert!(first <= LOSS_BOUND, "{what}, {phase}: first loss {first:e}");
+        }
+        let ((name, err), (flips, of)) = self.worst_parameter(config.lr as f32, config.steps);
+        log += &format!(" worst parameter {name} {err:.1e} ({flips} of {of} elements flipped)");
+        assert!(err <= PARAM_BOUND, "{what}: parameter {name}: {err:e}");
+        let (snap, peak) = self.worst_snapshot(false);
+        let (attacked, attacked_peak) = self.worst_snapshot(true);
+        log += &format!(
+            " snapshots {snap:.1e} (max-based {peak:.1e}), after attacks {attacked:.1e} ({attacked_peak:.1e})"
+        );
+        let each: Vec<String> = self
+            .cpu
+            .snapshots
+            .iter()
+            .zip(&self.gpu.snapshots)
+            .map(|(c, g)| {
+                let errs: Vec<String> = c
+                    .stages
+                    .iter()
+                    .zip(&g.stages)
+                    .map(|((name, cm), (_, gm))| {
+                        let diff: f32 = gm.iter().zip(cm).map(|(a, b)| (a - b).abs()).sum();
+                        let total: f32 = cm.iter().map(|v| v.abs()).sum();
+                        format!("{name} {:.1e}", diff / total.max(1e-30))
+                    })
+                    .collect();
+                format!("{} step {}: {}", c.phase, c.step, errs.join(", "))
+            })
+            .collect();
+        assert!(
+            snap <= SNAPSHOT_BOUND && attacked <= ATTACKED_SNAPSHOT_BOUND,
+            "{what}: snapshot maps {snap:e}, {attacked:e}: {}",
+            each.join("; ")
+        );
+        for (phase, cpu) in &self.cpu.summary.final_metric {
+            let gpu = self.gpu.summary.final_metric[phase];
+            assert!(
+                (gpu - cpu).abs() <= 0.05,
+                "{what}: {phase} metric {gpu} vs {cpu}"
+            );
+        }
+        log
+    }
+}
+
+fn config(mode: Mode, model: ModelKind) -> TrainConfig {
+    let mut c = TrainConfig::new(mode, model);
+    c.steps = 1;
+    c.batch = 4;
+    c.seed = 5;
+    c.forensic_steps = 1;
+    c.snapshot_every = 1;
+    c.intensities = vec![100, 10];
+    c
+}
+
+/// One step of every phase of each mode, on a model of each kind.
+pub async fn every_mode_matches(gpu: Rc<Gpu>) -> Vec<String> {
+    let mut log = Vec::new();
+    let cases = [
+        (
+            Mode::Synthesis,
+            ModelKind::ResNetSmall,
+            Task::Classification,
+        ),
+        (Mode::Synthesis, ModelKind::UNetSmall, Task::Segmentation),
+        (
+            Mode::Optimisation,
+            ModelKind::ResNetSmall,
+            Task::Classification,
+        ),
+        (
+            Mode::Optimisation,
+            ModelKind::UNetPlusPlus,
+            Task::Segmentation,
+        ),
+        (
+            Mode::Forensics,
+            ModelKind::ResNetSmall,
+            Task::Classification,
+        ),
+        (Mode::Forensics, ModelKind::UNetSmall, Task::Segmentation),
+    ];
+    for (mode, model, task) in cases {
+        let mut c = config(mode, model);
+        if mode == Mode::Forensics {
+            c.groups = vec!["white_balance".into(), "all".into()];
+        }
+        let p = pair(c.clone(), task, (12, 32), gpu.clone()).await;
+        log.push(p.check(&format!("{mode:?} {}", model.name()), &c));
+    }
+    // forensics with the SSIM penalty
+    let mut c = config(Mode::Forensics, ModelKind::ResNetSmall);
+    c.penalty = Penalty::Ssim;
+    c.groups = vec!["gamma_correct".into()];
+    let p = pair(c.clone(), Task::Classification, (12, 32), gpu.clone()).await;
+    log.push(p.check("Forensics SSIM resnet_small", &c));
+    log
+}
+
+/// 20 steps of joint optimisation: the GPU's loss curve follows the CPU's.
+pub async fn twenty_steps_follow(gpu: Rc<Gpu>) -> String {
+    let mut c = config(Mode::Optimisation, ModelKind::ResNetSmall);
+    c.steps = 20;
+    c.snapshot_every = 0;
+    let p = pair(c, Task::Classification, (16, 32), gpu).await;
+    let mut log = String::from("20 steps:");
+    for (phase, _, worst) in p.curves() {
+        log += &format!(" [{phase}: worst loss {worst:.1e}]");
+        assert!(worst <= CURVE_BOUND, "{phase}: loss off by {worst:e}");
+    }
+    log
+}
