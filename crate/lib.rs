@@ -13,6 +13,7 @@ pub mod isp;
 pub mod limits;
 pub mod model;
 pub mod raw;
+pub mod runs;
 mod storage;
 pub mod train;
 pub mod viz;

@@ -50,18 +50,27 @@ pub fn lab_router(www: &Path, pkg: &Path, extra: Router) -> Router {
 }
 
 /// The page's policy on every response. A worker script asked for with `?connect=ORIGIN` (the
-/// page names the Zenodo mirror its user set) may also connect to that origin: its streaming
-/// happens in the worker.
+/// page names the Zenodo mirror and the MLflow tracking server its user set, each in a `connect`
+/// parameter) may also connect to those origins: its streaming and logging happen in the worker.
 async fn content_security_policy(
     State(policy): State<Arc<String>>,
     request: Request,
     next: Next,
 ) -> Response {
-    let mirror = request.uri().query().and_then(mirror_origin);
+    let origins = request
+        .uri()
+        .query()
+        .map(connect_origins)
+        .unwrap_or_default();
     let mut response = next.run(request).await;
-    let policy = match mirror {
-        Some(origin) => policy.replacen("connect-src", &format!("connect-src {origin}"), 1),
-        None => policy.to_string(),
+    let policy = if origins.is_empty() {
+        policy.to_string()
+    } else {
+        policy.replacen(
+            "connect-src",
+            &format!("connect-src {}", origins.join(" ")),
+            1,
+        )
     };
     if let Ok(value) = HeaderValue::from_str(&policy) {
         response
@@ -71,27 +80,33 @@ async fn content_security_policy(
     response
 }
 
-/// The origin (scheme, host, port) of a `connect` query parameter that is an http(s) URL.
-fn mirror_origin(query: &str) -> Option<String> {
-    let (_, value) = form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "connect")?;
-    let url = reqwest::Url::parse(&value).ok()?;
-    (matches!(url.scheme(), "http" | "https") && url.host().is_some())
-        .then(|| url.origin().ascii_serialization())
+/// The origins (scheme, host, port) of the `connect` query parameters that are http(s) URLs.
+fn connect_origins(query: &str) -> Vec<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .filter(|(k, _)| k == "connect")
+        .filter_map(|(_, value)| {
+            let url = reqwest::Url::parse(&value).ok()?;
+            (matches!(url.scheme(), "http" | "https") && url.host().is_some())
+                .then(|| url.origin().ascii_serialization())
+        })
+        .take(4)
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::mirror_origin;
+    use super::connect_origins;
 
     #[test]
-    fn only_an_http_origin_joins_the_policy() {
-        let origin = |q: &str| mirror_origin(q);
+    fn only_http_origins_join_the_policy() {
         assert_eq!(
-            origin("connect=https%3A%2F%2Fmirror.example%3A8443%2Fapi%3Bx"),
-            Some("https://mirror.example:8443".into())
+            connect_origins(
+                "connect=https%3A%2F%2Fmirror.example%3A8443%2Fapi%3Bx&connect=http%3A%2F%2F127.0.0.1%3A5000"
+            ),
+            ["https://mirror.example:8443", "http://127.0.0.1:5000"]
         );
-        assert_eq!(origin("connect=javascript:alert(1)"), None);
-        assert_eq!(origin("connect=*%3B%20script-src%20*"), None);
-        assert_eq!(origin("other=1"), None);
+        assert!(connect_origins("connect=javascript:alert(1)").is_empty());
+        assert!(connect_origins("connect=*%3B%20script-src%20*").is_empty());
+        assert!(connect_origins("other=1").is_empty());
     }
 }

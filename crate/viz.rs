@@ -11,6 +11,45 @@ pub struct Rgba {
     pub data: Vec<u8>,
 }
 
+impl Rgba {
+    /// An 8-bit RGB or RGBA PNG (what the lab writes: a run's adversarial images) as RGBA.
+    pub fn from_png(bytes: &[u8], what: &str) -> crate::Result<Self> {
+        let bad = |e: &dyn std::fmt::Display| crate::Error::decode(what, e);
+        let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+        decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+        let mut reader = decoder.read_info().map_err(|e| bad(&e))?;
+        let (width, height) = (reader.info().width as usize, reader.info().height as usize);
+        crate::limits::IMAGE_SIDE.check_usize(width.max(height))?;
+        let mut buf = vec![
+            0;
+            reader
+                .output_buffer_size()
+                .ok_or_else(|| bad(&"too large"))?
+        ];
+        let frame = reader.next_frame(&mut buf).map_err(|e| bad(&e))?;
+        let channels = frame.color_type.samples();
+        let pixels = &buf[..frame.buffer_size()];
+        let data = match channels {
+            4 => pixels.to_vec(),
+            3 => pixels
+                .chunks_exact(3)
+                .flat_map(|p| [p[0], p[1], p[2], 255])
+                .collect(),
+            1 => pixels.iter().flat_map(|&g| [g, g, g, 255]).collect(),
+            2 => pixels
+                .chunks_exact(2)
+                .flat_map(|p| [p[0], p[0], p[0], p[1]])
+                .collect(),
+            n => return Err(bad(&format!("{n} channels"))),
+        };
+        Ok(Self {
+            width,
+            height,
+            data,
+        })
+    }
+}
+
 /// The colour map of heatmaps (inferno: dark is small, bright is large, legible in grey).
 pub fn colour(t: f64) -> [u8; 3] {
     let c = colorous::INFERNO.eval_continuous(t.clamp(0.0, 1.0));

@@ -46,6 +46,21 @@ ensure_npm_packages() {
   fi
 }
 
+# A real MLflow tracking server for the MLflow tests, pinned, in its own venv under target/; the
+# tests start it from $LENS2LOGIT_MLFLOW (and fail without it).
+MLFLOW_VERSION=3.17.2
+ensure_mlflow() {
+  local venv="$ROOT/target/mlflow-venv"
+  if [ "$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("mlflow"))' 2>/dev/null)" != "$MLFLOW_VERSION" ]; then
+    # Debian's python3 makes venvs only with python3-venv (ensurepip)
+    python3 -c 'import ensurepip' 2>/dev/null || ensure_apt python3 python3-venv
+    say "installing mlflow $MLFLOW_VERSION in $venv (a few minutes, once)"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "mlflow==$MLFLOW_VERSION"
+  fi
+  export LENS2LOGIT_MLFLOW="$venv/bin/mlflow"
+}
+
 # The two real demo tiles live beside the checkout in ../shared (never copied in). A clone made
 # elsewhere (CI) finds them beside the repository it was cloned from.
 find_demo_data() {

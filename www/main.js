@@ -36,11 +36,12 @@ const pending = new Map();
 const listeners = {};
 let nextId = 0;
 let restarts = 0;
-/** The Zenodo mirror's origin the current worker may connect to (its CSP names it), or null. */
-let workerMirror = null;
+/** The origins beyond this page's and Zenodo's that the current worker may connect to (its CSP names them). */
+let workerOrigins = [];
 
-/** The origin of a Zenodo base URL the user set, where it is neither this page's nor Zenodo's. */
-function mirrorOrigin(base) {
+/** The origin of a URL the user set (a Zenodo mirror, an MLflow server), where it is neither this page's nor Zenodo's. */
+function extraOrigin(base) {
+  if (!base) return null;
   try {
     const origin = new URL(base, location.href).origin;
     return origin === location.origin || origin === 'https://zenodo.org' ? null : origin;
@@ -49,11 +50,12 @@ function mirrorOrigin(base) {
   }
 }
 
-function startWorker(mirror) {
-  workerMirror = mirror;
+function startWorker(origins) {
+  workerOrigins = origins;
   const script = new URL('./worker.js', import.meta.url);
-  // the worker streams from Zenodo: a mirror elsewhere is named in its policy (see sw.js)
-  if (mirror) script.searchParams.set('connect', mirror);
+  // the worker streams from Zenodo and logs to MLflow: a mirror or a tracking server elsewhere is
+  // named in its policy (see sw.js and lens2logit serve)
+  for (const origin of origins) script.searchParams.append('connect', origin);
   worker = new Worker(script, { type: 'module' });
   worker.onerror = (event) => crashed(event.message || 'unknown error');
   worker.onmessage = ({ data }) => {
@@ -87,24 +89,41 @@ function crashed(message) {
     showError(`${note} It crashed ${restarts} times: reload the page.`);
     return;
   }
-  startWorker(workerMirror);
+  startWorker(workerOrigins);
   guard(async () => {
     await initWorker();
     await load();
     showError(`${note} A new one was started with this page's settings.`);
   })();
 }
-startWorker(mirrorOrigin(new URLSearchParams(location.search).get('zenodo') ?? ''));
+startWorker(['zenodo', 'mlflow'].map((k) => extraOrigin(new URLSearchParams(location.search).get(k))).filter(Boolean));
 const call = (method, args = {}, transfer = []) => new Promise((resolve, reject) => {
   const id = nextId++;
   pending.set(id, { resolve, reject });
   worker.postMessage({ id, method, args }, transfer);
 });
 
+/** The origins the page's settings need the worker to reach (the Zenodo mirror, the MLflow server). */
+const wantedOrigins = () => [extraOrigin($('zenodo').value), extraOrigin($('mlflow').value)].filter(Boolean);
+
+/**
+ * A worker's policy is fixed when it starts: where the settings name an origin it may not reach,
+ * a new worker that may takes over. Resolves to whether one did (its tiles are then gone).
+ */
+async function reachOrigins(reason) {
+  const want = wantedOrigins();
+  if (want.join(' ') === workerOrigins.join(' ')) return false;
+  stopWorker(reason);
+  startWorker(want);
+  await initWorker();
+  return true;
+}
+
 // ------------------------------------------------------------------ URL state
 
 const STATE = ['source', 'task', 'n', 'size', 'seed', 'dataset', 'intensity', 'limit', 'zenodo', 'record',
-  'debayer', 'sharpening', 'denoising', 'mode', 'model', 'steps', 'lr', 'batch', 'device', 'lambda', 'group', 'corruption'];
+  'debayer', 'sharpening', 'denoising', 'mode', 'model', 'steps', 'lr', 'batch', 'device', 'lambda', 'group', 'corruption',
+  'mlflow', 'experiment'];
 const url = new URLSearchParams(location.search);
 const values = { tile: Number(url.get('tile') ?? 0), params: url.get('params') };
 
@@ -199,13 +218,7 @@ const loaders = {
   synthetic: () => call('loadSynthetic', { task: $('task').value, n: Number($('n').value), seed: Number($('seed').value), size: Number($('size').value) }),
   chart: () => call('loadChart', { size: 256 }),
   async zenodo() {
-    const mirror = mirrorOrigin($('zenodo').value);
-    if (mirror !== workerMirror) {
-      // a worker's policy is fixed when it starts: one that may reach the new mirror takes over
-      stopWorker('the Zenodo mirror changed');
-      startWorker(mirror);
-      await initWorker();
-    }
+    await reachOrigins('the Zenodo mirror changed');
     const args = { record: $('record').value, dataset: $('dataset').value, intensity: Number($('intensity').value) };
     const cached = await call('loadCached', args);
     if (cached.count > 0) return { ...cached, note: "from the browser's cache" };
@@ -548,8 +561,7 @@ const modeControls = () => {
 };
 $('mode').onchange = () => { modeControls(); saveState(); };
 
-function showResults({ summary, adversarial, finished }) {
-  const out = $('results');
+function showResults({ summary, adversarial, finished }, out = $('results')) {
   out.replaceChildren();
   const heading = document.createElement('h3');
   heading.textContent = finished ? `Results (${summary.metric})` : 'Cancelled';
@@ -587,7 +599,7 @@ function showResults({ summary, adversarial, finished }) {
     out.append(strip);
     for (const a of adversarial) figure(strip, `adversarial: ${a.group}`, a.image);
   }
-  document.body.dataset.results = summary.mode;
+  if (out === $('results')) document.body.dataset.results = summary.mode;
 }
 
 function driftTable(summary) {
@@ -677,9 +689,14 @@ $('start').onclick = guard(async () => {
     backend: $('device').value,
   };
   try {
-    const result = await call('train', { options });
+    const run = { name: $('run-name').value, dataset: datasetLabel() };
+    const result = await call('train', { options, run });
     session.summary = result.summary;
     showResults(result);
+    if (result.saveError) showError(result.saveError);
+    else setStatus(`Run "${result.run.name}" kept in the lab log`);
+    await refreshRuns();
+    if (!result.saveError && $('mlflow').value) await logToMlflow([result.run.id]);
     for (const id of ['export-curves', 'export-model', 'export-isp']) $(id).disabled = false;
   } finally {
     for (const id of ['pause', 'cancel']) $(id).disabled = true;
@@ -696,6 +713,219 @@ $('cancel').onclick = () => call('cancel');
 $('export-curves').onclick = () => download('lens2logit_curves.csv', curvesCsv(), 'text/csv');
 $('export-model').onclick = guard(async () => download('model.safetensors', await call('saveModel'), 'application/octet-stream'));
 $('export-isp').onclick = guard(async () => download('isp.safetensors', await call('saveIsp'), 'application/octet-stream'));
+
+// ------------------------------------------------------------------ lab log
+
+/** The tiles' source as the runs table names it. */
+function datasetLabel() {
+  switch ($('source').value) {
+    case 'synthetic': return `synthetic ${$('task').value} (${$('n').value} tiles, ${$('size').value} px)`;
+    case 'zenodo': return `zenodo ${$('record').value} ${$('dataset').value} ${$('intensity').value}%`;
+    case 'chart': return 'colour chart';
+    default: return 'my files';
+  }
+}
+
+const selectedRuns = () => [...document.querySelectorAll('#runs-table input:checked')].map((box) => box.value);
+
+const refreshRuns = guard(async () => {
+  const selection = Object.fromEntries(['mode', 'model', 'view', 'dataset', 'text', 'sort'].map((k) => [k, $(`runs-${k}`).value || null]));
+  const { rows, total, facets, usage } = await call('listRuns', { selection });
+  for (const [k, values] of Object.entries(facets)) {
+    const select = $(`runs-${k}`);
+    const keep = select.value;
+    select.replaceChildren(new Option('any', ''), ...values.filter(Boolean).map((v) => new Option(v, v)));
+    select.value = values.includes(keep) ? keep : '';
+  }
+  $('runs-storage').value = `${total} runs; ${usage}`;
+  const table = $('runs-table');
+  table.replaceChildren();
+  const header = table.insertRow();
+  for (const name of ['', 'name', 'mode', 'model', 'view', 'dataset', 'device', 'status', 'metric', 'started']) {
+    const th = document.createElement('th');
+    th.scope = 'col';
+    th.textContent = name;
+    header.append(th);
+  }
+  for (const m of rows) {
+    const row = table.insertRow();
+    row.dataset.run = m.id;
+    const box = document.createElement('input');
+    box.type = 'checkbox';
+    box.value = m.id;
+    box.setAttribute('aria-label', `select run ${m.name}`);
+    row.insertCell().append(box);
+    const headline = m.metrics[`val_${m.metric}`];
+    for (const text of [m.name, m.mode, m.model, m.view || '-', m.dataset, m.device, m.status,
+      headline === undefined ? '-' : `${m.metric} ${headline.toFixed(3)}`, new Date(m.started_ms).toLocaleString()]) {
+      row.insertCell().textContent = text;
+    }
+  }
+  document.body.dataset.runs = String(rows.length);
+});
+for (const k of ['mode', 'model', 'view', 'dataset', 'sort']) $(`runs-${k}`).onchange = refreshRuns;
+$('runs-text').oninput = refreshRuns;
+
+/** Curves of several runs (or one), overlaid: a series per run and phase. */
+function overlayCharts(parent, runs) {
+  const charts = document.createElement('div');
+  charts.className = 'charts';
+  parent.append(charts);
+  const series = runs.flatMap(({ meta, curves }) => curves.map((c) => ({ label: runs.length > 1 ? `${meta.name}: ${c.phase}` : c.phase, steps: c.steps })));
+  const longest = Math.max(0, ...series.map((s) => s.steps.length));
+  const xs = Array.from({ length: longest }, (_, i) => i + 1);
+  for (const [k, label] of [[1, 'loss'], [2, runs[0]?.meta.metric ?? 'metric']]) {
+    const figureEl = document.createElement('figure');
+    figureEl.innerHTML = `<figcaption>${label}</figcaption>`;
+    const div = document.createElement('div');
+    div.className = 'chart';
+    figureEl.append(div);
+    charts.append(figureEl);
+    new uPlot({
+      width: 340, height: 180, legend: { show: false }, scales: { x: { time: false } },
+      axes: [{ label: 'step of the phase' }, { label }],
+      series: [{ label: 'step' }, ...series.map((s, i) => ({ label: s.label, stroke: PALETTE[i % PALETTE.length], width: 2 }))],
+    }, [xs, ...series.map((s) => xs.map((_, i) => s.steps[i]?.[k] ?? null))], div);
+  }
+  const key = document.createElement('ul');
+  key.className = 'chart-key';
+  key.replaceChildren(...series.map((s, i) => {
+    const item = document.createElement('li');
+    item.style.setProperty('--swatch', PALETTE[i % PALETTE.length]);
+    item.textContent = s.label;
+    return item;
+  }));
+  parent.append(key);
+}
+
+$('runs-open').onclick = guard(async () => {
+  const [id] = selectedRuns();
+  if (!id) throw new Error('Tick a run in the lab log to open it.');
+  const run = await call('openRun', { id });
+  const out = $('run-view');
+  out.replaceChildren();
+  const heading = document.createElement('h3');
+  heading.textContent = `${run.meta.name} (${run.meta.status}, ${new Date(run.meta.finished_ms).toLocaleString()})`;
+  out.append(heading);
+  overlayCharts(out, [run]);
+  const results = document.createElement('div');
+  out.append(results);
+  if (run.summary) showResults({ summary: run.summary, adversarial: run.adversarial, finished: run.meta.status === 'finished' }, results);
+  if (run.snapshots.length) {
+    const strip = document.createElement('div');
+    strip.className = 'strip';
+    const slider = Object.assign(document.createElement('input'), { type: 'range', min: 0, max: run.snapshots.length - 1, value: run.snapshots.length - 1 });
+    slider.setAttribute('aria-label', 'snapshot of the opened run');
+    const label = document.createElement('output');
+    const show = () => {
+      const s = run.snapshots[Number(slider.value)];
+      strip.replaceChildren();
+      s.images.forEach((image, k) => figure(strip, `|dL/d ${s.stages[k]}|`, image));
+      label.value = `${s.phase}, step ${s.step}`;
+    };
+    slider.oninput = show;
+    out.append(slider, label, strip);
+    show();
+  }
+  document.body.dataset.openedRun = run.meta.id;
+});
+
+$('runs-compare').onclick = guard(async () => {
+  const ids = selectedRuns();
+  if (ids.length < 2) throw new Error('Tick two or more runs in the lab log to compare them.');
+  const runs = await call('compareRuns', { ids });
+  const out = $('run-view');
+  out.replaceChildren();
+  const heading = document.createElement('h3');
+  heading.textContent = `Comparing ${runs.length} runs`;
+  out.append(heading);
+  overlayCharts(out, runs);
+  // final metrics and the settings that differ, a column per run
+  const table = document.createElement('table');
+  table.className = 'compare';
+  const header = table.insertRow();
+  header.insertCell().outerHTML = '<th scope="col"></th>';
+  for (const { meta } of runs) {
+    const th = document.createElement('th');
+    th.scope = 'col';
+    th.textContent = meta.name;
+    header.append(th);
+  }
+  const keys = (field) => [...new Set(runs.flatMap(({ meta }) => Object.keys(meta[field])))].sort();
+  const rows = [
+    ...keys('metrics').map((k) => [k, runs.map(({ meta }) => meta.metrics[k]?.toFixed(4) ?? '-')]),
+    ...keys('params').map((k) => [k, runs.map(({ meta }) => meta.params[k] ?? '-')]).filter(([, v]) => new Set(v).size > 1),
+  ];
+  for (const [name, values] of rows) {
+    const row = table.insertRow();
+    const th = document.createElement('th');
+    th.scope = 'row';
+    th.textContent = name;
+    row.append(th);
+    for (const v of values) row.insertCell().textContent = v;
+  }
+  const scroll = document.createElement('div');
+  scroll.className = 'scroll';
+  scroll.append(table);
+  out.append(scroll);
+  document.body.dataset.compared = String(runs.length);
+});
+
+/** Logs stored runs to the MLflow server the page names; a failure leaves them in the lab log. */
+async function logToMlflow(ids) {
+  const status = $('mlflow-status');
+  for (const id of ids) {
+    try {
+      const mlflowRun = await call('logRun', { id, url: $('mlflow').value, experiment: $('experiment').value || 'lens2logit' });
+      status.value = `logged run ${id} as MLflow run ${mlflowRun}`;
+    } catch (error) {
+      status.value = '';
+      throw new Error(`${error.message} (run ${id} stays in the lab log; log it again from there)`);
+    }
+  }
+  document.body.dataset.mlflowLogged = String(ids.length);
+}
+listeners.mlflow = ({ done, total }) => { $('mlflow-status').value = `uploading artifacts ${done}/${total}`; };
+$('mlflow').onchange = guard(async () => {
+  saveState();
+  // the worker may reach the server only if its policy names it: a new one may take over
+  if (await reachOrigins('the MLflow server changed')) await load();
+});
+$('experiment').onchange = saveState;
+$('runs-mlflow').onclick = guard(async () => {
+  const ids = selectedRuns();
+  if (!ids.length) throw new Error('Tick the runs to log to MLflow.');
+  if (!$('mlflow').value) throw new Error('Set the MLflow tracking server (its URL) first.');
+  await logToMlflow(ids);
+});
+
+$('runs-export').onclick = guard(async () => {
+  const [id] = selectedRuns();
+  if (!id) throw new Error('Tick a run in the lab log to export it.');
+  const { name, zip } = await call('exportRun', { id });
+  download(name, zip, 'application/zip');
+});
+
+$('runs-delete').onclick = guard(async () => {
+  const ids = selectedRuns();
+  if (!ids.length) throw new Error('Tick the runs to delete.');
+  if (!confirm(`Delete ${ids.length} run(s) from the lab log? Export them first to keep a copy.`)) return;
+  await call('deleteRuns', { ids });
+  $('run-view').replaceChildren();
+  await refreshRuns();
+});
+
+$('runs-import').onchange = guard(async (e) => {
+  for (const file of e.target.files) {
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    const meta = await call('importRun', { bytes }, [bytes.buffer]).catch((error) => {
+      throw new Error(`${file.name}: ${error.message}`);
+    });
+    setStatus(`Imported run "${meta.name}"`);
+  }
+  e.target.value = '';
+  await refreshRuns();
+});
 
 // ------------------------------------------------------------------ start
 
@@ -742,5 +972,6 @@ guard(async () => {
   modeControls();
   lossChart = chart('loss-chart', 'loss');
   metricChart = chart('metric-chart', 'metric');
+  await refreshRuns();
   await load();
 })();

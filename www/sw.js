@@ -7,7 +7,7 @@
 const csp = fetch(new URL('./csp.txt', self.location)).then((r) => r.text()).then((t) => t.trim());
 
 /** The origin of an http(s) URL, else null. */
-function mirrorOrigin(value) {
+function httpOrigin(value) {
   try {
     const url = new URL(value);
     return url.protocol === 'http:' || url.protocol === 'https:' ? url.origin : null;
@@ -25,10 +25,10 @@ self.addEventListener('fetch', (event) => {
   if (request.cache === 'only-if-cached' && request.mode !== 'same-origin') return;
   event.respondWith(Promise.all([fetch(request), csp]).then(([response, policy]) => {
     if (response.status === 0) return response;
-    // as `lens2logit serve` does: a worker asked for with ?connect=ORIGIN (the Zenodo mirror the
-    // user set) may also connect there
-    const mirror = mirrorOrigin(new URL(request.url).searchParams.get('connect'));
-    if (mirror) policy = policy.replace('connect-src', `connect-src ${mirror}`);
+    // as `lens2logit serve` does: a worker asked for with ?connect=ORIGIN (the Zenodo mirror and
+    // the MLflow server the user set) may also connect there
+    const origins = new URL(request.url).searchParams.getAll('connect').map(httpOrigin).filter(Boolean).slice(0, 4);
+    if (origins.length) policy = policy.replace('connect-src', `connect-src ${origins.join(' ')}`);
     const headers = new Headers(response.headers);
     headers.set('Cross-Origin-Opener-Policy', 'same-origin');
     headers.set('Cross-Origin-Embedder-Policy', 'require-corp');

@@ -5,6 +5,8 @@
 // The module is chosen at init: the threaded build (rayon over a pool of Web Workers) needs
 // SharedArrayBuffer, which a browser grants only to a cross-origin isolated page; elsewhere the
 // single-threaded build runs the same code on this worker alone.
+import * as store from './runs-store.js';
+
 let wasm = null;
 let memory = null;
 let lab = null;
@@ -30,6 +32,16 @@ const transferables = (value) => {
   walk(value);
   return list;
 };
+
+/** `read(view)` of a run zip opened (and checked) by the core. */
+function readRun(zip, read) {
+  const view = new wasm.RunView(new Uint8Array(zip));
+  try {
+    return read(view);
+  } finally {
+    view.free();
+  }
+}
 
 const event = (channel, data) => postMessage({ type: 'event', channel, data }, transferables(data));
 
@@ -98,10 +110,11 @@ const methods = {
   loadParams: ({ bytes }) => lab.loadParams(bytes),
   saveParams: () => lab.saveParams(),
   runIsp: async ({ gradients, view }) => ispImages(await lab.runIsp(gradients, view), gradients),
-  async train({ options }) {
+  async train({ options, run }) {
     trainer?.free();
     trainer = new wasm.Trainer(lab, options);
     trainControl = new wasm.TrainControl();
+    const started = Date.now();
     const total = trainer.totalSteps();
     event('train', { kind: 'start', total, device: trainer.device });
     const finished = await trainer.run(trainControl, (report) => {
@@ -113,7 +126,45 @@ const methods = {
     });
     const summary = trainer.summary();
     const adversarial = trainer.adversarialGroups().map((group, i) => ({ group, image: image(trainer.adversarialImage(i)) }));
-    return { finished, summary, adversarial };
+    // every session becomes a run in the lab log; a full storage is reported, the results stay
+    const zip = trainer.runZip(run.name, run.dataset, started, finished);
+    const meta = readRun(zip, (view) => view.meta());
+    let saveError = null;
+    try {
+      await store.putRun(meta, zip);
+    } catch (error) {
+      saveError = error.message;
+    }
+    return { finished, summary, adversarial, run: meta, saveError };
+  },
+  // the lab log
+  async listRuns({ selection }) {
+    const all = await store.listRuns();
+    const facets = Object.fromEntries(['mode', 'model', 'view', 'dataset'].map((k) => [k, [...new Set(all.map((m) => m[k]))].sort()]));
+    return { rows: wasm.selectRuns(all, selection), total: all.length, facets, usage: (await store.usage()).text };
+  },
+  async openRun({ id }) {
+    return readRun(await store.getZip(id), (view) => ({
+      meta: view.meta(),
+      summary: view.summary(),
+      curves: view.curves(),
+      snapshots: view.snapshots().map((s) => ({ ...s, images: s.stages.map((_, k) => image(view.snapshotImage(s.index, k, s.maxima[k]))) })),
+      adversarial: view.adversarialGroups().map((group, i) => ({ group, image: image(view.adversarialImage(i)) })),
+    }));
+  },
+  async compareRuns({ ids }) {
+    const runs = [];
+    for (const id of ids) runs.push(readRun(await store.getZip(id), (view) => ({ meta: view.meta(), curves: view.curves() })));
+    return runs;
+  },
+  deleteRuns: ({ ids }) => store.deleteRuns(ids),
+  exportRun: async ({ id }) => ({ name: `lens2logit_run_${id}.zip`, zip: new Uint8Array(await store.getZip(id)) }),
+  logRun: async ({ id, url, experiment }) => wasm.logRunToMlflow(url, experiment, new Uint8Array(await store.getZip(id)), (done, total) => event('mlflow', { done, total })),
+  async importRun({ bytes }) {
+    const meta = readRun(bytes, (view) => view.meta());
+    if (await store.hasRun(meta.id)) throw new Error(`run ${meta.id} (${meta.name}) is already in the lab log`);
+    await store.putRun(meta, bytes);
+    return meta;
   },
   pause: () => trainControl?.pause(),
   resume: () => trainControl?.resume(),

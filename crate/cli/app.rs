@@ -1,6 +1,6 @@
 //! The clap application behind `lens2logit`.
 
-use crate::{bench, fetch, isp, serve, synth, train, views};
+use crate::{bench, experiment, fetch, isp, runs, serve, synth, train, views};
 
 use std::process::ExitCode;
 
@@ -32,11 +32,15 @@ enum Command {
     /// Stream Raw-Microscopy or Raw-Drone tiles from Zenodo (or a mirror) into a directory.
     Fetch(fetch::FetchArgs),
     /// Run one of the paper's experiments (synthesis, forensics, optimisation).
-    Train(train::TrainArgs),
+    Train(Box<train::TrainArgs>),
     /// Evaluate a trained run on the 12 static views and the intensity levels.
     Evaluate(train::EvaluateArgs),
+    /// The paper's experiments as single actions: the 12 x 12 table, forensics, optimisation.
+    Experiment(experiment::ExperimentArgs),
     /// Benchmarks on this machine (one JSON line each).
     Bench(bench::BenchArgs),
+    /// The lab log: list, show, export and import runs (folders, zips, MLflow).
+    Runs(runs::RunsArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -48,9 +52,11 @@ pub fn main() -> ExitCode {
         Command::Grad(args) => isp::grad(args),
         Command::Synth(args) => synth::run(args),
         Command::Fetch(args) => fetch::run(args),
-        Command::Train(args) => train::train(args),
+        Command::Train(args) => train::train(*args),
         Command::Evaluate(args) => train::evaluate(args),
+        Command::Experiment(args) => experiment::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Runs(args) => runs::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,9 +7,13 @@ mod bench;
 #[cfg(not(target_arch = "wasm32"))]
 mod common;
 #[cfg(not(target_arch = "wasm32"))]
+mod experiment;
+#[cfg(not(target_arch = "wasm32"))]
 mod fetch;
 #[cfg(not(target_arch = "wasm32"))]
 mod isp;
+#[cfg(not(target_arch = "wasm32"))]
+mod runs;
 #[cfg(not(target_arch = "wasm32"))]
 mod serve;
 #[cfg(not(target_arch = "wasm32"))]

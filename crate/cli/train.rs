@@ -9,9 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use lens2logit::data::Task;
 use lens2logit::isp::static_pipeline::View;
-use lens2logit::model::{save_weights, ModelKind};
+use lens2logit::model::ModelKind;
 use lens2logit::raw::intensity::LEVELS;
 use lens2logit::raw::CameraParams;
+use lens2logit::runs::{drift_csv, Run, RunSource};
 use lens2logit::train::{DeviceChoice, Mode, Session, TileSet, TrainConfig, TrainOptions};
 
 use crate::common::{load_camera, read_file, write_file};
@@ -64,6 +65,10 @@ pub struct TrainArgs {
     group: Option<String>,
     #[arg(long, default_value_t = 30)]
     forensic_steps: usize,
+    /// A gradient snapshot (per-stage |dL/d stage|, kept in the run) every this many steps; 0 for
+    /// none (default: about 8 per phase).
+    #[arg(long)]
+    snapshot_every: Option<usize>,
     /// Synthesis: intensity levels of the drift table (comma-separated).
     #[arg(long, value_delimiter = ',', default_values_t = LEVELS.to_vec())]
     intensities: Vec<u32>,
@@ -75,8 +80,18 @@ pub struct TrainArgs {
     /// gpu (fails where there is no GPU adapter).
     #[arg(long, default_value = "auto")]
     backend: String,
+    /// The run folder to write (replaced if it is a run folder already).
     #[arg(long)]
     out: PathBuf,
+    /// The run's label in `runs list`, the page's runs table and MLflow.
+    #[arg(long, default_value = "")]
+    name: String,
+    /// Also log the run to this MLflow tracking server (REST API), e.g. http://127.0.0.1:5000.
+    #[arg(long)]
+    mlflow: Option<String>,
+    /// The MLflow experiment to log into (created where missing).
+    #[arg(long, default_value = "lens2logit")]
+    experiment: String,
 }
 
 /// What `evaluate` needs to rebuild a run's model and data.
@@ -94,7 +109,7 @@ struct RunConfig {
 }
 
 /// The tiles of `data` (a directory or `synthetic`).
-fn tiles(
+pub(crate) fn tiles(
     data: &str,
     task: Task,
     camera: Option<CameraParams>,
@@ -123,14 +138,6 @@ fn tiles(
     TileSet::from_files(task, camera, &files, &read).map_err(|e| e.to_string())
 }
 
-fn csv(rows: &[(usize, f32, f32)]) -> String {
-    let mut out = String::from("step,loss,metric\n");
-    for (step, loss, metric) in rows {
-        out.push_str(&format!("{step},{loss},{metric}\n"));
-    }
-    out
-}
-
 pub fn train(args: TrainArgs) -> Result<(), String> {
     let task: Task = args.task.into();
     let options = TrainOptions {
@@ -146,76 +153,23 @@ pub fn train(args: TrainArgs) -> Result<(), String> {
         penalty: Some(args.penalty.clone()),
         group: args.group.clone(),
         forensic_steps: Some(args.forensic_steps as f64),
-        snapshot_every: None,
+        snapshot_every: Some(args.snapshot_every.unwrap_or((args.steps / 8).max(1)) as f64),
         intensities: Some(args.intensities.iter().map(|&i| i as f64).collect()),
         corruption_severity: args.corruption_severity.map(f64::from),
     };
     let config = options.config(task).map_err(|e| e.to_string())?;
-    let model = config.model;
     let camera = args.camera.as_deref().map(load_camera).transpose()?;
     let data = tiles(&args.data, task, camera, args.n, args.size, args.seed)?;
-    let run = RunConfig {
-        task: task.name().into(),
-        model: model.name().into(),
-        view: args.view.to_string(),
-        classes: data.classes.clone(),
-        size: args.size,
+    let job = Job {
+        config,
+        data: &args.data,
         n: args.n,
-        seed: args.seed,
-        camera: data.camera.clone(),
-        batch: args.batch,
+        size: args.size,
+        backend: &args.backend,
+        name: args.name.clone(),
+        out: &args.out,
     };
-    let mut session = Session::new(config, data).map_err(|e| e.to_string())?;
-    let choice = DeviceChoice::parse(&args.backend).map_err(|e| e.to_string())?;
-    if let Some(gpu) = pollster::block_on(choice.resolve()).map_err(|e| e.to_string())? {
-        pollster::block_on(session.use_gpu(gpu)).map_err(|e| e.to_string())?;
-    }
-    eprintln!("training on {}", session.device_label());
-    std::fs::create_dir_all(&args.out)
-        .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
-
-    let bar = ProgressBar::new(session.total_steps() as u64).with_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed} < {eta}]")
-            .expect("valid template"),
-    );
-    let mut all = Vec::new();
-    while let Some(report) = pollster::block_on(session.step()).map_err(|e| e.to_string())? {
-        bar.set_position(report.global_step as u64);
-        bar.set_message(format!(
-            "{}: loss {:.3} {} {:.3} ({:.0} tiles/s)",
-            report.phase, report.loss, session.summary.metric, report.metric, report.samples_per_s
-        ));
-        all.push((report.global_step, report.loss, report.metric));
-    }
-    bar.finish_and_clear();
-
-    write_file(&args.out.join("metrics.csv"), csv(&all).as_bytes())?;
-    for (phase, rows) in &session.summary.curves {
-        let slug: String = phase
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-            .collect();
-        write_file(
-            &args.out.join(format!("metrics_{slug}.csv")),
-            csv(rows).as_bytes(),
-        )?;
-    }
-    let summary = serde_json::to_string_pretty(&session.summary).map_err(|e| e.to_string())?;
-    write_file(&args.out.join("summary.json"), summary.as_bytes())?;
-    write_file(
-        &args.out.join("config.json"),
-        serde_json::to_string_pretty(&run)
-            .map_err(|e| e.to_string())?
-            .as_bytes(),
-    )?;
-    write_file(
-        &args.out.join("model.safetensors"),
-        &save_weights(session.model_vars()).map_err(|e| e.to_string())?,
-    )?;
-    write_file(
-        &args.out.join("isp.safetensors"),
-        &session.isp().to_safetensors().map_err(|e| e.to_string())?,
-    )?;
+    let (session, run) = run_job(&job, data)?;
     for (phase, metric) in &session.summary.final_metric {
         eprintln!("{phase}: validation {} {metric:.3}", session.summary.metric);
     }
@@ -225,8 +179,96 @@ pub fn train(args: TrainArgs) -> Result<(), String> {
     for (group, (before, after, drop)) in &session.summary.forensics {
         eprintln!("forensics {group}: {before:.3} -> {after:.3} (drop {drop:.3})");
     }
-    eprintln!("wrote {}", args.out.display());
+    if let Some(url) = &args.mlflow {
+        log_run(&run, &args.out, url, &args.experiment)?;
+    }
     Ok(())
+}
+
+/// One session as the CLI runs it (`train`, and each training of `experiment`).
+pub(crate) struct Job<'a> {
+    pub config: TrainConfig,
+    /// `--data` as given: a directory or `synthetic` (the run's dataset label).
+    pub data: &'a str,
+    /// Synthetic data: number of tiles and their side.
+    pub n: usize,
+    pub size: usize,
+    /// auto, cpu or gpu.
+    pub backend: &'a str,
+    /// The run's label.
+    pub name: String,
+    /// The run folder to write.
+    pub out: &'a Path,
+}
+
+/// Trains `job` on `data` on the chosen device with a progress bar and writes its run folder
+/// (with `config.json`, which `evaluate` reads); the finished session and its run.
+pub(crate) fn run_job(job: &Job, data: TileSet) -> Result<(Session, Run), String> {
+    let config = job.config.clone();
+    let run_config = RunConfig {
+        task: data.task.name().into(),
+        model: config.model.name().into(),
+        view: config.view.to_string(),
+        classes: data.classes.clone(),
+        size: job.size,
+        n: job.n,
+        seed: config.seed,
+        camera: data.camera.clone(),
+        batch: config.batch,
+    };
+    let mut session = Session::new(config, data).map_err(|e| e.to_string())?;
+    let choice = DeviceChoice::parse(job.backend).map_err(|e| e.to_string())?;
+    if let Some(gpu) = pollster::block_on(choice.resolve()).map_err(|e| e.to_string())? {
+        pollster::block_on(session.use_gpu(gpu)).map_err(|e| e.to_string())?;
+    }
+    eprintln!("training on {}", session.device_label());
+    let started_ms = lens2logit::runs::now_ms();
+
+    let bar = ProgressBar::new(session.total_steps() as u64).with_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed} < {eta}]")
+            .expect("valid template"),
+    );
+    while let Some(report) = pollster::block_on(session.step()).map_err(|e| e.to_string())? {
+        bar.set_position(report.global_step as u64);
+        bar.set_message(format!(
+            "{}: loss {:.3} {} {:.3} ({:.0} tiles/s)",
+            report.phase, report.loss, session.summary.metric, report.metric, report.samples_per_s
+        ));
+    }
+    bar.finish_and_clear();
+
+    let source = RunSource {
+        name: job.name.clone(),
+        dataset: dataset_label(job.data, job.n, job.size),
+        started_ms,
+        finished: true,
+    };
+    let mut run = Run::from_session(&session, &source).map_err(|e| e.to_string())?;
+    let config = serde_json::to_vec_pretty(&run_config).map_err(|e| e.to_string())?;
+    run.insert("config.json", config).map_err(|e| e.to_string())?;
+    crate::runs::write_dir(&run, job.out)?;
+    eprintln!("wrote run {} to {}", run.meta().id, job.out.display());
+    Ok((session, run))
+}
+
+/// Logs a run written to `out` to MLflow; on failure, says how to log it later.
+pub(crate) fn log_run(run: &Run, out: &Path, url: &str, experiment: &str) -> Result<(), String> {
+    crate::runs::log_to_mlflow(run, url, experiment).map_err(|e| {
+        format!(
+            "{e}\nThe run is kept in {}; log it later with `lens2logit runs log {} --mlflow URL`",
+            out.display(),
+            out.display()
+        )
+    })
+}
+
+/// The tiles' source as the runs table shows it.
+pub(crate) fn dataset_label(data: &str, n: usize, size: usize) -> String {
+    if data == "synthetic" {
+        format!("synthetic ({n} tiles, {size} px)")
+    } else {
+        data.to_string()
+    }
 }
 
 #[derive(Args)]
@@ -277,23 +319,7 @@ pub fn evaluate(args: EvaluateArgs) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", args.run.join("model.safetensors").display()))?;
     let table =
         pollster::block_on(session.view_table(&args.intensities)).map_err(|e| e.to_string())?;
-    let views: Vec<String> = View::paper_views().iter().map(View::to_string).collect();
-    let mut out = format!("intensity,{}\n", views.join(","));
-    for &intensity in &args.intensities {
-        let row: Vec<String> = views
-            .iter()
-            .map(|v| format!("{:.4}", table[v][&intensity]))
-            .collect();
-        out.push_str(&format!("{intensity},{}\n", row.join(",")));
-    }
-    if args.intensities.contains(&100) {
-        let base = table[&run.view][&100];
-        let drops: Vec<String> = views
-            .iter()
-            .map(|v| format!("{:.4}", base - table[v][&100]))
-            .collect();
-        out.push_str(&format!("drop_at_100,{}\n", drops.join(",")));
-    }
+    let out = drift_csv(&table, &args.intensities, &run.view);
     write_file(&args.out, out.as_bytes())?;
     eprintln!("wrote {}", args.out.display());
     Ok(())

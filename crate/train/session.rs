@@ -195,6 +195,29 @@ pub struct Snapshot {
     pub stages: Vec<(String, Vec<f32>)>,
 }
 
+impl Snapshot {
+    /// What a timeline lists of snapshot `index` (the maps come as images on request): phase,
+    /// step, stage names and each map's display scale.
+    pub fn describe(&self, index: usize) -> serde_json::Value {
+        serde_json::json!({
+            "index": index, "phase": self.phase, "step": self.step,
+            "stages": self.stages.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            "maxima": self.stages.iter().map(|(_, v)| crate::viz::robust_max(v)).collect::<Vec<_>>(),
+        })
+    }
+
+    /// Stage `stage`'s |gradient| as a heatmap scaled by `max`.
+    pub fn image(&self, stage: usize, max: f32) -> Result<crate::viz::Rgba> {
+        let (_, values) = self.stages.get(stage).ok_or_else(|| {
+            Error::invalid(format!(
+                "snapshot at step {} has no stage {stage}",
+                self.step
+            ))
+        })?;
+        Ok(crate::viz::heatmap(values, self.width, self.height, max))
+    }
+}
+
 /// What a session found, written to summary.json.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
@@ -219,6 +242,8 @@ pub struct Summary {
     pub forensics: BTreeMap<String, (f32, f32, f32)>,
     /// Loss and metric per step of each phase.
     pub curves: BTreeMap<String, Vec<(usize, f32, f32)>>,
+    /// The phases in the order they ran (`curves` is keyed by name).
+    pub phase_order: Vec<String>,
 }
 
 /// How a phase processes raw tiles before the model.
@@ -458,6 +483,39 @@ impl Session {
         self.phase >= self.phases.len()
     }
 
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// Forensics' adversarial processing of group `i` (attack order) as an image.
+    pub fn adversarial_image(&self, i: usize) -> Result<crate::viz::Rgba> {
+        let (group, t) = self
+            .adversarial
+            .get(i)
+            .ok_or_else(|| Error::invalid(format!("no adversarial image {i}")))?;
+        // the first tile, from the model's normalised range back to [0, 1] for the eye
+        let t = t.get(0)?.affine(0.15, 0.5)?;
+        let (c, h, w) = t.dims3()?;
+        let v = t.flatten_all()?.to_vec1::<f32>()?;
+        if c < 3 {
+            return Err(Error::invalid(format!(
+                "the adversarial image of {group} has {c} channels, not 3"
+            )));
+        }
+        let mut data = Vec::with_capacity(h * w * 4);
+        for p in 0..h * w {
+            for ch in 0..3 {
+                data.push((v[ch * h * w + p].clamp(0.0, 1.0) * 255.0) as u8);
+            }
+            data.push(255);
+        }
+        Ok(crate::viz::Rgba {
+            width: w,
+            height: h,
+            data,
+        })
+    }
+
     pub fn model_vars(&self) -> &VarMap {
         &self.vars
     }
@@ -500,6 +558,9 @@ impl Session {
         self.global_step += 1;
         let steps = phase_len(&self.config, &phase);
         let name = self.phase_name(&phase);
+        if !self.summary.curves.contains_key(&name) {
+            self.summary.phase_order.push(name.clone());
+        }
         self.summary
             .curves
             .entry(name.clone())

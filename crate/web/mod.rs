@@ -3,6 +3,7 @@
 
 mod cache;
 mod images;
+mod runs;
 mod tiles;
 mod train;
 
@@ -12,6 +13,7 @@ use candle_core::{DType, Device};
 use wasm_bindgen::prelude::*;
 
 pub use images::RgbaImage;
+pub use runs::RunView;
 pub use tiles::FetchControl;
 pub use train::{TrainControl, Trainer};
 /// `initThreadPool(n)` in the threaded module: rayon's pool as n Web Workers sharing the memory.

@@ -11,8 +11,8 @@ use wasm_bindgen::prelude::*;
 use super::{js_error, to_js, Lab, RgbaImage};
 use crate::gpu::{ComputeBackend, Gpu};
 use crate::model::save_weights;
+use crate::runs::{Run, RunSource};
 use crate::train::{DeviceChoice, Session, TileSet, TrainOptions};
-use crate::viz;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -195,13 +195,7 @@ impl Trainer {
             let fresh: Vec<serde_json::Value> = session.snapshots[sent..]
                 .iter()
                 .enumerate()
-                .map(|(k, s)| {
-                    serde_json::json!({
-                        "index": sent + k, "phase": s.phase, "step": s.step,
-                        "stages": s.stages.iter().map(|(n, _)| n).collect::<Vec<_>>(),
-                        "maxima": s.stages.iter().map(|(_, v)| viz::robust_max(v)).collect::<Vec<_>>(),
-                    })
-                })
+                .map(|(k, s)| s.describe(sent + k))
                 .collect();
             self.sent_snapshots.set(session.snapshots.len());
             to_js(&fresh)
@@ -221,11 +215,30 @@ impl Trainer {
                 .snapshots
                 .get(index)
                 .ok_or_else(|| JsError::new("no such snapshot"))?;
-            let (_, values) = s
-                .stages
-                .get(stage)
-                .ok_or_else(|| JsError::new("no such stage"))?;
-            Ok(viz::heatmap(values, s.width, s.height, max).into())
+            Ok(s.image(stage, max).map_err(js_error)?.into())
+        })
+    }
+
+    /// The session so far as a run zip (`lens2logit runs import` reads it): settings, results,
+    /// snapshots and weights. `started_ms` is the page's clock when the session started.
+    #[wasm_bindgen(js_name = runZip)]
+    pub fn run_zip(
+        &self,
+        name: String,
+        dataset: String,
+        started_ms: f64,
+        finished: bool,
+    ) -> Result<Vec<u8>, JsError> {
+        self.with(|session| {
+            let source = RunSource {
+                name,
+                dataset,
+                started_ms: started_ms.max(0.0) as u64,
+                finished,
+            };
+            Run::from_session(session, &source)
+                .and_then(|run| run.to_zip())
+                .map_err(js_error)
         })
     }
 
@@ -248,30 +261,7 @@ impl Trainer {
     /// processing's batch norm, shown with its statistics undone to mid-grey).
     #[wasm_bindgen(js_name = adversarialImage)]
     pub fn adversarial_image(&self, i: usize) -> Result<RgbaImage, JsError> {
-        let t = self.with(|session| {
-            let (_, t) = session
-                .adversarial
-                .get(i)
-                .ok_or_else(|| JsError::new("no such view"))?;
-            Ok(t.clone())
-        })?;
-        let t = t
-            .get(0)
-            .and_then(|t| t.affine(0.15, 0.5))
-            .map_err(|e| JsError::new(&e.to_string()))?;
-        let (c, h, w) = t.dims3().map_err(|e| JsError::new(&e.to_string()))?;
-        let v = t
-            .flatten_all()
-            .and_then(|t| t.to_vec1::<f32>())
-            .map_err(|e| JsError::new(&e.to_string()))?;
-        let mut rgba = Vec::with_capacity(h * w * 4);
-        for p in 0..h * w {
-            for ch in 0..c.min(3) {
-                rgba.push((v[ch * h * w + p].clamp(0.0, 1.0) * 255.0) as u8);
-            }
-            rgba.push(255);
-        }
-        Ok(RgbaImage::new(w, h, rgba))
+        self.with(|session| Ok(session.adversarial_image(i).map_err(js_error)?.into()))
     }
 
     /// The trained task model (safetensors, torchvision names).

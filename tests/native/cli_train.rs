@@ -30,7 +30,7 @@ fn train_writes_curves_summary_and_checkpoints_and_evaluate_reads_them() {
     lens2logit_ok(&args, dir.path());
     let run = dir.path().join("run");
     let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
-    assert!(metrics.starts_with("step,loss,metric\n"), "{metrics}");
+    assert!(metrics.starts_with("phase,step,loss,metric\n"), "{metrics}");
     assert_eq!(metrics.lines().count(), 1 + 6);
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();

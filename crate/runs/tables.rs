@@ -1,0 +1,177 @@
+//! A run's tables as CSV, the form a notebook or a spreadsheet reads.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::isp::static_pipeline::View;
+use crate::train::Summary;
+use crate::{Error, Result};
+
+/// One phase's loss and metric per step (steps from 1 within the phase).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Curve {
+    pub phase: String,
+    pub steps: Vec<(usize, f32, f32)>,
+}
+
+/// Every step of the session, phases in the order they ran: `phase,step,loss,metric`.
+pub fn metrics_csv(summary: &Summary) -> String {
+    let mut out = String::from("phase,step,loss,metric\n");
+    for phase in &summary.phase_order {
+        for (step, loss, metric) in summary.curves.get(phase).into_iter().flatten() {
+            out.push_str(&format!("{},{step},{loss},{metric}\n", quote(phase)));
+        }
+    }
+    out
+}
+
+/// The curves of `metrics.csv`, phases in the order they ran.
+pub fn parse_curves(bytes: &[u8]) -> Result<Vec<Curve>> {
+    let bad = |line: usize, why: &str| {
+        Error::decode(
+            super::METRICS,
+            format!("line {line}: {why} (expected phase,step,loss,metric)"),
+        )
+    };
+    let text = std::str::from_utf8(bytes).map_err(|e| Error::decode(super::METRICS, e))?;
+    let mut curves: Vec<Curve> = Vec::new();
+    for (i, line) in text.lines().enumerate().skip(1) {
+        if line.is_empty() {
+            continue;
+        }
+        // the phase may be quoted (it may hold commas); the three numbers never are
+        let mut fields = line.rsplitn(4, ',');
+        let (metric, loss, step, phase) =
+            match (fields.next(), fields.next(), fields.next(), fields.next()) {
+                (Some(m), Some(l), Some(s), Some(p)) => (m, l, s, p),
+                _ => return Err(bad(i + 1, "not four fields")),
+            };
+        let phase = phase.trim_matches('"').replace("\"\"", "\"");
+        let step: usize = step
+            .parse()
+            .map_err(|_| bad(i + 1, "the step is no count"))?;
+        let loss: f32 = loss
+            .parse()
+            .map_err(|_| bad(i + 1, "the loss is no number"))?;
+        let metric: f32 = metric
+            .parse()
+            .map_err(|_| bad(i + 1, "the metric is no number"))?;
+        match curves.last_mut() {
+            Some(c) if c.phase == phase => c.steps.push((step, loss, metric)),
+            _ => curves.push(Curve {
+                phase,
+                steps: vec![(step, loss, metric)],
+            }),
+        }
+    }
+    Ok(curves)
+}
+
+/// The drift table: a row per intensity, a column per paper view, then the drop of each view at
+/// 100 % against the training view (where 100 % was measured).
+pub fn drift_csv(
+    table: &BTreeMap<String, BTreeMap<u32, f32>>,
+    intensities: &[u32],
+    train_view: &str,
+) -> String {
+    let views: Vec<String> = View::paper_views().iter().map(View::to_string).collect();
+    let cell = |view: &str, intensity: u32| {
+        table
+            .get(view)
+            .and_then(|row| row.get(&intensity))
+            .map_or(String::new(), |m| format!("{m:.4}"))
+    };
+    let mut out = format!("intensity,{}\n", views.join(","));
+    for &intensity in intensities {
+        let row: Vec<String> = views.iter().map(|v| cell(v, intensity)).collect();
+        out.push_str(&format!("{intensity},{}\n", row.join(",")));
+    }
+    if let Some(base) = table.get(train_view).and_then(|row| row.get(&100)) {
+        let drops: Vec<String> = views
+            .iter()
+            .map(|v| {
+                table
+                    .get(v)
+                    .and_then(|row| row.get(&100))
+                    .map_or(String::new(), |m| format!("{:.4}", base - m))
+            })
+            .collect();
+        out.push_str(&format!("drop_at_100,{}\n", drops.join(",")));
+    }
+    out
+}
+
+pub fn forensics_csv(summary: &Summary) -> String {
+    let mut out = String::from("group,before,after,drop\n");
+    for (group, (before, after, drop)) in &summary.forensics {
+        out.push_str(&format!(
+            "{},{before:.4},{after:.4},{drop:.4}\n",
+            quote(group)
+        ));
+    }
+    out
+}
+
+pub fn corruptions_csv(summary: &Summary) -> String {
+    let mut out = String::from("corruption,metric,drop\n");
+    for (corruption, (metric, drop)) in &summary.corruptions {
+        out.push_str(&format!("{},{metric:.4},{drop:.4}\n", quote(corruption)));
+    }
+    out
+}
+
+/// A CSV field, quoted where it holds a comma or a quote.
+fn quote(field: &str) -> String {
+    if field.contains(',') || field.contains('"') || field.contains('\n') {
+        format!("\"{}\"", field.replace('"', "\"\""))
+    } else {
+        field.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn curves_come_back_from_metrics_csv_in_session_order() {
+        let mut summary = Summary {
+            phase_order: vec!["frozen, static".into(), "joint".into()],
+            ..Summary::default()
+        };
+        summary
+            .curves
+            .insert("joint".into(), vec![(1, 0.5, 0.25), (2, 0.25, 0.5)]);
+        summary
+            .curves
+            .insert("frozen, static".into(), vec![(1, 1.5, 0.125)]);
+        let curves = parse_curves(metrics_csv(&summary).as_bytes()).unwrap();
+        assert_eq!(curves.len(), 2);
+        assert_eq!(curves[0].phase, "frozen, static");
+        assert_eq!(curves[0].steps, vec![(1, 1.5, 0.125)]);
+        assert_eq!(curves[1].steps, vec![(1, 0.5, 0.25), (2, 0.25, 0.5)]);
+        let e = parse_curves(b"phase,step,loss,metric\nx,1,nan?,0\n").unwrap_err();
+        assert!(
+            e.to_string().contains("line 2: the loss is no number"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_drift_table_has_a_row_per_intensity_and_the_drops() {
+        let views: Vec<String> = View::paper_views().iter().map(View::to_string).collect();
+        let mut table = BTreeMap::new();
+        for (i, v) in views.iter().enumerate() {
+            table.insert(
+                v.clone(),
+                BTreeMap::from([(100, 0.5 + i as f32 / 100.0), (10, 0.25)]),
+            );
+        }
+        let csv = drift_csv(&table, &[100, 10], &views[0]);
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines.len(), 4);
+        assert!(lines[1].starts_with("100,0.5000,0.5100,"));
+        assert!(lines[3].starts_with("drop_at_100,0.0000,-0.0100,"));
+    }
+}

@@ -1,0 +1,117 @@
+//! The lab log in the page: a stored run (its zip, as `lens2logit runs export` writes it) opened
+//! for display, and the runs table's filter. The worker keeps the zips in IndexedDB.
+
+use wasm_bindgen::prelude::*;
+
+use super::{js_error, to_js, RgbaImage};
+use crate::runs::mlflow::Tracking;
+use crate::runs::{select, Run, RunMeta, Selection};
+use crate::train::Snapshot;
+use crate::viz::Rgba;
+
+/// A run opened from its zip: its description, results, snapshots and images.
+#[wasm_bindgen]
+pub struct RunView {
+    run: Run,
+    snapshots: Vec<Snapshot>,
+}
+
+#[wasm_bindgen]
+impl RunView {
+    /// Checks the zip (names, sizes, CRCs, run.json) and reads its snapshots.
+    #[wasm_bindgen(constructor)]
+    pub fn new(zip: &[u8]) -> Result<RunView, JsError> {
+        let run = Run::from_zip(zip).map_err(js_error)?;
+        let snapshots = run.snapshots().map_err(js_error)?;
+        Ok(RunView { run, snapshots })
+    }
+
+    /// run.json: id, name, mode, model, view, dataset, params, final metrics.
+    pub fn meta(&self) -> Result<JsValue, JsError> {
+        to_js(self.run.meta())
+    }
+
+    pub fn summary(&self) -> Result<JsValue, JsError> {
+        to_js(&self.run.summary().map_err(js_error)?)
+    }
+
+    /// The loss and metric curves: [{phase, steps: [[step, loss, metric], ..]}].
+    pub fn curves(&self) -> Result<JsValue, JsError> {
+        to_js(&self.run.curves().map_err(js_error)?)
+    }
+
+    /// The gradient timeline: [{index, phase, step, stages, maxima}].
+    pub fn snapshots(&self) -> Result<JsValue, JsError> {
+        let list: Vec<_> = self
+            .snapshots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| s.describe(i))
+            .collect();
+        to_js(&list)
+    }
+
+    #[wasm_bindgen(js_name = snapshotImage)]
+    pub fn snapshot_image(
+        &self,
+        index: usize,
+        stage: usize,
+        max: f32,
+    ) -> Result<RgbaImage, JsError> {
+        let s = self
+            .snapshots
+            .get(index)
+            .ok_or_else(|| JsError::new("no such snapshot"))?;
+        Ok(s.image(stage, max).map_err(js_error)?.into())
+    }
+
+    /// The forensics groups with an adversarial image, in attack order.
+    #[wasm_bindgen(js_name = adversarialGroups)]
+    pub fn adversarial_groups(&self) -> Vec<String> {
+        self.run.adversarial().into_iter().map(|(g, _)| g).collect()
+    }
+
+    #[wasm_bindgen(js_name = adversarialImage)]
+    pub fn adversarial_image(&self, i: usize) -> Result<RgbaImage, JsError> {
+        let all = self.run.adversarial();
+        let (group, png) = all
+            .get(i)
+            .ok_or_else(|| JsError::new("no such adversarial image"))?;
+        Ok(
+            Rgba::from_png(png, &format!("the adversarial image of {group}"))
+                .map_err(js_error)?
+                .into(),
+        )
+    }
+}
+
+/// The runs table's rows: `metas` (run.json of each stored run) filtered and sorted by
+/// `selection` ({mode, model, view, dataset, text, sort}).
+#[wasm_bindgen(js_name = selectRuns)]
+pub fn select_runs(metas: JsValue, selection: JsValue) -> Result<JsValue, JsError> {
+    let metas: Vec<RunMeta> = serde_wasm_bindgen::from_value(metas)
+        .map_err(|e| JsError::new(&format!("stored runs: {e}")))?;
+    let selection: Selection = serde_wasm_bindgen::from_value(selection)
+        .map_err(|e| JsError::new(&format!("runs filter: {e}")))?;
+    to_js(&select(metas, &selection).map_err(js_error)?)
+}
+
+/// Logs a stored run (its zip) to the MLflow tracking server at `url`, in `experiment`;
+/// `progress(done, total)` follows the artifacts' upload. Resolves to the MLflow run id.
+#[wasm_bindgen(js_name = logRunToMlflow)]
+pub async fn log_run_to_mlflow(
+    url: String,
+    experiment: String,
+    zip: Vec<u8>,
+    progress: js_sys::Function,
+) -> Result<String, JsError> {
+    let run = Run::from_zip(&zip).map_err(js_error)?;
+    let tracking = Tracking::new(&url).map_err(js_error)?;
+    let mut on_progress = |done: usize, total: usize| {
+        let _ = progress.call2(&JsValue::NULL, &done.into(), &total.into());
+    };
+    tracking
+        .log_run(&experiment, &run, &mut on_progress)
+        .await
+        .map_err(js_error)
+}
