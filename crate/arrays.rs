@@ -145,6 +145,15 @@ pub fn tiff_gray16(width: usize, height: usize, values: &[f32]) -> Result<Vec<u8
     Ok(out.into_inner())
 }
 
+/// A CSV field, quoted where it holds a comma, a quote or a line break (RFC 4180).
+pub fn csv_field(field: &str) -> String {
+    if field.contains([',', '"', '\n']) {
+        format!("\"{}\"", field.replace('"', "\"\""))
+    } else {
+        field.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

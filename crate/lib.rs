@@ -2,8 +2,8 @@
 //! and task models, built once for the browser (wasm + WebGPU) and for the native CLI.
 //!
 //! The module map follows the paper's boxes: [`raw`] tiles go through the [`isp`] into task models,
-//! with [`gpu`] kernels beside the maths they accelerate, and [`web`] as the thin facade the page's
-//! worker talks to.
+//! with [`gpu`] kernels beside the maths they accelerate. The page's facade (`crate/web/`, package
+//! `lens2logit-web`) and the command line (`crate/cli/`, `lens2logit-cli`) are packages over this core.
 
 pub mod arrays;
 pub mod data;
@@ -17,10 +17,5 @@ pub mod runs;
 mod storage;
 pub mod train;
 pub mod viz;
-
-#[cfg(not(target_arch = "wasm32"))]
-pub mod server;
-#[cfg(target_arch = "wasm32")]
-pub mod web;
 
 pub use error::{Error, Result};

@@ -1,6 +1,8 @@
 //! What the lab draws, computed here (the page only blits): images of ISP stages scaled for the
 //! eye, per-channel histograms, and gradient heatmaps through a perceptual colour map.
 
+pub mod draw;
+
 use crate::isp::static_pipeline::Plane;
 
 /// An RGBA8 image.
@@ -47,6 +49,19 @@ impl Rgba {
             height,
             data,
         })
+    }
+}
+
+/// A segmentation mask (non-zero: the class) as a translucent red overlay.
+pub fn mask_overlay(mask: &[u8], width: usize, height: usize) -> Rgba {
+    let data = mask
+        .iter()
+        .flat_map(|&m| if m > 0 { [230, 30, 30, 140] } else { [0; 4] })
+        .collect();
+    Rgba {
+        width,
+        height,
+        data,
     }
 }
 

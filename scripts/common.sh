@@ -91,10 +91,10 @@ ensure_nightly() {
 # opt-level 3 (speed before size), then precompressed (brotli, gzip) for `lens2logit serve`.
 build_page() {
   say "building the page's wasm module (one thread)"
-  cargo build --lib --target wasm32-unknown-unknown --profile wasm-release
+  cargo build -p lens2logit-web --lib --target wasm32-unknown-unknown --profile wasm-release
   rm -rf pkg
-  wasm-bindgen --target web --no-typescript --out-dir pkg \
-    target/wasm32-unknown-unknown/wasm-release/lens2logit.wasm
+  wasm-bindgen --target web --no-typescript --out-dir pkg --out-name lens2logit \
+    target/wasm32-unknown-unknown/wasm-release/lens2logit_web.wasm
 
   say "building the page's threaded wasm module ($NIGHTLY, std with atomics)"
   # RUSTFLAGS replaces .cargo/config.toml's flags: repeat them, add atomics, and (since Rust 1.92
@@ -108,10 +108,10 @@ build_page() {
   done
   CARGO_PROFILE_WASM_RELEASE_STRIP=debuginfo \
   RUSTFLAGS="--cfg getrandom_backend=\"wasm_js\" -C target-feature=+simd128,+atomics,+bulk-memory,+mutable-globals$link" \
-    cargo "+$NIGHTLY" build --lib --target wasm32-unknown-unknown --profile wasm-release \
+    cargo "+$NIGHTLY" build -p lens2logit-web --lib --target wasm32-unknown-unknown --profile wasm-release \
       --features threads -Z build-std=panic_abort,std --target-dir target/threads
   wasm-bindgen --target web --no-typescript --out-dir pkg/threads \
-    target/threads/wasm32-unknown-unknown/wasm-release/lens2logit.wasm
+    --out-name lens2logit target/threads/wasm32-unknown-unknown/wasm-release/lens2logit_web.wasm
   # wasm-bindgen-rayon's worker imports its module as the package directory ('../../..'), which
   # only a bundler resolves; name the file so any static server does
   sed -i "s#import('../../..')#import('../../../lens2logit.js')#" \
@@ -146,5 +146,5 @@ build_site() {
 
 build_cli() {
   say "building the native CLI"
-  cargo build --release --bin lens2logit --examples
+  cargo build --release -p lens2logit-cli --bin lens2logit --examples
 }

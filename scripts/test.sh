@@ -30,7 +30,7 @@ step() {
   fi
 }
 
-step "native tests (cargo test --release)" cargo test --release
+step "native tests (cargo test --release --workspace)" cargo test --release --workspace
 step "browser tests (wasm-bindgen-test, headless Chromium)" \
   cargo test --release --target wasm32-unknown-unknown --test browser
 step "page build" build_page

@@ -530,12 +530,18 @@ listeners.train = ({ kind, total, device, report, snapshots }) => {
   document.body.dataset.steps = String(report.global_step);
 };
 
+/** A snapshot's two rows into `gradients` and `outputs`: the paper's timeline, stage by stage. */
+function timelineRows(s, gradients, outputs) {
+  gradients.replaceChildren();
+  outputs.replaceChildren();
+  s.images.forEach((image, k) => figure(gradients, `|dL/d ${s.stages[k]}| (max ${s.maxima[k].toExponential(1)})`, image));
+  s.outputs.forEach((image, k) => figure(outputs, `${s.stages[k]} output`, image));
+}
+
 function showSnapshot(i) {
   const s = session.snapshots[i];
   if (!s) return;
-  const strip = $('snapshot');
-  strip.replaceChildren();
-  s.images.forEach((image, k) => figure(strip, `|dL/d ${s.stages[k]}| (max ${s.maxima[k].toExponential(1)})`, image));
+  timelineRows(s, $('snapshot'), $('snapshot-outputs'));
   $('timeline-label').value = `${s.phase}, step ${s.step}`;
   document.body.dataset.snapshot = String(i);
 }
@@ -697,7 +703,7 @@ $('start').onclick = guard(async () => {
     else setStatus(`Run "${result.run.name}" kept in the lab log`);
     await refreshRuns();
     if (!result.saveError && $('mlflow').value) await logToMlflow([result.run.id]);
-    for (const id of ['export-curves', 'export-model', 'export-isp']) $(id).disabled = false;
+    for (const id of ['export-curves', 'export-timeline', 'export-model', 'export-isp']) $(id).disabled = false;
   } finally {
     for (const id of ['pause', 'cancel']) $(id).disabled = true;
     $('pause').textContent = 'Pause';
@@ -711,6 +717,7 @@ $('pause').onclick = () => {
 };
 $('cancel').onclick = () => call('cancel');
 $('export-curves').onclick = () => download('lens2logit_curves.csv', curvesCsv(), 'text/csv');
+$('export-timeline').onclick = guard(async () => download('lens2logit_timeline.gif', await call('timelineGif'), 'image/gif'));
 $('export-model').onclick = guard(async () => download('model.safetensors', await call('saveModel'), 'application/octet-stream'));
 $('export-isp').onclick = guard(async () => download('isp.safetensors', await call('saveIsp'), 'application/octet-stream'));
 
@@ -812,19 +819,19 @@ $('runs-open').onclick = guard(async () => {
   out.append(results);
   if (run.summary) showResults({ summary: run.summary, adversarial: run.adversarial, finished: run.meta.status === 'finished' }, results);
   if (run.snapshots.length) {
-    const strip = document.createElement('div');
-    strip.className = 'strip';
+    const [gradients, outputs] = [0, 1].map(() => Object.assign(document.createElement('div'), { className: 'strip' }));
     const slider = Object.assign(document.createElement('input'), { type: 'range', min: 0, max: run.snapshots.length - 1, value: run.snapshots.length - 1 });
     slider.setAttribute('aria-label', 'snapshot of the opened run');
     const label = document.createElement('output');
+    const gif = Object.assign(document.createElement('button'), { type: 'button', textContent: 'Timeline (GIF)', className: 'small' });
+    gif.onclick = guard(async () => download(`lens2logit_timeline_${id}.gif`, await call('runTimelineGif', { id }), 'image/gif'));
     const show = () => {
       const s = run.snapshots[Number(slider.value)];
-      strip.replaceChildren();
-      s.images.forEach((image, k) => figure(strip, `|dL/d ${s.stages[k]}|`, image));
+      timelineRows(s, gradients, outputs);
       label.value = `${s.phase}, step ${s.step}`;
     };
     slider.oninput = show;
-    out.append(slider, label, strip);
+    out.append(slider, label, gif, gradients, outputs);
     show();
   }
   document.body.dataset.openedRun = run.meta.id;

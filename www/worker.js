@@ -33,6 +33,13 @@ const transferables = (value) => {
   return list;
 };
 
+/** A snapshot's two timeline rows as images: the stages' |gradient| and (where kept) outputs. */
+const timelineImages = (source, s) => ({
+  ...s,
+  images: s.stages.map((_, k) => image(source.snapshotImage(s.index, k, s.maxima[k]))),
+  outputs: s.outputs ? s.stages.map((_, k) => image(source.snapshotOutput(s.index, k))) : [],
+});
+
 /** `read(view)` of a run zip opened (and checked) by the core. */
 function readRun(zip, read) {
   const view = new wasm.RunView(new Uint8Array(zip));
@@ -118,10 +125,7 @@ const methods = {
     const total = trainer.totalSteps();
     event('train', { kind: 'start', total, device: trainer.device });
     const finished = await trainer.run(trainControl, (report) => {
-      const snapshots = trainer.newSnapshots().map((s) => ({
-        ...s,
-        images: s.stages.map((_, k) => image(trainer.snapshotImage(s.index, k, s.maxima[k]))),
-      }));
+      const snapshots = trainer.newSnapshots().map((s) => timelineImages(trainer, s));
       event('train', { kind: 'step', report, snapshots });
     });
     const summary = trainer.summary();
@@ -148,7 +152,7 @@ const methods = {
       meta: view.meta(),
       summary: view.summary(),
       curves: view.curves(),
-      snapshots: view.snapshots().map((s) => ({ ...s, images: s.stages.map((_, k) => image(view.snapshotImage(s.index, k, s.maxima[k]))) })),
+      snapshots: view.snapshots().map((s) => timelineImages(view, s)),
       adversarial: view.adversarialGroups().map((group, i) => ({ group, image: image(view.adversarialImage(i)) })),
     }));
   },
@@ -170,6 +174,8 @@ const methods = {
   resume: () => trainControl?.resume(),
   cancel: () => trainControl?.cancel(),
   saveModel: () => trainer.saveModel(),
+  timelineGif: () => trainer.timelineGif(),
+  runTimelineGif: async ({ id }) => readRun(await store.getZip(id), (view) => view.timelineGif()),
   // benchmarks (tests/bench/run.mjs): the same code a session runs, timed in this worker
   benchViews: ({ repeats }) => lab.benchViews(repeats),
   benchTrainStep: async ({ model, batch, size, steps, gpu }) => ({ ...(await lab.benchTrainStep(model, batch, size, steps, Boolean(gpu))), wasmMemoryMb: memory.buffer.byteLength / 2 ** 20 }),

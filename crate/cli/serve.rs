@@ -1,11 +1,11 @@
-//! `lens2logit serve`: the page on axum + tower-http (see `lens2logit::server`).
+//! `lens2logit serve`: the page on axum + tower-http (see `lens2logit_cli::server`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use axum::Router;
 use clap::Args;
-use lens2logit::server::lab_router;
+use lens2logit_cli::server::lab_router;
 
 #[derive(Args)]
 pub struct ServeArgs {

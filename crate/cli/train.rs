@@ -13,6 +13,7 @@ use lens2logit::model::ModelKind;
 use lens2logit::raw::intensity::LEVELS;
 use lens2logit::raw::CameraParams;
 use lens2logit::runs::{drift_csv, Run, RunSource};
+use lens2logit::train::timeline::timeline_gif;
 use lens2logit::train::{DeviceChoice, Mode, Session, TileSet, TrainConfig, TrainOptions};
 
 use crate::common::{load_camera, read_file, write_file};
@@ -92,6 +93,10 @@ pub struct TrainArgs {
     /// The MLflow experiment to log into (created where missing).
     #[arg(long, default_value = "lens2logit")]
     experiment: String,
+    /// Also write the gradient timeline (per-stage |gradient| above the stage outputs, a frame
+    /// per snapshot) as an animated GIF.
+    #[arg(long)]
+    timeline_out: Option<PathBuf>,
 }
 
 /// What `evaluate` needs to rebuild a run's model and data.
@@ -179,6 +184,15 @@ pub fn train(args: TrainArgs) -> Result<(), String> {
     for (group, (before, after, drop)) in &session.summary.forensics {
         eprintln!("forensics {group}: {before:.3} -> {after:.3} (drop {drop:.3})");
     }
+    if let Some(path) = &args.timeline_out {
+        let gif = timeline_gif(&session.snapshots).map_err(|e| e.to_string())?;
+        write_file(path, &gif)?;
+        eprintln!(
+            "wrote the timeline ({} frames) to {}",
+            session.snapshots.len(),
+            path.display()
+        );
+    }
     if let Some(url) = &args.mlflow {
         log_run(&run, &args.out, url, &args.experiment)?;
     }
@@ -245,7 +259,8 @@ pub(crate) fn run_job(job: &Job, data: TileSet) -> Result<(Session, Run), String
     };
     let mut run = Run::from_session(&session, &source).map_err(|e| e.to_string())?;
     let config = serde_json::to_vec_pretty(&run_config).map_err(|e| e.to_string())?;
-    run.insert("config.json", config).map_err(|e| e.to_string())?;
+    run.insert("config.json", config)
+        .map_err(|e| e.to_string())?;
     crate::runs::write_dir(&run, job.out)?;
     eprintln!("wrote run {} to {}", run.meta().id, job.out.display());
     Ok((session, run))

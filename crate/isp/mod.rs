@@ -3,6 +3,7 @@
 
 pub mod colour;
 pub mod engine;
+pub mod inspect;
 pub mod param;
 pub mod static_pipeline;
 pub mod unprocess;

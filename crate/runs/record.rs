@@ -334,8 +334,9 @@ fn session_order(summary: &crate::train::Summary, phase: &str) -> usize {
         .unwrap_or(0)
 }
 
-/// The snapshots as safetensors: tensor `NNNN/stage` is snapshot NNNN's |gradient| at `stage`;
-/// the metadata key `snapshots` lists each snapshot's phase, step and stages in order.
+/// The snapshots as safetensors: tensor `NNNN/<stage>` is snapshot NNNN's |gradient| map at
+/// `stage` (H, W), `NNNN/output/<stage>` the stage's output for the first fixed tile (3, H, W); the
+/// metadata key `snapshots` lists each snapshot's phase, step, size and stages in order.
 fn write_snapshots(snapshots: &[Snapshot]) -> Result<Vec<u8>> {
     use safetensors::tensor::{Dtype, TensorView};
     let index: Vec<serde_json::Value> = snapshots
@@ -347,23 +348,20 @@ fn write_snapshots(snapshots: &[Snapshot]) -> Result<Vec<u8>> {
             })
         })
         .collect();
-    let bytes: Vec<(String, Vec<u8>, [usize; 2])> = snapshots
+    let mut tensors: Vec<(String, &[f32], Vec<usize>)> = Vec::new();
+    for (i, s) in snapshots.iter().enumerate() {
+        for (k, (stage, map)) in s.stages.iter().enumerate() {
+            tensors.push((format!("{i:04}/{stage}"), map, vec![s.height, s.width]));
+            if let Some(output) = s.outputs.get(k) {
+                let shape = vec![3, s.height, s.width];
+                tensors.push((format!("{i:04}/output/{stage}"), output, shape));
+            }
+        }
+    }
+    let views = tensors
         .iter()
-        .enumerate()
-        .flat_map(|(i, s)| {
-            s.stages.iter().map(move |(stage, values)| {
-                (
-                    format!("{i:04}/{stage}"),
-                    bytemuck::cast_slice::<f32, u8>(values).to_vec(),
-                    [s.height, s.width],
-                )
-            })
-        })
-        .collect();
-    let views = bytes
-        .iter()
-        .map(|(name, data, shape)| {
-            TensorView::new(Dtype::F32, shape.to_vec(), data)
+        .map(|(name, values, shape)| {
+            TensorView::new(Dtype::F32, shape.clone(), bytemuck::cast_slice(values))
                 .map(|v| (name.clone(), v))
                 .map_err(|e| Error::invalid(format!("snapshot {name}: {e}")))
         })
@@ -394,38 +392,49 @@ pub fn read_snapshots(bytes: &[u8]) -> Result<Vec<Snapshot>> {
         .and_then(|m| m.get("snapshots"))
         .ok_or_else(|| bad(&"no `snapshots` index in its metadata"))?;
     let index: Vec<Entry> = serde_json::from_str(index).map_err(|e| bad(&e))?;
+    // a float32 tensor of exactly `shape`, by name
+    let values = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
+        let t = tensors
+            .tensor(name)
+            .map_err(|err| bad(&format!("{name}: {err}")))?;
+        if t.dtype() != safetensors::Dtype::F32 || t.shape() != shape {
+            return Err(bad(&format!("{name} is not a {shape:?} float32 tensor")));
+        }
+        Ok(t.data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect())
+    };
+    let names = tensors.names();
     index
         .into_iter()
         .enumerate()
         .map(|(i, e)| {
+            let (h, w) = (e.height, e.width);
             let stages = e
                 .stages
                 .iter()
-                .map(|stage| {
-                    let name = format!("{i:04}/{stage}");
-                    let t = tensors
-                        .tensor(&name)
-                        .map_err(|err| bad(&format!("{name}: {err}")))?;
-                    if t.dtype() != safetensors::Dtype::F32 || t.shape() != [e.height, e.width] {
-                        return Err(bad(&format!(
-                            "{name} is not a {}x{} float32 map",
-                            e.height, e.width
-                        )));
-                    }
-                    let values = t
-                        .data()
-                        .chunks_exact(4)
-                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                        .collect();
-                    Ok((stage.clone(), values))
-                })
+                .map(|stage| Ok((stage.clone(), values(&format!("{i:04}/{stage}"), &[h, w])?)))
                 .collect::<Result<Vec<_>>>()?;
+            // outputs: all stages' or none (a run from before the lab kept them)
+            let outputs = match names
+                .iter()
+                .any(|n| n.starts_with(&format!("{i:04}/output/")))
+            {
+                true => e
+                    .stages
+                    .iter()
+                    .map(|stage| values(&format!("{i:04}/output/{stage}"), &[3, h, w]))
+                    .collect::<Result<Vec<_>>>()?,
+                false => Vec::new(),
+            };
             Ok(Snapshot {
                 phase: e.phase,
                 step: e.step,
-                height: e.height,
-                width: e.width,
+                height: h,
+                width: w,
                 stages,
+                outputs,
             })
         })
         .collect()
@@ -454,6 +463,7 @@ mod tests {
                 height: 2,
                 width: 3,
                 stages: vec![("demosaic".into(), vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.5])],
+                outputs: vec![(0..18).map(|v| v as f32 / 18.0).collect()],
             },
             Snapshot {
                 phase: "joint".into(),
@@ -464,6 +474,7 @@ mod tests {
                     ("gamma".into(), vec![0.25]),
                     ("sharpening".into(), vec![-1.0]),
                 ],
+                outputs: vec![],
             },
         ];
         let back = read_snapshots(&write_snapshots(&s).unwrap()).unwrap();

@@ -1,5 +1,6 @@
 //! A run's tables as CSV, the form a notebook or a spreadsheet reads.
 
+use crate::arrays::csv_field;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -20,7 +21,7 @@ pub fn metrics_csv(summary: &Summary) -> String {
     let mut out = String::from("phase,step,loss,metric\n");
     for phase in &summary.phase_order {
         for (step, loss, metric) in summary.curves.get(phase).into_iter().flatten() {
-            out.push_str(&format!("{},{step},{loss},{metric}\n", quote(phase)));
+            out.push_str(&format!("{},{step},{loss},{metric}\n", csv_field(phase)));
         }
     }
     out
@@ -107,7 +108,7 @@ pub fn forensics_csv(summary: &Summary) -> String {
     for (group, (before, after, drop)) in &summary.forensics {
         out.push_str(&format!(
             "{},{before:.4},{after:.4},{drop:.4}\n",
-            quote(group)
+            csv_field(group)
         ));
     }
     out
@@ -116,18 +117,12 @@ pub fn forensics_csv(summary: &Summary) -> String {
 pub fn corruptions_csv(summary: &Summary) -> String {
     let mut out = String::from("corruption,metric,drop\n");
     for (corruption, (metric, drop)) in &summary.corruptions {
-        out.push_str(&format!("{},{metric:.4},{drop:.4}\n", quote(corruption)));
+        out.push_str(&format!(
+            "{},{metric:.4},{drop:.4}\n",
+            csv_field(corruption)
+        ));
     }
     out
-}
-
-/// A CSV field, quoted where it holds a comma or a quote.
-fn quote(field: &str) -> String {
-    if field.contains(',') || field.contains('"') || field.contains('\n') {
-        format!("\"{}\"", field.replace('"', "\"\""))
-    } else {
-        field.to_string()
-    }
 }
 
 #[cfg(test)]

@@ -92,6 +92,33 @@ impl TileStore {
         }
     }
 
+    /// A synthetic tile set as the lab's dataset.
+    pub fn synthetic(set: TileSet) -> Self {
+        let tiles = set
+            .items
+            .into_iter()
+            .map(|item| StoredTile {
+                class: item.label.map(|l| set.classes[l].clone()),
+                item,
+                archive: None,
+                bytes: None,
+            })
+            .collect();
+        Self {
+            task: set.task,
+            source: "synthetic".into(),
+            tiles,
+            ..Self::new()
+        }
+    }
+
+    /// Makes tile `i` the current one.
+    pub fn select(&mut self, i: usize) -> Result<()> {
+        self.tile(i)?;
+        self.current = i;
+        Ok(())
+    }
+
     /// Tile `i`, or an error naming it.
     pub fn tile(&self, i: usize) -> Result<&StoredTile> {
         self.tiles.get(i).ok_or_else(|| {
@@ -415,6 +442,57 @@ impl Streaming {
 /// A cached tile: its file name, its bytes and its mask's where cached.
 pub type CachedTile = (String, Vec<u8>, Option<Vec<u8>>);
 
+/// The tiles of a file the user dropped: one tile (PNG, TIFF or .npy) or a zip of them, read in
+/// memory; entries that fail to decode are skipped, and a file with no readable tile is an error
+/// naming the first failure.
+pub async fn read_dropped_file(name: &str, bytes: Vec<u8>) -> Result<Vec<StoredTile>> {
+    use crate::data::archive::{read_archive, ArchiveEvent};
+    use crate::data::discovery::{classify_loose, Entry};
+    use crate::data::http::CancelToken;
+    use futures_util::StreamExt;
+
+    if !bytes.starts_with(b"PK") {
+        let raw = decode_lab_tile(&bytes, name)?;
+        return Ok(vec![StoredTile::unlabelled(name.to_string(), raw)]);
+    }
+    let chunks = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes)]).boxed_local();
+    let mut tiles = Vec::new();
+    let mut failures = Vec::new();
+    read_archive(
+        name,
+        chunks,
+        None,
+        None,
+        &CancelToken::default(),
+        &classify_loose,
+        &mut |event| {
+            if let ArchiveEvent::Warning(warning) = &event {
+                failures.push(warning.clone());
+            }
+            if let ArchiveEvent::Entry {
+                entry: Entry::Tile { file, .. } | Entry::LooseTile { file },
+                bytes,
+                ..
+            } = event
+            {
+                match decode_lab_tile(&bytes, &file) {
+                    Ok(raw) => tiles.push(StoredTile::unlabelled(file, raw)),
+                    Err(e) => failures.push(e.to_string()),
+                }
+            }
+            Ok(())
+        },
+    )
+    .await?;
+    if tiles.is_empty() {
+        return Err(Error::invalid(match failures.first() {
+            Some(first) => format!("{name}: no tile could be read ({first})"),
+            None => format!("{name} holds no PNG, TIFF or .npy tiles"),
+        }));
+    }
+    Ok(tiles)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -526,5 +604,44 @@ mod tests {
         s.apply(&mut store, FetchEvent::Labels(labels)).unwrap();
         assert_eq!(store.tiles[0].class.as_deref(), Some("NGS"));
         assert_eq!(store.tiles[1].class.as_deref(), Some("LYT"));
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    #[test]
+    fn a_dropped_zip_gives_its_readable_tiles_and_a_file_without_any_says_why() {
+        use std::io::Write;
+        let tiff = crate::arrays::tiff_gray16(16, 16, &[0.25; 256]).unwrap();
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default();
+        for (name, bytes) in [
+            ("a.tiff", tiff.as_slice()),
+            ("b.tiff", &tiff[..40]),
+            ("notes.txt", b"x"),
+        ] {
+            zip.start_file(name, options).unwrap();
+            zip.write_all(bytes).unwrap();
+        }
+        let bytes = zip.finish().unwrap().into_inner();
+        let tiles = pollster::block_on(read_dropped_file("set.zip", bytes)).unwrap();
+        let names: Vec<&str> = tiles.iter().map(|t| t.item.name.as_str()).collect();
+        assert_eq!(names, ["a.tiff"]);
+
+        let one = pollster::block_on(read_dropped_file("a.tiff", tiff.clone())).unwrap();
+        assert_eq!(one[0].item.raw.width(), 16);
+        let e = pollster::block_on(read_dropped_file("b.tiff", tiff[..40].to_vec()));
+        assert!(e.is_err());
+
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        zip.start_file("b.tiff", options).unwrap();
+        zip.write_all(&tiff[..40]).unwrap();
+        let bytes = zip.finish().unwrap().into_inner();
+        let e = pollster::block_on(read_dropped_file("broken.zip", bytes))
+            .err()
+            .unwrap();
+        assert!(
+            e.to_string()
+                .starts_with("broken.zip: no tile could be read ("),
+            "{e}"
+        );
     }
 }

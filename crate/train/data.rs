@@ -21,6 +21,7 @@ pub struct Item {
 }
 
 /// Tiles with a split: the first `train` items train, the rest validate.
+#[derive(Clone)]
 pub struct TileSet {
     pub task: Task,
     pub classes: Vec<String>,

@@ -323,7 +323,11 @@ impl GpuBackend {
 
     /// |dL/d stage| per pixel of the five tracked stages, averaged over the batch and channels,
     /// through the current processing and the frozen model: (5, H*W) read back, nothing else.
-    pub async fn stage_maps(&mut self, raw: &[f32], targets: &[f32]) -> Result<Vec<Vec<f32>>> {
+    pub async fn stage_maps(
+        &mut self,
+        raw: &[f32],
+        targets: &[f32],
+    ) -> Result<(Vec<Vec<f32>>, Vec<Vec<f32>>)> {
         let gpu = self.gpu.clone();
         self.graph.upload_targets(&gpu, targets)?;
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
@@ -340,9 +344,16 @@ impl GpuBackend {
             self.isp.record_stage_maps(&mut pass);
         }
         gpu.submit(encoder);
-        let maps = self.isp.maps().read(&gpu).await?;
+        // one readback: the five maps, then the five stage outputs of the first tile
+        let maps = self.isp.maps();
+        let mut regions = vec![(maps.buffer(), 0, maps.element_count())];
+        regions.extend(self.isp.first_tile_stages());
+        let mut parts = gpu.read_regions(&regions).await?;
+        let outputs = parts.split_off(1);
+        let maps = parts.remove(0);
         let per_stage = maps.len() / 5;
-        Ok(maps.chunks(per_stage.max(1)).map(<[f32]>::to_vec).collect())
+        let maps = maps.chunks(per_stage.max(1)).map(<[f32]>::to_vec).collect();
+        Ok((maps, outputs))
     }
 
     /// The current processing's output for the first tile of `raw`, (3, H, W).

@@ -7,11 +7,13 @@ pub mod bench;
 pub mod collection;
 pub mod corruption;
 pub mod data;
+pub mod experiment;
 mod gpu;
 pub mod memory;
 pub mod options;
 mod render_cache;
 mod session;
+pub mod timeline;
 
 pub use data::{Item, TileSet};
 pub use gpu::DeviceChoice;

@@ -184,8 +184,9 @@ pub struct StepReport {
     pub samples_per_s: f64,
 }
 
-/// |dL/d stage| for each ISP stage at one step: per pixel, averaged over channels and the fixed
-/// tiles, (H, W) row-major.
+/// The parametrized ISP at one step, stage by stage, as the paper's gradient timeline shows it:
+/// |dL/d stage| per pixel, averaged over channels and the fixed tiles, (H, W) row-major; and the
+/// stage's output for the first fixed tile, (3, H, W) (the generated view as training changes it).
 #[derive(Debug, Clone, Serialize)]
 pub struct Snapshot {
     pub phase: String,
@@ -193,17 +194,37 @@ pub struct Snapshot {
     pub height: usize,
     pub width: usize,
     pub stages: Vec<(String, Vec<f32>)>,
+    /// One (3, H, W) output per stage, in `stages` order (empty in runs from before the lab kept
+    /// them).
+    #[serde(skip)]
+    pub outputs: Vec<Vec<f32>>,
 }
 
 impl Snapshot {
-    /// What a timeline lists of snapshot `index` (the maps come as images on request): phase,
-    /// step, stage names and each map's display scale.
+    /// What a timeline lists of snapshot `index` (the maps and outputs come as images on
+    /// request): phase, step, stage names, each map's display scale, and whether it kept outputs.
     pub fn describe(&self, index: usize) -> serde_json::Value {
         serde_json::json!({
             "index": index, "phase": self.phase, "step": self.step,
             "stages": self.stages.iter().map(|(n, _)| n).collect::<Vec<_>>(),
             "maxima": self.stages.iter().map(|(_, v)| crate::viz::robust_max(v)).collect::<Vec<_>>(),
+            "outputs": !self.outputs.is_empty(),
         })
+    }
+
+    /// Stage `stage`'s output for the first fixed tile, scaled for display.
+    pub fn output_image(&self, stage: usize) -> Result<crate::viz::Rgba> {
+        let values = self.outputs.get(stage).ok_or_else(|| {
+            Error::invalid(format!(
+                "snapshot at step {} kept no output of stage {stage}",
+                self.step
+            ))
+        })?;
+        Ok(crate::isp::inspect::planar_rgba(
+            values,
+            self.height,
+            self.width,
+        ))
     }
 
     /// Stage `stage`'s |gradient| as a heatmap scaled by `max`.
@@ -997,7 +1018,7 @@ impl Session {
         let raw = self.raw_batch(&fixed, 100)?;
         let targets = self.targets(&fixed)?;
         let (h, w) = (fixed[0].raw.height(), fixed[0].raw.width());
-        let maps = match &mut self.gpu {
+        let (maps, outputs) = match &mut self.gpu {
             Some(gpu) => {
                 gpu.stage_maps(&f32_values(&raw)?, &f32_values(&targets)?)
                     .await?
@@ -1006,7 +1027,8 @@ impl Session {
                 let fwd = forward(&raw, &self.isp, true, true)?;
                 let (loss, _) = self.loss_metric(&fwd.output, &targets, false)?;
                 let grads = loss.backward()?;
-                fwd.taps
+                let maps = fwd
+                    .taps
                     .iter()
                     .map(|tap| match grads.get(tap.as_tensor()) {
                         Some(g) => {
@@ -1014,7 +1036,13 @@ impl Session {
                         }
                         None => Ok(vec![0.0; h * w]),
                     })
-                    .collect::<Result<Vec<_>>>()?
+                    .collect::<Result<Vec<_>>>()?;
+                let outputs = fwd
+                    .stages
+                    .iter()
+                    .map(|stage| Ok(stage.get(0)?.flatten_all()?.to_vec1::<f32>()?))
+                    .collect::<Result<Vec<_>>>()?;
+                (maps, outputs)
             }
         };
         let stages = Stage::ALL
@@ -1028,6 +1056,7 @@ impl Session {
             height: h,
             width: w,
             stages,
+            outputs,
         });
         Ok(())
     }

@@ -7,7 +7,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Cache, CacheStorage, Response};
 
-use crate::{Error, Result};
+use lens2logit::{Error, Result};
 
 const STORE: &str = "lens2logit-tiles-v1";
 

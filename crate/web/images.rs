@@ -2,8 +2,8 @@
 
 use wasm_bindgen::prelude::*;
 
-use crate::isp::static_pipeline::RgbImage;
-use crate::viz::Rgba;
+use lens2logit::isp::static_pipeline::RgbImage;
+use lens2logit::viz::Rgba;
 
 /// An RGBA8 image ready for `ImageData`.
 #[wasm_bindgen]

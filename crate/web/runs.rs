@@ -4,10 +4,11 @@
 use wasm_bindgen::prelude::*;
 
 use super::{js_error, to_js, RgbaImage};
-use crate::runs::mlflow::Tracking;
-use crate::runs::{select, Run, RunMeta, Selection};
-use crate::train::Snapshot;
-use crate::viz::Rgba;
+use lens2logit::runs::mlflow::Tracking;
+use lens2logit::runs::{select, Run, RunMeta, Selection};
+use lens2logit::train::timeline::timeline_gif;
+use lens2logit::train::Snapshot;
+use lens2logit::viz::Rgba;
 
 /// A run opened from its zip: its description, results, snapshots and images.
 #[wasm_bindgen]
@@ -58,11 +59,19 @@ impl RunView {
         stage: usize,
         max: f32,
     ) -> Result<RgbaImage, JsError> {
-        let s = self
-            .snapshots
-            .get(index)
-            .ok_or_else(|| JsError::new("no such snapshot"))?;
-        Ok(s.image(stage, max).map_err(js_error)?.into())
+        snapshot_image(&self.snapshots, index, stage, max)
+    }
+
+    /// Stage `stage`'s output in snapshot `index` (the timeline's second row).
+    #[wasm_bindgen(js_name = snapshotOutput)]
+    pub fn snapshot_output(&self, index: usize, stage: usize) -> Result<RgbaImage, JsError> {
+        snapshot_output(&self.snapshots, index, stage)
+    }
+
+    /// The gradient timeline as an animated GIF.
+    #[wasm_bindgen(js_name = timelineGif)]
+    pub fn timeline_gif(&self) -> Result<Vec<u8>, JsError> {
+        timeline_gif(&self.snapshots).map_err(js_error)
     }
 
     /// The forensics groups with an adversarial image, in attack order.
@@ -83,6 +92,32 @@ impl RunView {
                 .into(),
         )
     }
+}
+
+/// Snapshot `index`'s |dL/d stage `stage`| as a heatmap scaled by `max` (a live session's or a
+/// stored run's timeline).
+pub(crate) fn snapshot_image(
+    snapshots: &[Snapshot],
+    index: usize,
+    stage: usize,
+    max: f32,
+) -> Result<RgbaImage, JsError> {
+    let s = snapshots
+        .get(index)
+        .ok_or_else(|| JsError::new("no such snapshot"))?;
+    Ok(s.image(stage, max).map_err(js_error)?.into())
+}
+
+/// Stage `stage`'s output in snapshot `index`, scaled for display.
+pub(crate) fn snapshot_output(
+    snapshots: &[Snapshot],
+    index: usize,
+    stage: usize,
+) -> Result<RgbaImage, JsError> {
+    let s = snapshots
+        .get(index)
+        .ok_or_else(|| JsError::new("no such snapshot"))?;
+    Ok(s.output_image(stage).map_err(js_error)?.into())
 }
 
 /// The runs table's rows: `metas` (run.json of each stored run) filtered and sorted by

@@ -1,21 +1,22 @@
 //! The tiles the page works on and where they come from: the synthetic default, Zenodo streamed
 //! (with the cache), and the user's own files.
 
-use futures_util::StreamExt;
 use wasm_bindgen::prelude::*;
 
 use super::images::{LabelledImage, RgbaImage};
 use super::{cache, js_error, to_js, Lab};
-use crate::data::archive::{read_archive, ArchiveEvent};
-use crate::data::discovery::{classify_loose, stem, DatasetKind, Entry};
-use crate::data::fetch::{fetch, FetchRequest};
-use crate::data::http::CancelToken;
-use crate::data::synthetic;
-use crate::data::zenodo::ZenodoClient;
-use crate::data::Task;
-use crate::raw::{decode_lab_tile, CameraParams};
-use crate::train::collection::{CacheIndex, CacheKeys, Notice, StoredTile, Streaming, TileStore};
-use crate::train::TileSet;
+use lens2logit::data::discovery::{stem, DatasetKind};
+use lens2logit::data::fetch::{fetch, FetchRequest};
+use lens2logit::data::http::CancelToken;
+use lens2logit::data::synthetic;
+use lens2logit::data::zenodo::ZenodoClient;
+use lens2logit::data::Task;
+use lens2logit::raw::CameraParams;
+use lens2logit::train::collection::{
+    read_dropped_file, CacheIndex, CacheKeys, Notice, Streaming, TileStore,
+};
+use lens2logit::train::TileSet;
+use lens2logit::viz;
 
 /// Cancels a download started from the page.
 #[wasm_bindgen]
@@ -46,11 +47,11 @@ struct ZenodoSource {
     limit: Option<usize>,
 }
 
-fn emit(callback: &js_sys::Function, event: &Notice) -> crate::Result<()> {
-    let value = super::to_js(event).map_err(|e| crate::Error::invalid(format!("{e:?}")))?;
+fn emit(callback: &js_sys::Function, event: &Notice) -> lens2logit::Result<()> {
+    let value = super::to_js(event).map_err(|e| lens2logit::Error::invalid(format!("{e:?}")))?;
     callback
         .call1(&JsValue::NULL, &value)
-        .map_err(|_| crate::Error::invalid("the page's event handler failed"))?;
+        .map_err(|_| lens2logit::Error::invalid("the page's event handler failed"))?;
     Ok(())
 }
 
@@ -80,29 +81,15 @@ impl Lab {
         seed: f64,
         size: f64,
     ) -> Result<usize, JsError> {
-        use crate::limits::{SYNTHETIC_SIDE, SYNTHETIC_TILES};
-        use crate::train::options::{whole, SEED};
+        use lens2logit::limits::{SYNTHETIC_SIDE, SYNTHETIC_TILES};
+        use lens2logit::train::options::{whole, SEED};
         let task = Task::parse(task).map_err(js_error)?;
         let n = whole(&SYNTHETIC_TILES, n).map_err(js_error)? as usize;
         let size = whole(&SYNTHETIC_SIDE, size).map_err(js_error)? as usize;
         let seed = whole(&SEED, seed).map_err(js_error)?;
         let set = TileSet::synthetic(task, n, size, seed).map_err(js_error)?;
         *self.camera.borrow_mut() = synthetic::camera();
-        let mut store = self.tiles.borrow_mut();
-        *store = TileStore::new();
-        store.task = task;
-        store.source = "synthetic".into();
-        store.tiles = set
-            .items
-            .into_iter()
-            .map(|item| StoredTile {
-                class: item.label.map(|l| set.classes[l].clone()),
-                item,
-                archive: None,
-                bytes: None,
-            })
-            .collect();
-        drop(store);
+        *self.tiles.borrow_mut() = TileStore::synthetic(set);
         self.reset_params()?;
         Ok(self.tiles.borrow().tiles.len())
     }
@@ -211,53 +198,8 @@ impl Lab {
                 store.source = "local files".into();
             }
         }
-        if !bytes.starts_with(b"PK") {
-            let raw = decode_lab_tile(&bytes, &name).map_err(js_error)?;
-            self.tiles
-                .borrow_mut()
-                .tiles
-                .push(StoredTile::unlabelled(name, raw));
-            return Ok(self.tiles.borrow().tiles.len());
-        }
-        let chunks = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes)]).boxed_local();
-        let mut failures = Vec::new();
-        read_archive(
-            &name,
-            chunks,
-            None,
-            None,
-            &CancelToken::default(),
-            &classify_loose,
-            &mut |event| {
-                if let ArchiveEvent::Warning(warning) = &event {
-                    failures.push(warning.clone());
-                }
-                if let ArchiveEvent::Entry {
-                    entry: Entry::Tile { file, .. } | Entry::LooseTile { file },
-                    bytes,
-                    ..
-                } = event
-                {
-                    match decode_lab_tile(&bytes, &file) {
-                        Ok(raw) => self
-                            .tiles
-                            .borrow_mut()
-                            .tiles
-                            .push(StoredTile::unlabelled(file, raw)),
-                        Err(e) => failures.push(e.to_string()),
-                    }
-                }
-                Ok(())
-            },
-        )
-        .await
-        .map_err(js_error)?;
-        if self.tiles.borrow().tiles.is_empty() {
-            return Err(JsError::new(&match failures.first() {
-                Some(first) => format!("{name}: no tile could be read ({first})"),
-                None => format!("{name} holds no PNG, TIFF or .npy tiles"),
-            }));
-        }
+        let tiles = read_dropped_file(&name, bytes).await.map_err(js_error)?;
+        self.tiles.borrow_mut().tiles.extend(tiles);
         Ok(self.tiles.borrow().tiles.len())
     }
 
@@ -286,18 +228,9 @@ impl Lab {
 
     /// Makes tile `i` the current one.
     pub fn select(&self, i: usize) -> Result<(), JsError> {
-        let mut store = self.tiles.borrow_mut();
-        if i >= store.tiles.len() {
-            return Err(JsError::new(&format!(
-                "tile {i} is not loaded ({} are)",
-                store.tiles.len()
-            )));
-        }
-        store.current = i;
-        Ok(())
+        self.tiles.borrow_mut().select(i).map_err(js_error)
     }
 
-    /// Tile `i`'s car mask as a translucent red overlay.
     #[wasm_bindgen(js_name = maskOverlay)]
     pub fn mask_overlay(&self, i: usize) -> Result<super::RgbaImage, JsError> {
         let store = self.tiles.borrow();
@@ -307,20 +240,6 @@ impl Lab {
             .mask
             .as_ref()
             .ok_or_else(|| JsError::new("this tile has no mask"))?;
-        let rgba = mask
-            .iter()
-            .flat_map(|&m| {
-                if m > 0 {
-                    [230, 30, 30, 140]
-                } else {
-                    [0, 0, 0, 0]
-                }
-            })
-            .collect();
-        Ok(super::RgbaImage::new(
-            t.item.raw.width(),
-            t.item.raw.height(),
-            rgba,
-        ))
+        Ok(viz::mask_overlay(mask, t.item.raw.width(), t.item.raw.height()).into())
     }
 }

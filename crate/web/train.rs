@@ -8,11 +8,13 @@ use std::rc::Rc;
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
+use super::runs::{snapshot_image, snapshot_output};
 use super::{js_error, to_js, Lab, RgbaImage};
-use crate::gpu::{ComputeBackend, Gpu};
-use crate::model::save_weights;
-use crate::runs::{Run, RunSource};
-use crate::train::{DeviceChoice, Session, TileSet, TrainOptions};
+use lens2logit::gpu::{ComputeBackend, Gpu};
+use lens2logit::model::save_weights;
+use lens2logit::runs::{Run, RunSource};
+use lens2logit::train::timeline::timeline_gif;
+use lens2logit::train::{DeviceChoice, Session, TileSet, TrainOptions};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -210,13 +212,19 @@ impl Trainer {
         stage: usize,
         max: f32,
     ) -> Result<RgbaImage, JsError> {
-        self.with(|session| {
-            let s = session
-                .snapshots
-                .get(index)
-                .ok_or_else(|| JsError::new("no such snapshot"))?;
-            Ok(s.image(stage, max).map_err(js_error)?.into())
-        })
+        self.with(|session| snapshot_image(&session.snapshots, index, stage, max))
+    }
+
+    /// Stage `stage`'s output in snapshot `index` (the timeline's second row).
+    #[wasm_bindgen(js_name = snapshotOutput)]
+    pub fn snapshot_output(&self, index: usize, stage: usize) -> Result<RgbaImage, JsError> {
+        self.with(|session| snapshot_output(&session.snapshots, index, stage))
+    }
+
+    /// The gradient timeline so far as an animated GIF.
+    #[wasm_bindgen(js_name = timelineGif)]
+    pub fn timeline_gif(&self) -> Result<Vec<u8>, JsError> {
+        self.with(|session| timeline_gif(&session.snapshots).map_err(js_error))
     }
 
     /// The session so far as a run zip (`lens2logit runs import` reads it): settings, results,

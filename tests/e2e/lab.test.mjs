@@ -81,6 +81,7 @@ for (const [mode, device] of ['synthesis', 'forensics', 'optimisation'].flatMap(
     assert.ok(phases.length >= (mode === 'synthesis' ? 1 : 2), `phases: ${phases}`);
     assert.ok(Number(await page.getAttribute('#timeline', 'max')) >= 1, 'the gradient timeline has snapshots');
     assert.equal((await page.$$('#snapshot canvas')).length, 5);
+    assert.equal((await page.$$('#snapshot-outputs canvas')).length, 5, 'the stage outputs under the gradients');
     if (mode === 'synthesis') {
       assert.equal(await page.$$eval('table.drift tr', (r) => r.length), 4, 'drift table: header + 3 intensities');
       const corrupted = await page.$$eval('table.corruptions tr', (rows) => rows.slice(1).map((r) => r.cells[0].textContent));
@@ -100,6 +101,9 @@ for (const [mode, device] of ['synthesis', 'forensics', 'optimisation'].flatMap(
     }
     const longest = Math.max(0, ...(await page.evaluate(() => window.longTasks)));
     assert.ok(longest < 200, `a main-thread task took ${longest} ms`);
+    const timeline = page.waitForEvent('download');
+    await page.click('#export-timeline');
+    assert.equal(readFileSync(await (await timeline).path()).subarray(0, 6).toString(), 'GIF89a');
     const download = page.waitForEvent('download');
     await page.click('#export-curves');
     const csv = readFileSync(await (await download).path(), 'utf8');

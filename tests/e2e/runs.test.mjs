@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -74,7 +74,10 @@ test('sessions are kept as runs across reloads; the runs table filters, opens, c
   await page.click('#runs-open');
   await page.waitForSelector('body[data-opened-run]');
   assert.equal(await page.$$eval('#run-view table.drift tr', (r) => r.length), 4, 'the drift table as it was');
-  assert.equal((await page.$$('#run-view .strip canvas')).length, 5, 'the gradient snapshot as it was');
+  assert.equal((await page.$$('#run-view .strip canvas')).length, 10, 'the gradient snapshot and stage outputs as they were');
+  const gif = page.waitForEvent('download');
+  await page.click('#run-view button:text-is("Timeline (GIF)")');
+  assert.equal(readFileSync(await (await gif).path()).subarray(0, 6).toString(), 'GIF89a');
   await shot(page, 'runs-open');
 
   // the export is the CLI's run zip: `lens2logit runs show` reads it, `runs import` unpacks it

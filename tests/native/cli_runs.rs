@@ -6,37 +6,39 @@ use std::path::Path;
 
 use crate::cli::{lens2logit, lens2logit_ok};
 
+/// `train` on a synthetic classification set small enough for seconds; add a mode and an output.
+const TINY: &[&str] = &[
+    "train",
+    "--data",
+    "synthetic",
+    "--task",
+    "classification",
+    "--n",
+    "8",
+    "--size",
+    "32",
+    "--batch",
+    "2",
+    "--intensities",
+    "100",
+];
+
 fn train(dir: &Path, out: &str, mode: &str, name: &str) {
-    lens2logit_ok(
-        &[
-            "train",
-            "--data",
-            "synthetic",
-            "--task",
-            "classification",
-            "--mode",
-            mode,
-            "--steps",
-            "2",
-            "--forensic-steps",
-            "2",
-            "--group",
-            "all",
-            "--n",
-            "16",
-            "--size",
-            "32",
-            "--batch",
-            "4",
-            "--intensities",
-            "100",
-            "--name",
-            name,
-            "--out",
-            out,
-        ],
-        dir,
-    );
+    let args = [
+        "--mode",
+        mode,
+        "--steps",
+        "2",
+        "--forensic-steps",
+        "2",
+        "--group",
+        "all",
+        "--name",
+        name,
+        "--out",
+        out,
+    ];
+    lens2logit_ok(&[TINY, &args].concat(), dir);
 }
 
 fn stdout(args: &[&str], dir: &Path) -> String {
@@ -105,7 +107,7 @@ fn runs_move_between_folders_and_zips_unchanged_and_list_filters_and_sorts() {
     );
     let meta: serde_json::Value = serde_json::from_str(filtered.trim()).unwrap();
     assert_eq!(meta["name"], "baseline");
-    assert_eq!(meta["params"]["batch"], "4");
+    assert_eq!(meta["params"]["batch"], "2");
     assert!(meta["metrics"]["val_accuracy"].is_number());
 
     let shown = stdout(&["runs", "show", "runs/b"], dir.path());
@@ -167,26 +169,10 @@ fn broken_runs_are_refused_by_name() {
     std::fs::write(dir.path().join("precious/notes.txt"), b"mine").unwrap();
     let out = lens2logit(
         &[
-            "train",
-            "--data",
-            "synthetic",
-            "--task",
-            "classification",
-            "--mode",
-            "synthesis",
-            "--steps",
-            "1",
-            "--n",
-            "8",
-            "--size",
-            "32",
-            "--batch",
-            "2",
-            "--intensities",
-            "100",
-            "--out",
-            "precious",
-        ],
+            TINY,
+            &["--mode", "synthesis", "--steps", "1", "--out", "precious"],
+        ]
+        .concat(),
         dir.path(),
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -212,28 +198,19 @@ fn a_tracking_server_that_is_down_leaves_the_run_kept_with_a_clear_message() {
     let url = format!("http://127.0.0.1:{port}");
     let out = lens2logit(
         &[
-            "train",
-            "--data",
-            "synthetic",
-            "--task",
-            "classification",
-            "--mode",
-            "synthesis",
-            "--steps",
-            "1",
-            "--n",
-            "8",
-            "--size",
-            "32",
-            "--batch",
-            "2",
-            "--intensities",
-            "100",
-            "--out",
-            "kept",
-            "--mlflow",
-            &url,
-        ],
+            TINY,
+            &[
+                "--mode",
+                "synthesis",
+                "--steps",
+                "1",
+                "--out",
+                "kept",
+                "--mlflow",
+                &url,
+            ],
+        ]
+        .concat(),
         dir.path(),
     );
     let stderr = String::from_utf8_lossy(&out.stderr);

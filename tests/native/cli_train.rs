@@ -26,9 +26,33 @@ const SYNTHESIS: &[&str] = &[
 #[test]
 fn train_writes_curves_summary_and_checkpoints_and_evaluate_reads_them() {
     let dir = tempfile::tempdir().unwrap();
-    let args = [SYNTHESIS, &["--corruption-severity", "3", "--out", "run"]].concat();
+    let args = [
+        SYNTHESIS,
+        &[
+            "--corruption-severity",
+            "3",
+            "--timeline-out",
+            "timeline.gif",
+            "--out",
+            "run",
+        ],
+    ]
+    .concat();
     lens2logit_ok(&args, dir.path());
     let run = dir.path().join("run");
+    // the timeline: a frame per snapshot (one per step here), five 32 px stages wide, the
+    // gradient row above the output row
+    let gif = std::fs::read(dir.path().join("timeline.gif")).unwrap();
+    let mut decoder = gif::DecodeOptions::new().read_info(gif.as_slice()).unwrap();
+    assert_eq!(
+        (decoder.width(), decoder.height()),
+        (5 * 32 + 4 * 2, 2 * 32 + 2)
+    );
+    let mut frames = 0;
+    while decoder.read_next_frame().unwrap().is_some() {
+        frames += 1;
+    }
+    assert_eq!(frames, 6);
     let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
     assert!(metrics.starts_with("phase,step,loss,metric\n"), "{metrics}");
     assert_eq!(metrics.lines().count(), 1 + 6);

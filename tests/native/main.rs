@@ -12,6 +12,7 @@ mod zenodo_like;
 mod adapter;
 mod backend;
 mod cli;
+mod cli_experiment;
 mod cli_isp;
 mod cli_runs;
 mod cli_train;

@@ -27,6 +27,9 @@ pub const FLIP_SHARE: f64 = 2e-3;
 /// groups), hence the second bound.
 pub const SNAPSHOT_BOUND: f32 = 2e-2;
 pub const ATTACKED_SNAPSHOT_BOUND: f32 = 1.5e-1;
+/// The snapshots' stage outputs (the first tile through the processing, before batch norm),
+/// max-based relative: they follow the processing's parameters, which agree to PARAM_BOUND.
+pub const OUTPUT_BOUND: f32 = 5e-3;
 /// Each loss of a 20-step run, relative.
 pub const CURVE_BOUND: f32 = 2e-2;
 
@@ -126,6 +129,27 @@ impl Pair {
         worst
     }
 
+    /// Worst max-based relative error of the snapshots' stage outputs, over every snapshot.
+    pub fn worst_output(&self) -> f32 {
+        let mut worst = 0.0f32;
+        for (c, g) in self.cpu.snapshots.iter().zip(&self.gpu.snapshots) {
+            assert_eq!(
+                c.outputs.len(),
+                c.stages.len(),
+                "the CPU snapshot kept its outputs"
+            );
+            assert_eq!(
+                g.outputs.len(),
+                c.outputs.len(),
+                "the GPU snapshot kept its outputs"
+            );
+            for (co, go) in c.outputs.iter().zip(&g.outputs) {
+                worst = worst.max(relative(go, co));
+            }
+        }
+        worst
+    }
+
     /// Checks one session against the bounds; returns a line for the log.
     pub fn check(&self, what: &str, config: &TrainConfig) -> String {
         let mut log = format!("{what}:");
@@ -165,6 +189,9 @@ impl Pair {
             "{what}: snapshot maps {snap:e}, {attacked:e}: {}",
             each.join("; ")
         );
+        let outputs = self.worst_output();
+        log += &format!(" stage outputs {outputs:.1e}");
+        assert!(outputs <= OUTPUT_BOUND, "{what}: stage outputs {outputs:e}");
         for (phase, cpu) in &self.cpu.summary.final_metric {
             let gpu = self.gpu.summary.final_metric[phase];
             assert!(

@@ -506,6 +506,17 @@ impl IspPass {
 
     /// Records |dL/d stage| averaged over the batch and channels into [`IspPass::maps`] (after a
     /// backward pass).
+    /// Where the five tracked stages' outputs of the first tile lie, (3, H, W) each, for a
+    /// readback.
+    pub fn first_tile_stages(&self) -> Vec<(&wgpu::Buffer, usize, usize)> {
+        let (_, h, w) = self.dims;
+        let n = self.pixels();
+        F_STAGES
+            .iter()
+            .map(|&s| (&self.fwd, s * n, 3 * h * w))
+            .collect()
+    }
+
     pub fn record_stage_maps(&self, pass: &mut wgpu::ComputePass) {
         let (_, h, w) = self.dims;
         self.program

@@ -1,5 +1,7 @@
 //! The wasm-bindgen facade the page's worker calls. Thin: it converts JS values, calls the core and
-//! turns errors into exceptions with a readable message. No logic of its own.
+//! turns errors into exceptions with a readable message. No logic of its own. wasm only: natively
+//! this package is empty.
+#![cfg(target_arch = "wasm32")]
 
 mod cache;
 mod images;
@@ -20,14 +22,15 @@ pub use train::{TrainControl, Trainer};
 #[cfg(feature = "threads")]
 pub use wasm_bindgen_rayon::init_thread_pool;
 
-use crate::data::synthetic;
-use crate::gpu::ComputeBackend;
-use crate::isp::engine::IspEngine;
-use crate::isp::param::{shape_of, IspParams, IspRun, Stage, NAMES};
-use crate::isp::static_pipeline::{self, Plane, View};
-use crate::raw::{BayerSite, CameraParams, RawTile};
-use crate::train::collection::{StoredTile, TileStore};
-use crate::viz;
+use lens2logit::data::synthetic;
+use lens2logit::gpu::ComputeBackend;
+use lens2logit::isp::engine::IspEngine;
+use lens2logit::isp::inspect::{self, StaticStages};
+use lens2logit::isp::param::{shape_of, IspParams, IspRun, Stage, NAMES};
+use lens2logit::isp::static_pipeline::{self, View};
+use lens2logit::raw::{CameraParams, RawTile};
+use lens2logit::train::collection::{StoredTile, TileStore};
+use lens2logit::viz;
 
 /// Installed once when the module loads: a Rust panic then reaches the console with its message
 /// (and the worker reports it to the page) instead of an opaque "unreachable".
@@ -36,7 +39,7 @@ pub fn start() {
     console_error_panic_hook::set_once();
 }
 
-pub(crate) fn js_error(e: crate::Error) -> JsError {
+pub(crate) fn js_error(e: lens2logit::Error) -> JsError {
     JsError::new(&e.to_string())
 }
 
@@ -55,18 +58,6 @@ pub struct IspResult {
     width: usize,
 }
 
-/// A (1, 3, H, W) tensor's planes as f64 planes (for display).
-fn planes(values: &[f32], height: usize, width: usize) -> [Plane; 3] {
-    std::array::from_fn(|c| Plane {
-        width,
-        height,
-        data: values[c * height * width..(c + 1) * height * width]
-            .iter()
-            .map(|&v| v as f64)
-            .collect(),
-    })
-}
-
 #[wasm_bindgen]
 impl IspResult {
     /// The stage names, in order.
@@ -78,31 +69,15 @@ impl IspResult {
     /// Stage `i` of the first tile, scaled for display.
     #[wasm_bindgen(js_name = stageImage)]
     pub fn stage_image(&self, i: usize) -> Result<RgbaImage, JsError> {
-        let v = self
-            .run
-            .stages
-            .get(i)
-            .ok_or_else(|| JsError::new("no such stage"))?;
-        let p = planes(v, self.height, self.width);
-        Ok(viz::planes_rgba(&[&p[0], &p[1], &p[2]]).into())
+        let image = self.run.stage_image(i, self.height, self.width);
+        Ok(image.map_err(js_error)?.into())
     }
 
     /// The processed image (the gamma stage, before batch norm).
     #[wasm_bindgen(js_name = outputImage)]
     pub fn output_image(&self) -> Result<RgbaImage, JsError> {
-        let v = self
-            .run
-            .stages
-            .last()
-            .ok_or_else(|| JsError::new("no output"))?;
-        let n = self.height * self.width;
-        let rgba = (0..n)
-            .flat_map(|p| {
-                let q = |c: usize| (v[c * n + p].clamp(0.0, 1.0) * 255.0).round() as u8;
-                [q(0), q(1), q(2), 255]
-            })
-            .collect();
-        Ok(RgbaImage::new(self.width, self.height, rgba))
+        let image = self.run.output_image(self.height, self.width);
+        Ok(image.map_err(js_error)?.into())
     }
 
     #[wasm_bindgen(js_name = hasGradients)]
@@ -113,13 +88,14 @@ impl IspResult {
     /// The largest |dL/d stage `i`| worth showing (99th percentile of the channel mean).
     #[wasm_bindgen(js_name = gradientScale)]
     pub fn gradient_scale(&self, i: usize) -> f32 {
-        viz::robust_max(&self.gradient_map(i))
+        viz::robust_max(&self.run.gradient_map(i, self.height, self.width))
     }
 
     /// |dL/d stage `i`| as a heatmap scaled by `max`.
     #[wasm_bindgen(js_name = gradientImage)]
     pub fn gradient_image(&self, i: usize, max: f32) -> RgbaImage {
-        viz::heatmap(&self.gradient_map(i), self.width, self.height, max).into()
+        let map = self.run.gradient_map(i, self.height, self.width);
+        viz::heatmap(&map, self.width, self.height, max).into()
     }
 
     /// dL/d parameters, packed in the order of `Lab.paramNames()`.
@@ -138,62 +114,25 @@ impl IspResult {
     }
 }
 
-impl IspResult {
-    /// Mean over channels of |dL/d stage| for the first tile.
-    fn gradient_map(&self, i: usize) -> Vec<f32> {
-        let n = self.height * self.width;
-        let Some(g) = self.run.gradients.as_ref().and_then(|g| g.stages.get(i)) else {
-            return vec![0.0; n];
-        };
-        (0..n)
-            .map(|p| (0..3).map(|c| g[c * n + p].abs()).sum::<f32>() / 3.0)
-            .collect()
-    }
-}
-
 /// Every stage of the static pipeline for one tile: images and histograms.
 #[wasm_bindgen]
-pub struct StageSet {
-    names: Vec<&'static str>,
-    planes: Vec<Vec<Plane>>,
-}
+pub struct StageSet(StaticStages);
 
 #[wasm_bindgen]
 impl StageSet {
     pub fn names(&self) -> Vec<String> {
-        self.names.iter().map(|s| s.to_string()).collect()
+        self.0.names.iter().map(|s| s.to_string()).collect()
     }
 
-    /// Stage `i` for display: the mosaics tinted by their filter colour, the colour stages
-    /// scaled so the 99th percentile is white (gamma applied for the eye), the last as it is.
+    /// Stage `i` for display (see [`StaticStages::image`]).
     pub fn image(&self, i: usize) -> Result<RgbaImage, JsError> {
-        let p = self
-            .planes
-            .get(i)
-            .ok_or_else(|| JsError::new("no such stage"))?;
-        Ok(if p.len() == 1 {
-            let mosaic = &p[0];
-            let mut colour: [Plane; 3] =
-                std::array::from_fn(|_| Plane::zeros(mosaic.width, mosaic.height));
-            for (k, &v) in mosaic.data.iter().enumerate() {
-                colour[BayerSite::at(k / mosaic.width, k % mosaic.width).channel()].data[k] = v;
-            }
-            viz::planes_rgba(&[&colour[0], &colour[1], &colour[2]]).into()
-        } else {
-            viz::planes_rgba(&[&p[0], &p[1], &p[2]]).into()
-        })
+        Ok(self.0.image(i).map_err(js_error)?.into())
     }
 
     /// {lo, hi, counts: [[..R], [..G], [..B]]} over 64 bins (one channel for the mosaics).
     pub fn histogram(&self, i: usize) -> Result<JsValue, JsError> {
-        let p = self
-            .planes
-            .get(i)
-            .ok_or_else(|| JsError::new("no such stage"))?;
-        let refs: Vec<&Plane> = p.iter().collect();
-        let (lo, hi, counts) = viz::histogram(&refs, 64);
-        let value = serde_json::json!({ "lo": lo, "hi": hi, "counts": counts });
-        to_js(&value)
+        let (lo, hi, counts) = self.0.histogram(i, 64).map_err(js_error)?;
+        to_js(&serde_json::json!({ "lo": lo, "hi": hi, "counts": counts }))
     }
 }
 
@@ -245,20 +184,20 @@ impl Lab {
         steps: usize,
         gpu: bool,
     ) -> Result<JsValue, JsError> {
-        let model = crate::model::ModelKind::parse(model).map_err(js_error)?;
+        let model = lens2logit::model::ModelKind::parse(model).map_err(js_error)?;
         let device = match (gpu, self.gpu()) {
             (false, _) => None,
             (true, Some(gpu)) => Some(gpu),
             (true, None) => return Err(JsError::new("this browser offers no WebGPU adapter")),
         };
-        let timing = crate::train::bench::train_step(model, batch, size, steps, device)
+        let timing = lens2logit::train::bench::train_step(model, batch, size, steps, device)
             .await
             .map_err(js_error)?;
         to_js(&timing)
     }
 
     /// The lab's GPU, where it runs on one.
-    pub(crate) fn gpu(&self) -> Option<std::rc::Rc<crate::gpu::Gpu>> {
+    pub(crate) fn gpu(&self) -> Option<std::rc::Rc<lens2logit::gpu::Gpu>> {
         match self.engine.backend() {
             ComputeBackend::Gpu(gpu) => Some(gpu.clone()),
             ComputeBackend::Cpu => None,
@@ -283,7 +222,7 @@ impl Lab {
     /// The colour chart, as the current camera records it, becomes the only tile.
     #[wasm_bindgen(js_name = loadChart)]
     pub fn load_chart(&self, size: f64) -> Result<(), JsError> {
-        let size = crate::train::options::whole(&crate::limits::SYNTHETIC_SIDE, size)
+        let size = lens2logit::train::options::whole(&lens2logit::limits::SYNTHETIC_SIDE, size)
             .map_err(js_error)? as usize;
         let raw = synthetic::colour_chart(size, &self.camera.borrow()).map_err(js_error)?;
         let mut store = self.tiles.borrow_mut();
@@ -362,47 +301,15 @@ impl Lab {
                     .map(|_| start.elapsed().as_secs_f64() * 1000.0)
             })
             .collect::<Result<Vec<f64>, JsError>>()?;
-        Ok(crate::train::bench::median(times))
+        Ok(lens2logit::train::bench::median(times))
     }
 
     /// The static pipeline stage by stage for the current tile: raw mosaic, black level,
     /// demosaic, white balance, colour correction, sharpening, denoising, gamma.
     pub fn stages(&self, view: &str) -> Result<StageSet, JsError> {
         let view: View = view.parse().map_err(js_error)?;
-        let raw = self.tile()?;
-        let s = static_pipeline::stages(&raw, &self.camera.borrow(), view).map_err(js_error)?;
-        let mosaic = Plane {
-            width: raw.width(),
-            height: raw.height(),
-            data: raw.data().iter().map(|&v| v as f64).collect(),
-        };
-        let gamma = planes(
-            &hwc_to_chw(&s.gamma.data, s.gamma.height, s.gamma.width),
-            s.gamma.height,
-            s.gamma.width,
-        );
-        Ok(StageSet {
-            names: vec![
-                "raw mosaic",
-                "black level",
-                "demosaic",
-                "white balance",
-                "colour correction",
-                "sharpening",
-                "denoising",
-                "gamma",
-            ],
-            planes: vec![
-                vec![mosaic],
-                vec![s.black_level],
-                s.demosaic.to_vec(),
-                s.white_balance.to_vec(),
-                s.colour_correction.to_vec(),
-                s.sharpening.to_vec(),
-                s.denoising.to_vec(),
-                gamma.to_vec(),
-            ],
-        })
+        let stages = StaticStages::of(&self.tile()?, &self.camera.borrow(), view);
+        Ok(StageSet(stages.map_err(js_error)?))
     }
 
     /// The parametrized ISP's parameter names (the paper's PyTorch names), in packed order.
@@ -459,36 +366,21 @@ impl Lab {
     #[wasm_bindgen(js_name = runIsp)]
     pub async fn run_isp(&self, gradients: bool, view: String) -> Result<IspResult, JsError> {
         let tile = self.tile()?;
-        let (h, w) = (tile.height(), tile.width());
+        let toward = match gradients {
+            true => Some(view.parse::<View>().map_err(js_error)?),
+            false => None,
+        };
+        // copies: the borrows must not live across the await
         let params =
             IspParams::from_packed(&self.params()?, DType::F32, &Device::Cpu).map_err(js_error)?;
-        let upstream = if gradients {
-            // without batch norm the output is the gamma stage: d/dout mean((out - target)^2)
-            let target = self.render_view_data(&tile, &view)?;
-            let out = self
-                .engine
-                .run(tile.data(), (1, h, w), &params, None, false)
-                .await
-                .map_err(js_error)?
-                .output;
-            Some(
-                out.iter()
-                    .zip(&target)
-                    .map(|(o, t)| 2.0 * (o - t) / out.len() as f32)
-                    .collect::<Vec<_>>(),
-            )
-        } else {
-            None
-        };
-        let run = self
-            .engine
-            .run(tile.data(), (1, h, w), &params, upstream.as_deref(), false)
+        let camera = self.camera.borrow().clone();
+        let run = inspect::param_isp(&self.engine, &tile, &camera, &params, toward)
             .await
             .map_err(js_error)?;
         Ok(IspResult {
             run,
-            height: h,
-            width: w,
+            height: tile.height(),
+            width: tile.width(),
         })
     }
 
@@ -525,21 +417,4 @@ impl Lab {
     pub fn colour_legend(width: usize, height: usize) -> RgbaImage {
         viz::legend(width, height).into()
     }
-}
-
-impl Lab {
-    /// A static view of `tile` as (3, H, W) values.
-    fn render_view_data(&self, tile: &RawTile, view: &str) -> Result<Vec<f32>, JsError> {
-        let view: View = view.parse().map_err(js_error)?;
-        let image = static_pipeline::render(tile, &self.camera.borrow(), view).map_err(js_error)?;
-        Ok(hwc_to_chw(&image.data, image.height, image.width))
-    }
-}
-
-/// Interleaved (H, W, 3) to planar (3, H, W).
-fn hwc_to_chw(data: &[f32], height: usize, width: usize) -> Vec<f32> {
-    let n = height * width;
-    (0..3)
-        .flat_map(|c| (0..n).map(move |p| data[p * 3 + c]))
-        .collect()
 }

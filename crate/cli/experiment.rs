@@ -1,0 +1,454 @@
+//! `lens2logit experiment`: the paper's experiments as single actions. `synthesis` trains a model
+//! on each of the 12 static views in turn and tests each on all 12 and the intensity levels (the
+//! 12 x 12 table and the intensity table, as CSV and heatmaps, and a run folder per training);
+//! with `--train-view` it trains one row (one job of a job array) and `gather` joins the rows.
+//! `forensics` and `optimisation` run their mode once and write its table. The tables are built
+//! in `lens2logit::train::experiment`; this file holds the arguments, progress and files.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::{Args, Subcommand};
+
+use lens2logit::data::Task;
+use lens2logit::isp::static_pipeline::View;
+use lens2logit::raw::intensity::LEVELS;
+use lens2logit::runs::{Run, META, METRICS};
+use lens2logit::train::experiment::{
+    forensics_csv, forensics_image, forensics_ranking, optimisation_csv, SynthesisTable,
+};
+use lens2logit::train::{Session, TileSet, TrainConfig, TrainOptions};
+use lens2logit::viz::Rgba;
+
+use crate::common::{load_camera, read_file, write_file};
+use crate::synth::TaskArg;
+use crate::train::{dataset_label, log_run, run_job, tiles, Job};
+
+/// What a synthesis experiment writes, row job or whole: the table with every intensity (what
+/// `gather` reads), its two CSVs and their heatmaps.
+const TABLE: &str = "synthesis.json";
+const MATRIX: &str = "synthesis_12x12";
+const BY_INTENSITY: &str = "synthesis_intensity";
+
+#[derive(Args)]
+pub struct ExperimentArgs {
+    #[command(subcommand)]
+    command: ExperimentCommand,
+}
+
+#[derive(Subcommand)]
+enum ExperimentCommand {
+    /// Train on each of the 12 static views in turn; test each model on all 12 and the
+    /// intensities (synthesis_12x12.csv/.png, synthesis_intensity.csv/.png, runs/<view>/).
+    Synthesis(SynthesisArgs),
+    /// Join the folders that `synthesis --train-view` jobs wrote into one table.
+    Gather(GatherArgs),
+    /// Train on the default processing, then attack each ISP parameter group in turn
+    /// (forensics.csv/.png, runs/forensics/).
+    Forensics(ForensicsArgs),
+    /// Train with the processing frozen, then from the same start jointly with it
+    /// (optimisation.csv, curves.csv, runs/optimisation/).
+    Optimisation(OptimisationArgs),
+    /// The 12 static views in the tables' order, one per line (line i is job i of an array).
+    Views,
+}
+
+/// What the trainings of every experiment take.
+#[derive(Args)]
+struct Common {
+    /// A directory in the layout of `fetch`/`synth`, or `synthetic`.
+    #[arg(long)]
+    data: String,
+    #[arg(long, value_enum)]
+    task: TaskArg,
+    /// Steps of each training phase.
+    #[arg(long)]
+    steps: usize,
+    /// resnet_small (default for classification), unet_small (default for segmentation),
+    /// unet_plus_plus (segmentation) or resnet18.
+    #[arg(long)]
+    model: Option<String>,
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    #[arg(long, default_value_t = 1e-4)]
+    weight_decay: f64,
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Synthetic data: number of tiles and their side.
+    #[arg(long, default_value_t = 128)]
+    n: usize,
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// The camera of a data directory (default: microscopy for classification, drone for
+    /// segmentation).
+    #[arg(long)]
+    camera: Option<String>,
+    /// auto (a hardware GPU where there is one, else the CPU), cpu or gpu.
+    #[arg(long, default_value = "auto")]
+    backend: String,
+    /// A gradient snapshot every this many steps, kept in each run; 0 (the default) for none.
+    #[arg(long, default_value_t = 0)]
+    snapshot_every: usize,
+    /// The runs' label in `runs list` and MLflow (default: `experiment <kind>`).
+    #[arg(long)]
+    name: Option<String>,
+    /// Also log each run to this MLflow tracking server, e.g. http://127.0.0.1:5000.
+    #[arg(long)]
+    mlflow: Option<String>,
+    /// The MLflow experiment to log into (created where missing).
+    #[arg(long, default_value = "lens2logit")]
+    experiment: String,
+    /// The experiment's folder: its tables and heatmaps, and a run folder per training under
+    /// runs/ (`lens2logit runs list --dir OUT/runs`).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct SynthesisArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Intensity levels (%) every model is tested at; 100 (the 12 x 12 table's) among them.
+    #[arg(long, value_delimiter = ',', default_values_t = LEVELS.to_vec())]
+    intensities: Vec<u32>,
+    /// Train only on this view: one row of the table (one job of a job array; see `gather`).
+    #[arg(long)]
+    train_view: Option<View>,
+}
+
+#[derive(Args)]
+struct GatherArgs {
+    /// Folders written by `experiment synthesis` (one row each, or more).
+    #[arg(required = true)]
+    rows: Vec<PathBuf>,
+    /// Write the rows there are even when some of the 12 are missing (named on stderr).
+    #[arg(long)]
+    partial: bool,
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct ForensicsArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Weight of the distance to the default processing, and l2 or ssim.
+    #[arg(long, default_value_t = 1.0)]
+    lambda: f64,
+    #[arg(long, default_value = "l2")]
+    penalty: String,
+    /// Steps of each group's attack.
+    #[arg(long, default_value_t = 30)]
+    forensic_steps: usize,
+}
+
+#[derive(Args)]
+struct OptimisationArgs {
+    #[command(flatten)]
+    common: Common,
+}
+
+pub fn run(args: ExperimentArgs) -> Result<(), String> {
+    match args.command {
+        ExperimentCommand::Synthesis(a) => synthesis(a),
+        ExperimentCommand::Gather(a) => gather(a),
+        ExperimentCommand::Forensics(a) => forensics(a),
+        ExperimentCommand::Optimisation(a) => optimisation(a),
+        ExperimentCommand::Views => {
+            let mut out = std::io::stdout().lock();
+            for view in View::paper_views() {
+                // a reader that stops early (`| head -n 3`) ends the list, not a panic
+                if writeln!(out, "{view}").is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+impl Common {
+    fn options(&self, mode: &str) -> TrainOptions {
+        TrainOptions {
+            mode: mode.into(),
+            model: self.model.clone(),
+            steps: self.steps as f64,
+            lr: self.lr,
+            weight_decay: Some(self.weight_decay),
+            batch: self.batch as f64,
+            seed: self.seed as f64,
+            snapshot_every: Some(self.snapshot_every as f64),
+            ..TrainOptions::default()
+        }
+    }
+
+    fn tiles(&self) -> Result<TileSet, String> {
+        let camera = self.camera.as_deref().map(load_camera).transpose()?;
+        tiles(
+            &self.data,
+            self.task.into(),
+            camera,
+            self.n,
+            self.size,
+            self.seed,
+        )
+    }
+
+    /// Trains one session into the run folder `OUT/runs/<folder>` and logs it where asked.
+    fn train(
+        &self,
+        config: TrainConfig,
+        data: TileSet,
+        kind: &str,
+        folder: &str,
+    ) -> Result<(Session, Run), String> {
+        let out = self.out.join("runs").join(folder);
+        std::fs::create_dir_all(self.out.join("runs"))
+            .map_err(|e| format!("cannot create {}: {e}", self.out.join("runs").display()))?;
+        let job = Job {
+            config,
+            data: &self.data,
+            n: self.n,
+            size: self.size,
+            backend: &self.backend,
+            name: self
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("experiment {kind}")),
+            out: &out,
+        };
+        let (session, run) = run_job(&job, data)?;
+        if let Some(url) = &self.mlflow {
+            log_run(&run, &out, url, &self.experiment)?;
+        }
+        Ok((session, run))
+    }
+
+    /// What every row of a synthesis table must share.
+    fn settings(&self, config: &TrainConfig) -> BTreeMap<String, String> {
+        let task: Task = self.task.into();
+        BTreeMap::from([
+            ("task".into(), task.name().to_string()),
+            ("model".into(), config.model.name().to_string()),
+            ("data".into(), dataset_label(&self.data, self.n, self.size)),
+            (
+                "camera".into(),
+                self.camera.clone().unwrap_or_else(|| "default".into()),
+            ),
+            ("steps".into(), config.steps.to_string()),
+            ("batch".into(), config.batch.to_string()),
+            ("lr".into(), config.lr.to_string()),
+            ("weight_decay".into(), config.weight_decay.to_string()),
+            ("seed".into(), config.seed.to_string()),
+        ])
+    }
+}
+
+fn create(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))
+}
+
+fn write_png(path: &Path, image: &Rgba) -> Result<(), String> {
+    let png = lens2logit::arrays::png8(image.width, image.height, 4, &image.data)
+        .map_err(|e| e.to_string())?;
+    write_file(path, &png)
+}
+
+/// The table, its CSVs and heatmaps into `dir` (rewritten after every row: a stopped experiment
+/// keeps the rows it finished).
+fn write_synthesis(table: &SynthesisTable, dir: &Path) -> Result<(), String> {
+    write_file(
+        &dir.join(TABLE),
+        &table.to_json().map_err(|e| e.to_string())?,
+    )?;
+    write_file(
+        &dir.join(format!("{MATRIX}.csv")),
+        table.matrix_csv().as_bytes(),
+    )?;
+    write_file(
+        &dir.join(format!("{BY_INTENSITY}.csv")),
+        table.intensity_csv().as_bytes(),
+    )?;
+    write_png(&dir.join(format!("{MATRIX}.png")), &table.matrix_image())?;
+    write_png(
+        &dir.join(format!("{BY_INTENSITY}.png")),
+        &table.intensity_image(),
+    )
+}
+
+fn synthesis(args: SynthesisArgs) -> Result<(), String> {
+    let c = &args.common;
+    SynthesisTable::check_intensities(&args.intensities).map_err(|e| e.to_string())?;
+    let mut options = c.options("synthesis");
+    options.intensities = Some(args.intensities.iter().map(|&i| f64::from(i)).collect());
+    let config = options.config(c.task.into()).map_err(|e| e.to_string())?;
+    let data = c.tiles()?;
+    create(&c.out)?;
+    let all = View::paper_views();
+    let views = match args.train_view {
+        Some(view) => vec![view],
+        None => all.clone(),
+    };
+    let started = Instant::now();
+    let mut table: Option<SynthesisTable> = None;
+    for (i, view) in views.iter().enumerate() {
+        let row = all.iter().position(|v| v == view).unwrap_or(0) + 1;
+        let of_table = match views.len() {
+            12 => String::new(),
+            _ => format!(" (row {row} of 12)"),
+        };
+        eprintln!("training {}/{}: {view}{of_table}", i + 1, views.len());
+        let mut config = config.clone();
+        config.view = *view;
+        let (session, _) = c.train(config, data.clone(), "synthesis", &view.to_string())?;
+        let summary = &session.summary;
+        let table = match &mut table {
+            Some(t) => t,
+            None => table.insert(
+                SynthesisTable::new(
+                    &summary.metric,
+                    &args.intensities,
+                    c.settings(session.config()),
+                )
+                .map_err(|e| e.to_string())?,
+            ),
+        };
+        table.add_row(*view, summary).map_err(|e| e.to_string())?;
+        write_synthesis(table, &c.out)?;
+    }
+    eprintln!(
+        "{} training(s) in {:.1} s; wrote {MATRIX}.csv, {BY_INTENSITY}.csv and their heatmaps to {}",
+        views.len(),
+        started.elapsed().as_secs_f64(),
+        c.out.display()
+    );
+    Ok(())
+}
+
+fn gather(args: GatherArgs) -> Result<(), String> {
+    let mut parts = Vec::new();
+    for dir in &args.rows {
+        let path = dir.join(TABLE);
+        let bytes = read_file(&path)
+            .map_err(|e| format!("{e} (is {} a synthesis output folder?)", dir.display()))?;
+        let table = SynthesisTable::from_json(&bytes, &path.display().to_string())
+            .map_err(|e| e.to_string())?;
+        parts.push((dir.display().to_string(), table));
+    }
+    let table = SynthesisTable::gather(&parts).map_err(|e| e.to_string())?;
+    let missing: Vec<String> = table.missing().iter().map(View::to_string).collect();
+    if !missing.is_empty() {
+        let what = format!(
+            "{} of the 12 rows are missing: {}",
+            missing.len(),
+            missing.join(", ")
+        );
+        if !args.partial {
+            return Err(format!(
+                "{what}\nrun their jobs (experiment synthesis --train-view VIEW), or pass --partial to write the rows there are"
+            ));
+        }
+        eprintln!("warning: {what}");
+    }
+    create(&args.out)?;
+    let mut copied = 0;
+    for dir in &args.rows {
+        copied += copy_runs(&dir.join("runs"), &args.out.join("runs"))?;
+    }
+    write_synthesis(&table, &args.out)?;
+    eprintln!(
+        "gathered {} rows from {} folders ({copied} run folders) into {}",
+        table.rows.len(),
+        args.rows.len(),
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// Copies the run folders in `from` into `to` (the same name; none where `from` is `to`).
+fn copy_runs(from: &Path, to: &Path) -> Result<usize, String> {
+    if !from.is_dir() {
+        return Ok(0);
+    }
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if same(from, to) {
+        return Ok(0);
+    }
+    create(to)?;
+    let mut copied = 0;
+    let entries =
+        std::fs::read_dir(from).map_err(|e| format!("cannot list {}: {e}", from.display()))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.join(META).is_file() {
+            let run: Run = crate::runs::read_dir(&path)?;
+            crate::runs::write_dir(&run, &to.join(entry.file_name()))?;
+            copied += 1;
+        }
+    }
+    Ok(copied)
+}
+
+fn forensics(args: ForensicsArgs) -> Result<(), String> {
+    let c = &args.common;
+    let mut options = c.options("forensics");
+    options.lambda = Some(args.lambda);
+    options.penalty = Some(args.penalty.clone());
+    options.forensic_steps = Some(args.forensic_steps as f64);
+    let config = options.config(c.task.into()).map_err(|e| e.to_string())?;
+    let data = c.tiles()?;
+    create(&c.out)?;
+    let (session, _) = c.train(config, data, "forensics", "forensics")?;
+    let ranking = forensics_ranking(&session.summary);
+    write_file(
+        &c.out.join("forensics.csv"),
+        forensics_csv(&ranking).as_bytes(),
+    )?;
+    write_png(
+        &c.out.join("forensics.png"),
+        &forensics_image(&session.summary.metric, &ranking),
+    )?;
+    for (group, before, after, drop) in &ranking {
+        eprintln!("{group}: {before:.3} -> {after:.3} (drop {drop:.3})");
+    }
+    eprintln!(
+        "wrote forensics.csv and forensics.png to {}",
+        c.out.display()
+    );
+    Ok(())
+}
+
+fn optimisation(args: OptimisationArgs) -> Result<(), String> {
+    let c = &args.common;
+    let config = c
+        .options("optimisation")
+        .config(c.task.into())
+        .map_err(|e| e.to_string())?;
+    let data = c.tiles()?;
+    create(&c.out)?;
+    let (session, run) = c.train(config, data, "optimisation", "optimisation")?;
+    write_file(
+        &c.out.join("optimisation.csv"),
+        optimisation_csv(&session.summary).as_bytes(),
+    )?;
+    // the run's own curves, every step of both phases
+    let curves = run
+        .file(METRICS)
+        .ok_or_else(|| format!("the optimisation run has no {METRICS}"))?;
+    write_file(&c.out.join("curves.csv"), curves)?;
+    for (phase, metric) in &session.summary.final_metric {
+        eprintln!("{phase}: validation {} {metric:.3}", session.summary.metric);
+    }
+    eprintln!(
+        "wrote optimisation.csv and curves.csv to {}",
+        c.out.display()
+    );
+    Ok(())
+}
