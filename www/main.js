@@ -685,15 +685,7 @@ $('start').onclick = guard(async () => {
   for (const id of ['pause', 'cancel']) $(id).disabled = false;
   $('start').disabled = true;
   saveState();
-  const options = {
-    mode: $('mode').value, model: $('model').value || null, steps: Number($('steps').value),
-    lr: Number($('lr').value), batch: Number($('batch').value), seed: Number($('seed').value),
-    view: currentView(), lambda: Number($('lambda').value), group: $('group').value,
-    forensicSteps: Math.max(5, Math.round(Number($('steps').value) / 2)),
-    snapshotEvery: Math.max(1, Math.round(Number($('steps').value) / 8)), intensities: [100, 50, 10],
-    corruptionSeverity: $('corruption').value ? Number($('corruption').value) : null,
-    backend: $('device').value,
-  };
+  const options = sessionOptions();
   try {
     const run = { name: $('run-name').value, dataset: datasetLabel() };
     const result = await call('train', { options, run });
@@ -710,6 +702,58 @@ $('start').onclick = guard(async () => {
     $('start').disabled = false;
   }
 });
+/** The page's session settings, as the Start button and the experiment read them. */
+const sessionOptions = () => ({
+  mode: $('mode').value, model: $('model').value || null, steps: Number($('steps').value),
+  lr: Number($('lr').value), batch: Number($('batch').value), seed: Number($('seed').value),
+  view: currentView(), lambda: Number($('lambda').value), group: $('group').value,
+  forensicSteps: Math.max(5, Math.round(Number($('steps').value) / 2)),
+  snapshotEvery: Math.max(1, Math.round(Number($('steps').value) / 8)), intensities: [100, 50, 10],
+  corruptionSeverity: $('corruption').value ? Number($('corruption').value) : null,
+  backend: $('device').value,
+});
+
+listeners.experiment = ({ training, trainings, view, step, steps }) => {
+  const bar = $('experiment-progress');
+  bar.max = trainings * steps;
+  bar.value = training * steps + step;
+  $('experiment-rate').value = `training ${training + 1}/${trainings}: ${view}, step ${step}/${steps}`;
+};
+
+$('run-experiment').onclick = guard(async () => {
+  $('error').hidden = true;
+  const out = $('experiment');
+  out.replaceChildren();
+  for (const id of ['start', 'run-experiment']) $(id).disabled = true;
+  for (const id of ['pause', 'cancel']) $(id).disabled = false;
+  $('experiment-progress').hidden = false;
+  saveState();
+  const options = sessionOptions();
+  const settings = { task: $('task').value, model: options.model ?? 'default', steps: String(options.steps), batch: String(options.batch), lr: String(options.lr), seed: String(options.seed), data: datasetLabel() };
+  try {
+    const result = await call('experiment', { options, settings, run: { name: $('run-name').value, dataset: datasetLabel() } });
+    const heading = document.createElement('h3');
+    heading.textContent = 'The 12 x 12 table: trained on the row\'s view, tested on the column\'s';
+    out.append(heading);
+    figure(out, 'synthesis 12 x 12', result.matrix);
+    figure(out, 'synthesis by intensity', result.intensity);
+    const buttons = document.createElement('div');
+    buttons.className = 'controls';
+    for (const [name, csv] of [['synthesis_12x12.csv', result.matrixCsv], ['synthesis_intensity.csv', result.intensityCsv]]) {
+      const button = Object.assign(document.createElement('button'), { type: 'button', textContent: name });
+      button.onclick = () => download(name, csv, 'text/csv');
+      buttons.append(button);
+    }
+    out.append(buttons);
+    document.body.dataset.experiment = 'done';
+  } finally {
+    for (const id of ['start', 'run-experiment']) $(id).disabled = false;
+    for (const id of ['pause', 'cancel']) $(id).disabled = true;
+    $('pause').textContent = 'Pause';
+    await refreshRuns();
+  }
+});
+
 $('pause').onclick = () => {
   const paused = $('pause').textContent === 'Resume';
   call(paused ? 'resume' : 'pause');

@@ -170,6 +170,28 @@ const methods = {
     await store.putRun(meta, bytes);
     return meta;
   },
+  // the paper's synthesis experiment: a session per training view, each kept in the lab log
+  async experiment({ options, run, settings }) {
+    const views = wasm.Lab.viewNames();
+    const metric = lab.task === 'segmentation' ? 'iou' : 'accuracy';
+    const table = new wasm.SynthesisExperiment(metric, options.intensities, settings);
+    trainControl = new wasm.TrainControl();
+    try {
+      for (const [i, view] of views.entries()) {
+        trainer?.free();
+        trainer = new wasm.Trainer(lab, { ...options, mode: 'synthesis', view, snapshotEvery: 0 });
+        const started = Date.now();
+        const finished = await trainer.run(trainControl, (r) => event('experiment', { training: i, trainings: views.length, view, step: r.step, steps: r.steps }));
+        if (!finished) throw new Error(`the experiment was cancelled during training ${i + 1} of ${views.length} (${view}); the finished trainings are in the lab log`);
+        table.addSession(trainer);
+        const zip = trainer.runZip(`${run.name || 'synthesis experiment'}: ${view}`, run.dataset, started, true);
+        await store.putRun(readRun(zip, (v) => v.meta()), zip);
+      }
+      return { matrixCsv: table.matrixCsv(), intensityCsv: table.intensityCsv(), matrix: image(table.matrixImage()), intensity: image(table.intensityImage()) };
+    } finally {
+      table.free();
+    }
+  },
   pause: () => trainControl?.pause(),
   resume: () => trainControl?.resume(),
   cancel: () => trainControl?.cancel(),

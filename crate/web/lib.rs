@@ -4,6 +4,7 @@
 #![cfg(target_arch = "wasm32")]
 
 mod cache;
+mod experiment;
 mod images;
 mod runs;
 mod tiles;
@@ -14,6 +15,7 @@ use std::cell::RefCell;
 use candle_core::{DType, Device};
 use wasm_bindgen::prelude::*;
 
+pub use experiment::SynthesisExperiment;
 pub use images::RgbaImage;
 pub use runs::RunView;
 pub use tiles::FetchControl;

@@ -11,10 +11,11 @@ use wasm_bindgen::prelude::*;
 use super::runs::{snapshot_image, snapshot_output};
 use super::{js_error, to_js, Lab, RgbaImage};
 use lens2logit::gpu::{ComputeBackend, Gpu};
+use lens2logit::isp::static_pipeline::View;
 use lens2logit::model::save_weights;
 use lens2logit::runs::{Run, RunSource};
 use lens2logit::train::timeline::timeline_gif;
-use lens2logit::train::{DeviceChoice, Session, TileSet, TrainOptions};
+use lens2logit::train::{DeviceChoice, Session, Summary, TileSet, TrainOptions};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -89,6 +90,11 @@ fn busy() -> JsError {
 }
 
 impl Trainer {
+    /// The view a synthesis session trained on and its summary (for the experiment's table).
+    pub(crate) fn view_and_summary(&self) -> Result<(View, Summary), JsError> {
+        self.with(|s| Ok((s.config().view, s.summary.clone())))
+    }
+
     fn with<T>(&self, f: impl FnOnce(&Session) -> Result<T, JsError>) -> Result<T, JsError> {
         let cell = self.session.try_borrow().map_err(|_| busy())?;
         f(cell.as_ref().ok_or_else(busy)?)

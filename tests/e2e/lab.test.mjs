@@ -166,6 +166,23 @@ test('a copied link restores the dataset, tile, views, parameters and settings',
   await copy.close();
 });
 
+test("the 12-view experiment trains on every view, keeps each training and shows the paper's table", async () => {
+  const page = await openLab(browser, `${server.url}?n=16&size=32&steps=1&batch=4&mode=synthesis`);
+  await page.click('#run-experiment');
+  await page.waitForSelector('body[data-experiment="done"]', { timeout: 300_000 });
+  assert.equal((await page.$$('#experiment canvas')).length, 2, 'the 12 x 12 and intensity heatmaps');
+  const download = page.waitForEvent('download');
+  await page.click('#experiment button:text-is("synthesis_12x12.csv")');
+  const rows = readFileSync(await (await download).path(), 'utf8').trim().split('\n');
+  assert.equal(rows.length, 13, 'a header and a row per training view');
+  assert.equal(rows[0].split(',').length, 13);
+  assert.match(rows[1], /^bilinear-sharpening_filter-gaussian_denoising,(0|1)\.\d{4},/);
+  await page.waitForSelector('body[data-runs="12"]');
+  await shot(page, 'lab-experiment');
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
 test('usable in a narrow window and by keyboard', async () => {
   const page = await openLab(browser, `${server.url}?n=8&size=32`);
   await page.setViewportSize({ width: 420, height: 800 });

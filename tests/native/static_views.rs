@@ -9,11 +9,11 @@ use lens2logit::raw::{decode_tile, RawTile};
 use crate::shared::golden::read_npz;
 use crate::shared::static_views::{check, fixture_tile, golden_views};
 
+/// The repository's root (these tests belong to the CLI's package, `crate/cli`).
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+
 fn golden(name: &str) -> std::collections::HashMap<String, crate::shared::golden::Array> {
-    let path = format!(
-        "{}/tests/golden/static_{name}.npz",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{ROOT}/tests/golden/static_{name}.npz");
     read_npz(&std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
 }
 
@@ -21,9 +21,7 @@ fn golden(name: &str) -> std::collections::HashMap<String, crate::shared::golden
 pub fn demo_dir() -> PathBuf {
     let dir = std::env::var_os("LENS2LOGIT_DEMO_DATA")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/raw2logit-demo")
-        });
+        .unwrap_or_else(|| PathBuf::from(ROOT).join("../shared/data/raw2logit-demo"));
     assert!(
         dir.join("micro.png").is_file(),
         "demo tiles not found in {} (set LENS2LOGIT_DEMO_DATA)",
