@@ -22,9 +22,8 @@ use lens2logit::train::experiment::{
 use lens2logit::train::{Session, TileSet, TrainConfig, TrainOptions};
 use lens2logit::viz::Rgba;
 
-use crate::common::{load_camera, read_file, write_file};
-use crate::synth::TaskArg;
-use crate::train::{dataset_label, log_run, run_job, tiles, Job};
+use crate::common::{read_file, write_file};
+use crate::train::{dataset_label, log_run, run_job, Job, SessionArgs};
 
 /// What a synthesis experiment writes, row job or whole: the table with every intensity (what
 /// `gather` reads), its two CSVs and their heatmaps.
@@ -58,38 +57,8 @@ enum ExperimentCommand {
 /// What the trainings of every experiment take.
 #[derive(Args)]
 struct Common {
-    /// A directory in the layout of `fetch`/`synth`, or `synthetic`.
-    #[arg(long)]
-    data: String,
-    #[arg(long, value_enum)]
-    task: TaskArg,
-    /// Steps of each training phase.
-    #[arg(long)]
-    steps: usize,
-    /// resnet_small (default for classification), unet_small (default for segmentation),
-    /// unet_plus_plus (segmentation) or resnet18.
-    #[arg(long)]
-    model: Option<String>,
-    #[arg(long, default_value_t = 1e-3)]
-    lr: f64,
-    #[arg(long, default_value_t = 1e-4)]
-    weight_decay: f64,
-    #[arg(long, default_value_t = 8)]
-    batch: usize,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Synthetic data: number of tiles and their side.
-    #[arg(long, default_value_t = 128)]
-    n: usize,
-    #[arg(long, default_value_t = 64)]
-    size: usize,
-    /// The camera of a data directory (default: microscopy for classification, drone for
-    /// segmentation).
-    #[arg(long)]
-    camera: Option<String>,
-    /// auto (a hardware GPU where there is one, else the CPU), cpu or gpu.
-    #[arg(long, default_value = "auto")]
-    backend: String,
+    #[command(flatten)]
+    session: SessionArgs,
     /// A gradient snapshot every this many steps, kept in each run; 0 (the default) for none.
     #[arg(long, default_value_t = 0)]
     snapshot_every: usize,
@@ -174,28 +143,13 @@ pub fn run(args: ExperimentArgs) -> Result<(), String> {
 impl Common {
     fn options(&self, mode: &str) -> TrainOptions {
         TrainOptions {
-            mode: mode.into(),
-            model: self.model.clone(),
-            steps: self.steps as f64,
-            lr: self.lr,
-            weight_decay: Some(self.weight_decay),
-            batch: self.batch as f64,
-            seed: self.seed as f64,
             snapshot_every: Some(self.snapshot_every as f64),
-            ..TrainOptions::default()
+            ..self.session.options(mode)
         }
     }
 
     fn tiles(&self) -> Result<TileSet, String> {
-        let camera = self.camera.as_deref().map(load_camera).transpose()?;
-        tiles(
-            &self.data,
-            self.task.into(),
-            camera,
-            self.n,
-            self.size,
-            self.seed,
-        )
+        self.session.tiles()
     }
 
     /// Trains one session into the run folder `OUT/runs/<folder>` and logs it where asked.
@@ -211,10 +165,7 @@ impl Common {
             .map_err(|e| format!("cannot create {}: {e}", self.out.join("runs").display()))?;
         let job = Job {
             config,
-            data: &self.data,
-            n: self.n,
-            size: self.size,
-            backend: &self.backend,
+            session: &self.session,
             name: self
                 .name
                 .clone()
@@ -230,14 +181,20 @@ impl Common {
 
     /// What every row of a synthesis table must share.
     fn settings(&self, config: &TrainConfig) -> BTreeMap<String, String> {
-        let task: Task = self.task.into();
+        let task: Task = self.session.task.into();
         BTreeMap::from([
             ("task".into(), task.name().to_string()),
             ("model".into(), config.model.name().to_string()),
-            ("data".into(), dataset_label(&self.data, self.n, self.size)),
+            (
+                "data".into(),
+                dataset_label(&self.session.data, self.session.n, self.session.size),
+            ),
             (
                 "camera".into(),
-                self.camera.clone().unwrap_or_else(|| "default".into()),
+                self.session
+                    .camera
+                    .clone()
+                    .unwrap_or_else(|| "default".into()),
             ),
             ("steps".into(), config.steps.to_string()),
             ("batch".into(), config.batch.to_string()),
@@ -285,7 +242,9 @@ fn synthesis(args: SynthesisArgs) -> Result<(), String> {
     SynthesisTable::check_intensities(&args.intensities).map_err(|e| e.to_string())?;
     let mut options = c.options("synthesis");
     options.intensities = Some(args.intensities.iter().map(|&i| f64::from(i)).collect());
-    let config = options.config(c.task.into()).map_err(|e| e.to_string())?;
+    let config = options
+        .config(c.session.task.into())
+        .map_err(|e| e.to_string())?;
     let data = c.tiles()?;
     create(&c.out)?;
     let all = View::paper_views();
@@ -402,7 +361,9 @@ fn forensics(args: ForensicsArgs) -> Result<(), String> {
     options.lambda = Some(args.lambda);
     options.penalty = Some(args.penalty.clone());
     options.forensic_steps = Some(args.forensic_steps as f64);
-    let config = options.config(c.task.into()).map_err(|e| e.to_string())?;
+    let config = options
+        .config(c.session.task.into())
+        .map_err(|e| e.to_string())?;
     let data = c.tiles()?;
     create(&c.out)?;
     let (session, _) = c.train(config, data, "forensics", "forensics")?;
@@ -429,7 +390,7 @@ fn optimisation(args: OptimisationArgs) -> Result<(), String> {
     let c = &args.common;
     let config = c
         .options("optimisation")
-        .config(c.task.into())
+        .config(c.session.task.into())
         .map_err(|e| e.to_string())?;
     let data = c.tiles()?;
     create(&c.out)?;

@@ -19,43 +19,84 @@ use lens2logit::train::{DeviceChoice, Mode, Session, TileSet, TrainConfig, Train
 use crate::common::{load_camera, read_file, write_file};
 use crate::synth::TaskArg;
 
+/// What every training session of the CLI takes (`train` and each of `experiment`'s): the data,
+/// the model and its optimiser, the device.
 #[derive(Args)]
-pub struct TrainArgs {
+pub(crate) struct SessionArgs {
     /// A directory in the layout of `fetch`/`synth`, or `synthetic`.
     #[arg(long)]
-    data: String,
+    pub data: String,
     #[arg(long, value_enum)]
-    task: TaskArg,
-    /// synthesis, forensics or optimisation.
-    #[arg(long)]
-    mode: String,
+    pub task: TaskArg,
     /// Steps of each training phase.
     #[arg(long)]
-    steps: usize,
+    pub steps: usize,
     /// resnet_small (default for classification), unet_small (default for segmentation),
     /// unet_plus_plus (segmentation) or resnet18.
     #[arg(long)]
-    model: Option<String>,
-    /// The static view synthesis trains on, DEBAYER-SHARPENING-DENOISING.
-    #[arg(long, default_value = "bilinear-unsharp_masking-gaussian_denoising")]
-    view: View,
+    pub model: Option<String>,
     #[arg(long, default_value_t = 1e-3)]
-    lr: f64,
+    pub lr: f64,
     #[arg(long, default_value_t = 1e-4)]
-    weight_decay: f64,
+    pub weight_decay: f64,
     #[arg(long, default_value_t = 8)]
-    batch: usize,
+    pub batch: usize,
     #[arg(long, default_value_t = 0)]
-    seed: u64,
+    pub seed: u64,
     /// Synthetic data: number of tiles and their side.
     #[arg(long, default_value_t = 128)]
-    n: usize,
+    pub n: usize,
     #[arg(long, default_value_t = 64)]
-    size: usize,
+    pub size: usize,
     /// The camera of a data directory (default: microscopy for classification, drone for
     /// segmentation).
     #[arg(long)]
-    camera: Option<String>,
+    pub camera: Option<String>,
+    /// The device that trains: auto (a hardware GPU where there is one, else the CPU), cpu, or
+    /// gpu (fails where there is no GPU adapter).
+    #[arg(long, default_value = "auto")]
+    pub backend: String,
+}
+
+impl SessionArgs {
+    /// The session settings these flags give; the mode's own settings at their defaults.
+    pub fn options(&self, mode: &str) -> TrainOptions {
+        TrainOptions {
+            mode: mode.into(),
+            model: self.model.clone(),
+            steps: self.steps as f64,
+            lr: self.lr,
+            weight_decay: Some(self.weight_decay),
+            batch: self.batch as f64,
+            seed: self.seed as f64,
+            ..TrainOptions::default()
+        }
+    }
+
+    /// The tiles of `--data` (with `--camera`), or the synthetic set.
+    pub fn tiles(&self) -> Result<TileSet, String> {
+        let camera = self.camera.as_deref().map(load_camera).transpose()?;
+        tiles(
+            &self.data,
+            self.task.into(),
+            camera,
+            self.n,
+            self.size,
+            self.seed,
+        )
+    }
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    session: SessionArgs,
+    /// synthesis, forensics or optimisation.
+    #[arg(long)]
+    mode: String,
+    /// The static view synthesis trains on, DEBAYER-SHARPENING-DENOISING.
+    #[arg(long, default_value = "bilinear-unsharp_masking-gaussian_denoising")]
+    view: View,
     /// Forensics: weight of the distance to the default processing, and l2 or ssim.
     #[arg(long, default_value_t = 1.0)]
     lambda: f64,
@@ -77,10 +118,6 @@ pub struct TrainArgs {
     /// (Gaussian noise, Gaussian blur, contrast) at this ImageNet-C severity, 1 to 5.
     #[arg(long)]
     corruption_severity: Option<u8>,
-    /// The device that trains: auto (a hardware GPU where there is one, else the CPU), cpu, or
-    /// gpu (fails where there is no GPU adapter).
-    #[arg(long, default_value = "auto")]
-    backend: String,
     /// The run folder to write (replaced if it is a run folder already).
     #[arg(long)]
     out: PathBuf,
@@ -144,33 +181,26 @@ pub(crate) fn tiles(
 }
 
 pub fn train(args: TrainArgs) -> Result<(), String> {
-    let task: Task = args.task.into();
+    let task: Task = args.session.task.into();
     let options = TrainOptions {
-        mode: args.mode.clone(),
-        model: args.model.clone(),
-        steps: args.steps as f64,
-        lr: args.lr,
-        weight_decay: Some(args.weight_decay),
-        batch: args.batch as f64,
-        seed: args.seed as f64,
         view: Some(args.view.to_string()),
         lambda: Some(args.lambda),
         penalty: Some(args.penalty.clone()),
         group: args.group.clone(),
         forensic_steps: Some(args.forensic_steps as f64),
-        snapshot_every: Some(args.snapshot_every.unwrap_or((args.steps / 8).max(1)) as f64),
+        snapshot_every: Some(
+            args.snapshot_every
+                .unwrap_or((args.session.steps / 8).max(1)) as f64,
+        ),
         intensities: Some(args.intensities.iter().map(|&i| i as f64).collect()),
         corruption_severity: args.corruption_severity.map(f64::from),
+        ..args.session.options(&args.mode)
     };
     let config = options.config(task).map_err(|e| e.to_string())?;
-    let camera = args.camera.as_deref().map(load_camera).transpose()?;
-    let data = tiles(&args.data, task, camera, args.n, args.size, args.seed)?;
+    let data = args.session.tiles()?;
     let job = Job {
         config,
-        data: &args.data,
-        n: args.n,
-        size: args.size,
-        backend: &args.backend,
+        session: &args.session,
         name: args.name.clone(),
         out: &args.out,
     };
@@ -202,13 +232,8 @@ pub fn train(args: TrainArgs) -> Result<(), String> {
 /// One session as the CLI runs it (`train`, and each training of `experiment`).
 pub(crate) struct Job<'a> {
     pub config: TrainConfig,
-    /// `--data` as given: a directory or `synthetic` (the run's dataset label).
-    pub data: &'a str,
-    /// Synthetic data: number of tiles and their side.
-    pub n: usize,
-    pub size: usize,
-    /// auto, cpu or gpu.
-    pub backend: &'a str,
+    /// The data and the device (`--data` as given is the run's dataset label).
+    pub session: &'a SessionArgs,
     /// The run's label.
     pub name: String,
     /// The run folder to write.
@@ -224,14 +249,14 @@ pub(crate) fn run_job(job: &Job, data: TileSet) -> Result<(Session, Run), String
         model: config.model.name().into(),
         view: config.view.to_string(),
         classes: data.classes.clone(),
-        size: job.size,
-        n: job.n,
+        size: job.session.size,
+        n: job.session.n,
         seed: config.seed,
         camera: data.camera.clone(),
         batch: config.batch,
     };
     let mut session = Session::new(config, data).map_err(|e| e.to_string())?;
-    let choice = DeviceChoice::parse(job.backend).map_err(|e| e.to_string())?;
+    let choice = DeviceChoice::parse(&job.session.backend).map_err(|e| e.to_string())?;
     if let Some(gpu) = pollster::block_on(choice.resolve()).map_err(|e| e.to_string())? {
         pollster::block_on(session.use_gpu(gpu)).map_err(|e| e.to_string())?;
     }
@@ -253,7 +278,7 @@ pub(crate) fn run_job(job: &Job, data: TileSet) -> Result<(Session, Run), String
 
     let source = RunSource {
         name: job.name.clone(),
-        dataset: dataset_label(job.data, job.n, job.size),
+        dataset: dataset_label(&job.session.data, job.session.n, job.session.size),
         started_ms,
         finished: true,
     };
