@@ -29,7 +29,11 @@ pub const SNAPSHOT_BOUND: f32 = 2e-2;
 pub const ATTACKED_SNAPSHOT_BOUND: f32 = 1.5e-1;
 /// The snapshots' stage outputs (the first tile through the processing, before batch norm),
 /// max-based relative: they follow the processing's parameters, which agree to PARAM_BOUND.
+/// After an attack (the processing pushed hard for a few steps, the same rounding differences
+/// grown) they agree less (SwiftShader: 8.2e-3 after attacking the small U-Net's processing;
+/// lavapipe: 2.2e-4), hence the second bound.
 pub const OUTPUT_BOUND: f32 = 5e-3;
+pub const ATTACKED_OUTPUT_BOUND: f32 = 2e-2;
 /// Each loss of a 20-step run, relative.
 pub const CURVE_BOUND: f32 = 2e-2;
 
@@ -129,10 +133,14 @@ impl Pair {
         worst
     }
 
-    /// Worst max-based relative error of the snapshots' stage outputs, over every snapshot.
-    pub fn worst_output(&self) -> f32 {
+    /// Worst max-based relative error of the snapshots' stage outputs, over the snapshots of
+    /// training phases (`attacked`: of attacks).
+    pub fn worst_output(&self, attacked: bool) -> f32 {
         let mut worst = 0.0f32;
         for (c, g) in self.cpu.snapshots.iter().zip(&self.gpu.snapshots) {
+            if c.phase.starts_with("attack") != attacked {
+                continue;
+            }
             assert_eq!(
                 c.outputs.len(),
                 c.stages.len(),
@@ -189,9 +197,12 @@ impl Pair {
             "{what}: snapshot maps {snap:e}, {attacked:e}: {}",
             each.join("; ")
         );
-        let outputs = self.worst_output();
-        log += &format!(" stage outputs {outputs:.1e}");
-        assert!(outputs <= OUTPUT_BOUND, "{what}: stage outputs {outputs:e}");
+        let (outputs, attacked_outputs) = (self.worst_output(false), self.worst_output(true));
+        log += &format!(" stage outputs {outputs:.1e}, after attacks {attacked_outputs:.1e}");
+        assert!(
+            outputs <= OUTPUT_BOUND && attacked_outputs <= ATTACKED_OUTPUT_BOUND,
+            "{what}: stage outputs {outputs:e}, after attacks {attacked_outputs:e}"
+        );
         for (phase, cpu) in &self.cpu.summary.final_metric {
             let gpu = self.gpu.summary.final_metric[phase];
             assert!(
