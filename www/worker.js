@@ -117,7 +117,8 @@ const methods = {
   loadParams: ({ bytes }) => lab.loadParams(bytes),
   saveParams: () => lab.saveParams(),
   runIsp: async ({ gradients, view }) => ispImages(await lab.runIsp(gradients, view), gradients),
-  async train({ options, run }) {
+  // `run` labels the session in the lab log: {name, dataset} (both optional)
+  async train({ options, run = {} }) {
     trainer?.free();
     trainer = new wasm.Trainer(lab, options);
     trainControl = new wasm.TrainControl();
@@ -131,7 +132,7 @@ const methods = {
     const summary = trainer.summary();
     const adversarial = trainer.adversarialGroups().map((group, i) => ({ group, image: image(trainer.adversarialImage(i)) }));
     // every session becomes a run in the lab log; a full storage is reported, the results stay
-    const zip = trainer.runZip(run.name, run.dataset, started, finished);
+    const zip = trainer.runZip(run.name ?? '', run.dataset ?? '', started, finished);
     const meta = readRun(zip, (view) => view.meta());
     let saveError = null;
     try {
@@ -171,7 +172,7 @@ const methods = {
     return meta;
   },
   // the paper's synthesis experiment: a session per training view, each kept in the lab log
-  async experiment({ options, run, settings }) {
+  async experiment({ options, run = {}, settings = {} }) {
     const views = wasm.Lab.viewNames();
     const metric = lab.task === 'segmentation' ? 'iou' : 'accuracy';
     const table = new wasm.SynthesisExperiment(metric, options.intensities, settings);
@@ -184,7 +185,7 @@ const methods = {
         const finished = await trainer.run(trainControl, (r) => event('experiment', { training: i, trainings: views.length, view, step: r.step, steps: r.steps }));
         if (!finished) throw new Error(`the experiment was cancelled during training ${i + 1} of ${views.length} (${view}); the finished trainings are in the lab log`);
         table.addSession(trainer);
-        const zip = trainer.runZip(`${run.name || 'synthesis experiment'}: ${view}`, run.dataset, started, true);
+        const zip = trainer.runZip(`${run.name || 'synthesis experiment'}: ${view}`, run.dataset ?? '', started, true);
         await store.putRun(readRun(zip, (v) => v.meta()), zip);
       }
       return { matrixCsv: table.matrixCsv(), intensityCsv: table.intensityCsv(), matrix: image(table.matrixImage()), intensity: image(table.intensityImage()) };
