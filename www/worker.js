@@ -132,8 +132,7 @@ const methods = {
     const summary = trainer.summary();
     const adversarial = trainer.adversarialGroups().map((group, i) => ({ group, image: image(trainer.adversarialImage(i)) }));
     // every session becomes a run in the lab log; a full storage is reported, the results stay
-    const zip = trainer.runZip(run.name ?? '', run.dataset ?? '', started, finished);
-    const meta = readRun(zip, (view) => view.meta());
+    const { meta, zip } = trainer.runRecord(run.name ?? '', run.dataset ?? '', started, finished);
     let saveError = null;
     try {
       await store.putRun(meta, zip);
@@ -185,8 +184,8 @@ const methods = {
         const finished = await trainer.run(trainControl, (r) => event('experiment', { training: i, trainings: views.length, view, step: r.step, steps: r.steps }));
         if (!finished) throw new Error(`the experiment was cancelled during training ${i + 1} of ${views.length} (${view}); the finished trainings are in the lab log`);
         table.addSession(trainer);
-        const zip = trainer.runZip(`${run.name || 'synthesis experiment'}: ${view}`, run.dataset ?? '', started, true);
-        await store.putRun(readRun(zip, (v) => v.meta()), zip);
+        const { meta, zip } = trainer.runRecord(`${run.name || 'synthesis experiment'}: ${view}`, run.dataset ?? '', started, true);
+        await store.putRun(meta, zip);
       }
       return { matrixCsv: table.matrixCsv(), intensityCsv: table.intensityCsv(), matrix: image(table.matrixImage()), intensity: image(table.intensityImage()) };
     } finally {

@@ -225,12 +225,12 @@ impl Run {
         for (phase, value) in &summary.final_metric {
             metrics.insert(format!("val_{metric}/{phase}"), f64::from(*value));
         }
-        // the headline: the last training phase's (phases run in curve order)
+        // the headline: the last training phase's, in the order the phases ran
         if let Some(last) = summary
-            .curves
-            .keys()
-            .filter(|p| summary.final_metric.contains_key(*p))
-            .max_by_key(|p| session_order(summary, p))
+            .phase_order
+            .iter()
+            .rev()
+            .find(|p| summary.final_metric.contains_key(*p))
         {
             metrics.insert(
                 format!("val_{metric}"),
@@ -323,15 +323,6 @@ impl Run {
         files.insert(ISP.into(), session.isp().to_safetensors()?);
         Run::from_files(files)
     }
-}
-
-/// Where a phase first appears in the session (curves are keyed by name, sorted).
-fn session_order(summary: &crate::train::Summary, phase: &str) -> usize {
-    summary
-        .phase_order
-        .iter()
-        .position(|p| p == phase)
-        .unwrap_or(0)
 }
 
 /// The snapshots as safetensors: tensor `NNNN/<stage>` is snapshot NNNN's |gradient| map at

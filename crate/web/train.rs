@@ -233,16 +233,17 @@ impl Trainer {
         self.with(|session| timeline_gif(&session.snapshots).map_err(js_error))
     }
 
-    /// The session so far as a run zip (`lens2logit runs import` reads it): settings, results,
-    /// snapshots and weights. `started_ms` is the page's clock when the session started.
-    #[wasm_bindgen(js_name = runZip)]
-    pub fn run_zip(
+    /// The session so far as a run: `{meta, zip}`, its run.json (what the lab log lists) and its
+    /// zip (`lens2logit runs import` reads it: settings, results, snapshots and weights).
+    /// `started_ms` is the page's clock when the session started.
+    #[wasm_bindgen(js_name = runRecord)]
+    pub fn run_record(
         &self,
         name: String,
         dataset: String,
         started_ms: f64,
         finished: bool,
-    ) -> Result<Vec<u8>, JsError> {
+    ) -> Result<JsValue, JsError> {
         self.with(|session| {
             let source = RunSource {
                 name,
@@ -250,9 +251,16 @@ impl Trainer {
                 started_ms: started_ms.max(0.0) as u64,
                 finished,
             };
-            Run::from_session(session, &source)
-                .and_then(|run| run.to_zip())
-                .map_err(js_error)
+            let run = Run::from_session(session, &source).map_err(js_error)?;
+            let zip = run.to_zip().map_err(js_error)?;
+            let record = js_sys::Object::new();
+            let set = |key: &str, value: &JsValue| {
+                js_sys::Reflect::set(&record, &key.into(), value)
+                    .map_err(|_| JsError::new("could not build the run record"))
+            };
+            set("meta", &to_js(run.meta())?)?;
+            set("zip", &js_sys::Uint8Array::from(zip.as_slice()).into())?;
+            Ok(record.into())
         })
     }
 
