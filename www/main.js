@@ -833,7 +833,7 @@ function overlayCharts(parent, runs) {
     figureEl.append(div);
     charts.append(figureEl);
     new uPlot({
-      width: 340, height: 180, legend: { show: false }, scales: { x: { time: false } },
+      width: Math.max(240, div.clientWidth || 300), height: 180, legend: { show: false }, scales: { x: { time: false } },
       axes: [{ label: 'step of the phase' }, { label }],
       series: [{ label: 'step' }, ...series.map((s, i) => ({ label: s.label, stroke: PALETTE[i % PALETTE.length], width: 2 }))],
     }, [xs, ...series.map((s) => xs.map((_, i) => s.steps[i]?.[k] ?? null))], div);
