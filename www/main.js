@@ -587,7 +587,7 @@ function showResults({ summary, adversarial, finished }, out = $('results')) {
   }
   if (summary.corruptions) out.append(corruptionTable(summary));
   if (summary.forensics) {
-    const groups = Object.keys(summary.forensics);
+    const groups = summary.forensics_ranking ?? Object.keys(summary.forensics);
     const div = document.createElement('div');
     div.className = 'chart';
     out.append(div);
@@ -600,6 +600,8 @@ function showResults({ summary, adversarial, finished }, out = $('results')) {
         { label: `${summary.metric} drop` }],
       series: [{}, { label: 'drop', fill: '#c2410c88', stroke: '#c2410c', paths: uPlot.paths.bars({ size: [0.6] }) }],
     }, [groups.map((_, i) => i), groups.map((g) => summary.forensics[g][2])], div);
+    out.append(numberTable('forensics', 'Attacks, the largest drop first', ['group', 'before', 'after', 'drop'],
+      groups.map((g) => [g, ...summary.forensics[g]])));
     const strip = document.createElement('div');
     strip.className = 'strip';
     out.append(strip);
@@ -640,24 +642,29 @@ function driftTable(summary) {
 }
 
 /** The post-hoc corruption baseline: the training view corrupted, beside the drift table. */
-function corruptionTable(summary) {
+/** A small table of numbers: a caption, column names and rows of a name and values. */
+function numberTable(className, caption, columns, rows) {
   const table = document.createElement('table');
-  table.className = 'corruptions';
-  table.createCaption().textContent = `Post-hoc corruption of the training view (severity ${$('corruption').value})`;
+  table.className = className;
+  table.createCaption().textContent = caption;
   const header = table.insertRow();
-  for (const name of ['corruption', summary.metric, 'drop']) {
+  for (const name of columns) {
     const th = document.createElement('th');
     th.scope = 'col';
     th.textContent = name;
     header.append(th);
   }
-  for (const [name, [metric, drop]] of Object.entries(summary.corruptions)) {
+  for (const [name, ...values] of rows) {
     const row = table.insertRow();
     row.insertCell().textContent = name.replaceAll('_', ' ');
-    row.insertCell().textContent = metric.toFixed(2);
-    row.insertCell().textContent = drop.toFixed(2);
+    for (const v of values) row.insertCell().textContent = v.toFixed(2);
   }
   return table;
+}
+
+function corruptionTable(summary) {
+  return numberTable('corruptions', `Post-hoc corruption of the training view (severity ${$('corruption').value})`,
+    ['corruption', summary.metric, 'drop'], Object.entries(summary.corruptions).map(([name, values]) => [name, ...values]));
 }
 
 function curvesCsv() {
@@ -707,8 +714,7 @@ const sessionOptions = () => ({
   mode: $('mode').value, model: $('model').value || null, steps: Number($('steps').value),
   lr: Number($('lr').value), batch: Number($('batch').value), seed: Number($('seed').value),
   view: currentView(), lambda: Number($('lambda').value), group: $('group').value,
-  forensicSteps: Math.max(5, Math.round(Number($('steps').value) / 2)),
-  snapshotEvery: Math.max(1, Math.round(Number($('steps').value) / 8)), intensities: [100, 50, 10],
+  snapshotEvery: Math.max(1, Math.round(Number($('steps').value) / 8)),
   corruptionSeverity: $('corruption').value ? Number($('corruption').value) : null,
   backend: $('device').value,
 });

@@ -23,7 +23,7 @@ use lens2logit::train::{Session, TileSet, TrainConfig, TrainOptions};
 use lens2logit::viz::Rgba;
 
 use crate::common::{read_file, write_file};
-use crate::train::{dataset_label, log_run, run_job, Job, SessionArgs};
+use crate::train::{dataset_label, log_run, run_job, AttackArgs, Job, SessionArgs};
 
 /// What a synthesis experiment writes, row job or whole: the table with every intensity (what
 /// `gather` reads), its two CSVs and their heatmaps.
@@ -105,14 +105,8 @@ struct GatherArgs {
 struct ForensicsArgs {
     #[command(flatten)]
     common: Common,
-    /// Weight of the distance to the default processing, and l2 or ssim.
-    #[arg(long, default_value_t = 1.0)]
-    lambda: f64,
-    #[arg(long, default_value = "l2")]
-    penalty: String,
-    /// Steps of each group's attack.
-    #[arg(long, default_value_t = 30)]
-    forensic_steps: usize,
+    #[command(flatten)]
+    attack: AttackArgs,
 }
 
 #[derive(Args)]
@@ -358,9 +352,9 @@ fn copy_runs(from: &Path, to: &Path) -> Result<usize, String> {
 fn forensics(args: ForensicsArgs) -> Result<(), String> {
     let c = &args.common;
     let mut options = c.options("forensics");
-    options.lambda = Some(args.lambda);
-    options.penalty = Some(args.penalty.clone());
-    options.forensic_steps = Some(args.forensic_steps as f64);
+    options.lambda = Some(args.attack.lambda);
+    options.penalty = Some(args.attack.penalty.clone());
+    options.forensic_steps = Some(args.attack.forensic_steps as f64);
     let config = options
         .config(c.session.task.into())
         .map_err(|e| e.to_string())?;

@@ -29,7 +29,7 @@ pub fn params(args: ParamsArgs) -> Result<(), String> {
         IspParams::initial(&camera, DType::F32, &Device::Cpu).map_err(|e| e.to_string())?;
     write_file(
         &args.out,
-        &params.to_safetensors().map_err(|e| e.to_string())?,
+        &params.to_safetensors(None).map_err(|e| e.to_string())?,
     )
 }
 

@@ -13,6 +13,7 @@ use lens2logit::model::ModelKind;
 use lens2logit::raw::intensity::LEVELS;
 use lens2logit::raw::CameraParams;
 use lens2logit::runs::{drift_csv, Run, RunSource};
+use lens2logit::train::experiment::forensics_ranking;
 use lens2logit::train::timeline::timeline_gif;
 use lens2logit::train::{DeviceChoice, Mode, Session, TileSet, TrainConfig, TrainOptions};
 
@@ -44,7 +45,7 @@ pub(crate) struct SessionArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Synthetic data: number of tiles and their side.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 256)]
     pub n: usize,
     #[arg(long, default_value_t = 64)]
     pub size: usize,
@@ -87,6 +88,21 @@ impl SessionArgs {
     }
 }
 
+/// Forensics' attack: how far from the default processing it may go, and how long it runs.
+#[derive(Args)]
+pub struct AttackArgs {
+    /// Forensics: weight of the distance to the default processing (L2 or SSIM of the
+    /// normalised outputs) against the task loss; at 100 the attacks stay near enough to the
+    /// default for the groups to rank apart, at 1 most groups reach chance.
+    #[arg(long, default_value_t = 100.0)]
+    pub lambda: f64,
+    #[arg(long, default_value = "l2")]
+    pub penalty: String,
+    /// Forensics: steps of each group's attack.
+    #[arg(long, default_value_t = 30)]
+    pub forensic_steps: usize,
+}
+
 #[derive(Args)]
 pub struct TrainArgs {
     #[command(flatten)]
@@ -97,16 +113,12 @@ pub struct TrainArgs {
     /// The static view synthesis trains on, DEBAYER-SHARPENING-DENOISING.
     #[arg(long, default_value = "bilinear-unsharp_masking-gaussian_denoising")]
     view: View,
-    /// Forensics: weight of the distance to the default processing, and l2 or ssim.
-    #[arg(long, default_value_t = 1.0)]
-    lambda: f64,
-    #[arg(long, default_value = "l2")]
-    penalty: String,
-    /// Forensics: one parameter group, `all` (all at once), or every group in turn when absent.
+    #[command(flatten)]
+    attack: AttackArgs,
+    /// Forensics: one parameter group, `all` (all at once), or every group in turn and then all
+    /// at once when absent.
     #[arg(long)]
     group: Option<String>,
-    #[arg(long, default_value_t = 30)]
-    forensic_steps: usize,
     /// A gradient snapshot (per-stage |dL/d stage|, kept in the run) every this many steps; 0 for
     /// none (default: about 8 per phase).
     #[arg(long)]
@@ -184,10 +196,10 @@ pub fn train(args: TrainArgs) -> Result<(), String> {
     let task: Task = args.session.task.into();
     let options = TrainOptions {
         view: Some(args.view.to_string()),
-        lambda: Some(args.lambda),
-        penalty: Some(args.penalty.clone()),
+        lambda: Some(args.attack.lambda),
+        penalty: Some(args.attack.penalty.clone()),
         group: args.group.clone(),
-        forensic_steps: Some(args.forensic_steps as f64),
+        forensic_steps: Some(args.attack.forensic_steps as f64),
         snapshot_every: Some(
             args.snapshot_every
                 .unwrap_or((args.session.steps / 8).max(1)) as f64,
@@ -211,7 +223,7 @@ pub fn train(args: TrainArgs) -> Result<(), String> {
     for (corruption, (metric, drop)) in &session.summary.corruptions {
         eprintln!("post-hoc {corruption}: {metric:.3} (drop {drop:.3})");
     }
-    for (group, (before, after, drop)) in &session.summary.forensics {
+    for (group, before, after, drop) in forensics_ranking(&session.summary) {
         eprintln!("forensics {group}: {before:.3} -> {after:.3} (drop {drop:.3})");
     }
     if let Some(path) = &args.timeline_out {

@@ -4,6 +4,7 @@
 //! tiles whose processed look is known, for the offline default data and for tests.
 
 use super::colour::{apply3, invert3, mat3};
+use super::static_pipeline::Plane;
 use crate::raw::{BayerSite, CameraParams, RawTile};
 use crate::{Error, Result};
 
@@ -16,6 +17,18 @@ pub fn unprocess(
     height: usize,
     camera: &CameraParams,
 ) -> Result<RawTile> {
+    mosaic(&sensor_rgb(rgb, width, height, camera)?, camera)
+}
+
+/// The light on the sensor behind each colour filter (R, G, B planes, linear, white-balance gains
+/// undone, no black level) for a display-referred RGB image. Optics act on this light, before
+/// the mosaic samples it.
+pub fn sensor_rgb(
+    rgb: &[f32],
+    width: usize,
+    height: usize,
+    camera: &CameraParams,
+) -> Result<[Plane; 3]> {
     if rgb.len() != width * height * 3 {
         return Err(Error::invalid(format!(
             "an RGB image of {width}x{height} needs {} values, got {}",
@@ -32,15 +45,28 @@ pub fn unprocess(
             "a white balance gain of zero cannot be inverted",
         ));
     }
-    let mut raw = Vec::with_capacity(width * height);
+    let mut planes = [0, 1, 2].map(|_| Plane::zeros(width, height));
     for (i, px) in rgb.chunks_exact(3).enumerate() {
         let linear = [px[0], px[1], px[2]].map(|v| (v.clamp(0.0, 1.0) as f64).powf(camera.gamma));
         let camera_rgb = apply3(&inverse_ccm, linear);
-        let site = BayerSite::at(i / width, i % width);
-        let c = site.channel();
-        let sensor = camera_rgb[c] / camera.white_balance[c] + camera.black_level[site.index()];
-        raw.push(sensor.clamp(0.0, 1.0) as f32);
+        for (c, plane) in planes.iter_mut().enumerate() {
+            plane.data[i] = camera_rgb[c] / camera.white_balance[c];
+        }
     }
+    Ok(planes)
+}
+
+/// The RGGB mosaic of the sensor light `planes` (from [`sensor_rgb`]): each site keeps its
+/// filter's colour, the camera's black level is added and the sensor's range clips.
+pub fn mosaic(planes: &[Plane; 3], camera: &CameraParams) -> Result<RawTile> {
+    let (width, height) = (planes[0].width, planes[0].height);
+    let raw = (0..width * height)
+        .map(|i| {
+            let site = BayerSite::at(i / width, i % width);
+            let v = planes[site.channel()].data[i] + camera.black_level[site.index()];
+            v.clamp(0.0, 1.0) as f32
+        })
+        .collect();
     RawTile::new(width, height, raw)
 }
 

@@ -11,12 +11,28 @@ pub const LEVELS: [u32; 7] = [1, 5, 10, 25, 50, 75, 100];
 
 /// The tile as it would have been recorded with `percent` of the light.
 pub fn scale_intensity(tile: &RawTile, percent: f64, camera: &CameraParams) -> Result<RawTile> {
+    check_percent(percent)?;
+    let factor = percent / 100.0;
+    map_signal(tile, camera, |signal, black| black + signal * factor)
+}
+
+/// An intensity is a percentage in (0, 100].
+pub fn check_percent(percent: f64) -> Result<()> {
     if !(percent.is_finite() && percent > 0.0 && percent <= 100.0) {
         return Err(Error::invalid(format!(
             "an intensity is a percentage in (0, 100], got {percent}"
         )));
     }
-    let factor = percent / 100.0;
+    Ok(())
+}
+
+/// The tile with each site's value replaced by `f(signal above the black level, black level)`,
+/// in pixel order.
+pub fn map_signal(
+    tile: &RawTile,
+    camera: &CameraParams,
+    mut f: impl FnMut(f64, f64) -> f64,
+) -> Result<RawTile> {
     let w = tile.width();
     let data = tile
         .data()
@@ -24,7 +40,7 @@ pub fn scale_intensity(tile: &RawTile, percent: f64, camera: &CameraParams) -> R
         .enumerate()
         .map(|(i, &v)| {
             let black = camera.black_level[BayerSite::at(i / w, i % w).index()];
-            (black + (v as f64 - black) * factor) as f32
+            f(v as f64 - black, black) as f32
         })
         .collect();
     RawTile::new(w, tile.height(), data)

@@ -4,6 +4,7 @@
 mod camera;
 mod decode;
 pub mod intensity;
+pub mod sensor;
 mod tile;
 
 pub use camera::CameraParams;

@@ -5,9 +5,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use super::tables::{corruptions_csv, drift_csv, forensics_csv, metrics_csv};
+use super::tables::{corruptions_csv, drift_csv, metrics_csv};
 use super::{Run, ISP, META, METRICS, MODEL, SNAPSHOTS, SUMMARY};
 use crate::model::save_weights;
+use crate::train::experiment::{forensics_csv, forensics_ranking};
 use crate::train::{Session, Snapshot};
 use crate::{Error, Result};
 
@@ -302,7 +303,7 @@ impl Run {
         if !summary.forensics.is_empty() {
             files.insert(
                 "tables/forensics.csv".into(),
-                forensics_csv(summary).into_bytes(),
+                forensics_csv(&forensics_ranking(summary)).into_bytes(),
             );
         }
         if !summary.corruptions.is_empty() {
@@ -320,7 +321,10 @@ impl Run {
             files.insert(adversarial_path(group), png);
         }
         files.insert(MODEL.into(), save_weights(session.model_vars())?);
-        files.insert(ISP.into(), session.isp().to_safetensors()?);
+        files.insert(
+            ISP.into(),
+            session.isp().to_safetensors(Some(session.isp_running()))?,
+        );
         Run::from_files(files)
     }
 }

@@ -103,17 +103,6 @@ pub fn drift_csv(
     out
 }
 
-pub fn forensics_csv(summary: &Summary) -> String {
-    let mut out = String::from("group,before,after,drop\n");
-    for (group, (before, after, drop)) in &summary.forensics {
-        out.push_str(&format!(
-            "{},{before:.4},{after:.4},{drop:.4}\n",
-            csv_field(group)
-        ));
-    }
-    out
-}
-
 pub fn corruptions_csv(summary: &Summary) -> String {
     let mut out = String::from("corruption,metric,drop\n");
     for (corruption, (metric, drop)) in &summary.corruptions {

@@ -2,8 +2,9 @@
 //! layout `lens2logit fetch` and `synth` write (tiles, labels.csv or masks/).
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
-use crate::data::synthetic::{self, CELL_CLASSES};
+use crate::data::synthetic::{self, Scene, CELL_CLASSES};
 use crate::data::Task;
 use crate::raw::intensity::scale_intensity;
 use crate::raw::{CameraParams, RawTile};
@@ -18,6 +19,9 @@ pub struct Item {
     pub label: Option<usize>,
     /// 1 where a car is (segmentation).
     pub mask: Option<Vec<u8>>,
+    /// A synthetic tile's scene, which records it at any intensity with the sensor's noise;
+    /// other tiles are dimmed by [`scale_intensity`].
+    pub scene: Option<Arc<Scene>>,
 }
 
 /// Tiles with a split: the first `train` items train, the rest validate.
@@ -37,13 +41,14 @@ impl TileSet {
         crate::limits::SYNTHETIC_SIDE.check_usize(size)?;
         let tiles = (0..n)
             .map(|i| {
-                let s = synthetic::sample(task, seed, i, size, 100.0)?;
+                let mut s = synthetic::scene(task, seed, i, size)?;
                 let class = s.label.map(|l| CELL_CLASSES[l].to_string());
                 let item = Item {
                     name: format!("synthetic_{i:05}"),
-                    raw: s.raw,
+                    raw: s.record(100.0)?,
                     label: None,
-                    mask: s.mask,
+                    mask: s.mask.take(),
+                    scene: Some(Arc::new(s)),
                 };
                 Ok((item, class))
             })
@@ -128,6 +133,7 @@ impl TileSet {
                         raw,
                         label: None,
                         mask: None,
+                        scene: None,
                     };
                     tiles.push((item, Some(class.trim().to_string())));
                 }
@@ -143,6 +149,7 @@ impl TileSet {
                         raw,
                         label: None,
                         mask: Some(mask),
+                        scene: None,
                     };
                     tiles.push((item, None));
                 }
@@ -211,7 +218,10 @@ impl TileSet {
         if percent >= 100.0 {
             return Ok(item.raw.clone());
         }
-        scale_intensity(&item.raw, percent, &self.camera)
+        match &item.scene {
+            Some(scene) => scene.record(percent),
+            None => scale_intensity(&item.raw, percent, &self.camera),
+        }
     }
 }
 

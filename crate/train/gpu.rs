@@ -10,11 +10,11 @@ use candle_nn::{ParamsAdamW, VarMap};
 
 use super::augment::Augment as Choice;
 use super::memory::Estimate;
-use crate::gpu::isp::{GpuIsp, IspPass};
+use crate::gpu::isp::{GpuIsp, IspPass, Norm};
 use crate::gpu::models::{GraphSpec, StepStats, TaskGraph};
 use crate::gpu::nn::{AdamW, Augment, Distance, ForensicObjective, GpuTensor, Kernels};
 use crate::gpu::Gpu;
-use crate::isp::param::{NAMES, PACKED_LEN};
+use crate::isp::param::{RunningStats, NAMES, PACKED_LEN};
 use crate::model::ModelKind;
 use crate::Result;
 
@@ -185,13 +185,14 @@ impl GpuBackend {
         &mut self,
         vars: &VarMap,
         fresh: bool,
-        isp: &[f32],
+        (isp, stats): (&[f32], &RunningStats),
         isp_default: &[f32],
         train_isp: Option<(Vec<&'static str>, ParamsAdamW)>,
     ) -> Result<()> {
         let gpu = &self.gpu;
         self.graph.import(gpu, vars)?;
         self.isp.params().write(gpu, isp)?;
+        self.isp.write_running(gpu, stats);
         self.default_params.write(gpu, isp_default)?;
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         if fresh {
@@ -234,7 +235,7 @@ impl GpuBackend {
                 self.augment.set(&gpu, flip_h, flip_v, turns)?;
                 {
                     let mut pass = encoder.begin_compute_pass(&Default::default());
-                    self.isp.record_forward(&mut pass, false);
+                    self.isp.record_forward(&mut pass, false, Norm::Batch);
                 }
                 self.isp.copy_output(&mut encoder, &self.processed)?;
                 {
@@ -248,7 +249,7 @@ impl GpuBackend {
                 if let Some((opt, targets)) = &mut self.isp_opt {
                     self.isp.copy_upstream(&mut encoder, &self.processed_grad)?;
                     let mut pass = encoder.begin_compute_pass(&Default::default());
-                    self.isp.record_backward(&mut pass, targets);
+                    self.isp.record_backward(&mut pass, targets, Norm::Batch);
                     opt.step(&gpu, &mut pass);
                 }
             }
@@ -270,13 +271,14 @@ impl GpuBackend {
         self.graph.upload_targets(&gpu, targets)?;
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         {
+            // the model and the processing's batch norm in evaluation mode, as they are tested
             let mut pass = encoder.begin_compute_pass(&Default::default());
-            self.isp.record_forward(&mut pass, true);
+            self.isp.record_forward(&mut pass, true, Norm::Running);
         }
         self.isp.copy_output(&mut encoder, &self.reference)?;
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
-            self.isp.record_forward(&mut pass, false);
+            self.isp.record_forward(&mut pass, false, Norm::Running);
         }
         self.isp.copy_output(&mut encoder, self.graph.input())?;
         {
@@ -287,7 +289,7 @@ impl GpuBackend {
         self.isp.copy_upstream(&mut encoder, &self.processed_grad)?;
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
-            self.isp.record_backward(&mut pass, attacked);
+            self.isp.record_backward(&mut pass, attacked, Norm::Running);
             opt.step(&gpu, &mut pass);
         }
         gpu.submit(encoder);
@@ -300,7 +302,7 @@ impl GpuBackend {
         self.graph.upload_targets(&gpu, targets)?;
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         match input {
-            Input::Raw(raw) => self.process(&mut encoder, raw)?,
+            Input::Raw(raw) => self.process(&mut encoder, raw, Norm::Running)?,
             Input::Processed(x) => self.graph.input().write(&gpu, x)?,
         }
         {
@@ -312,11 +314,11 @@ impl GpuBackend {
     }
 
     /// Records the current processing of `raw` into the model's input.
-    fn process(&self, encoder: &mut wgpu::CommandEncoder, raw: &[f32]) -> Result<()> {
+    fn process(&self, encoder: &mut wgpu::CommandEncoder, raw: &[f32], norm: Norm) -> Result<()> {
         self.isp.write_raw(&self.gpu, raw)?;
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
-            self.isp.record_forward(&mut pass, false);
+            self.isp.record_forward(&mut pass, false, norm);
         }
         self.isp.copy_output(encoder, self.graph.input())
     }
@@ -331,7 +333,7 @@ impl GpuBackend {
         let gpu = self.gpu.clone();
         self.graph.upload_targets(&gpu, targets)?;
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        self.process(&mut encoder, raw)?;
+        self.process(&mut encoder, raw, Norm::Running)?;
         let input_grad = self.graph.input_grad()?;
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
@@ -340,7 +342,7 @@ impl GpuBackend {
         self.isp.copy_upstream(&mut encoder, input_grad)?;
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
-            self.isp.record_backward(&mut pass, &[]);
+            self.isp.record_backward(&mut pass, &[], Norm::Running);
             self.isp.record_stage_maps(&mut pass);
         }
         gpu.submit(encoder);
@@ -360,7 +362,7 @@ impl GpuBackend {
     pub async fn processed_first(&mut self, raw: &[f32]) -> Result<Vec<f32>> {
         let gpu = self.gpu.clone();
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        self.process(&mut encoder, raw)?;
+        self.process(&mut encoder, raw, Norm::Running)?;
         gpu.submit(encoder);
         let tile = self.processed.element_count() / self.processed.shape()[0].max(1);
         Ok(gpu
@@ -370,10 +372,18 @@ impl GpuBackend {
     }
 
     /// Copies the model's weights into `vars` and returns the processing's packed parameters
-    /// (once per phase: the session's CPU copy then answers saves and summaries).
-    pub async fn export(&self, vars: &VarMap) -> Result<Vec<f32>> {
+    /// and batch-norm running statistics (once per phase: the session's CPU copy then answers
+    /// saves and summaries).
+    pub async fn export(&self, vars: &VarMap) -> Result<(Vec<f32>, RunningStats)> {
         self.graph.export(&self.gpu, vars).await?;
-        self.isp.params().read(&self.gpu).await
+        let params = self.isp.params();
+        let regions = [
+            (params.buffer(), 0, params.element_count()),
+            self.isp.running_region(),
+        ];
+        let mut parts = self.gpu.read_regions(&regions).await?;
+        let stats = RunningStats::from_packed(&parts.remove(1))?;
+        Ok((parts.remove(0), stats))
     }
 }
 

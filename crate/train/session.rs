@@ -22,13 +22,14 @@ use web_time::Instant;
 use super::augment::Augment;
 use super::corruption::Corruption;
 use super::data::{Item, TileSet};
+use super::experiment::forensics_ranking;
 use super::gpu::{attacked, GpuBackend, Input, Shape};
 use super::render_cache::{RenderCache, RENDER_BUDGET};
 use crate::arrays::f32_values;
 use crate::data::Task;
 use crate::gpu::nn::Distance;
 use crate::gpu::Gpu;
-use crate::isp::param::{forward, IspParams, Stage};
+use crate::isp::param::{forward, IspParams, RunningStats, Stage};
 use crate::isp::static_pipeline::{render_all, View};
 use crate::model::losses::{accuracy, cross_entropy, dice_loss, iou};
 use crate::model::{seed_weights, trainable, ModelKind, Normalisation, TaskModel};
@@ -116,8 +117,13 @@ impl TrainConfig {
             seed: 0,
             view: View::paper_views()[2],
             penalty: Penalty::L2,
-            lambda: 1.0,
-            groups: GROUPS.iter().map(|g| g.to_string()).collect(),
+            lambda: 100.0,
+            // each group on its own, then all at once (the paper's headline attack)
+            groups: GROUPS
+                .iter()
+                .chain(&["all"])
+                .map(|g| g.to_string())
+                .collect(),
             forensic_steps: 30,
             forensic_lr: 0.05,
             snapshot_every: 10,
@@ -261,6 +267,9 @@ pub struct Summary {
     /// Forensics: group -> (metric before, after, drop).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub forensics: BTreeMap<String, (f32, f32, f32)>,
+    /// Forensics: the groups, the largest drop first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub forensics_ranking: Vec<String>,
     /// Loss and metric per step of each phase.
     pub curves: BTreeMap<String, Vec<(usize, f32, f32)>>,
     /// The phases in the order they ran (`curves` is keyed by name).
@@ -303,6 +312,8 @@ pub struct Session {
     isp_default: IspParams,
     isp: IspParams,
     isp_opt: Option<AdamW>,
+    /// The processing's batch-norm running statistics (training steps track, evaluation uses).
+    isp_stats: RunningStats,
     norm: Normalisation,
     /// Static view renders of the training view at full intensity per tile index, within a
     /// budget (the drift table's other views and levels are rendered once each and not kept: at
@@ -409,6 +420,7 @@ impl Session {
             isp_default,
             isp,
             isp_opt: None,
+            isp_stats: RunningStats::default(),
             norm,
             rendered: RenderCache::new(RENDER_BUDGET),
             phases,
@@ -545,6 +557,11 @@ impl Session {
         &self.isp
     }
 
+    /// The processing's batch-norm running statistics.
+    pub fn isp_running(&self) -> &RunningStats {
+        &self.isp_stats
+    }
+
     pub fn data(&self) -> &TileSet {
         &self.data
     }
@@ -638,6 +655,7 @@ impl Session {
                     )?;
                     seed_weights(&self.vars, self.config.seed)?;
                     self.model_opt = adam(&self.config, trainable(&self.vars))?;
+                    self.isp_stats = RunningStats::default();
                 }
                 self.isp = self.isp_default_copy()?;
                 self.isp_opt = match front {
@@ -669,7 +687,13 @@ impl Session {
         if let Some(gpu) = &mut self.gpu {
             let isp = self.isp.packed()?;
             let default = self.isp_default.packed()?;
-            gpu.start_phase(&self.vars, fresh, &isp, &default, isp_training)?;
+            gpu.start_phase(
+                &self.vars,
+                fresh,
+                (&isp, &self.isp_stats),
+                &default,
+                isp_training,
+            )?;
         }
         if let Phase::Attack { group } = phase {
             let before = self.validate(&Front::Param { train: false }).await?;
@@ -683,8 +707,9 @@ impl Session {
     async fn finish_phase(&mut self, phase: &Phase) -> Result<()> {
         // the device's weights and processing back into the session's copy, once per phase
         if let Some(gpu) = &self.gpu {
-            let packed = gpu.export(&self.vars).await?;
+            let (packed, stats) = gpu.export(&self.vars).await?;
             self.isp = IspParams::from_packed(&packed, DType::F32, &self.device)?;
+            self.isp_stats = stats;
         }
         match phase {
             Phase::Train { front, .. } => {
@@ -698,9 +723,13 @@ impl Session {
                 if let Some(entry) = self.summary.forensics.get_mut(group) {
                     *entry = (entry.0, after, entry.0 - after);
                 }
+                self.summary.forensics_ranking = forensics_ranking(&self.summary)
+                    .into_iter()
+                    .map(|(group, ..)| group)
+                    .collect();
                 let first = self.data.val_items()[..1].to_vec();
                 let view = match &mut self.gpu {
-                    // the whole batch of copies: batch norm's statistics are the tile's own
+                    // the GPU's graph has one batch size: a batch of copies
                     Some(_) => {
                         let copies = vec![first[0].clone(); self.config.batch];
                         let raw = f32_values(&self.raw_batch(&copies, 100)?)?;
@@ -710,7 +739,7 @@ impl Session {
                         Tensor::from_vec(rgb, (1, 3, h, w), &self.device)?
                     }
                     None => {
-                        self.processed(&first, &Front::Param { train: false }, 100)?
+                        self.processed(&first, &Front::Param { train: false }, 100, false)?
                             .0
                     }
                 };
@@ -736,11 +765,14 @@ impl Session {
     }
 
     /// The model's input for `items`: processed (B, 3, H, W), normalised; and the targets.
+    /// `train`: a training step's (the processing's batch norm uses and tracks the batch's
+    /// statistics), else evaluation's (it uses the running ones).
     fn processed(
         &mut self,
         items: &[Item],
         front: &Front,
         intensity: u32,
+        train: bool,
     ) -> Result<(Tensor, Tensor)> {
         let x = match front {
             Front::Static(view) => {
@@ -757,7 +789,15 @@ impl Session {
             }
             // the parametrized ISP ends in batch norm: already normalised
             Front::Param { .. } => {
-                forward(&self.raw_batch(items, intensity)?, &self.isp, true, false)?.output
+                let raw = self.raw_batch(items, intensity)?;
+                if train {
+                    let fwd = forward(&raw, &self.isp, true, false)?;
+                    self.isp_stats.track(&fwd.stages[4].detach())?;
+                    fwd.output
+                } else {
+                    self.isp_stats
+                        .normalise(&forward(&raw, &self.isp, false, false)?.output)?
+                }
             }
         };
         Ok((x, self.targets(items)?))
@@ -852,7 +892,7 @@ impl Session {
             let stats = gpu.train(&input, &targets, aug).await?;
             return Ok((stats.loss, stats.metric));
         }
-        let (x, targets) = self.processed(&items, front, 100)?;
+        let (x, targets) = self.processed(&items, front, 100, true)?;
         let aug = Augment::random(&mut self.rng);
         let x = aug.apply(&x)?;
         let targets = if self.data.task == Task::Segmentation {
@@ -881,7 +921,9 @@ impl Session {
         if let Front::Param { .. } = front {
             return Ok(Input::Raw(f32_values(&self.raw_batch(items, intensity)?)?));
         }
-        let x = self.processed(items, front, intensity)?.0;
+        let x = self
+            .processed(items, front, intensity, augment.is_some())?
+            .0;
         let x = match augment {
             Some(aug) => aug.apply(&x)?,
             None => x,
@@ -899,9 +941,13 @@ impl Session {
                 .await?;
             return Ok((stats.loss, stats.metric));
         }
-        let out = forward(&raw, &self.isp, true, false)?.output;
-        let reference = forward(&raw, &self.isp_default, true, false)?
-            .output
+        // the model and the processing's batch norm in evaluation mode, as they are tested
+        let out = self
+            .isp_stats
+            .normalise(&forward(&raw, &self.isp, false, false)?.output)?;
+        let reference = self
+            .isp_stats
+            .normalise(&forward(&raw, &self.isp_default, false, false)?.output)?
             .detach();
         let (task_loss, metric) = self.loss_metric(&out, &targets, false)?;
         let distance = match self.config.penalty {
@@ -923,8 +969,8 @@ impl Session {
     }
 
     /// The validation tiles in full batches of the training size, the last one completed from
-    /// the start of the list (the GPU's graph has one batch size, and the processing's batch
-    /// norm makes a tile's result depend on its batch: both backends batch the same way).
+    /// the start of the list (the GPU's graph has one batch size; both backends batch the same
+    /// way).
     fn val_batches(&self) -> Vec<Vec<Item>> {
         let val = self.data.val_items();
         let b = self.config.batch;
@@ -950,7 +996,7 @@ impl Session {
                     gpu.evaluate(&input, &targets).await?.metric
                 }
                 false => {
-                    let (x, targets) = self.processed(chunk, front, intensity)?;
+                    let (x, targets) = self.processed(chunk, front, intensity, false)?;
                     self.loss_metric(&x.detach(), &targets, false)?.1
                 }
             };
@@ -1024,8 +1070,10 @@ impl Session {
                     .await?
             }
             None => {
-                let fwd = forward(&raw, &self.isp, true, true)?;
-                let (loss, _) = self.loss_metric(&fwd.output, &targets, false)?;
+                // evaluation mode, as the GPU backend takes it
+                let fwd = forward(&raw, &self.isp, false, true)?;
+                let output = self.isp_stats.normalise(&fwd.output)?;
+                let (loss, _) = self.loss_metric(&output, &targets, false)?;
                 let grads = loss.backward()?;
                 let maps = fwd
                     .taps
@@ -1110,4 +1158,47 @@ fn box_mean_7x7(x: &Tensor) -> Result<Tensor> {
         sum = (sum + rows.narrow(3, dx, w - K + 1)?)?;
     }
     Ok((sum / (K * K) as f64)?)
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+    use crate::data::Task;
+
+    /// With running statistics, the processing's batch norm gives a tile the same result in any
+    /// batch: the validation metric does not move when the tiles are batched differently (with
+    /// batch statistics it did, issue 14's 4c).
+    #[test]
+    fn evaluation_does_not_depend_on_batching() {
+        let mut config = TrainConfig::new(Mode::Optimisation, ModelKind::ResNetSmall);
+        config.steps = 12;
+        config.snapshot_every = 0;
+        let data = TileSet::synthetic(Task::Classification, 48, 32, 5).unwrap();
+        let mut session = Session::new(config, data).unwrap();
+        while pollster::block_on(session.step()).unwrap().is_some() {}
+        assert_ne!(
+            session.isp_stats,
+            RunningStats::default(),
+            "training tracked statistics"
+        );
+        // saved beside the parameters, as PyTorch's state_dict keeps a batch norm's buffers
+        let bytes = session
+            .isp()
+            .to_safetensors(Some(session.isp_running()))
+            .unwrap();
+        let saved = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).unwrap();
+        let var = saved["batch_norm.running_var"].to_vec1::<f32>().unwrap();
+        assert_eq!(var, session.isp_stats.var.map(|v| v as f32));
+        let front = Front::Param { train: false };
+        // 12 validation tiles: batches of 4 and of 6 divide them without repeats
+        let mut metrics = Vec::new();
+        for batch in [4, 6, 12] {
+            session.config.batch = batch;
+            metrics.push(pollster::block_on(session.metric_on(&front, 100)).unwrap());
+        }
+        assert!(
+            metrics.windows(2).all(|w| (w[0] - w[1]).abs() < 1e-6),
+            "{metrics:?}"
+        );
+    }
 }

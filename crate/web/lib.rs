@@ -359,7 +359,7 @@ impl Lab {
     /// The parameters as a safetensors file.
     #[wasm_bindgen(js_name = saveParams)]
     pub fn save_params(&self) -> Result<Vec<u8>, JsError> {
-        self.params.borrow().to_safetensors().map_err(js_error)
+        self.params.borrow().to_safetensors(None).map_err(js_error)
     }
 
     /// The parametrized ISP on the current tile, on the active backend; with `gradients`, the

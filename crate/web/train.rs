@@ -295,6 +295,10 @@ impl Trainer {
     /// The session's processing parameters (safetensors, the paper's names).
     #[wasm_bindgen(js_name = saveIsp)]
     pub fn save_isp(&self) -> Result<Vec<u8>, JsError> {
-        self.with(|s| s.isp().to_safetensors().map_err(js_error))
+        self.with(|s| {
+            s.isp()
+                .to_safetensors(Some(s.isp_running()))
+                .map_err(js_error)
+        })
     }
 }

@@ -83,7 +83,7 @@ for (const [mode, device] of ['synthesis', 'forensics', 'optimisation'].flatMap(
     assert.equal((await page.$$('#snapshot canvas')).length, 5);
     assert.equal((await page.$$('#snapshot-outputs canvas')).length, 5, 'the stage outputs under the gradients');
     if (mode === 'synthesis') {
-      assert.equal(await page.$$eval('table.drift tr', (r) => r.length), 4, 'drift table: header + 3 intensities');
+      assert.equal(await page.$$eval('table.drift tr', (r) => r.length), 8, "drift table: header + the datasets' 7 intensities");
       const corrupted = await page.$$eval('table.corruptions tr', (rows) => rows.slice(1).map((r) => r.cells[0].textContent));
       assert.deepEqual(corrupted, ['contrast', 'gaussian blur', 'gaussian noise']);
       await page.click('[data-chart="loss-chart"]');
@@ -96,7 +96,7 @@ for (const [mode, device] of ['synthesis', 'forensics', 'optimisation'].flatMap(
       // each adversarial view is named by the group that made it: the attacks' order, not the
       // summary's alphabetical one
       const labels = await page.$$eval('#results .strip canvas', (cs) => cs.map((c) => c.getAttribute('aria-label')));
-      const attacked = group ? ['all'] : ['black_level', 'white_balance', 'colour_correction', 'gamma_correct', 'sharpening_filter', 'gaussian_blur', 'debayer'];
+      const attacked = group ? ['all'] : ['black_level', 'white_balance', 'colour_correction', 'gamma_correct', 'sharpening_filter', 'gaussian_blur', 'debayer', 'all'];
       assert.deepEqual(labels, attacked.map((g) => `adversarial: ${g}`));
     }
     const longest = Math.max(0, ...(await page.evaluate(() => window.longTasks)));
@@ -207,5 +207,45 @@ test('local files: dropped tiles load into the tile browser', async () => {
   await page.waitForSelector('body[data-views="12"]');
   assert.ok((await lit(page, '#stages figure:nth-child(8) canvas')) > 0.9);
   assert.equal(await page.isHidden('#error'), true);
+  await page.close();
+});
+
+// A new user's first sessions, with the page's defaults (256 synthetic tiles of 64 px, 64 of them
+// for validation; 200 steps), on the CPU: each shows its finding. The margins match the native
+// tests' (tests/native/findings.rs); the durations are logged for the README.
+test('the default synthesis session shows drops on other views and at low light', async () => {
+  const page = await openLab(browser, `${server.url}?device=cpu`);
+  const started = Date.now();
+  await page.click('#start');
+  await page.waitForSelector('body[data-results="synthesis"]', { timeout: 600_000 });
+  console.log(`default synthesis session: ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  const table = await page.$$eval('table.drift tr', (rows) => rows.map((r) => [...r.cells].map((c) => c.textContent)));
+  const views = table[0].slice(1);
+  const row = (level) => table.find((r) => r[0] === `${level}%`).slice(1).map(Number);
+  const trained = views.indexOf('bilinear unsharp_masking gaussian_denoising');
+  const full = row(100);
+  console.log(`at 100 %: ${full.join(' ')}; at 1 %: ${row(1).join(' ')}`);
+  assert.ok(full[trained] >= 0.85, `the training view scores ${full[trained]}`);
+  assert.ok(full.filter((m, i) => i !== trained && m <= full[trained] - 0.15).length >= 3, 'three views drop by 0.15');
+  assert.ok(row(1).every((m) => m <= 0.3), 'chance at 1 % of the light');
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+test('the default forensics session ranks the groups by the drop their attacks cause', async () => {
+  const page = await openLab(browser, `${server.url}?device=cpu&mode=forensics`);
+  const started = Date.now();
+  await page.click('#start');
+  await page.waitForSelector('body[data-results="forensics"]', { timeout: 600_000 });
+  console.log(`default forensics session: ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  const rows = await page.$$eval('table.forensics tr', (r) => r.slice(1).map((x) => [...x.cells].map((c) => c.textContent)));
+  console.log(rows.map((r) => r.join(' ')).join('; '));
+  assert.equal(rows.length, 8, 'seven groups, then all at once');
+  const drops = rows.map((r) => Number(r[3]));
+  assert.ok(drops.every((d, i) => i === 0 || drops[i - 1] >= d), `ranked: ${drops}`);
+  assert.ok(Number(rows[0][1]) >= 0.85, 'the model is learned');
+  assert.ok(Number(rows.find((r) => r[0] === 'all')[2]) <= 0.35, 'attacking everything');
+  assert.ok(drops[0] - drops[drops.length - 1] >= 0.3, 'the groups rank apart');
+  assert.deepEqual(page.errors, []);
   await page.close();
 });

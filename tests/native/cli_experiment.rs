@@ -291,7 +291,11 @@ fn forensics_ranks_the_groups_by_drop() {
     let table = csv(&d.join("f/forensics.csv"));
     assert_eq!(table[0], ["group", "before", "after", "drop"]);
     let mut groups: Vec<&str> = table[1..].iter().map(|r| r[0].as_str()).collect();
-    assert_eq!(groups.len(), 7, "every parameter group in turn");
+    assert_eq!(
+        groups.len(),
+        8,
+        "every parameter group in turn, then all at once"
+    );
     let drops: Vec<f64> = table[1..].iter().map(|r| r[3].parse().unwrap()).collect();
     assert!(drops.windows(2).all(|w| w[0] >= w[1]), "{drops:?}");
     let summary = json(&d.join("f/runs/forensics/summary.json"));
@@ -308,6 +312,7 @@ fn forensics_ranks_the_groups_by_drop() {
     assert_eq!(
         groups,
         [
+            "all",
             "black_level",
             "colour_correction",
             "debayer",
@@ -318,7 +323,7 @@ fn forensics_ranks_the_groups_by_drop() {
         ]
     );
     let (_, height) = png_size(&d.join("f/forensics.png"));
-    assert!(height > 7 * 20, "a bar per group: {height}");
+    assert!(height > 8 * 20, "a bar per group: {height}");
     assert!(d.join("f/runs/forensics/adversarial/debayer.png").is_file());
 }
 

@@ -148,7 +148,7 @@ fn grad_refuses_bad_inputs_with_one_line_reasons() {
     );
     let mut nan = IspParams::initial(&CameraParams::microscopy(), DType::F32, &Device::Cpu)
         .unwrap()
-        .to_safetensors()
+        .to_safetensors(None)
         .unwrap();
     // gamma_correct's one value is the last 4 bytes of its tensor: poison the whole file's floats
     let header = u64::from_le_bytes(nan[..8].try_into().unwrap()) as usize + 8;

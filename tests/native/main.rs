@@ -17,6 +17,7 @@ mod cli_isp;
 mod cli_runs;
 mod cli_train;
 mod cli_views;
+mod findings;
 mod gpu_layers;
 mod gpu_models;
 mod mlflow;

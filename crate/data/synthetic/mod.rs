@@ -5,4 +5,4 @@ mod chart;
 mod scenes;
 
 pub use chart::colour_chart;
-pub use scenes::{camera, sample, Sample, CELL_CLASSES};
+pub use scenes::{camera, sample, scene, Sample, Scene, CELL_CLASSES, SENSOR};

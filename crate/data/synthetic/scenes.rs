@@ -1,29 +1,66 @@
-//! Labelled synthetic raw data, deterministic from (seed, index): cell-like blobs of four classes
-//! for classification, car-like rectangles on textured ground with exact masks for segmentation.
-//! Scenes are drawn in display RGB and turned into raw by the inverse ISP, then scaled to an
-//! intensity level and given shot and read noise, as a sensor would record them (Brooks et al.
-//! 2019), and quantised to 16 bits like the datasets' TIFFs.
+//! Labelled synthetic raw data, deterministic from (seed, index), made the way a camera makes raw:
+//! a scene in display RGB becomes the light on the sensor (the inverse ISP, Brooks et al. 2019),
+//! the optics blur it, the Bayer mosaic samples it, and the sensor records it with shot and read
+//! noise at the requested intensity ([`crate::raw::sensor`]).
+//!
+//! Classification scenes are blood-smear-like leukocytes of four kinds. As in a real smear, the
+//! kinds overlap in size and nuclear shape; what tells them apart most reliably is fine: the
+//! cytoplasm's granules (fine and lilac, coarse and orange, none) and its texture, at the scale
+//! demosaicing, sharpening and denoising change. Segmentation scenes are aerial ground with small
+//! cars and exact masks.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, Normal};
 
 use crate::data::Task;
-use crate::isp::unprocess::unprocess;
-use crate::raw::intensity::scale_intensity;
+use crate::isp::static_pipeline::filters::gaussian_filter;
+use crate::isp::unprocess::{mosaic, sensor_rgb};
+use crate::raw::sensor::Sensor;
 use crate::raw::{CameraParams, RawTile};
 use crate::Result;
 
-/// The classification classes, in label order.
-pub const CELL_CLASSES: [&str; 4] = ["round", "lobed", "ring", "granular"];
+/// The classification classes, in label order (sorted, as a tile set sorts class names).
+pub const CELL_CLASSES: [&str; 4] = ["eosinophil", "lymphocyte", "monocyte", "neutrophil"];
+
+/// The synthetic camera's photon statistics: at full light a mid-grey collects ~1500 electrons
+/// (signal-to-noise ~40); at the datasets' 1 % level, ~15 (~3).
+pub const SENSOR: Sensor = Sensor {
+    full_well: 5000.0,
+    read_noise: 3.0,
+    bits: 16,
+};
+
+/// The optics' point spread, a Gaussian of this standard deviation in pixels.
+const OPTICS_SIGMA: f64 = 0.6;
+
+/// The dimmest tile's light relative to the brightest's, at one nominal intensity.
+const ILLUMINATION: f64 = 0.8;
+
+/// One labelled scene as the sensor sees it, before noise: it can be recorded at any intensity.
+#[derive(Debug, Clone)]
+pub struct Scene {
+    /// The mosaic at full light without noise (raw values with the black level).
+    pub clean: RawTile,
+    /// The class index (classification).
+    pub label: Option<usize>,
+    /// 1 where a car is, row-major (segmentation).
+    pub mask: Option<Vec<u8>>,
+    /// Seeds the sensor noise of this scene's recordings.
+    pub noise_seed: u64,
+}
+
+impl Scene {
+    /// The scene recorded with `percent` of the light.
+    pub fn record(&self, percent: f64) -> Result<RawTile> {
+        SENSOR.record(&self.clean, &camera(), percent, self.noise_seed)
+    }
+}
 
 /// One labelled raw tile.
 #[derive(Debug, Clone)]
 pub struct Sample {
     pub raw: RawTile,
-    /// The class index (classification).
     pub label: Option<usize>,
-    /// 1 where a car is, row-major (segmentation).
     pub mask: Option<Vec<u8>>,
 }
 
@@ -38,10 +75,11 @@ fn rng_for(seed: u64, index: usize) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ index as u64)
 }
 
-/// Sample `index` of the dataset `(task, seed)` at `size`x`size` pixels and `intensity` percent.
-/// Classes are balanced: sample i has class i mod 4.
-pub fn sample(task: Task, seed: u64, index: usize, size: usize, intensity: f64) -> Result<Sample> {
+/// Scene `index` of the dataset `(task, seed)` at `size`x`size` pixels. Classes are balanced:
+/// scene i has class i mod 4.
+pub fn scene(task: Task, seed: u64, index: usize, size: usize) -> Result<Scene> {
     let mut rng = rng_for(seed, index);
+    let noise_seed = rng.random();
     let (rgb, label, mask) = match task {
         Task::Classification => {
             let class = index % CELL_CLASSES.len();
@@ -52,93 +90,274 @@ pub fn sample(task: Task, seed: u64, index: usize, size: usize, intensity: f64) 
             (rgb, None, Some(mask))
         }
     };
+    // the illumination varies from tile to tile (a lamp's field, a slide's thickness, the sun
+    // through haze), so that a tile set at one nominal intensity is not all equally bright
+    let illumination = rng.random_range(ILLUMINATION..1.0);
     let camera = camera();
-    let clean = unprocess(&rgb, size, size, &camera)?;
-    let dimmed = scale_intensity(&clean, intensity, &camera)?;
-    Ok(Sample {
-        raw: add_noise(&dimmed, &mut rng)?,
+    let light = sensor_rgb(&rgb, size, size, &camera)?
+        .map(|plane| gaussian_filter(&plane, [OPTICS_SIGMA; 2]).map(|v| v * illumination));
+    Ok(Scene {
+        clean: mosaic(&light, &camera)?,
         label,
         mask,
+        noise_seed,
     })
 }
 
-/// Shot noise (variance proportional to the signal) and read noise (constant variance), with
-/// levels drawn log-uniformly per tile as in Brooks et al.; clipped and quantised to 16 bits.
-fn add_noise(tile: &RawTile, rng: &mut ChaCha8Rng) -> Result<RawTile> {
-    let shot = (rng.random_range((1e-4f64).ln()..(1.2e-3f64).ln())).exp();
-    let read = (rng.random_range((1e-6f64).ln()..(1e-5f64).ln())).exp();
-    let unit = Normal::new(0.0, 1.0).expect("a unit normal");
-    let data = tile
-        .data()
-        .iter()
-        .map(|&v| {
-            let v = v as f64;
-            let noisy = v + (shot * v.max(0.0) + read).sqrt() * unit.sample(rng);
-            ((noisy.clamp(0.0, 1.0) * 65535.0).round() / 65535.0) as f32
-        })
-        .collect();
-    RawTile::new(tile.width(), tile.height(), data)
+/// Sample `index` of the dataset `(task, seed)` at `size`x`size` pixels and `intensity` percent.
+pub fn sample(task: Task, seed: u64, index: usize, size: usize, intensity: f64) -> Result<Sample> {
+    let scene = scene(task, seed, index, size)?;
+    Ok(Sample {
+        raw: scene.record(intensity)?,
+        label: scene.label,
+        mask: scene.mask,
+    })
 }
 
-fn lerp(a: [f32; 3], b: [f32; 3], t: f32) -> [f32; 3] {
+type Rgb = [f32; 3];
+
+fn lerp(a: Rgb, b: Rgb, t: f32) -> Rgb {
     [0, 1, 2].map(|c| a[c] + (b[c] - a[c]) * t)
 }
 
-/// A blood-smear-like cell: pale background, pink cytoplasm, a purple nucleus whose shape is the
-/// class (one round body; three lobes; a ring; a round body under dark granules).
+/// A colour drawn around `c`: stains vary from smear to smear.
+fn jitter(rng: &mut ChaCha8Rng, c: Rgb, amount: f32) -> Rgb {
+    c.map(|v| (v + rng.random_range(-amount..amount)).clamp(0.0, 1.0))
+}
+
+/// Soft round spots (granules, chromatin clumps) splatted into a coverage map in [0, 1].
+struct Spots {
+    size: usize,
+    cover: Vec<f32>,
+}
+
+impl Spots {
+    fn new(size: usize) -> Self {
+        Self {
+            size,
+            cover: vec![0.0; size * size],
+        }
+    }
+
+    /// A Gaussian spot of standard deviation `sigma` px and peak `strength` at (x, y).
+    fn add(&mut self, x: f32, y: f32, sigma: f32, strength: f32) {
+        let reach = (3.0 * sigma).ceil() as isize;
+        let (cx, cy) = (x.floor() as isize, y.floor() as isize);
+        for py in (cy - reach).max(0)..=(cy + reach).min(self.size as isize - 1) {
+            for px in (cx - reach).max(0)..=(cx + reach).min(self.size as isize - 1) {
+                let (dx, dy) = (px as f32 + 0.5 - x, py as f32 + 0.5 - y);
+                let w = strength * (-(dx * dx + dy * dy) / (2.0 * sigma * sigma)).exp();
+                let c = &mut self.cover[py as usize * self.size + px as usize];
+                *c = (*c + w).min(1.0);
+            }
+        }
+    }
+
+    fn at(&self, x: usize, y: usize) -> f32 {
+        self.cover[y * self.size + x]
+    }
+}
+
+/// A nucleus: lobes (discs joined by thin chromatin strands) or a disc with a bite (kidney).
+struct Nucleus {
+    lobes: Vec<(f32, f32, f32)>,
+    /// A disc cut out of the nucleus (the monocyte's indentation), centre and radius.
+    bite: Option<(f32, f32, f32)>,
+    strand: f32,
+}
+
+impl Nucleus {
+    fn contains(&self, x: f32, y: f32) -> bool {
+        let in_disc = |&(cx, cy, r): &(f32, f32, f32)| (x - cx).powi(2) + (y - cy).powi(2) < r * r;
+        if self.bite.as_ref().is_some_and(in_disc) {
+            return false;
+        }
+        self.lobes.iter().any(in_disc)
+            || self
+                .lobes
+                .windows(2)
+                .any(|w| segment_distance((x, y), (w[0].0, w[0].1), (w[1].0, w[1].1)) < self.strand)
+    }
+}
+
+fn segment_distance(p: (f32, f32), a: (f32, f32), b: (f32, f32)) -> f32 {
+    let (abx, aby) = (b.0 - a.0, b.1 - a.1);
+    let len2 = (abx * abx + aby * aby).max(1e-6);
+    let t = (((p.0 - a.0) * abx + (p.1 - a.1) * aby) / len2).clamp(0.0, 1.0);
+    ((p.0 - a.0 - t * abx).powi(2) + (p.1 - a.1 - t * aby).powi(2)).sqrt()
+}
+
+/// A point uniformly inside the disc (cx, cy, r).
+fn in_disc(rng: &mut ChaCha8Rng, cx: f32, cy: f32, r: f32) -> (f32, f32) {
+    let (a, d) = (
+        rng.random_range(0.0..std::f32::consts::TAU),
+        r * rng.random_range(0.0f32..1.0).sqrt(),
+    );
+    (cx + d * a.cos(), cy + d * a.sin())
+}
+
+/// A leukocyte among red cells on a pale smear background:
+/// - eosinophil: two (sometimes three) lobes, cytoplasm packed with coarse orange granules;
+/// - lymphocyte: a round dense nucleus (at most shallowly indented) filling most of a small cell,
+///   a clear bluish rim;
+/// - monocyte: a large cell, an indented nucleus, grey-blue cytoplasm with a fine ground-glass
+///   texture and a few vacuoles;
+/// - neutrophil: two to five lobes, pale cytoplasm with fine lilac granules.
 fn cell_scene(rng: &mut ChaCha8Rng, size: usize, class: usize) -> Vec<f32> {
     let s = size as f32;
-    let background = [0.93, 0.86, 0.93];
-    let cytoplasm = lerp([0.86, 0.66, 0.78], [0.80, 0.60, 0.76], rng.random());
-    let nucleus = lerp([0.42, 0.22, 0.55], [0.32, 0.16, 0.48], rng.random());
-    let (cx, cy) = (
-        s * rng.random_range(0.42..0.58),
-        s * rng.random_range(0.42..0.58),
-    );
-    let cell_r = s * rng.random_range(0.30..0.38);
-    let nucleus_r = cell_r * rng.random_range(0.42..0.55);
-    let angle: f32 = rng.random_range(0.0..std::f32::consts::TAU);
-    let granules: Vec<(f32, f32)> = (0..40)
+    let background = jitter(rng, [0.92, 0.87, 0.90], 0.02);
+    let red_cell = jitter(rng, [0.90, 0.62, 0.64], 0.04);
+    // red cells: discs with a paler centre, partly under the leukocyte
+    let red_cells: Vec<(f32, f32, f32)> = (0..rng.random_range(3..8))
         .map(|_| {
-            let (a, r) = (
-                rng.random_range(0.0..std::f32::consts::TAU),
-                cell_r * rng.random_range(0.0f32..0.9).sqrt(),
-            );
-            (cx + r * a.cos(), cy + r * a.sin())
+            (
+                rng.random_range(0.0..s),
+                rng.random_range(0.0..s),
+                s * rng.random_range(0.09..0.13),
+            )
         })
         .collect();
-    let granule_r = s * 0.025;
+    let (cx, cy) = (
+        s * rng.random_range(0.44..0.56),
+        s * rng.random_range(0.44..0.56),
+    );
+    let cell_r = s * match class {
+        1 => rng.random_range(0.21..0.29),
+        2 => rng.random_range(0.27..0.37),
+        _ => rng.random_range(0.24..0.33),
+    };
+    let angle: f32 = rng.random_range(0.0..std::f32::consts::TAU);
+    let nucleus = match class {
+        1 => {
+            let r = cell_r * rng.random_range(0.72..0.86);
+            let (ox, oy) = (
+                cell_r * rng.random_range(-0.08..0.08),
+                cell_r * rng.random_range(-0.08..0.08),
+            );
+            let bite = r * rng.random_range(0.0..0.4);
+            Nucleus {
+                lobes: vec![(cx + ox, cy + oy, r)],
+                bite: Some((
+                    cx + ox + 1.1 * r * angle.cos(),
+                    cy + oy + 1.1 * r * angle.sin(),
+                    bite,
+                )),
+                strand: 0.0,
+            }
+        }
+        2 => {
+            let r = cell_r * rng.random_range(0.52..0.64);
+            let bite = r * rng.random_range(0.3..0.7);
+            Nucleus {
+                lobes: vec![(cx, cy, r)],
+                bite: Some((
+                    cx + 1.05 * r * angle.cos(),
+                    cy + 1.05 * r * angle.sin(),
+                    bite,
+                )),
+                strand: 0.0,
+            }
+        }
+        _ => {
+            let count = if class == 0 {
+                rng.random_range(2..=3)
+            } else {
+                rng.random_range(2..=5)
+            };
+            let lobe_r = cell_r * rng.random_range(0.22..0.30);
+            let arc = cell_r * rng.random_range(0.35..0.5);
+            let spread = rng.random_range(1.6..3.0f32);
+            Nucleus {
+                lobes: (0..count)
+                    .map(|k| {
+                        let a = angle - spread / 2.0 + spread * k as f32 / (count - 1) as f32;
+                        (cx + arc * a.cos(), cy + arc * a.sin(), lobe_r)
+                    })
+                    .collect(),
+                bite: None,
+                strand: cell_r * 0.06,
+            }
+        }
+    };
+    let cytoplasm = match class {
+        0 => jitter(rng, [0.88, 0.76, 0.80], 0.04),
+        1 => jitter(rng, [0.78, 0.78, 0.90], 0.04),
+        2 => jitter(rng, [0.80, 0.78, 0.88], 0.04),
+        _ => jitter(rng, [0.86, 0.78, 0.86], 0.04),
+    };
+    let nucleus_colour = jitter(rng, [0.38, 0.22, 0.52], 0.05);
+    // granules and vacuoles: fine (about a pixel at 64 px) or coarse, by class
+    let mut granules = Spots::new(size);
+    let unit = s / 64.0;
+    let (count, sigma, strength) = match class {
+        0 => (160.0, 0.75 * unit, 0.55),
+        3 => (260.0, 0.4 * unit, 0.45),
+        _ => (0.0, 1.0, 0.0),
+    };
+    let granule_colour = match class {
+        0 => jitter(rng, [0.84, 0.50, 0.42], 0.04),
+        _ => jitter(rng, [0.58, 0.40, 0.62], 0.04),
+    };
+    let area = (cell_r / (0.3 * s)).powi(2);
+    for _ in 0..(count * area) as usize {
+        let (x, y) = in_disc(rng, cx, cy, 0.95 * cell_r);
+        granules.add(x, y, sigma.max(0.45), strength);
+    }
+    let mut pale = Spots::new(size);
+    if class == 2 {
+        for _ in 0..rng.random_range(1..5) {
+            let (x, y) = in_disc(rng, cx, cy, 0.85 * cell_r);
+            pale.add(x, y, 1.2 * unit, 0.8);
+        }
+    }
+    // chromatin: darker clumps across the nucleus (coarse in lymphocytes)
+    let mut chromatin = Spots::new(size);
+    let clump = if class == 1 { 1.6 } else { 1.0 } * unit;
+    for _ in 0..(60.0 * area) as usize {
+        let (x, y) = in_disc(rng, cx, cy, cell_r);
+        chromatin.add(x, y, clump, 0.6);
+    }
+    // the monocyte's ground glass: a fixed fine texture of the cytoplasm
+    let glass: Vec<f32> = (0..size * size)
+        .map(|_| {
+            if class == 2 {
+                rng.random_range(-0.06..0.06)
+            } else {
+                0.0
+            }
+        })
+        .collect();
     let mut rgb = Vec::with_capacity(size * size * 3);
     for y in 0..size {
         for x in 0..size {
             let (px, py) = (x as f32 + 0.5, y as f32 + 0.5);
-            let (dx, dy) = (px - cx, py - cy);
-            let d = (dx * dx + dy * dy).sqrt();
-            let in_nucleus = match class {
-                0 => d < nucleus_r,
-                1 => (0..3).any(|k| {
-                    let a = angle + k as f32 * std::f32::consts::TAU / 3.0;
-                    let (lx, ly) = (
-                        cx + 0.55 * nucleus_r * a.cos(),
-                        cy + 0.55 * nucleus_r * a.sin(),
-                    );
-                    ((px - lx).powi(2) + (py - ly).powi(2)).sqrt() < 0.55 * nucleus_r
-                }),
-                2 => d < nucleus_r && d > 0.6 * nucleus_r,
-                _ => d < 0.8 * nucleus_r,
-            };
-            let granule = class == 3
-                && granules
-                    .iter()
-                    .any(|&(gx, gy)| (px - gx).powi(2) + (py - gy).powi(2) < granule_r * granule_r);
-            // soft cell edge
-            let edge = ((cell_r - d) / 2.0).clamp(0.0, 1.0);
-            let mut colour = lerp(background, cytoplasm, edge);
-            if in_nucleus {
-                colour = nucleus;
+            let mut colour = background;
+            for &(rx, ry, r) in &red_cells {
+                let d = ((px - rx).powi(2) + (py - ry).powi(2)).sqrt();
+                if d < r {
+                    colour = lerp(red_cell, background, 0.5 * (1.0 - d / r).powi(2));
+                }
             }
-            if granule && d < cell_r {
-                colour = lerp(colour, [0.35, 0.10, 0.30], 0.8);
+            let d = ((px - cx).powi(2) + (py - cy).powi(2)).sqrt();
+            // soft cell edge
+            let edge = ((cell_r - d) / (1.5 * unit)).clamp(0.0, 1.0);
+            if edge > 0.0 {
+                let g = glass[y * size + x];
+                let cyto = lerp(cytoplasm, granule_colour, granules.at(x, y))
+                    .map(|v| (v + g).clamp(0.0, 1.0));
+                let cyto = lerp(cyto, background, pale.at(x, y));
+                colour = lerp(colour, cyto, edge);
+            }
+            if nucleus.contains(px, py) {
+                colour = lerp(
+                    nucleus_colour,
+                    nucleus_colour.map(|v| v * 0.6),
+                    chromatin.at(x, y),
+                );
+                if class == 0 || class == 3 {
+                    // granules lie over the nucleus too
+                    colour = lerp(colour, granule_colour, 0.5 * granules.at(x, y));
+                }
             }
             rgb.extend_from_slice(&colour);
         }
@@ -146,11 +365,12 @@ fn cell_scene(rng: &mut ChaCha8Rng, size: usize, class: usize) -> Vec<f32> {
     rgb
 }
 
-/// Aerial ground (grass and asphalt with texture) with one to four cars; the mask marks car pixels.
+/// Aerial ground (grass and asphalt with texture) with one to four small cars and their shadows;
+/// the mask marks car pixels.
 fn car_scene(rng: &mut ChaCha8Rng, size: usize) -> (Vec<f32>, Vec<u8>) {
     let s = size as f32;
-    let grass = [0.30, 0.42, 0.22];
-    let asphalt = [0.36, 0.36, 0.38];
+    let grass = jitter(rng, [0.30, 0.42, 0.22], 0.03);
+    let asphalt = jitter(rng, [0.36, 0.36, 0.38], 0.03);
     let road_from = rng.random_range(0.2..0.5) * s;
     let road_to = road_from + rng.random_range(0.3..0.45) * s;
     let phase: f32 = rng.random_range(0.0..10.0);
@@ -173,12 +393,18 @@ fn car_scene(rng: &mut ChaCha8Rng, size: usize) -> (Vec<f32>, Vec<u8>) {
         };
         cars.push((x0, y0, w, h, colour));
     }
+    // pixel-scale grain of the ground (gravel, grass blades)
+    let grain: Vec<f32> = (0..size * size)
+        .map(|_| rng.random_range(-0.03..0.03))
+        .collect();
+    let shadow = 0.04 * s;
     let mut rgb = Vec::with_capacity(size * size * 3);
     let mut mask = Vec::with_capacity(size * size);
     for y in 0..size {
         for x in 0..size {
             let (px, py) = (x as f32 + 0.5, y as f32 + 0.5);
-            let texture = 0.04 * ((px * 0.37 + phase).sin() * (py * 0.29 - phase).cos());
+            let texture = 0.04 * ((px * 0.37 + phase).sin() * (py * 0.29 - phase).cos())
+                + grain[y * size + x];
             let base = if py >= road_from && py < road_to {
                 asphalt
             } else {
@@ -187,7 +413,13 @@ fn car_scene(rng: &mut ChaCha8Rng, size: usize) -> (Vec<f32>, Vec<u8>) {
             let mut colour = base.map(|c| (c + texture).clamp(0.0, 1.0));
             let mut car = 0u8;
             for &(x0, y0, w, h, c) in &cars {
-                if px >= x0 && px < x0 + w && py >= y0 && py < y0 + h {
+                let inside = |ox: f32| {
+                    px >= x0 + ox && px < x0 + w + ox && py >= y0 + ox && py < y0 + h + ox
+                };
+                if car == 0 && inside(shadow) && !inside(0.0) {
+                    colour = colour.map(|v| v * 0.55);
+                }
+                if inside(0.0) {
                     // a darker windscreen band across the car's length
                     let along = if w < h { (py - y0) / h } else { (px - x0) / w };
                     colour = if (0.25..0.4).contains(&along) {
@@ -228,11 +460,51 @@ mod tests {
         assert!(cars > 64 && cars < 64 * 64 / 2, "{cars} car pixels");
     }
 
+    /// The sensor's signal-to-noise: mean over standard deviation of the difference between a
+    /// recording and the noise-free mosaic, above the black level.
+    fn snr(scene: &Scene, percent: f64) -> f64 {
+        let tile = scene.record(percent).unwrap();
+        let black = camera().black_level[0];
+        let (mut signal, mut noise) = (0.0, 0.0);
+        for (&v, &c) in tile.data().iter().zip(scene.clean.data()) {
+            let expected = (c as f64 - black) * percent / 100.0;
+            signal += expected;
+            noise += (v as f64 - black - expected).powi(2);
+        }
+        let n = tile.data().len() as f64;
+        (signal / n) / (noise / n).sqrt()
+    }
+
     #[test]
-    fn less_light_means_a_darker_mosaic() {
-        let bright = sample(Task::Segmentation, 3, 2, 32, 100.0).unwrap().raw;
-        let dim = sample(Task::Segmentation, 3, 2, 32, 10.0).unwrap().raw;
-        let mean = |t: &RawTile| t.data().iter().sum::<f32>() / t.data().len() as f32;
+    fn less_light_means_a_darker_and_noisier_mosaic() {
+        let scene = scene(Task::Segmentation, 3, 2, 32).unwrap();
+        let black = camera().black_level[0] as f32;
+        let mean =
+            |t: &RawTile| t.data().iter().map(|v| v - black).sum::<f32>() / t.data().len() as f32;
+        let bright = scene.record(100.0).unwrap();
+        let dim = scene.record(10.0).unwrap();
         assert!(mean(&dim) < 0.5 * mean(&bright));
+        let (full, tenth, hundredth) = (snr(&scene, 100.0), snr(&scene, 10.0), snr(&scene, 1.0));
+        // shot noise: a tenth of the light, about a third of the signal-to-noise
+        assert!(
+            full > 15.0 && tenth < full / 2.5 && hundredth < tenth / 2.5,
+            "{full} {tenth} {hundredth}"
+        );
+    }
+
+    #[test]
+    fn classes_differ_in_their_fine_granules() {
+        // the eosinophil's coarse orange granules make its cytoplasm redder than the lymphocyte's
+        // clear blue one; the neutrophil's fine granules add pixel-scale contrast
+        let scene = |class: usize, i: usize| {
+            let mut rng = rng_for(11, i);
+            cell_scene(&mut rng, 64, class)
+        };
+        let red_minus_blue = |rgb: &[f32]| {
+            rgb.chunks_exact(3).map(|p| p[0] - p[2]).sum::<f32>() / (rgb.len() / 3) as f32
+        };
+        let eos: f32 = (0..8).map(|i| red_minus_blue(&scene(0, i))).sum();
+        let lym: f32 = (0..8).map(|i| red_minus_blue(&scene(1, i))).sum();
+        assert!(eos > lym + 0.2, "{eos} {lym}");
     }
 }

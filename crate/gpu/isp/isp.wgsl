@@ -35,7 +35,8 @@ struct Reduce {
 @group(0) @binding(4) var<storage, read_write> prm: array<f32>;
 @group(0) @binding(5) var<storage, read_write> grads: array<f32>;
 @group(0) @binding(6) var<storage, read_write> partials: array<f32>;
-// Batch norm's statistics (mean, var, mean g, mean g*y_hat; 3 each).
+// Batch norm's statistics (mean, var, mean g, mean g*y_hat; 3 each), then its running mean
+// and variance.
 @group(0) @binding(7) var<storage, read_write> stats: array<f32>;
 // Per stage, |dL/d stage| averaged over the batch and channels: (5, H, W), for snapshots.
 @group(0) @binding(8) var<storage, read_write> maps: array<f32>;
@@ -49,6 +50,8 @@ const S_MEAN: u32 = 0u;
 const S_VAR: u32 = 3u;
 const S_G: u32 = 6u;
 const S_GY: u32 = 9u;
+const S_RUN_MEAN: u32 = 12u;
+const S_RUN_VAR: u32 = 15u;
 
 // Forward arena slots (3-channel tensors take 3, planes 1).
 const F_RAW: u32 = 0u;
@@ -77,6 +80,8 @@ const B_RAW: u32 = 25u;
 const CLIP_MIN: f32 = 1e-5;
 const CLIP_MAX: f32 = 1.0;
 const BN_EPS: f32 = 1e-5;
+// BatchNorm2d's default momentum.
+const BN_MOMENTUM: f32 = 0.1;
 
 // Reduction kinds.
 const K_BN_MEAN: u32 = 0u;
@@ -278,6 +283,34 @@ fn bn_apply(@builtin(global_invocation_id) gid: vec3<u32>) {
         let i = at3(F_GAMMA, px.b, c, px.yx);
         fwd[at3(F_OUTPUT, px.b, c, px.yx)] = (fwd[i] - stats[S_MEAN + c]) / sqrt(stats[S_VAR + c] + BN_EPS);
     }
+}
+
+// A training batch's statistics folded into the running ones, as PyTorch's BatchNorm2d does
+// (the running variance takes the unbiased batch variance).
+@compute @workgroup_size(64)
+fn bn_track(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let c = gid.x;
+    if (c >= 3u) {
+        return;
+    }
+    let n = f32(n_px());
+    let unbiased = stats[S_VAR + c] * n / max(n - 1.0, 1.0);
+    stats[S_RUN_MEAN + c] = (1.0 - BN_MOMENTUM) * stats[S_RUN_MEAN + c] + BN_MOMENTUM * stats[S_MEAN + c];
+    stats[S_RUN_VAR + c] = (1.0 - BN_MOMENTUM) * stats[S_RUN_VAR + c] + BN_MOMENTUM * unbiased;
+}
+
+// Evaluation: bn_apply normalises with the running statistics. The output is then an affine map
+// of its input per channel, so the batch terms of bn_backward vanish.
+@compute @workgroup_size(64)
+fn bn_recall(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let c = gid.x;
+    if (c >= 3u) {
+        return;
+    }
+    stats[S_MEAN + c] = stats[S_RUN_MEAN + c];
+    stats[S_VAR + c] = stats[S_RUN_VAR + c];
+    stats[S_G + c] = 0.0;
+    stats[S_GY + c] = 0.0;
 }
 
 // ---------------------------------------------------------------- backward

@@ -10,16 +10,18 @@ use super::nn::GpuTensor;
 use super::program::{Binding, Program};
 use super::Gpu;
 use crate::isp::colour::{yuv_to_rgb, RGB_TO_YUV};
-use crate::isp::param::{packed_span, IspGradients, IspRun, NAMES, PACKED_LEN};
+use crate::isp::param::{packed_span, IspGradients, IspRun, RunningStats, NAMES, PACKED_LEN};
 use crate::{Error, Result};
 
 /// The @compute functions of isp.wgsl.
-const ENTRIES: [&str; 18] = [
+const ENTRIES: [&str; 20] = [
     "debayer",
     "colour",
     "sharpen",
     "blur_gamma",
     "bn_apply",
+    "bn_track",
+    "bn_recall",
     "bn_backward",
     "gamma_backward",
     "denoise_backward",
@@ -36,9 +38,20 @@ const ENTRIES: [&str; 18] = [
 ];
 
 const PARTIAL_CHUNKS: u32 = 64;
-/// Floats of batch norm's statistics (isp.wgsl's S_MEAN .. S_GY).
-const STATS_LEN: usize = 12;
+/// Floats of batch norm's statistics (isp.wgsl's S_MEAN .. S_GY), then the running mean and
+/// variance (S_RUN_MEAN, S_RUN_VAR).
+const STATS_LEN: usize = 18;
 const STATS: [u32; 4] = [0, 3, 6, 9];
+const S_RUNNING: usize = 12;
+
+/// Which statistics the processing's batch norm normalises with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Norm {
+    /// The batch's own, folded into the running ones (training).
+    Batch,
+    /// The running ones (evaluation).
+    Running,
+}
 
 // Arena slots (units of B*H*W floats), as in isp.wgsl.
 const F_SLOTS: usize = 21;
@@ -175,9 +188,9 @@ impl GpuIsp {
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         {
             let mut compute = encoder.begin_compute_pass(&Default::default());
-            pass.record_forward(&mut compute, false);
+            pass.record_forward(&mut compute, false, Norm::Batch);
             if upstream.is_some() {
-                pass.record_backward(&mut compute, &NAMES);
+                pass.record_backward(&mut compute, &NAMES, Norm::Batch);
             }
         }
         gpu.submit(encoder);
@@ -225,6 +238,7 @@ pub struct IspPass {
     params: GpuTensor,
     grads: GpuTensor,
     maps: GpuTensor,
+    stats: wgpu::Buffer,
     /// Every kernel's bind group over `params`, and over the alternative parameters if any.
     plain: wgpu::BindGroup,
     alternative: Option<wgpu::BindGroup>,
@@ -284,6 +298,11 @@ impl IspPass {
         let maps = GpuTensor::zeros(gpu, "ISP stage maps", &[5, height, width])?;
         let partials = gpu.empty_storage_buffer("partial sums", 81 * PARTIAL_CHUNKS as usize);
         let stats = gpu.empty_storage_buffer("ISP batch statistics", STATS_LEN);
+        gpu.queue.write_buffer(
+            &stats,
+            (S_RUNNING * 4) as u64,
+            bytemuck::cast_slice(&RunningStats::default().packed()),
+        );
         let bind = |reduce: &Reduce, prm: &wgpu::Buffer| {
             let red = gpu.uniform_buffer("reduce", reduce);
             let group = isp.program.bind(
@@ -339,7 +358,7 @@ impl IspPass {
                 (kind, count, group)
             })
             .collect();
-        kept.extend([dims, partials, stats]);
+        kept.extend([dims, partials]);
         Ok(Self {
             program: isp.program.clone(),
             dims: (batch, height, width),
@@ -349,6 +368,7 @@ impl IspPass {
             params,
             grads,
             maps,
+            stats,
             plain,
             alternative,
             reductions,
@@ -446,9 +466,23 @@ impl IspPass {
         }
     }
 
+    /// Queues batch norm's running statistics (a session's, at the start of a phase).
+    pub fn write_running(&self, gpu: &Gpu, stats: &RunningStats) {
+        gpu.queue.write_buffer(
+            &self.stats,
+            (S_RUNNING * 4) as u64,
+            bytemuck::cast_slice(&stats.packed()),
+        );
+    }
+
+    /// Batch norm's running statistics: where to read them back from.
+    pub fn running_region(&self) -> (&wgpu::Buffer, usize, usize) {
+        (&self.stats, S_RUNNING, 6)
+    }
+
     /// Records the forward pass into the forward arena; `alternative` runs it with the
-    /// alternative parameters given at build time.
-    pub fn record_forward(&self, pass: &mut wgpu::ComputePass, alternative: bool) {
+    /// alternative parameters given at build time; `norm` chooses batch norm's statistics.
+    pub fn record_forward(&self, pass: &mut wgpu::ComputePass, alternative: bool, norm: Norm) {
         let group = match (&self.alternative, alternative) {
             (Some(group), true) => group,
             _ => &self.plain,
@@ -457,16 +491,26 @@ impl IspPass {
             self.run(pass, entry, group);
         }
         if self.batch_norm {
-            self.reduce(pass, Kind::BnMean);
-            self.reduce(pass, Kind::BnVar);
+            let channels = |pass: &mut wgpu::ComputePass, entry| {
+                self.program.dispatch(pass, entry, group, (1, 1, 1))
+            };
+            match norm {
+                Norm::Batch => {
+                    self.reduce(pass, Kind::BnMean);
+                    self.reduce(pass, Kind::BnVar);
+                    channels(pass, "bn_track");
+                }
+                Norm::Running => channels(pass, "bn_recall"),
+            }
             self.run(pass, "bn_apply", group);
         }
     }
 
     /// Records the backward pass from the upstream gradient in the backward arena (after a
-    /// forward pass with `params`), reducing the gradients of the parameters in `targets` (names
-    /// or groups of [`NAMES`]) only: the others' gradients stay as they were.
-    pub fn record_backward(&self, pass: &mut wgpu::ComputePass, targets: &[&str]) {
+    /// forward pass with `params` and batch norm's statistics `norm`), reducing the gradients of
+    /// the parameters in `targets` (names or groups of [`NAMES`]) only: the others' gradients
+    /// stay as they were.
+    pub fn record_backward(&self, pass: &mut wgpu::ComputePass, targets: &[&str], norm: Norm) {
         let wanted = |kind: Kind| {
             PARAMS.iter().any(|&(k, _, name)| {
                 k == kind
@@ -481,7 +525,7 @@ impl IspPass {
             }
         };
         let plain = &self.plain;
-        if self.batch_norm {
+        if self.batch_norm && norm == Norm::Batch {
             self.reduce(pass, Kind::BnG);
             self.reduce(pass, Kind::BnGy);
         }

@@ -9,6 +9,7 @@ mod pad;
 mod params;
 mod pointwise;
 mod run;
+mod running;
 
 pub use conv::{conv2d_same, Padding};
 pub use forward::{forward, Forward, Stage, BN_EPS, CLIP_MAX, CLIP_MIN};
@@ -18,3 +19,4 @@ pub use pad::reflect_pad2d;
 pub use params::{packed_span, shape_of, IspParams, NAMES, PACKED_LEN};
 pub use pointwise::{batch_norm, clip_gamma};
 pub use run::{IspGradients, IspRun};
+pub use running::RunningStats;

@@ -3,6 +3,7 @@
 
 use candle_core::{DType, Device, Tensor, Var};
 
+use super::RunningStats;
 use crate::isp::static_pipeline::filters::gaussian_kernel;
 use crate::raw::CameraParams;
 use crate::{Error, Result};
@@ -141,12 +142,19 @@ impl IspParams {
         Self::from_tensors(&tensors, dtype, device)
     }
 
-    /// The parameters as safetensors bytes, float32 (what PyTorch modules hold).
-    pub fn to_safetensors(&self) -> Result<Vec<u8>> {
-        let tensors: Vec<(&str, Tensor)> = self
+    /// The parameters as safetensors bytes, float32 (what PyTorch modules hold), with the final
+    /// batch norm's running statistics (`batch_norm.running_mean`, `batch_norm.running_var`)
+    /// where a training session tracked them.
+    pub fn to_safetensors(&self, running: Option<&RunningStats>) -> Result<Vec<u8>> {
+        let mut tensors: Vec<(&str, Tensor)> = self
             .named()
             .map(|(n, v)| Ok((n, v.as_tensor().to_dtype(DType::F32)?)))
             .collect::<Result<_>>()?;
+        if let Some(r) = running {
+            let column = |v: [f64; 3]| Tensor::new(&v.map(|x| x as f32), &Device::Cpu);
+            tensors.push(("batch_norm.running_mean", column(r.mean)?));
+            tensors.push(("batch_norm.running_var", column(r.var)?));
+        }
         safetensors::serialize(tensors, None)
             .map_err(|e| Error::invalid(format!("writing safetensors: {e}")))
     }
