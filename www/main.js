@@ -122,7 +122,7 @@ async function reachOrigins(reason) {
 // ------------------------------------------------------------------ URL state
 
 const STATE = ['source', 'task', 'n', 'size', 'seed', 'dataset', 'intensity', 'limit', 'zenodo', 'record',
-  'debayer', 'sharpening', 'denoising', 'mode', 'model', 'steps', 'lr', 'batch', 'device', 'lambda', 'group', 'corruption',
+  'debayer', 'sharpening', 'denoising', 'mode', 'model', 'steps', 'lr', 'batch', 'device', 'lambda', 'attack-steps', 'group', 'corruption',
   'mlflow', 'experiment'];
 const url = new URLSearchParams(location.search);
 const values = { tile: Number(url.get('tile') ?? 0), params: url.get('params') };
@@ -714,6 +714,7 @@ const sessionOptions = () => ({
   mode: $('mode').value, model: $('model').value || null, steps: Number($('steps').value),
   lr: Number($('lr').value), batch: Number($('batch').value), seed: Number($('seed').value),
   view: currentView(), lambda: Number($('lambda').value), group: $('group').value,
+  forensicSteps: Number($('attack-steps').value),
   snapshotEvery: Math.max(1, Math.round(Number($('steps').value) / 8)),
   corruptionSeverity: $('corruption').value ? Number($('corruption').value) : null,
   backend: $('device').value,

@@ -8,6 +8,7 @@ use wasm_bindgen::prelude::*;
 
 use super::train::Trainer;
 use super::{js_error, RgbaImage};
+use lens2logit::raw::intensity::LEVELS;
 use lens2logit::train::experiment::SynthesisTable;
 
 #[wasm_bindgen]
@@ -17,16 +18,18 @@ pub struct SynthesisExperiment {
 
 #[wasm_bindgen]
 impl SynthesisExperiment {
-    /// An empty table of `metric` (accuracy or iou) at `intensities` (100 among them); `settings`
-    /// ({name: value}) is what every row shares, as the CLI's table records it.
+    /// An empty table of `metric` (accuracy or iou) at `intensities` (100 among them; the
+    /// datasets' 7 levels where not given); `settings` ({name: value}) is what every row shares,
+    /// as the CLI's table records it.
     #[wasm_bindgen(constructor)]
     pub fn new(
         metric: &str,
-        intensities: Vec<u32>,
+        intensities: Option<Vec<u32>>,
         settings: JsValue,
     ) -> Result<SynthesisExperiment, JsError> {
         let settings: BTreeMap<String, String> = serde_wasm_bindgen::from_value(settings)
             .map_err(|e| JsError::new(&format!("experiment settings: {e}")))?;
+        let intensities = intensities.unwrap_or_else(|| LEVELS.to_vec());
         let table = SynthesisTable::new(metric, &intensities, settings).map_err(js_error)?;
         Ok(Self { table })
     }

@@ -73,7 +73,7 @@ test('sessions are kept as runs across reloads; the runs table filters, opens, c
   await tick(page, ['first synthesis']);
   await page.click('#runs-open');
   await page.waitForSelector('body[data-opened-run]');
-  assert.equal(await page.$$eval('#run-view table.drift tr', (r) => r.length), 4, 'the drift table as it was');
+  assert.equal(await page.$$eval('#run-view table.drift tr', (r) => r.length), 8, 'the drift table as it was');
   assert.equal((await page.$$('#run-view .strip canvas')).length, 10, 'the gradient snapshot and stage outputs as they were');
   const gif = page.waitForEvent('download');
   await page.click('#run-view button:text-is("Timeline (GIF)")');
@@ -122,7 +122,7 @@ test('a full storage quota gives a clear message and the session still shows its
   await page.click('#start');
   await page.waitForSelector('body[data-results="synthesis"]', { timeout: 240_000 });
   assert.match(await banner(page), /storage for this page is full .*the run was not saved/);
-  assert.equal(await page.$$eval('#results table.drift tr', (r) => r.length), 4);
+  assert.equal(await page.$$eval('#results table.drift tr', (r) => r.length), 8);
   assert.deepEqual(page.errors, []);
   await context.close();
 });
