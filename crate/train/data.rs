@@ -35,7 +35,7 @@ pub struct TileSet {
 }
 
 impl TileSet {
-    /// The synthetic dataset: `n` tiles of `size` px, 3/4 for training.
+    /// The synthetic dataset: `n` tiles of `size` px.
     pub fn synthetic(task: Task, n: usize, size: usize, seed: u64) -> Result<Self> {
         crate::limits::SYNTHETIC_TILES.check_usize(n)?;
         crate::limits::SYNTHETIC_SIDE.check_usize(size)?;
