@@ -58,8 +58,7 @@ impl TileSet {
 
     /// A set from tiles with their class names (classification) or masks (segmentation): the
     /// classes sorted by name, each tile's label its index; tiles without what the task needs
-    /// left out; the first 3/4 for training until [`TileSet::split`] (which every session does).
-    /// The one way every source (synthetic, a directory,
+    /// left out; the first 3/4 for training. The one way every source (synthetic, a directory,
     /// the page's tiles) becomes a training set.
     pub fn labelled(
         task: Task,
@@ -206,36 +205,6 @@ impl TileSet {
         }
     }
 
-    /// Splits the tiles into training and validation ones, shuffled with `seed` and stratified by
-    /// class: each class gives 3/4 of its tiles (rounded, at least one where it has two) to
-    /// training, so an archive in class order does not train on some classes and validate on
-    /// others. Segmentation tiles are shuffled as one class. The items are reordered: training
-    /// tiles first, each part in tile-name order, so the split is the same whatever order the
-    /// tiles arrived in.
-    pub fn split(&mut self, seed: u64) {
-        use rand::seq::SliceRandom;
-        use rand::SeedableRng;
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let mut classes: std::collections::BTreeMap<Option<usize>, Vec<Item>> = Default::default();
-        let mut items = std::mem::take(&mut self.items);
-        items.sort_by(|a, b| a.name.cmp(&b.name));
-        for item in items {
-            classes.entry(item.label).or_default().push(item);
-        }
-        let (mut train, mut val) = (Vec::new(), Vec::new());
-        for (_, mut members) in classes {
-            members.shuffle(&mut rng);
-            let n = members.len();
-            let keep = ((3 * n).div_ceil(4)).min(n.saturating_sub(1)).max(1);
-            val.extend(members.split_off(keep));
-            train.extend(members);
-        }
-        train.sort_by(|a, b| a.name.cmp(&b.name));
-        val.sort_by(|a, b| a.name.cmp(&b.name));
-        self.train = train.len();
-        self.items = train.into_iter().chain(val).collect();
-    }
-
     pub fn train_items(&self) -> &[Item] {
         &self.items[..self.train]
     }
@@ -259,41 +228,6 @@ impl TileSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_split_is_stratified_seeded_and_blind_to_arrival_order() {
-        // an archive in class order: 12 tiles of one class, then 8 of another, then 1 of a third
-        let mut set = TileSet::synthetic(Task::Classification, 21, 16, 0).unwrap();
-        for (i, item) in set.items.iter_mut().enumerate() {
-            item.label = Some(match i {
-                0..12 => 0,
-                12..20 => 1,
-                _ => 2,
-            });
-        }
-        let mut reversed = set.clone();
-        reversed.items.reverse();
-        set.split(7);
-        reversed.split(7);
-        let names = |s: &TileSet| s.items.iter().map(|i| i.name.clone()).collect::<Vec<_>>();
-        assert_eq!(
-            names(&set),
-            names(&reversed),
-            "arrival order does not matter"
-        );
-        let count = |items: &[Item], class| items.iter().filter(|i| i.label == Some(class)).count();
-        let (train, val) = (set.train_items(), set.val_items());
-        assert_eq!((count(train, 0), count(val, 0)), (9, 3));
-        assert_eq!((count(train, 1), count(val, 1)), (6, 2));
-        assert_eq!(
-            (count(train, 2), count(val, 2)),
-            (1, 0),
-            "a lone tile trains"
-        );
-        let mut other = set.clone();
-        other.split(8);
-        assert_ne!(names(&set), names(&other), "another seed, another split");
-    }
 
     #[test]
     fn repeated_tile_names_are_told_apart_in_load_order() {

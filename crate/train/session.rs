@@ -342,7 +342,6 @@ fn phase_len(config: &TrainConfig, phase: &Phase) -> usize {
 impl Session {
     pub fn new(config: TrainConfig, mut data: TileSet) -> Result<Self> {
         data.make_names_unique();
-        data.split(config.seed);
         config.validate()?;
         data.check_sizes(config.batch)?;
         if config.model.is_segmenter() != (data.task == Task::Segmentation) {
