@@ -145,6 +145,17 @@ pub fn tiff_gray16(width: usize, height: usize, values: &[f32]) -> Result<Vec<u8
     Ok(out.into_inner())
 }
 
+/// A 32-bit float grayscale TIFF, as the paper's code writes its tiles: values kept exactly.
+pub fn tiff_f32(width: usize, height: usize, values: &[f32]) -> Result<Vec<u8>> {
+    let mut out = Cursor::new(Vec::new());
+    let err = |e: tiff::TiffError| Error::invalid(format!("writing TIFF: {e}"));
+    tiff::encoder::TiffEncoder::new(&mut out)
+        .map_err(err)?
+        .write_image::<tiff::encoder::colortype::Gray32Float>(width as u32, height as u32, values)
+        .map_err(err)?;
+    Ok(out.into_inner())
+}
+
 /// A CSV field, quoted where it holds a comma, a quote or a line break (RFC 4180).
 pub fn csv_field(field: &str) -> String {
     if field.contains([',', '"', '\n']) {

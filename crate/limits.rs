@@ -37,6 +37,13 @@ pub const IMAGE_SIDE: Bound = Bound {
     min: 1,
     max: 8192,
 };
+/// Pixels of a camera raw (DNG) the lab decodes, checked before its pixels are: 64 Mi, room for
+/// today's sensors (the drone's is 20 MP) while the u16 and f32 copies stay within a tab.
+pub const DNG_PIXELS: Bound = Bound {
+    name: "a camera raw's pixels",
+    min: 1,
+    max: 1 << 26,
+};
 /// Side of a tile the lab loads (a file, an archive entry): the processing's filters reach 2 px
 /// around each pixel, and the demosaicing's 2x2 cells must repeat.
 pub const TILE_SIDE: Bound = Bound {
@@ -156,5 +163,6 @@ mod tests {
         assert!(BATCH_PIXELS.max * 3 * 4 < u32::MAX as u64);
         assert!(IMAGE_SIDE.max * IMAGE_SIDE.max * 8 < u32::MAX as u64);
         assert!(ARRAY_VALUES.max * 8 < u32::MAX as u64);
+        assert!(DNG_PIXELS.max * (2 + 4) < u32::MAX as u64);
     }
 }

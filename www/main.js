@@ -121,7 +121,7 @@ async function reachOrigins(reason) {
 
 // ------------------------------------------------------------------ URL state
 
-const STATE = ['source', 'task', 'n', 'size', 'seed', 'dataset', 'intensity', 'limit', 'zenodo', 'record',
+const STATE = ['source', 'task', 'n', 'size', 'seed', 'dataset', 'zenodo-task', 'intensity', 'limit', 'zenodo', 'record',
   'debayer', 'sharpening', 'denoising', 'mode', 'model', 'steps', 'lr', 'batch', 'device', 'lambda', 'attack-steps', 'group', 'corruption',
   'mlflow', 'experiment'];
 const url = new URLSearchParams(location.search);
@@ -196,11 +196,23 @@ function figure(parent, caption, image, label = caption) {
 
 // ------------------------------------------------------------------ data
 
+// data-for names the sources a control belongs to; data-dataset, the Zenodo dataset
 const sourceControls = () => {
   const source = $('source').value;
-  for (const el of document.querySelectorAll('[data-for]')) el.hidden = el.dataset.for !== source;
+  for (const el of document.querySelectorAll('[data-for]')) {
+    el.hidden = !el.dataset.for.split(' ').includes(source) || (el.dataset.dataset !== undefined && el.dataset.dataset !== $('dataset').value);
+  }
 };
 $('source').onchange = () => { sourceControls(); saveState(); };
+$('dataset').onchange = () => { sourceControls(); saveState(); };
+
+/** A note on the data being loaded (how it is sampled, how the record is laid out). */
+function dataNote(message) {
+  const item = document.createElement('li');
+  item.textContent = message;
+  $('data-log').append(item);
+  $('data-log').hidden = false;
+}
 
 const currentView = () => `${$('debayer').value}-${$('sharpening').value}-${$('denoising').value}`;
 
@@ -211,6 +223,8 @@ listeners.fetch = (e) => {
   if (e.type === 'tile') { addTile(e.index, e.name, e.class); $('tile-count').textContent = `${e.index + 1} tiles`; }
   if (e.type === 'labels') setStatus(`Labels for ${e.count} tiles`);
   if (e.type === 'warning') showError(e.message);
+  if (e.type === 'sample') dataNote(e.message);
+  if (e.type === 'layout') dataNote([e.key, ...e.lines].join('\n'));
   if (e.type === 'discard') { showError(e.reason); renderTiles(e.remaining); }
 };
 
@@ -219,13 +233,17 @@ const loaders = {
   chart: () => call('loadChart', { size: 256 }),
   async zenodo() {
     await reachOrigins('the Zenodo mirror changed');
-    const args = { record: $('record').value, dataset: $('dataset').value, intensity: Number($('intensity').value) };
+    // Raw-Drone offers both tasks; Raw-Microscopy only classification (the core's default)
+    const args = {
+      record: $('record').value, dataset: $('dataset').value, intensity: Number($('intensity').value),
+      task: $('dataset').value === 'drone' ? $('zenodo-task').value : undefined,
+    };
     const cached = await call('loadCached', args);
     if (cached.count > 0) return { ...cached, note: "from the browser's cache" };
     $('tiles').replaceChildren();
     $('cancel-load').disabled = false;
     try {
-      return await call('streamZenodo', { ...args, base: $('zenodo').value, limit: Number($('limit').value) || null });
+      return await call('streamZenodo', { ...args, base: $('zenodo').value, limit: Number($('limit').value) || null, seed: Number($('seed').value) });
     } finally {
       $('cancel-load').disabled = true;
       $('load-progress').hidden = true;
@@ -249,6 +267,8 @@ async function loadFiles(files) {
 
 const load = guard(async () => {
   $('error').hidden = true;
+  $('data-log').replaceChildren();
+  $('data-log').hidden = true;
   setStatus('Loading tiles...');
   const result = await loaders[$('source').value]().catch((error) => {
     setStatus('No tiles loaded: see the message above.');
@@ -258,6 +278,7 @@ const load = guard(async () => {
   values.tile = Math.min(values.tile, result.count - 1);
   await renderTiles(result.count);
   await refreshParams();
+  await showCamera();
   await selectTile(Math.max(values.tile, 0));
   setStatus(`${result.count} tiles loaded${result.note ? ` ${result.note}` : ''}`);
   document.body.dataset.ready = 'true';
@@ -267,6 +288,28 @@ $('load').onclick = load;
 $('cancel-load').onclick = () => call('cancelFetch');
 $('clear-cache').onclick = guard(async () => { await call('clearCache'); setStatus('Cache cleared'); });
 
+$('inspect-record').onclick = guard(async () => {
+  $('error').hidden = true;
+  setStatus('Inspecting the record...');
+  const restarted = await reachOrigins('the Zenodo mirror changed');
+  $('cancel-load').disabled = false;
+  try {
+    const report = await call('inspectRecord', { base: $('zenodo').value, record: $('record').value, dataset: $('dataset').value });
+    $('record-report').textContent = report;
+    $('record-box').hidden = false;
+    setStatus('Record inspected: the report is under the data controls');
+  } finally {
+    $('cancel-load').disabled = true;
+    // a worker that may reach the mirror took over: it holds no tiles yet
+    if (restarted) await load();
+  }
+});
+listeners.inspect = (what) => setStatus(`Inspecting the record: ${what}`);
+$('copy-report').onclick = guard(async () => {
+  await navigator.clipboard.writeText($('record-report').textContent);
+  setStatus('Report copied');
+});
+
 const drop = $('drop');
 drop.ondragover = (e) => { e.preventDefault(); drop.classList.add('over'); };
 drop.ondragleave = () => drop.classList.remove('over');
@@ -275,8 +318,66 @@ drop.ondrop = guard(async (e) => {
   drop.classList.remove('over');
   const result = await loadFiles([...e.dataTransfer.files]);
   await renderTiles(result.count);
+  await showCamera();
   await selectTile(0);
+  setStatus(`${result.count} tiles loaded`);
 });
+
+// ------------------------------------------------------------------ camera
+
+/** The camera panel's inputs by the camera JSON's keys. */
+const cameraInputs = () => Object.fromEntries([...$('camera').querySelectorAll('fieldset[data-camera]')]
+  .map((set) => [set.dataset.camera, [...set.querySelectorAll('input')]]));
+let cameraParams = {};
+
+/** The camera and its source into the panel; it asks for one where the tiles carry none. */
+async function showCamera() {
+  const info = await call('cameraInfo');
+  cameraParams = info.params;
+  $('camera-source').value = info.source;
+  $('camera-preset').value = info.preset ?? '';
+  $('camera-ask').hidden = !info.needsChoice;
+  $('camera').classList.toggle('needs-choice', info.needsChoice);
+  for (const [key, inputs] of Object.entries(cameraInputs())) {
+    inputs.forEach((input, i) => { input.value = [info.params[key]].flat()[i]; });
+  }
+  document.body.dataset.cameraSource = info.source;
+}
+
+/** A new camera, then everything drawn with it again (the ISP parameters restart from it). */
+async function changeCamera(method, args) {
+  await call(method, args);
+  values.params = null;
+  await showCamera();
+  await refreshParams();
+  saveState();
+  const tiles = [...$('tiles').children];
+  if (!tiles.length) return;
+  tiles.forEach((button, i) => thumbnail(i, button.querySelector('canvas')));
+  await Promise.all([showStages(), showViews(), runIsp()]);
+  setStatus(`Camera: ${$('camera-source').value}`);
+}
+
+$('camera-preset').onchange = guard(async () => {
+  if ($('camera-preset').value) await changeCamera('setCameraPreset', { name: $('camera-preset').value });
+});
+$('camera-upload').onchange = guard(async (e) => {
+  const [file] = e.target.files;
+  e.target.value = '';
+  if (!file) return;
+  await changeCamera('setCameraJson', { text: await file.text(), source: 'upload' }).catch((error) => {
+    throw new Error(`${file.name}: ${error.message}`);
+  });
+});
+$('camera-apply').onclick = guard(async () => {
+  // an empty or unreadable field is NaN, null in JSON: the core names it
+  const fields = Object.fromEntries(Object.entries(cameraInputs()).map(([key, inputs]) => {
+    const numbers = inputs.map((input) => input.valueAsNumber);
+    return [key, Array.isArray(cameraParams[key]) ? numbers : numbers[0]];
+  }));
+  await changeCamera('setCameraJson', { text: JSON.stringify(fields), source: 'edited' });
+});
+$('camera-save').onclick = guard(async () => download('camera.json', (await call('cameraInfo')).json, 'application/json'));
 
 function addTile(index, name, label) {
   const button = document.createElement('button');

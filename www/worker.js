@@ -67,6 +67,17 @@ function ispImages(result, gradients) {
   return out;
 }
 
+/** `work(control)` with a FetchControl that `cancelFetch` reaches while it runs. */
+async function withFetchControl(work) {
+  fetchControl = new wasm.FetchControl();
+  try {
+    return await work(fetchControl);
+  } finally {
+    fetchControl.free();
+    fetchControl = null;
+  }
+}
+
 const methods = {
   async init({ preferGpu, threads }) {
     const threaded = threads !== 1 && self.crossOriginIsolated;
@@ -79,19 +90,20 @@ const methods = {
   },
   loadChart: ({ size }) => { lab.loadChart(size); return { count: 1, task: lab.task }; },
   setCamera: ({ camera }) => lab.setCamera(camera),
+  cameraInfo: () => lab.cameraInfo(),
+  setCameraPreset: ({ name }) => lab.setCameraPreset(name),
+  // `source`: upload (a file) or edited (the page's fields)
+  setCameraJson: ({ text, source }) => lab.setCameraJson(text, source),
   loadSynthetic: ({ task, n, seed, size }) => ({ count: lab.loadSynthetic(task, n, seed, size), task: lab.task }),
-  async streamZenodo({ base, record, dataset, intensity, limit }) {
-    fetchControl = new wasm.FetchControl();
-    try {
-      const count = await lab.streamZenodo({ base, record, dataset, intensity, limit }, fetchControl, (e) => event('fetch', e));
-      return { count, task: lab.task };
-    } finally {
-      fetchControl.free();
-      fetchControl = null;
-    }
-  },
+  // source: {base, record, dataset, intensity, limit, task, seed}
+  streamZenodo: (source) => withFetchControl(async (control) => {
+    const count = await lab.streamZenodo(source, control, (e) => event('fetch', e));
+    return { count, task: lab.task };
+  }),
+  // a plain-text report of what the record holds; what is being read goes out as 'inspect' events
+  inspectRecord: ({ base, record, dataset }) => withFetchControl((control) => lab.inspectRecord({ base, record, dataset }, control, (what) => event('inspect', what))),
   cancelFetch: () => fetchControl?.cancel(),
-  loadCached: async ({ record, dataset, intensity }) => ({ count: await lab.loadCached(record, dataset, intensity), task: lab.task }),
+  loadCached: async ({ record, dataset, intensity, task }) => ({ count: await lab.loadCached(record, dataset, intensity, task), task: lab.task }),
   clearCache: () => lab.clearCache(),
   loadFile: async ({ name, bytes }) => ({ count: await lab.loadFile(name, bytes), task: lab.task }),
   tileInfo: ({ index }) => lab.tileInfo(index),

@@ -1,6 +1,7 @@
 //! `lens2logit fetch`: a dataset from Zenodo (or a mirror) into a directory, read by random access
-//! where the server allows it, else streamed: tiles under
-//! their own names, labels.csv (microscopy) or masks/ (drone), the layout `synth` writes too.
+//! where the server allows it, else streamed: tiles under their own names, labels.csv
+//! (classification: microscopy, or drone car / no car from the masks) and masks/ (drone), the
+//! layout `synth` writes too. `--list` shows what the record holds instead.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -8,10 +9,13 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use lens2logit::arrays::csv_field;
 use lens2logit::data::discovery::DatasetKind;
 use lens2logit::data::fetch::{fetch, FetchEvent, FetchRequest};
 use lens2logit::data::http::CancelToken;
+use lens2logit::data::inspect::inspect_record;
 use lens2logit::data::zenodo::{ZenodoClient, DEFAULT_BASE, DEFAULT_RECORD};
+use lens2logit::data::Task;
 use lens2logit::raw::intensity::LEVELS;
 
 use crate::common::write_file;
@@ -22,16 +26,33 @@ pub enum DatasetArg {
     Drone,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+pub enum TaskArg {
+    Classification,
+    Segmentation,
+}
+
 #[derive(Args)]
 pub struct FetchArgs {
     #[arg(long, value_enum)]
     dataset: DatasetArg,
+    /// The task the tiles are for: microscopy classifies; drone segments by default, or
+    /// classifies tiles as car or no car from their masks (the paper's threshold of 1%).
+    #[arg(long, value_enum)]
+    task: Option<TaskArg>,
     /// Intensity level in percent: 1, 5, 10, 25, 50, 75 or 100.
     #[arg(long, default_value_t = 100)]
     intensity: u32,
-    /// Stop after this many tiles.
+    /// Take a seeded sample of this many tiles, balanced by class for classification.
     #[arg(long)]
     limit: Option<usize>,
+    /// Seeds the sample.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Show the record's files and what each archive holds (grouped as the lab reads them),
+    /// reading as little as the server allows, and write nothing.
+    #[arg(long)]
+    list: bool,
     /// Zenodo or a mirror with the same API.
     #[arg(long, default_value = DEFAULT_BASE)]
     zenodo: String,
@@ -41,8 +62,9 @@ pub struct FetchArgs {
     /// offers byte ranges; by default only the entries needed are read, by random access.
     #[arg(long)]
     stream: bool,
-    #[arg(long)]
-    out: PathBuf,
+    /// Where to write the tiles (not needed with --list).
+    #[arg(long, required_unless_present = "list")]
+    out: Option<PathBuf>,
 }
 
 pub fn run(args: FetchArgs) -> Result<(), String> {
@@ -56,8 +78,19 @@ pub fn run(args: FetchArgs) -> Result<(), String> {
         DatasetArg::Microscopy => DatasetKind::Microscopy,
         DatasetArg::Drone => DatasetKind::Drone,
     };
-    std::fs::create_dir_all(args.out.join("masks"))
-        .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
+    let mut request = FetchRequest::new(dataset);
+    request.task = match args.task {
+        Some(TaskArg::Classification) => Task::Classification,
+        Some(TaskArg::Segmentation) if dataset == DatasetKind::Microscopy => {
+            return Err("Raw-Microscopy has no masks to segment: use --task classification".into())
+        }
+        Some(TaskArg::Segmentation) => Task::Segmentation,
+        None => request.task,
+    };
+    request.intensity = args.intensity;
+    request.limit = args.limit;
+    request.seed = args.seed;
+    request.random_access = !args.stream;
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     let cancel = CancelToken::default();
     let on_ctrl_c = cancel.clone();
@@ -67,12 +100,24 @@ pub fn run(args: FetchArgs) -> Result<(), String> {
         }
     });
     let client = ZenodoClient::new(&args.zenodo, &args.record);
-    let request = FetchRequest {
-        dataset,
-        intensity: args.intensity,
-        limit: args.limit,
-        random_access: !args.stream,
-    };
+    if args.list {
+        let report = runtime
+            .block_on(inspect_record(
+                &client,
+                !args.stream,
+                &cancel,
+                &mut |what| eprintln!("{what}"),
+            ))
+            .map_err(|e| e.to_string())?;
+        print!("{report}");
+        return Ok(());
+    }
+    let out = args
+        .out
+        .clone()
+        .expect("clap requires --out without --list");
+    std::fs::create_dir_all(out.join("masks"))
+        .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template(
             "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} tiles: {prefix}",
@@ -110,22 +155,35 @@ pub fn run(args: FetchArgs) -> Result<(), String> {
                 bar.set_position(read)
             }
             FetchEvent::Tile {
-                file, stem, bytes, ..
+                file,
+                stem,
+                bytes,
+                label,
             } => {
-                let path = args.out.join(&file);
+                let path = out.join(&file);
                 write_file(&path, &bytes).map_err(lens2logit::Error::invalid)?;
                 written.entry(archive.clone()).or_default().push(path);
+                if let Some(class) = label {
+                    labels.insert(file.clone(), class);
+                }
                 tiles.push((file, stem));
                 bar.set_prefix(tiles.len().to_string());
             }
-            FetchEvent::Labels(l) => labels = l,
+            FetchEvent::Labels(l) => labels.extend(l),
+            FetchEvent::Layout { key, lines } => {
+                bar.println(format!("{key}:"));
+                for line in lines {
+                    bar.println(line);
+                }
+            }
+            FetchEvent::Sample(how) => bar.println(format!("sample: {how}")),
             FetchEvent::Mask { stem, bytes } => {
                 masks.insert(stem, bytes);
             }
             FetchEvent::Discard { key, reason } => {
                 for path in written.remove(&key).unwrap_or_default() {
                     let _ = std::fs::remove_file(&path);
-                    tiles.retain(|(f, _)| args.out.join(f) != path);
+                    tiles.retain(|(f, _)| out.join(f) != path);
                 }
                 bar.println(format!("warning: {reason}"));
             }
@@ -139,28 +197,26 @@ pub fn run(args: FetchArgs) -> Result<(), String> {
     bar.finish_and_clear();
     result.map_err(|e| e.to_string())?;
 
-    match dataset {
-        DatasetKind::Microscopy => {
-            // the paper's dataset: tiles of the classes kept (labels drop rare classes and one tile)
-            if !labels.is_empty() {
-                for (file, _) in tiles.iter().filter(|(f, _)| !labels.contains_key(f)) {
-                    let _ = std::fs::remove_file(args.out.join(file));
-                }
-                tiles.retain(|(f, _)| labels.contains_key(f));
+    if request.task == Task::Classification {
+        // the dataset's labelled tiles (microscopy's labels drop rare classes and one tile)
+        if !labels.is_empty() {
+            for (file, _) in tiles.iter().filter(|(f, _)| !labels.contains_key(f)) {
+                let _ = std::fs::remove_file(out.join(file));
             }
-            let mut csv = String::from("file,class\n");
-            for (file, _) in &tiles {
-                if let Some(class) = labels.get(file) {
-                    csv.push_str(&format!("{file},{class}\n"));
-                }
-            }
-            write_file(&args.out.join("labels.csv"), csv.as_bytes())?;
+            tiles.retain(|(f, _)| labels.contains_key(f));
         }
-        DatasetKind::Drone => {
-            for (_, stem) in &tiles {
-                if let Some(png) = masks.get(stem) {
-                    write_file(&args.out.join("masks").join(format!("{stem}.png")), png)?;
-                }
+        let mut csv = String::from("file,class\n");
+        for (file, _) in &tiles {
+            if let Some(class) = labels.get(file) {
+                csv.push_str(&format!("{},{}\n", csv_field(file), csv_field(class)));
+            }
+        }
+        write_file(&out.join("labels.csv"), csv.as_bytes())?;
+    }
+    if dataset == DatasetKind::Drone {
+        for (_, stem) in &tiles {
+            if let Some(png) = masks.get(stem) {
+                write_file(&out.join("masks").join(format!("{stem}.png")), png)?;
             }
         }
     }
@@ -177,7 +233,7 @@ pub fn run(args: FetchArgs) -> Result<(), String> {
         "wrote {} {} tiles to {}",
         tiles.len(),
         dataset.name(),
-        args.out.display()
+        out.display()
     );
     Ok(())
 }

@@ -49,8 +49,8 @@ pub(crate) struct SessionArgs {
     pub n: usize,
     #[arg(long, default_value_t = 64)]
     pub size: usize,
-    /// The camera of a data directory (default: microscopy for classification, drone for
-    /// segmentation).
+    /// The camera of a data directory (default: the first camera raw's own, else microscopy for
+    /// classification, drone for segmentation).
     #[arg(long)]
     pub camera: Option<String>,
     /// The device that trains: auto (a hardware GPU where there is one, else the CPU), cpu, or
@@ -180,15 +180,29 @@ pub(crate) fn tiles(
             "--data {data} is neither a directory nor `synthetic`"
         ));
     }
-    let camera = camera.unwrap_or_else(|| match task {
-        Task::Classification => CameraParams::microscopy(),
-        Task::Segmentation => CameraParams::drone(),
-    });
-    let files: Vec<String> = std::fs::read_dir(dir)
+    let mut files: Vec<String> = std::fs::read_dir(dir)
         .map_err(|e| format!("cannot list {data}: {e}"))?
         .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
         .collect();
+    files.sort();
     let read = |name: &str| read_file(&dir.join(name)).map_err(lens2logit::Error::invalid);
+    // camera raws carry their camera: the first one's, unless --camera says otherwise
+    let first_dng = files
+        .iter()
+        .find(|f| f.to_ascii_lowercase().ends_with(".dng"));
+    let camera = match (camera, first_dng) {
+        (Some(camera), _) => camera,
+        (None, Some(file)) => {
+            let dng = lens2logit::raw::decode_dng(&read(file).map_err(|e| e.to_string())?, file)
+                .map_err(|e| e.to_string())?;
+            eprintln!("camera from {file}: {}", dng.summary);
+            dng.camera
+        }
+        (None, None) => match task {
+            Task::Classification => CameraParams::microscopy(),
+            Task::Segmentation => CameraParams::drone(),
+        },
+    };
     TileSet::from_files(task, camera, &files, &read).map_err(|e| e.to_string())
 }
 

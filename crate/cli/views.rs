@@ -1,4 +1,6 @@
 //! `lens2logit views`: the paper's static views of raw tiles, as float32 .npy or 8-bit PNG.
+//! A camera raw (.dng) gives its centre tile of [`DNG_TILE`] px, with the camera its metadata
+//! describes unless `--camera` says otherwise.
 
 use std::path::{Path, PathBuf};
 
@@ -10,8 +12,9 @@ use lens2logit::arrays;
 use lens2logit::isp::static_pipeline::{
     render_all, Debayer, Denoising, RgbImage, Sharpening, View,
 };
+use lens2logit::raw::cut::centre_tile;
 use lens2logit::raw::intensity::scale_intensity;
-use lens2logit::raw::{decode_tile, CameraParams};
+use lens2logit::raw::{decode_dng, decode_tile, CameraParams, RawTile};
 
 use crate::common::{load_camera, read_file, write_file};
 
@@ -23,11 +26,13 @@ pub enum Format {
 
 #[derive(Args)]
 pub struct ViewsArgs {
-    /// A raw tile (PNG, TIFF, .npy) or a directory of them.
+    /// A raw tile (PNG, TIFF, .npy), a camera raw (.dng: its centre 256x256 tile), or a directory
+    /// of them.
     input: PathBuf,
     /// microscopy, drone, or a JSON file with black_level, white_balance, colour_matrix, gamma.
+    /// Needed for tiles; a .dng's own metadata gives its camera otherwise.
     #[arg(long)]
-    camera: String,
+    camera: Option<String>,
     #[arg(long, default_value = "bilinear")]
     debayer: Debayer,
     #[arg(long, default_value = "unsharp_masking")]
@@ -72,24 +77,58 @@ impl Format {
     }
 }
 
+/// The side of the tile taken from a camera raw: the datasets' tiles.
+const DNG_TILE: usize = 256;
+
+fn extension(path: &Path) -> Option<String> {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+}
+
 /// Tiles the lab can read, by extension.
 fn is_tile(path: &Path) -> bool {
     matches!(
-        path.extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase)
-            .as_deref(),
-        Some("png" | "tif" | "tiff" | "npy")
+        extension(path).as_deref(),
+        Some("png" | "tif" | "tiff" | "npy" | "dng")
     )
+}
+
+/// The tile to render and its camera: a tile file with `camera`, or a camera raw's centre tile
+/// with `camera` or else its own. A camera raw's description goes to stderr when `describe`.
+fn load(
+    input: &Path,
+    camera: Option<&CameraParams>,
+    describe: bool,
+) -> Result<(RawTile, CameraParams), String> {
+    let name = input.display().to_string();
+    let bytes = read_file(input)?;
+    if extension(input).as_deref() == Some("dng") {
+        let raw = decode_dng(&bytes, &name).map_err(|e| e.to_string())?;
+        if describe {
+            eprintln!("{name}: {}", raw.summary);
+        }
+        let tile = centre_tile(&raw.mosaic, DNG_TILE).map_err(|e| format!("{name}: {e}"))?;
+        return Ok((tile, camera.cloned().unwrap_or(raw.camera)));
+    }
+    let camera = camera.cloned().ok_or_else(|| {
+        format!("{name} is a tile: say its camera with --camera (microscopy, drone or a JSON file)")
+    })?;
+    Ok((
+        decode_tile(&bytes, &name).map_err(|e| e.to_string())?,
+        camera,
+    ))
 }
 
 /// Renders the requested views of one tile into `target` (a file for one view, else a directory).
 struct Job<'a> {
-    camera: &'a CameraParams,
+    camera: Option<&'a CameraParams>,
     views: &'a [View],
     intensity: f64,
     all: bool,
     format: Format,
+    /// Print a camera raw's description (one input; a directory's progress bar owns stderr).
+    describe: bool,
 }
 
 fn process(input: &Path, target: &Path, job: &Job) -> Result<(), String> {
@@ -99,16 +138,16 @@ fn process(input: &Path, target: &Path, job: &Job) -> Result<(), String> {
         intensity,
         all,
         format,
+        describe,
     } = *job;
-    let name = input.display().to_string();
-    let tile = decode_tile(&read_file(input)?, &name).map_err(|e| e.to_string())?;
+    let (tile, camera) = load(input, camera, describe)?;
     let tile = if intensity < 100.0 {
-        scale_intensity(&tile, intensity, camera).map_err(|e| e.to_string())?
+        scale_intensity(&tile, intensity, &camera).map_err(|e| e.to_string())?
     } else {
         tile
     };
     let images =
-        render_all(&tile, camera, views).map_err(|e| format!("{}: {e}", input.display()))?;
+        render_all(&tile, &camera, views).map_err(|e| format!("{}: {e}", input.display()))?;
     if all {
         std::fs::create_dir_all(target)
             .map_err(|e| format!("cannot create {}: {e}", target.display()))?;
@@ -126,7 +165,7 @@ fn process(input: &Path, target: &Path, job: &Job) -> Result<(), String> {
 }
 
 pub fn run(args: ViewsArgs) -> Result<(), String> {
-    let camera = load_camera(&args.camera)?;
+    let camera = args.camera.as_deref().map(load_camera).transpose()?;
     let views = if args.all {
         View::paper_views()
     } else {
@@ -137,11 +176,12 @@ pub fn run(args: ViewsArgs) -> Result<(), String> {
         }]
     };
     let job = Job {
-        camera: &camera,
+        camera: camera.as_ref(),
         views: &views,
         intensity: args.intensity,
         all: args.all,
         format: args.format,
+        describe: !args.input.is_dir(),
     };
     if !(args.intensity > 0.0 && args.intensity <= 100.0) {
         return Err(format!(
@@ -161,7 +201,7 @@ pub fn run(args: ViewsArgs) -> Result<(), String> {
     tiles.sort();
     if tiles.is_empty() {
         return Err(format!(
-            "no PNG, TIFF or .npy tiles in {}",
+            "no PNG, TIFF, .npy or .dng files in {}",
             args.input.display()
         ));
     }

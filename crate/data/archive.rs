@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 
 use async_zip::base::read::stream::ZipFileReader;
 use futures_util::io::{AsyncBufRead, AsyncRead, AsyncReadExt};
-use futures_util::{Stream, TryStreamExt};
+use futures_util::{Stream, StreamExt, TryStreamExt};
 use md5::{Digest, Md5};
 
 use super::discovery::Entry;
@@ -137,8 +137,13 @@ pub(super) fn zip_error(file: &str, e: async_zip::error::ZipError) -> Error {
     }
 }
 
+/// Archives inside archives are read this deep at most (a zip of zips of zips is a bomb's shape).
+pub const MAX_NESTING: usize = 2;
+
 /// Reads a zip archive from a stream of byte chunks, handing the entries `classify` accepts to
-/// `sink` as they complete. `md5` is the file's expected checksum.
+/// `sink` as they complete. `md5` is the file's expected checksum. An entry `classify` calls an
+/// [`Entry::Archive`] is read in turn as it streams, its entries classified by their path below
+/// it (`inner.zip/a.tif`), and its own CRC checked once it ends.
 pub async fn read_archive<S, B, E>(
     name: &str,
     chunks: S,
@@ -153,16 +158,52 @@ where
     B: AsRef<[u8]>,
     E: std::fmt::Display,
 {
+    let chunks = chunks
+        .map_err(|e| io::Error::other(e.to_string()))
+        .map_ok(|chunk| bytes::Bytes::copy_from_slice(chunk.as_ref()))
+        .boxed_local();
+    read_zip(name, chunks, total, md5, cancel, classify, sink, 0).await
+}
+
+/// An entry's bytes as a stream of chunks, for reading an archive inside an archive.
+fn entry_chunks<'a, R: AsyncRead + Unpin + 'a>(reader: R) -> Chunks<'a> {
+    futures_util::stream::unfold(Some(reader), |reader| async move {
+        let mut reader = reader?;
+        let mut buf = vec![0u8; 64 << 10];
+        match reader.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(bytes::Bytes::from(buf)), Some(reader)))
+            }
+            // the error ends the stream
+            Err(e) => Some((Err(e), None)),
+        }
+    })
+    .boxed_local()
+}
+
+type Chunks<'a> = futures_util::stream::LocalBoxStream<'a, io::Result<bytes::Bytes>>;
+
+#[allow(clippy::too_many_arguments)]
+async fn read_zip(
+    name: &str,
+    chunks: Chunks<'_>,
+    total: Option<u64>,
+    md5: Option<&str>,
+    cancel: &CancelToken,
+    classify: &dyn Fn(&str) -> Option<Entry>,
+    sink: &mut dyn FnMut(ArchiveEvent) -> Result<()>,
+    depth: usize,
+) -> Result<Outcome> {
     let hasher = Rc::new(RefCell::new(Md5::new()));
     let read = Rc::new(RefCell::new(0u64));
     let (h, r) = (hasher.clone(), read.clone());
-    let counted = chunks
-        .map_err(|e| io::Error::other(e.to_string()))
-        .map_ok(move |chunk| {
-            h.borrow_mut().update(chunk.as_ref());
-            *r.borrow_mut() += chunk.as_ref().len() as u64;
-            bytes::Bytes::copy_from_slice(chunk.as_ref())
-        });
+    let counted = chunks.map_ok(move |chunk| {
+        h.borrow_mut().update(chunk.as_ref());
+        *r.borrow_mut() += chunk.as_ref().len() as u64;
+        chunk
+    });
     let shared = Rc::new(RefCell::new(counted));
     let tail = Rc::new(RefCell::new(Tail::default()));
     let source = Tapped {
@@ -192,8 +233,78 @@ where
             .unwrap_or_default()
             .to_string();
         let (header_crc, size) = (entry_meta.crc32(), entry_meta.uncompressed_size());
-        let kind = classify(&path).filter(|_| size <= MAX_ENTRY_BYTES);
+        let kind = classify(&path);
         zip = match kind {
+            Some(Entry::Archive) if depth < MAX_NESTING => {
+                let inner_name = format!("{name}/{path}");
+                let inner_classify = |p: &str| classify(&format!("{path}/{p}"));
+                let mut inner_sink = |event: ArchiveEvent| match event {
+                    ArchiveEvent::Entry {
+                        path: p,
+                        entry,
+                        bytes,
+                    } => sink(ArchiveEvent::Entry {
+                        path: format!("{path}/{p}"),
+                        entry,
+                        bytes,
+                    }),
+                    // the outer archive's progress stands for both
+                    ArchiveEvent::Progress { .. } => Ok(()),
+                    warning => sink(warning),
+                };
+                let inner = Box::pin(read_zip(
+                    &inner_name,
+                    entry_chunks(&mut *reading.reader_mut()),
+                    None,
+                    None,
+                    cancel,
+                    &inner_classify,
+                    &mut inner_sink,
+                    depth + 1,
+                ))
+                .await;
+                match inner {
+                    Ok(found) => {
+                        outcome.entries += found.entries;
+                        outcome.corrupt += found.corrupt;
+                    }
+                    Err(Error::Cancelled) => return Err(Error::Cancelled),
+                    // a broken inner archive is that entry's fault: the outer one reads on
+                    Err(e) => sink(ArchiveEvent::Warning(format!(
+                        "{e}; its entries were skipped"
+                    )))?,
+                }
+                // what the inner reader left (after an error) still counts for the CRC
+                futures_util::io::copy(&mut *reading.reader_mut(), &mut futures_util::io::sink())
+                    .await
+                    .map_err(|e| zip_error(name, e.into()))?;
+                let actual = reading.reader_mut().compute_hash();
+                tail.borrow_mut().bytes.clear();
+                let next = reading.done().await.map_err(|e| zip_error(name, e))?;
+                let expected = if header_crc == 0 {
+                    tail.borrow().descriptor_crc().unwrap_or(0)
+                } else {
+                    header_crc
+                };
+                if actual != expected {
+                    outcome.corrupt += 1;
+                    sink(ArchiveEvent::Warning(format!(
+                        "{name}: the archive {path} inside it failed its CRC check: what it \
+                         delivered cannot be trusted"
+                    )))?;
+                }
+                next
+            }
+            Some(Entry::Archive) => {
+                sink(ArchiveEvent::Warning(format!(
+                    "{name}: {path} is an archive nested deeper than {MAX_NESTING} levels and \
+                     was skipped"
+                )))?;
+                reading.skip().await.map_err(|e| zip_error(name, e))?
+            }
+            Some(_) if size > MAX_ENTRY_BYTES => {
+                reading.skip().await.map_err(|e| zip_error(name, e))?
+            }
             None => reading.skip().await.map_err(|e| zip_error(name, e))?,
             Some(kind) => {
                 let mut bytes = Vec::with_capacity(size as usize);

@@ -1,6 +1,14 @@
-//! Which files of an archive belong to which dataset, from their paths alone (archive names are
-//! not known in advance): Raw-Microscopy and Raw-Drone tiles at their intensity levels, the
-//! labels, the masks, and the paper's own processed views.
+//! Which files of the record belong to which dataset, from their paths alone, whatever the
+//! layout: the record's own files, entries of its archives with or without the
+//! `microscopy/images/` prefix, and entries of archives inside archives. A path here is the
+//! record file's key, then the archives it passed through, then the entry (e.g.
+//! `Raw-Drone.zip/raw_scale100.zip/DJI_1_0_0.tif`), so an archive's name counts as a folder.
+//!
+//! A tile's dataset is decided by the first rule that applies, and the lab says which:
+//! 1. a folder named `microscopy` or `drone`;
+//! 2. an archive's name (the record file's, or a nested one's) naming one of them;
+//! 3. the extension the paper's data use (`.tiff` microscopy, `.tif` drone);
+//! 4. the labels: a tile listed there is Raw-Microscopy's (decided once they are read).
 
 use std::collections::HashMap;
 
@@ -28,30 +36,71 @@ impl DatasetKind {
             _ => None,
         }
     }
+
+    /// Named in a file or archive name (`Raw-Microscopy.zip`, `drone_tiles.zip`).
+    fn named_in(name: &str) -> Option<Self> {
+        let lower = name.to_ascii_lowercase();
+        match (lower.contains("micro"), lower.contains("drone")) {
+            (true, false) => Some(Self::Microscopy),
+            (false, true) => Some(Self::Drone),
+            _ => None,
+        }
+    }
 }
 
-/// What an archive entry is.
+/// The rule that decided a tile's dataset (see the module's documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Rule {
+    Folders,
+    ArchiveName,
+    Extension,
+    Labels,
+}
+
+impl Rule {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Rule::Folders => "a folder named after the dataset",
+            Rule::ArchiveName => "the archive's name",
+            Rule::Extension => "the tile extension",
+            Rule::Labels => "the labels",
+        }
+    }
+}
+
+/// What a file of the record is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry {
-    /// A raw tile: dataset, intensity percent, file name (e.g. `x.tiff`), stem (`x`).
+    /// A raw tile: its dataset (None until the labels decide), the rule that decided it, its
+    /// intensity percent (100 when no `raw_scaleNNN` folder says), file name and stem.
     Tile {
-        dataset: DatasetKind,
+        dataset: Option<DatasetKind>,
+        rule: Option<Rule>,
+        intensity: u32,
+        file: String,
+        stem: String,
+    },
+    /// A full Raw-Drone image (DNG), cut into 256 px tiles as the paper's code does.
+    FullImage {
         intensity: u32,
         file: String,
         stem: String,
     },
     /// Raw-Microscopy's labels (`<name> <CLASS>` lines).
     Labels,
-    /// A Raw-Drone car mask for the tile with this stem.
-    Mask { stem: String },
-    /// A file under a `processed_views` folder (the paper's own 12 views): the view is the
-    /// folders between `processed_views` and the file (e.g. `bilinear`), the stem names its tile.
+    /// A Raw-Drone car mask for the tile (or, `full`, the full image) with this stem.
+    Mask { stem: String, full: bool },
+    /// One of the paper's own processed views: under a `processed_views` folder, the view named
+    /// by the folders below it (`bilinear/x.png`) or, in a flat folder, by the file name after
+    /// the tile's stem (`x_bilinear.png`).
     ProcessedView {
         dataset: Option<DatasetKind>,
         path: String,
         view: String,
         stem: String,
     },
+    /// A zip archive inside the archive.
+    Archive,
     /// A tile file outside the datasets' layout (a user's own zip of tiles).
     LooseTile { file: String },
 }
@@ -61,9 +110,17 @@ pub const EXCLUDED_TILE: &str = "Ma190c_lame3_zone13_composite_Mcropped_2.tiff";
 /// Classes with more than this many samples are kept (9 classes, 940 tiles).
 pub const MIN_CLASS_SAMPLES: usize = 5;
 
-fn intensity(folder: &str) -> Option<u32> {
-    let level: u32 = folder.strip_prefix("raw_scale")?.parse().ok()?;
-    (folder.len() == "raw_scale".len() + 3 && LEVELS.contains(&level)).then_some(level)
+/// The level of a `raw_scaleNNN` folder (or archive); `Err` for one that names no level.
+fn intensity(folder: &str) -> Option<Result<u32, ()>> {
+    let digits = folder
+        .strip_suffix(".zip")
+        .unwrap_or(folder)
+        .strip_prefix("raw_scale")?;
+    let level = digits
+        .parse::<u32>()
+        .ok()
+        .filter(|l| digits.len() == 3 && LEVELS.contains(l));
+    Some(level.ok_or(()))
 }
 
 /// A file name without its extension: what ties a tile to its mask and the paper's views of it.
@@ -71,66 +128,100 @@ pub fn stem(file: &str) -> &str {
     file.rsplit_once('.').map_or(file, |(s, _)| s)
 }
 
-/// Classifies an archive path (directories end with '/' and classify as nothing).
+/// A flat views folder's file `<stem>_<view>`: split where a demosaicing's name starts the view.
+fn view_in_name(name: &str) -> Option<(String, String)> {
+    use crate::isp::static_pipeline::Debayer;
+    Debayer::ALL.iter().find_map(|d| {
+        let at = name.find(&format!("_{}", d.name()))?;
+        Some((name[..at].to_string(), name[at + 1..].to_string()))
+    })
+}
+
+/// Classifies a path (see the module's documentation; directories, ending with '/', are nothing).
 pub fn classify(path: &str) -> Option<Entry> {
-    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
-    let file = *parts.last()?;
     if path.ends_with('/') {
         return None;
     }
-    // a folder called processed_views above the file (a file of that name is no view)
-    let folders = &parts[..parts.len() - 1];
-    if let Some(at) = folders.iter().position(|p| *p == "processed_views") {
-        let dataset = parts[..at].iter().rev().find_map(|p| DatasetKind::parse(p));
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    let (&file, folders) = parts.split_last()?;
+    let lower = file.to_ascii_lowercase();
+    let extension = lower.rsplit_once('.').map_or("", |(_, e)| e);
+    let file_stem = stem(file).to_string();
+    let folder_dataset = folders.iter().rev().find_map(|p| DatasetKind::parse(p));
+    if let Some(at) = folders
+        .iter()
+        .position(|p| p.starts_with("processed_views"))
+    {
+        let below = &folders[at + 1..];
+        let (stem, view) = if below.is_empty() {
+            view_in_name(&file_stem)?
+        } else {
+            (file_stem, below.join("/"))
+        };
         return Some(Entry::ProcessedView {
-            dataset,
+            dataset: folder_dataset,
             path: path.to_string(),
-            view: parts[at + 1..parts.len() - 1].join("/"),
-            stem: stem(file).to_string(),
+            view,
+            stem,
         });
     }
-    let n = parts.len();
-    let lower = file.to_ascii_lowercase();
-    let tile = |dataset, folder: &str| {
-        Some(Entry::Tile {
-            dataset,
-            intensity: intensity(folder)?,
-            file: file.to_string(),
-            stem: stem(file).to_string(),
-        })
-    };
-    // .../microscopy/images/raw_scaleNNN/*.tiff
-    if n >= 4
-        && parts[n - 4] == "microscopy"
-        && parts[n - 3] == "images"
-        && lower.ends_with(".tiff")
-    {
-        return tile(DatasetKind::Microscopy, parts[n - 2]);
+    match extension {
+        "zip" => return Some(Entry::Archive),
+        "dat" => return Some(Entry::Labels),
+        _ => {}
     }
-    // .../microscopy/labels/*.dat
-    if n >= 3 && parts[n - 3] == "microscopy" && parts[n - 2] == "labels" && lower.ends_with(".dat")
-    {
-        return Some(Entry::Labels);
+    let image = matches!(extension, "tif" | "tiff" | "png" | "dng");
+    if !image || file.starts_with('.') {
+        return None;
     }
-    // .../drone/images_tiles_256/raw_scaleNNN/*.tif
-    if n >= 4
-        && parts[n - 4] == "drone"
-        && parts[n - 3] == "images_tiles_256"
-        && lower.ends_with(".tif")
-    {
-        return tile(DatasetKind::Drone, parts[n - 2]);
-    }
-    // .../drone/masks_tiles_256/<stem>.png
-    if n >= 3
-        && parts[n - 3] == "drone"
-        && parts[n - 2] == "masks_tiles_256"
-        && lower.ends_with(".png")
+    if let Some(mask_folder) = folders
+        .iter()
+        .rev()
+        .find(|p| p.to_ascii_lowercase().starts_with("mask"))
     {
         return Some(Entry::Mask {
-            stem: stem(file).to_string(),
+            stem: file_stem,
+            full: mask_folder.to_ascii_lowercase().contains("full"),
         });
     }
-    None
+    // the nearest level folder (a `raw_scale033` names no level: not a tile of the datasets)
+    let intensity = match folders.iter().rev().find_map(|p| intensity(p)) {
+        Some(Ok(level)) => level,
+        Some(Err(())) => return None,
+        None => 100,
+    };
+    if extension == "dng" {
+        return Some(Entry::FullImage {
+            intensity,
+            file: file.to_string(),
+            stem: file_stem,
+        });
+    }
+    let archive_dataset = folders
+        .iter()
+        .rev()
+        .filter(|p| p.to_ascii_lowercase().ends_with(".zip"))
+        .find_map(|p| DatasetKind::named_in(p));
+    let extension_dataset = match extension {
+        "tiff" => Some(DatasetKind::Microscopy),
+        "tif" => Some(DatasetKind::Drone),
+        _ => None,
+    };
+    let (dataset, rule) = [
+        (folder_dataset, Rule::Folders),
+        (archive_dataset, Rule::ArchiveName),
+        (extension_dataset, Rule::Extension),
+    ]
+    .into_iter()
+    .find_map(|(d, rule)| Some((Some(d?), Some(rule))))
+    .unwrap_or((None, None));
+    Some(Entry::Tile {
+        dataset,
+        rule,
+        intensity,
+        file: file.to_string(),
+        stem: file_stem,
+    })
 }
 
 /// Like [`classify`], and any other PNG, TIFF or .npy file as a loose tile (for a user's zip).
@@ -182,6 +273,16 @@ pub fn parse_labels(texts: &[String]) -> HashMap<String, String> {
 mod tests {
     use super::*;
 
+    fn tile(dataset: Option<DatasetKind>, rule: Option<Rule>, intensity: u32, file: &str) -> Entry {
+        Entry::Tile {
+            dataset,
+            rule,
+            intensity,
+            file: file.into(),
+            stem: stem(file).into(),
+        }
+    }
+
     /// Found by the zip_stream fuzz target: a file named like the views folder panicked.
     #[test]
     fn a_file_called_processed_views_is_no_view() {
@@ -194,35 +295,28 @@ mod tests {
     }
 
     #[test]
-    fn paths_of_both_datasets() {
+    fn paths_of_both_datasets_with_their_prefixes() {
+        use DatasetKind::*;
         assert_eq!(
             classify("RAW/microscopy/images/raw_scale050/Ab_1.tiff"),
-            Some(Entry::Tile {
-                dataset: DatasetKind::Microscopy,
-                intensity: 50,
-                file: "Ab_1.tiff".into(),
-                stem: "Ab_1".into()
-            })
+            Some(tile(Some(Microscopy), Some(Rule::Folders), 50, "Ab_1.tiff"))
         );
         assert_eq!(classify("x/microscopy/labels/all.dat"), Some(Entry::Labels));
-        assert!(matches!(
+        assert_eq!(
             classify("data/drone/images_tiles_256/raw_scale100/DJI_1_0_0.tif"),
-            Some(Entry::Tile {
-                dataset: DatasetKind::Drone,
-                intensity: 100,
-                ..
-            })
-        ));
+            Some(tile(Some(Drone), Some(Rule::Folders), 100, "DJI_1_0_0.tif"))
+        );
         assert_eq!(
             classify("data/drone/masks_tiles_256/DJI_1_0_0.png"),
             Some(Entry::Mask {
-                stem: "DJI_1_0_0".into()
+                stem: "DJI_1_0_0".into(),
+                full: false
             })
         );
         assert_eq!(
             classify("d/drone/processed_views/bilinear/x.png"),
             Some(Entry::ProcessedView {
-                dataset: Some(DatasetKind::Drone),
+                dataset: Some(Drone),
                 path: "d/drone/processed_views/bilinear/x.png".into(),
                 view: "bilinear".into(),
                 stem: "x".into(),
@@ -231,6 +325,61 @@ mod tests {
         assert_eq!(classify("microscopy/images/raw_scale033/a.tiff"), None);
         assert_eq!(classify("microscopy/images/raw_scale050/"), None);
         assert_eq!(classify("README.md"), None);
+    }
+
+    #[test]
+    fn paths_without_prefixes_decided_by_archive_name_extension_or_later_labels() {
+        use DatasetKind::*;
+        assert_eq!(
+            classify("Raw-Drone.zip/raw_scale010.zip/a.tif"),
+            Some(tile(Some(Drone), Some(Rule::ArchiveName), 10, "a.tif"))
+        );
+        assert_eq!(
+            classify("images.zip/raw_scale100/a.tiff"),
+            Some(tile(Some(Microscopy), Some(Rule::Extension), 100, "a.tiff"))
+        );
+        assert_eq!(
+            classify("images.zip/raw_scale005/a.png"),
+            Some(tile(None, None, 5, "a.png"))
+        );
+        assert_eq!(
+            classify("Raw-Microscopy.zip/inner.zip"),
+            Some(Entry::Archive)
+        );
+        assert_eq!(classify("Ma190c_annotations.dat"), Some(Entry::Labels));
+        assert_eq!(
+            classify("masks_full.zip/DJI_0001.png"),
+            Some(Entry::Mask {
+                stem: "DJI_0001".into(),
+                full: true
+            })
+        );
+        assert_eq!(
+            classify("Raw-Drone.zip/drone/images_full/raw_scale100/DJI_0001.DNG"),
+            Some(Entry::FullImage {
+                intensity: 100,
+                file: "DJI_0001.DNG".into(),
+                stem: "DJI_0001".into()
+            })
+        );
+    }
+
+    #[test]
+    fn flat_processed_views_name_the_view_after_the_stem() {
+        assert_eq!(
+            classify(
+                "r.zip/processed_views/Cell_0_malvar2004_unsharp_masking_median_denoising.png"
+            ),
+            Some(Entry::ProcessedView {
+                dataset: None,
+                path:
+                    "r.zip/processed_views/Cell_0_malvar2004_unsharp_masking_median_denoising.png"
+                        .into(),
+                view: "malvar2004_unsharp_masking_median_denoising".into(),
+                stem: "Cell_0".into(),
+            })
+        );
+        assert_eq!(classify("r.zip/processed_views/notes.png"), None);
     }
 
     #[test]

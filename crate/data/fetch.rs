@@ -1,43 +1,86 @@
-//! Fetching one of the paper's datasets from Zenodo: list the record, stream each archive and
-//! hand over tiles (with labels or masks) as they arrive. The CLI writes them to disk, the page's
-//! worker decodes and shows them; both share this code.
+//! Fetching one of the paper's datasets from Zenodo: list the record, read its label and mask
+//! files and its archives (and the archives inside them), and hand over tiles (with labels or
+//! masks) as they are decided. The CLI writes them to disk, the page's worker decodes and shows
+//! them; both share this code.
+//!
+//! A limited fetch draws a seeded sample ([`super::sample`]), balanced by class for
+//! classification. By random access only the sample's entries are read; a stream reads on to the
+//! end (its MD5 covers the whole file) and hands out a tile as soon as it is known to be in the
+//! sample, holding the others it cannot decide yet (tiles before the labels, drone tiles before
+//! their masks) until it can.
 
 use std::collections::{HashMap, HashSet};
 
 use futures_util::StreamExt;
 
-use super::archive::{read_archive, ArchiveEvent, Outcome};
-use super::discovery::{classify, parse_labels, DatasetKind, Entry};
+use super::archive::{read_archive, ArchiveEvent, Outcome, MAX_ENTRY_BYTES, MAX_NESTING};
+use super::census::Census;
+use super::discovery::{classify, parse_labels, DatasetKind, Entry, Rule};
 use super::http::CancelToken;
-use super::ranged::{Http, RangedArchive};
+use super::ranged::{Http, RangeSource, RangedArchive};
+use super::sample;
 use super::zenodo::{Opened, RemoteFile, ZenodoClient};
+use super::Task;
+use crate::raw::cut::{classification_label, cut_tiles, keep_car_tiles};
+use crate::raw::{decode_dng, decode_mask};
 use crate::{Error, Result};
 
 /// What to fetch.
 #[derive(Debug, Clone)]
 pub struct FetchRequest {
     pub dataset: DatasetKind,
+    /// Raw-Microscopy classifies leukocytes; Raw-Drone segments cars or, as the paper also
+    /// does, classifies tiles as car or no car from their masks.
+    pub task: Task,
     /// Intensity level in percent (1, 5, 10, 25, 50, 75, 100).
     pub intensity: u32,
-    /// Stop after this many tiles.
+    /// Take a sample of this many tiles.
     pub limit: Option<usize>,
+    /// Seeds the sample.
+    pub seed: u64,
     /// Read only the entries needed, by byte ranges, where the server allows it; otherwise (or
     /// when false) every archive is read whole as a stream, which also checks its MD5.
     pub random_access: bool,
 }
+
+impl FetchRequest {
+    /// The whole dataset at full intensity for the paper's task, by random access.
+    pub fn new(dataset: DatasetKind) -> Self {
+        Self {
+            dataset,
+            task: match dataset {
+                DatasetKind::Microscopy => Task::Classification,
+                DatasetKind::Drone => Task::Segmentation,
+            },
+            intensity: 100,
+            limit: None,
+            seed: 0,
+            random_access: true,
+        }
+    }
+
+    /// Raw-Drone classified: labels come from masks, so tiles wait for theirs.
+    fn drone_classes(&self) -> bool {
+        self.dataset == DatasetKind::Drone && self.task == Task::Classification
+    }
+}
+
+/// The class names of Raw-Drone classification, as the paper names them.
+pub const DRONE_CLASSES: [&str; 2] = ["car", "no car"];
 
 /// What fetching produces, in order of arrival.
 #[derive(Debug)]
 pub enum FetchEvent {
     /// The record's files.
     Listing(Vec<RemoteFile>),
-    /// An archive starts to be read: streamed whole, or by random access.
+    /// A file of the record starts to be read: streamed whole, or by random access.
     Archive {
         key: String,
         size: u64,
         random_access: bool,
     },
-    /// A raw tile file (PNG/TIFF bytes as in the archive), with its class when already known.
+    /// A raw tile file (PNG/TIFF bytes as in the archive, or a float32 TIFF cut from a full
+    /// image), with its class when already known.
     Tile {
         file: String,
         stem: String,
@@ -62,12 +105,19 @@ pub enum FetchEvent {
         read: u64,
         total: Option<u64>,
     },
+    /// What discovery made of a file of the record, one line per group of entries.
+    Layout {
+        key: String,
+        lines: Vec<String>,
+    },
+    /// How the sample was drawn.
+    Sample(String),
     /// An archive's MD5 did not match: everything it delivered must be discarded.
     Discard {
         key: String,
         reason: String,
     },
-    /// Everything an archive delivered is checked: read whole with its MD5 matching (or none
+    /// Everything a file delivered is checked: read whole with its MD5 matching (or none
     /// stated), or read by random access with each entry's CRC32 matching.
     Verified {
         key: String,
@@ -79,76 +129,680 @@ pub enum FetchEvent {
 pub struct FetchSummary {
     /// Tiles delivered and not discarded.
     pub tiles: usize,
+    /// Files of the record read.
     pub archives: usize,
 }
 
-/// Whether an entry belongs to what `request` asks for.
-fn relevant(request: &FetchRequest, entry: &Entry) -> bool {
+/// A tile that cannot be handed out yet.
+struct Held {
+    file: String,
+    stem: String,
+    bytes: Vec<u8>,
+    archive: String,
+    class: Option<String>,
+}
+
+/// A full image waiting for the end (its tiles are numbered by its place among all of them).
+struct FullImage {
+    stem: String,
+    file: String,
+    bytes: Vec<u8>,
+    archive: String,
+}
+
+/// A fetch's state between the events of its files.
+struct Gather<'a> {
+    request: &'a FetchRequest,
+    on: &'a mut dyn FnMut(FetchEvent) -> Result<()>,
+    label_texts: Vec<String>,
+    labels: Option<HashMap<String, String>>,
+    /// Tile files the random-access reader knows are present (the sample is drawn among them).
+    present: HashSet<String>,
+    /// The sample's files, once it can be drawn.
+    plan: Option<HashSet<String>>,
+    held: Vec<Held>,
+    /// Tiles whose dataset only the labels can decide.
+    undecided: Vec<Held>,
+    /// Tile masks by stem (Raw-Drone classification labels tiles by them).
+    masks: HashMap<String, Vec<u8>>,
+    full_masks: HashMap<String, Vec<u8>>,
+    full_images: Vec<FullImage>,
+    /// Tiles handed out, by the file of the record they came from.
+    delivered: HashMap<String, usize>,
+    by_labels: usize,
+    /// Stems of the tiles random access has read so far (their masks may be in another archive).
+    tile_stems: HashSet<String>,
+}
+
+impl<'a> Gather<'a> {
+    fn new(request: &'a FetchRequest, on: &'a mut dyn FnMut(FetchEvent) -> Result<()>) -> Self {
+        Self {
+            request,
+            on,
+            label_texts: Vec::new(),
+            labels: None,
+            present: HashSet::new(),
+            plan: None,
+            held: Vec::new(),
+            undecided: Vec::new(),
+            masks: HashMap::new(),
+            full_masks: HashMap::new(),
+            full_images: Vec::new(),
+            delivered: HashMap::new(),
+            by_labels: 0,
+            tile_stems: HashSet::new(),
+        }
+    }
+
+    fn tiles(&self) -> usize {
+        self.delivered.values().sum()
+    }
+
+    fn emit(&mut self, tile: Held) -> Result<()> {
+        *self.delivered.entry(tile.archive).or_default() += 1;
+        let label = tile
+            .class
+            .or_else(|| self.labels.as_ref()?.get(&tile.file).cloned());
+        (self.on)(FetchEvent::Tile {
+            file: tile.file,
+            stem: tile.stem,
+            bytes: tile.bytes,
+            label,
+        })
+    }
+
+    fn wants(&self, entry: &Entry) -> bool {
+        wants(self.request, entry)
+    }
+
+    /// One entry of the record (a file, or an archive's entry), its bytes checked.
+    fn entry(&mut self, archive: &str, entry: Entry, bytes: Vec<u8>) -> Result<()> {
+        if !self.wants(&entry) {
+            return Ok(());
+        }
+        match entry {
+            Entry::Tile {
+                dataset,
+                file,
+                stem,
+                ..
+            } => {
+                let tile = Held {
+                    file,
+                    stem,
+                    bytes,
+                    archive: archive.to_string(),
+                    class: None,
+                };
+                match (dataset, &self.labels) {
+                    (Some(_), _) => self.candidate(tile),
+                    (None, Some(labels)) if labels.contains_key(&tile.file) => {
+                        self.by_labels += 1;
+                        self.candidate(tile)
+                    }
+                    (None, Some(_)) => Ok(()),
+                    (None, None) => {
+                        self.undecided.push(tile);
+                        Ok(())
+                    }
+                }
+            }
+            Entry::FullImage { file, stem, .. } => {
+                self.full_images.push(FullImage {
+                    stem,
+                    file,
+                    bytes,
+                    archive: archive.to_string(),
+                });
+                Ok(())
+            }
+            Entry::Labels => {
+                self.label_texts
+                    .push(String::from_utf8_lossy(&bytes).into_owned());
+                let labels = parse_labels(&self.label_texts);
+                (self.on)(FetchEvent::Labels(labels.clone()))?;
+                self.labels = Some(labels);
+                self.draw_from_labels()?;
+                for tile in std::mem::take(&mut self.undecided) {
+                    if self
+                        .labels
+                        .as_ref()
+                        .is_some_and(|l| l.contains_key(&tile.file))
+                    {
+                        self.by_labels += 1;
+                        self.candidate(tile)?;
+                    }
+                }
+                Ok(())
+            }
+            Entry::Mask { stem, full: true } => {
+                self.full_masks.insert(stem, bytes);
+                Ok(())
+            }
+            Entry::Mask { stem, full: false } => {
+                if self.request.drone_classes() {
+                    self.masks.insert(stem.clone(), bytes.clone());
+                }
+                (self.on)(FetchEvent::Mask { stem, bytes })
+            }
+            Entry::ProcessedView { view, stem, .. } => {
+                (self.on)(FetchEvent::ProcessedView { view, stem, bytes })
+            }
+            Entry::Archive | Entry::LooseTile { .. } => Ok(()),
+        }
+    }
+
+    /// A tile of the dataset asked for: handed out now, dropped, or held until it can be decided.
+    fn candidate(&mut self, tile: Held) -> Result<()> {
+        let request = self.request;
+        if request.drone_classes() {
+            self.held.push(tile);
+            return Ok(());
+        }
+        match (request.limit, request.task, &self.plan) {
+            (None, _, _) => self.emit(tile),
+            (Some(_), Task::Classification, Some(plan)) => {
+                if plan.contains(&tile.file) {
+                    self.emit(tile)?;
+                }
+                Ok(())
+            }
+            (Some(limit), Task::Segmentation, _) => {
+                // the `limit` first in the seeded order so far: the sample whatever comes after
+                self.held.push(tile);
+                if self.held.len() > 2 * limit {
+                    self.keep_first(limit);
+                }
+                Ok(())
+            }
+            (Some(_), Task::Classification, None) => {
+                self.held.push(tile);
+                Ok(())
+            }
+        }
+    }
+
+    fn keep_first(&mut self, limit: usize) {
+        let seed = self.request.seed;
+        self.held
+            .sort_by_key(|t| (sample::priority(seed, &t.file), t.file.clone()));
+        self.held.truncate(limit);
+    }
+
+    /// Raw-Microscopy with a limit: the sample, once the labels say the classes, among the tiles
+    /// known to be present (by random access) or all the labelled ones (a stream).
+    fn draw_from_labels(&mut self) -> Result<()> {
+        let (Some(limit), Some(labels)) = (self.request.limit, &self.labels) else {
+            return Ok(());
+        };
+        if self.request.task != Task::Classification || self.tiles() > 0 {
+            return Ok(());
+        }
+        let mut labelled: Vec<(String, String)> = labels
+            .iter()
+            .filter(|(file, _)| self.present.is_empty() || self.present.contains(*file))
+            .map(|(f, c)| (f.clone(), c.clone()))
+            .collect();
+        labelled.sort();
+        let chosen = sample::balanced(self.request.seed, &labelled, limit);
+        let how = format!(
+            "a class-balanced sample (seed {}) of {} of {} labelled tiles: {}",
+            self.request.seed,
+            chosen.len(),
+            labelled.len(),
+            sample::describe_balanced(&labelled, &chosen)
+        );
+        let plan: HashSet<String> = chosen.into_iter().map(String::from).collect();
+        (self.on)(FetchEvent::Sample(how))?;
+        self.plan = Some(plan);
+        for tile in std::mem::take(&mut self.held) {
+            self.candidate(tile)?;
+        }
+        Ok(())
+    }
+
+    /// A file of the record failed: what it delivered is taken back.
+    fn discard(&mut self, key: &str) -> usize {
+        let in_key = |archive: &str| archive == key || archive.starts_with(&format!("{key}/"));
+        self.held.retain(|t| !in_key(&t.archive));
+        self.undecided.retain(|t| !in_key(&t.archive));
+        self.full_images.retain(|t| !in_key(&t.archive));
+        self.delivered.remove(key).unwrap_or(0)
+    }
+
+    /// After the last file: full images cut, drone tiles labelled by their masks, and what is
+    /// still held drawn from.
+    fn finish(&mut self) -> Result<()> {
+        self.cut_full_images()?;
+        let request = self.request;
+        if !self.undecided.is_empty() {
+            (self.on)(FetchEvent::Warning(format!(
+                "{} tiles could not be told to be {}'s: no folder, archive name or extension \
+                 says which dataset they are, and no labels list them",
+                self.undecided.len(),
+                request.dataset.name()
+            )))?;
+        }
+        if request.drone_classes() {
+            let mut unlabelled = 0;
+            for tile in &mut self.held {
+                let share = self.masks.get(&tile.stem).and_then(|png| {
+                    let mask = decode_mask(png, &tile.stem).ok()?;
+                    Some(mask.iter().map(|&m| m as f64).sum::<f64>() / mask.len().max(1) as f64)
+                });
+                tile.class = share
+                    .and_then(classification_label)
+                    .map(|c| DRONE_CLASSES[c].to_string());
+                unlabelled += usize::from(tile.class.is_none());
+            }
+            self.held.retain(|t| t.class.is_some());
+            if unlabelled > 0 {
+                (self.on)(FetchEvent::Sample(format!(
+                    "{unlabelled} drone tiles were left out: no mask, or a car share between 0 \
+                     and the paper's threshold of 1%"
+                )))?;
+            }
+        }
+        let mut held = std::mem::take(&mut self.held);
+        held.sort_by(|a, b| a.file.cmp(&b.file));
+        let Some(limit) = request.limit else {
+            return held.into_iter().try_for_each(|t| self.emit(t));
+        };
+        let classes: Vec<(String, String)> = held
+            .iter()
+            .filter_map(|t| Some((t.file.clone(), t.class.clone()?)))
+            .collect();
+        let (chosen, how): (HashSet<String>, String) = if !classes.is_empty() {
+            let chosen = sample::balanced(request.seed, &classes, limit);
+            let how = format!(
+                "a class-balanced sample (seed {}) of {} of {} tiles: {}",
+                request.seed,
+                chosen.len(),
+                classes.len(),
+                sample::describe_balanced(&classes, &chosen)
+            );
+            (chosen.into_iter().map(String::from).collect(), how)
+        } else {
+            let chosen = sample::uniform(request.seed, held.iter().map(|t| t.file.as_str()), limit);
+            let how = match (request.task, held.is_empty()) {
+                (_, true) => String::new(),
+                (Task::Segmentation, _) => format!(
+                    "a seeded sample (seed {}) of {} tiles",
+                    request.seed,
+                    chosen.len()
+                ),
+                (Task::Classification, _) => format!(
+                    "no labels were found: a seeded sample (seed {}) of {} tiles without classes",
+                    request.seed,
+                    chosen.len()
+                ),
+            };
+            (chosen.into_iter().map(String::from).collect(), how)
+        };
+        if !how.is_empty() {
+            (self.on)(FetchEvent::Sample(how))?;
+        }
+        held.into_iter()
+            .filter(|t| chosen.contains(&t.file))
+            .try_for_each(|t| self.emit(t))
+    }
+
+    /// The full images, numbered in the order of their names, cut into 256 px tiles as the
+    /// paper's code does: for segmentation the tiles with a car, for classification all of them
+    /// (labelled by their masks later).
+    fn cut_full_images(&mut self) -> Result<()> {
+        let mut images = std::mem::take(&mut self.full_images);
+        images.sort_by(|a, b| a.file.cmp(&b.file));
+        for (index, image) in images.into_iter().enumerate() {
+            let mask = match self.full_masks.get(&image.stem) {
+                Some(png) => Some(decode_mask(png, &image.stem)?),
+                None => None,
+            };
+            let dng = decode_dng(&image.bytes, &image.file)?;
+            let mut tiles = cut_tiles(&dng.mosaic, mask.as_deref(), index, TILE)?;
+            if self.request.task == Task::Segmentation {
+                tiles = keep_car_tiles(tiles, index);
+            }
+            if mask.is_none() {
+                (self.on)(FetchEvent::Warning(format!(
+                    "{} has no mask (looked for one named {} in a masks folder): its tiles have \
+                     no cars to learn",
+                    image.file, image.stem
+                )))?;
+            }
+            for tile in tiles {
+                let (w, h) = (tile.raw.width(), tile.raw.height());
+                if let Some(mask) = &tile.mask {
+                    let pixels: Vec<u8> = mask.iter().map(|&m| m * 255).collect();
+                    let png = crate::arrays::png8(w, h, 1, &pixels)?;
+                    if self.request.drone_classes() {
+                        self.masks.insert(tile.name.clone(), png.clone());
+                    }
+                    (self.on)(FetchEvent::Mask {
+                        stem: tile.name.clone(),
+                        bytes: png,
+                    })?;
+                }
+                let held = Held {
+                    file: format!("{}.tif", tile.name),
+                    bytes: crate::arrays::tiff_f32(w, h, tile.raw.data())?,
+                    stem: tile.name,
+                    archive: image.archive.clone(),
+                    class: None,
+                };
+                self.candidate(held)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether an entry is something `request` reads.
+fn wants(request: &FetchRequest, entry: &Entry) -> bool {
     match entry {
         Entry::Tile {
             dataset, intensity, ..
-        } => *dataset == request.dataset && *intensity == request.intensity,
+        } => {
+            *intensity == request.intensity
+                && match dataset {
+                    Some(d) => *d == request.dataset,
+                    None => request.dataset == DatasetKind::Microscopy,
+                }
+        }
+        Entry::FullImage { intensity, .. } => {
+            request.dataset == DatasetKind::Drone && *intensity == request.intensity
+        }
         Entry::Labels => request.dataset == DatasetKind::Microscopy,
         Entry::Mask { .. } => request.dataset == DatasetKind::Drone,
         Entry::ProcessedView { dataset, .. } => dataset.is_none_or(|d| d == request.dataset),
+        Entry::Archive => true,
         Entry::LooseTile { .. } => false,
     }
 }
 
-/// Reads from an archive opened for random access what `request` needs and nothing else: the
-/// labels first (so tiles arrive with their classes), then up to `remaining` tiles with their
-/// masks and the paper's processed views.
-async fn read_needed(
-    mut archive: RangedArchive<Http<'_>>,
-    request: &FetchRequest,
-    remaining: usize,
+/// The side of the tiles cut from full images, as in the datasets.
+const TILE: usize = 256;
+
+/// Reads `entries` of `archive` into `gather`, counting them in `outcome`.
+async fn read_into<S: RangeSource>(
+    archive: &mut RangedArchive<S>,
+    entries: Vec<(usize, Entry)>,
+    key: &str,
+    gather: &mut Gather<'_>,
     cancel: &CancelToken,
-    sink: &mut dyn FnMut(ArchiveEvent) -> Result<()>,
+    outcome: &mut Outcome,
+) -> Result<()> {
+    let done = archive
+        .read(entries, cancel, &mut |event| match event {
+            ArchiveEvent::Entry { entry, bytes, .. } => gather.entry(key, entry, bytes),
+            ArchiveEvent::Progress { read, total } => (gather.on)(FetchEvent::Progress {
+                key: key.to_string(),
+                read,
+                total,
+            }),
+            ArchiveEvent::Warning(w) => (gather.on)(FetchEvent::Warning(w)),
+        })
+        .await?;
+    outcome.entries += done.entries;
+    outcome.corrupt += done.corrupt;
+    Ok(())
+}
+
+/// Everything an archive read by random access needs for `gather`: the labels first (so the
+/// sample can be drawn), Raw-Drone's masks next where they label the tiles, then the sample's
+/// tiles with their masks and the paper's processed views; archives inside it are read in turn.
+async fn read_needed<S: RangeSource>(
+    mut archive: RangedArchive<S>,
+    context: &str,
+    gather: &mut Gather<'_>,
+    cancel: &CancelToken,
+    census: &mut Census,
+    depth: usize,
 ) -> Result<Outcome> {
-    let relevant: Vec<(usize, Entry)> = archive
-        .paths()
-        .iter()
-        .enumerate()
-        .filter_map(|(i, path)| Some((i, classify(path).filter(|e| relevant(request, e))?)))
-        .collect();
-    let (labels, rest): (Vec<_>, Vec<_>) = relevant
-        .into_iter()
-        .partition(|(_, e)| matches!(e, Entry::Labels));
-    let (tiles, rest): (Vec<_>, Vec<_>) = rest
-        .into_iter()
-        .partition(|(_, e)| matches!(e, Entry::Tile { .. }));
-    let tiles: Vec<_> = tiles.into_iter().take(remaining).collect();
-    let stems: HashSet<&str> = tiles
+    let mut wanted: Vec<(usize, Entry)> = Vec::new();
+    for (i, path) in archive.paths().iter().enumerate() {
+        let full = format!("{context}/{path}");
+        let entry = classify(&full);
+        census.add(&full, entry.as_ref());
+        if let Some(entry) = entry.filter(|e| gather.wants(e)) {
+            wanted.push((i, entry));
+        }
+    }
+    let request = gather.request;
+    // what an entry delivers is its record file's, whatever archive inside it held it
+    let key = context.split('/').next().unwrap_or(context);
+    let mut outcome = Outcome {
+        entries: 0,
+        corrupt: 0,
+        md5_ok: None,
+    };
+    let take = |wanted: &mut Vec<(usize, Entry)>, what: &dyn Fn(&Entry) -> bool| {
+        let (taken, rest): (Vec<_>, Vec<_>) = std::mem::take(wanted)
+            .into_iter()
+            .partition(|(_, e)| what(e));
+        *wanted = rest;
+        taken
+    };
+    // what decides the sample comes first
+    let labels = take(&mut wanted, &|e| matches!(e, Entry::Labels));
+    let tile_files: Vec<String> = wanted
         .iter()
         .filter_map(|(_, e)| match e {
-            Entry::Tile { stem, .. } => Some(stem.as_str()),
+            Entry::Tile { file, .. } => Some(file.clone()),
             _ => None,
         })
         .collect();
-    // masks and the paper's views of the tiles read, nothing of the others
-    let others: Vec<_> = rest
+    gather.present.extend(tile_files);
+    read_into(&mut archive, labels, key, gather, cancel, &mut outcome).await?;
+    if gather.labels.is_some() && gather.plan.is_none() {
+        gather.draw_from_labels()?;
+    }
+    if request.drone_classes() {
+        let masks = take(&mut wanted, &|e| {
+            matches!(e, Entry::Mask { full: false, .. })
+        });
+        read_into(&mut archive, masks, key, gather, cancel, &mut outcome).await?;
+    }
+    // archives inside: read whole into memory (they are entries, within the entry limit), then
+    // by random access in turn
+    let nested = take(&mut wanted, &|e| matches!(e, Entry::Archive));
+    for (index, _) in nested {
+        let path = archive.paths()[index].clone();
+        if depth >= MAX_NESTING {
+            (gather.on)(FetchEvent::Warning(format!(
+                "{context}/{path} is an archive nested deeper than {MAX_NESTING} levels and was skipped"
+            )))?;
+            continue;
+        }
+        let mut bytes = None;
+        let mut warnings = Vec::new();
+        archive
+            .read(vec![(index, Entry::Archive)], cancel, &mut |event| {
+                match event {
+                    ArchiveEvent::Entry { bytes: b, .. } => bytes = Some(b),
+                    ArchiveEvent::Warning(w) => warnings.push(w),
+                    ArchiveEvent::Progress { .. } => {}
+                }
+                Ok(())
+            })
+            .await?;
+        for w in warnings {
+            (gather.on)(FetchEvent::Warning(format!(
+                "{w} (archives inside archives are read whole by random access, up to \
+                 {MAX_ENTRY_BYTES} bytes: fetch with --stream to read larger ones as they come)"
+            )))?;
+        }
+        let Some(bytes) = bytes else { continue };
+        let inner_context = format!("{context}/{path}");
+        let inner =
+            RangedArchive::open(&bytes[..], &inner_context, bytes.len() as u64, cancel).await?;
+        let found = Box::pin(read_needed(
+            inner,
+            &inner_context,
+            gather,
+            cancel,
+            census,
+            depth + 1,
+        ))
+        .await?;
+        outcome.entries += found.entries;
+        outcome.corrupt += found.corrupt;
+    }
+    // the sample's tiles, where it can be drawn now
+    let limit = request.limit.unwrap_or(usize::MAX);
+    let tiles = take(&mut wanted, &|e| matches!(e, Entry::Tile { .. }));
+    let tiles: Vec<(usize, Entry)> = if request.limit.is_none() {
+        tiles
+    } else if let Some(plan) = &gather.plan {
+        tiles
+            .into_iter()
+            .filter(|(_, e)| matches!(e, Entry::Tile { file, .. } if plan.contains(file)))
+            .collect()
+    } else if request.drone_classes() {
+        let labelled: Vec<(String, String)> = tiles
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Entry::Tile { file, stem, .. } => {
+                    let png = gather.masks.get(stem)?;
+                    let mask = decode_mask(png, stem).ok()?;
+                    let share =
+                        mask.iter().map(|&m| m as f64).sum::<f64>() / mask.len().max(1) as f64;
+                    Some((
+                        file.clone(),
+                        DRONE_CLASSES[classification_label(share)?].to_string(),
+                    ))
+                }
+                _ => None,
+            })
+            .collect();
+        let chosen: HashSet<&str> = sample::balanced(request.seed, &labelled, limit)
+            .into_iter()
+            .collect();
+        tiles
+            .into_iter()
+            .filter(
+                |(_, e)| matches!(e, Entry::Tile { file, .. } if chosen.contains(file.as_str())),
+            )
+            .collect()
+    } else if request.task == Task::Segmentation {
+        let names: Vec<&str> = tiles
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Entry::Tile { file, .. } => Some(file.as_str()),
+                _ => None,
+            })
+            .collect();
+        let chosen: HashSet<&str> = sample::uniform(request.seed, names, limit)
+            .into_iter()
+            .collect();
+        tiles
+            .iter()
+            .filter(
+                |(_, e)| matches!(e, Entry::Tile { file, .. } if chosen.contains(file.as_str())),
+            )
+            .cloned()
+            .collect()
+    } else {
+        tiles
+    };
+    let stems: HashSet<String> = tiles
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Entry::Tile { stem, .. } => Some(stem.clone()),
+            _ => None,
+        })
+        .collect();
+    // masks and the paper's views of the tiles read (here, or in an archive read before, such as
+    // a zip of tiles beside a zip of masks), nothing of the others
+    let read_before = std::mem::take(&mut gather.tile_stems);
+    let others: Vec<_> = wanted
         .into_iter()
         .filter(|(_, e)| match e {
-            Entry::Mask { stem } | Entry::ProcessedView { stem, .. } => {
-                stems.contains(stem.as_str())
+            Entry::Mask { stem, full: false } | Entry::ProcessedView { stem, .. } => {
+                stems.contains(stem)
+                    || (stems.is_empty() && (read_before.is_empty() || read_before.contains(stem)))
             }
             _ => true,
         })
         .collect();
-    let first = archive.read(labels, cancel, sink).await?;
-    let second = archive
-        .read(tiles.into_iter().chain(others).collect(), cancel, sink)
-        .await?;
-    Ok(Outcome {
-        entries: first.entries + second.entries,
-        corrupt: first.corrupt + second.corrupt,
-        md5_ok: None,
-    })
+    gather.tile_stems = read_before.into_iter().chain(stems).collect();
+    let rest = tiles.into_iter().chain(others).collect();
+    read_into(&mut archive, rest, key, gather, cancel, &mut outcome).await?;
+    Ok(outcome)
 }
 
-/// Streams the record's archives and reports through `on`. Labels and masks are looked for until
+/// A record file that is no archive, read whole (a labels file, a mask, a DNG): `Ok(false)` when
+/// its MD5 does not match the record's.
+async fn read_file(
+    client: &ZenodoClient,
+    file: &RemoteFile,
+    entry: Entry,
+    gather: &mut Gather<'_>,
+    cancel: &CancelToken,
+) -> Result<bool> {
+    if file.size > MAX_ENTRY_BYTES {
+        (gather.on)(FetchEvent::Warning(format!(
+            "{} is larger than {MAX_ENTRY_BYTES} bytes (the lab's limit for one file) and was skipped",
+            file.key
+        )))?;
+        return Ok(true);
+    }
+    let response = client.get(&file.content_url, None, cancel).await?;
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_ENTRY_BYTES)
+    {
+        return Err(Error::Network(format!(
+            "{} answered with more than {MAX_ENTRY_BYTES} bytes for {}",
+            file.content_url, file.key
+        )));
+    }
+    let mut bytes = Vec::new();
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        cancel.check()?;
+        let chunk = chunk.map_err(|e| {
+            Error::Network(format!(
+                "the download of {} broke off ({e}): try again",
+                file.key
+            ))
+        })?;
+        if bytes.len() + chunk.len() > MAX_ENTRY_BYTES as usize {
+            return Err(Error::Network(format!(
+                "{} sent more than {MAX_ENTRY_BYTES} bytes for {}",
+                file.content_url, file.key
+            )));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    if let Some(expected) = &file.md5 {
+        use md5::{Digest, Md5};
+        let actual: String = Md5::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if &actual != expected {
+            return Ok(false);
+        }
+    }
+    gather.entry(&file.key, entry, bytes)?;
+    Ok(true)
+}
+
+/// The record's files in reading order: those that are no archive first (labels and masks decide
+/// the sample), then the archives.
+fn reading_order(files: &[RemoteFile]) -> Vec<(&RemoteFile, Entry)> {
+    let mut order: Vec<(&RemoteFile, Entry)> = files
+        .iter()
+        .filter_map(|f| Some((f, classify(&f.key)?)))
+        .collect();
+    order.sort_by_key(|(_, e)| matches!(e, Entry::Archive));
+    order
+}
+
+/// Streams the record's files and reports through `on`. Labels and masks are looked for until
 /// the archives end even after `limit` tiles, so the tiles that came are usable. A damaged or
-/// broken archive is discarded (with a `Discard` event) and the next one read; fetching fails
+/// broken file is discarded (with a `Discard` event) and the next one read; fetching fails
 /// only when no tile came through.
 pub async fn fetch(
     client: &ZenodoClient,
@@ -161,120 +815,154 @@ pub async fn fetch(
     }
     let files = client.list_files(cancel).await?;
     on(FetchEvent::Listing(files.clone()))?;
-    let archives: Vec<&RemoteFile> = files
-        .iter()
-        .filter(|f| f.key.to_ascii_lowercase().ends_with(".zip"))
-        .collect();
-    if archives.is_empty() {
-        return Err(Error::invalid(
-            "the record holds no zip archives to read tiles from",
-        ));
+    let order = reading_order(&files);
+    if !order.iter().any(|(_, e)| {
+        matches!(
+            e,
+            Entry::Archive | Entry::Tile { .. } | Entry::FullImage { .. }
+        )
+    }) {
+        return Err(Error::invalid(format!(
+            "record {} holds no archives or images to read tiles from (its files: {})",
+            client.record(),
+            files
+                .iter()
+                .map(|f| f.key.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
     }
+    let mut gather = Gather::new(request, on);
     let mut summary = FetchSummary::default();
-    let mut labels: HashMap<String, String> = HashMap::new();
-    let mut label_texts: Vec<String> = Vec::new();
-    let limit = request.limit.unwrap_or(usize::MAX);
     let mut failures: Vec<String> = Vec::new();
-    for file in archives {
-        let opened = client.open(file, request.random_access, cancel).await?;
-        on(FetchEvent::Archive {
-            key: file.key.clone(),
-            size: file.size,
-            random_access: matches!(opened, Opened::Ranged { .. }),
-        })?;
-        let key = file.key.clone();
-        let mut tiles_here = 0usize;
-        let remaining = limit.saturating_sub(summary.tiles);
-        let mut handle = |event: ArchiveEvent| -> Result<()> {
-            match event {
-                ArchiveEvent::Entry { entry, bytes, .. } if relevant(request, &entry) => {
-                    match entry {
-                        Entry::Tile { file, stem, .. } if summary.tiles < limit => {
-                            summary.tiles += 1;
-                            tiles_here += 1;
-                            let label = labels.get(&file).cloned();
-                            on(FetchEvent::Tile {
-                                file,
-                                stem,
-                                bytes,
-                                label,
-                            })
-                        }
-                        Entry::Labels => {
-                            label_texts.push(String::from_utf8_lossy(&bytes).into_owned());
-                            labels = parse_labels(&label_texts);
-                            on(FetchEvent::Labels(labels.clone()))
-                        }
-                        Entry::Mask { stem } => on(FetchEvent::Mask { stem, bytes }),
-                        Entry::ProcessedView { view, stem, .. } => {
-                            on(FetchEvent::ProcessedView { view, stem, bytes })
-                        }
-                        _ => Ok(()),
-                    }
-                }
-                ArchiveEvent::Entry { .. } => Ok(()),
-                ArchiveEvent::Progress { read, total } => on(FetchEvent::Progress {
-                    key: key.clone(),
-                    read,
-                    total,
-                }),
-                ArchiveEvent::Warning(w) => on(FetchEvent::Warning(w)),
-            }
-        };
-        let result = match opened {
-            Opened::Stream(response) => {
-                let total = response
-                    .content_length()
-                    .or(Some(file.size).filter(|&s| s > 0));
-                read_archive(
-                    &file.key,
-                    response.bytes_stream().boxed_local(),
-                    total,
-                    file.md5.as_deref(),
-                    cancel,
-                    &classify,
-                    &mut handle,
-                )
+    for (file, entry) in order {
+        if !gather.wants(&entry) {
+            continue;
+        }
+        let mut census = Census::default();
+        let result = if matches!(entry, Entry::Archive) {
+            read_record_archive(client, file, &mut gather, cancel, &mut census).await
+        } else {
+            census.add(&file.key, Some(&entry));
+            (gather.on)(FetchEvent::Archive {
+                key: file.key.clone(),
+                size: file.size,
+                random_access: false,
+            })?;
+            read_file(client, file, entry, &mut gather, cancel)
                 .await
-            }
-            Opened::Ranged { url, size } => {
-                async {
-                    let source = Http { client, url };
-                    let archive = RangedArchive::open(source, &file.key, size, cancel).await?;
-                    read_needed(archive, request, remaining, cancel, &mut handle).await
-                }
-                .await
-            }
+                .map(|ok| Outcome {
+                    entries: 1,
+                    corrupt: 0,
+                    md5_ok: Some(ok),
+                })
         };
         summary.archives += 1;
-        // an archive whose end or checksum failed cannot be trusted: its tiles go, other archives
-        // may still hold the dataset
+        if !census.is_empty() {
+            (gather.on)(FetchEvent::Layout {
+                key: file.key.clone(),
+                lines: census.lines(),
+            })?;
+        }
+        // a file whose end or checksum failed cannot be trusted: its tiles go, other files may
+        // still hold the dataset
         let failure = match result {
             Err(Error::Cancelled) => return Err(Error::Cancelled),
-            Err(e) => Some(format!("{e}; the {tiles_here} tiles from {} were discarded", file.key)),
+            Err(e) => Some(format!("{e}; what {} delivered was discarded", file.key)),
             Ok(outcome) if outcome.md5_ok == Some(false) => Some(format!(
-                "{}'s MD5 does not match the record's: its {tiles_here} tiles were discarded (the file was damaged on the way; try again)",
+                "{}'s MD5 does not match the record's: what it delivered was discarded (the file \
+                 was damaged on the way; try again)",
                 file.key
             )),
             Ok(_) => None,
         };
         match failure {
             Some(reason) => {
-                summary.tiles -= tiles_here;
-                on(FetchEvent::Discard {
+                let dropped = gather.discard(&file.key);
+                let reason = format!("{reason} ({dropped} tiles)");
+                (gather.on)(FetchEvent::Discard {
                     key: file.key.clone(),
                     reason: reason.clone(),
                 })?;
                 failures.push(reason);
             }
-            None => on(FetchEvent::Verified {
+            None => (gather.on)(FetchEvent::Verified {
                 key: file.key.clone(),
             })?,
         }
+    }
+    gather.finish()?;
+    summary.tiles = gather.tiles();
+    if gather.by_labels > 0 {
+        (gather.on)(FetchEvent::Sample(format!(
+            "{} tiles were told to be microscopy's by {}",
+            gather.by_labels,
+            Rule::Labels.describe()
+        )))?;
     }
     match failures.into_iter().next() {
         // nothing usable came: the first failure is the reason
         Some(first) if summary.tiles == 0 => Err(Error::Network(first)),
         _ => Ok(summary),
+    }
+}
+
+/// One zip archive of the record, streamed or by random access.
+async fn read_record_archive(
+    client: &ZenodoClient,
+    file: &RemoteFile,
+    gather: &mut Gather<'_>,
+    cancel: &CancelToken,
+    census: &mut Census,
+) -> Result<Outcome> {
+    let opened = client
+        .open(file, gather.request.random_access, cancel)
+        .await?;
+    (gather.on)(FetchEvent::Archive {
+        key: file.key.clone(),
+        size: file.size,
+        random_access: matches!(opened, Opened::Ranged { .. }),
+    })?;
+    match opened {
+        Opened::Stream(response) => {
+            let total = response
+                .content_length()
+                .or(Some(file.size).filter(|&s| s > 0));
+            let census_cell = std::cell::RefCell::new(std::mem::take(census));
+            let request = gather.request;
+            let classify_here = |path: &str| {
+                let full = format!("{}/{path}", file.key);
+                let entry = classify(&full);
+                census_cell.borrow_mut().add(&full, entry.as_ref());
+                entry.filter(|e| wants(request, e))
+            };
+            let result = read_archive(
+                &file.key,
+                response.bytes_stream().boxed_local(),
+                total,
+                file.md5.as_deref(),
+                cancel,
+                &classify_here,
+                &mut |event| match event {
+                    ArchiveEvent::Entry { entry, bytes, .. } => {
+                        gather.entry(&file.key, entry, bytes)
+                    }
+                    ArchiveEvent::Progress { read, total } => (gather.on)(FetchEvent::Progress {
+                        key: file.key.clone(),
+                        read,
+                        total,
+                    }),
+                    ArchiveEvent::Warning(w) => (gather.on)(FetchEvent::Warning(w)),
+                },
+            )
+            .await;
+            *census = census_cell.into_inner();
+            result
+        }
+        Opened::Ranged { url, size } => {
+            let source = Http { client, url };
+            let archive = RangedArchive::open(source, &file.key, size, cancel).await?;
+            read_needed(archive, &file.key, gather, cancel, census, 0).await
+        }
     }
 }

@@ -2,10 +2,13 @@
 //! (the offline default).
 
 pub mod archive;
+pub mod census;
 pub mod discovery;
 pub mod fetch;
 pub mod http;
+pub mod inspect;
 pub mod ranged;
+pub mod sample;
 pub mod synthetic;
 mod task;
 pub mod zenodo;

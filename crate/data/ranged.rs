@@ -148,9 +148,29 @@ impl RangeSource for Http<'_> {
                 response.status()
             )));
         }
-        let bytes = response.bytes().await.map_err(|e| {
-            Error::Network(format!("the download of {url} broke off ({e}): try again"))
-        })?;
+        // a server that sends more than asked is refused before its body is read, and while it
+        // is read (a missing or lying Content-Length)
+        let too_much = |n: u64| {
+            Error::Network(format!(
+                "{url} sent {n} bytes or more for a range of {}: refused",
+                end - start
+            ))
+        };
+        if let Some(n) = response.content_length().filter(|&n| n > end - start) {
+            return Err(too_much(n));
+        }
+        let mut bytes = Vec::with_capacity((end - start) as usize);
+        let mut body = response.bytes_stream();
+        while let Some(chunk) = futures_util::StreamExt::next(&mut body).await {
+            cancel.check()?;
+            let chunk = chunk.map_err(|e| {
+                Error::Network(format!("the download of {url} broke off ({e}): try again"))
+            })?;
+            if (bytes.len() + chunk.len()) as u64 > end - start {
+                return Err(too_much((bytes.len() + chunk.len()) as u64));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         if bytes.len() as u64 != end - start {
             return Err(Error::Network(format!(
                 "{url} sent {} bytes for a range of {}: try again",
@@ -158,7 +178,7 @@ impl RangeSource for Http<'_> {
                 end - start
             )));
         }
-        Ok(bytes.to_vec())
+        Ok(bytes)
     }
 
     fn name(&self) -> &str {
@@ -268,6 +288,11 @@ impl<S: RangeSource> RangedArchive<S> {
             name,
             "its central directory could not be located",
         ))
+    }
+
+    /// Bytes fetched from the source so far.
+    pub fn fetched(&self) -> u64 {
+        self.remote.fetched
     }
 
     /// The archive's entry paths, in central directory order (the indices `read` takes).

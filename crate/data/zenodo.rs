@@ -72,6 +72,16 @@ impl ZenodoClient {
         }
     }
 
+    /// The server's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The record's id.
+    pub fn record(&self) -> &str {
+        &self.record
+    }
+
     /// The API content URL of a file (CORS, no Range).
     pub fn content_url(&self, key: &str) -> String {
         format!(

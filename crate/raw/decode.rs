@@ -30,10 +30,18 @@ pub fn decode_lab_tile(bytes: &[u8], name: &str) -> Result<RawTile> {
     Ok(tile)
 }
 
-/// A segmentation mask (a PNG or TIFF, car where > 0) as {0, 1}, row-major.
+/// A segmentation mask (a PNG, TIFF or .npy, car where > 0) as {0, 1}, row-major. Besides what
+/// [`decode_tile`] reads, 1-, 2- and 4-bit grayscale PNGs (the paper's code saves its masks as
+/// 1-bit PNGs) and odd sides (a full image's mask) up to [`MAX_SIDE`].
 pub fn decode_mask(bytes: &[u8], name: &str) -> Result<Vec<u8>> {
-    let tile = decode_tile(bytes, name)?;
-    Ok(tile.data().iter().map(|&v| u8::from(v > 0.0)).collect())
+    let plane = if bytes.starts_with(PNG_MAGIC) {
+        one_plane(png_samples(bytes, name, true)?, name)?
+    } else if bytes.starts_with(b"\x93NUMPY") {
+        decode_npy(bytes, name)?.into_data()
+    } else {
+        one_plane(decode_samples(bytes, name)?, name)?
+    };
+    Ok(plane.iter().map(|&v| u8::from(v > 0.0)).collect())
 }
 
 pub fn decode_tile(bytes: &[u8], name: &str) -> Result<RawTile> {
@@ -41,22 +49,28 @@ pub fn decode_tile(bytes: &[u8], name: &str) -> Result<RawTile> {
         return decode_npy(bytes, name);
     }
     let samples = decode_samples(bytes, name)?;
+    let (width, height) = (samples.width, samples.height);
+    check_size(width, height)
+        .map_err(|e| Error::decode(name, format!("{}: {e}", samples.format)))?;
+    RawTile::new(width, height, one_plane(samples, name)?)
+}
+
+/// The one plane of a mosaic (or a mask): gray, or RGB(A) whose colour planes are identical.
+fn one_plane(samples: Samples, name: &str) -> Result<Vec<f32>> {
     let format = samples.format;
     let err = |reason: String| Error::decode(name, format!("{format}: {reason}"));
     let Samples {
         width,
-        height,
         channels,
         data,
         ..
     } = samples;
-    check_size(width, height).map_err(|e| err(e.to_string()))?;
     if format == "TIFF" && channels != 1 {
         return Err(err(format!(
             "{channels}-channel images are not raw mosaics (use one grayscale channel)"
         )));
     }
-    let mut mosaic = Vec::with_capacity(width * height);
+    let mut plane = Vec::with_capacity(data.len() / channels);
     for (i, px) in data.chunks_exact(channels).enumerate() {
         // RGB(A): the mosaic is stored in every colour plane; differing planes mean a processed
         // colour image, not raw data
@@ -70,9 +84,9 @@ pub fn decode_tile(bytes: &[u8], name: &str) -> Result<RawTile> {
                 px[2]
             )));
         }
-        mosaic.push(px[0]);
+        plane.push(px[0]);
     }
-    RawTile::new(width, height, mosaic)
+    Ok(plane)
 }
 
 /// An image's samples scaled to [0, 1] (integers by their full scale, floats as they are),
@@ -107,8 +121,8 @@ impl Samples {
 
 /// A PNG or TIFF image's samples; `name` only labels errors.
 pub fn decode_samples(bytes: &[u8], name: &str) -> Result<Samples> {
-    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-        png_samples(bytes, name)
+    if bytes.starts_with(PNG_MAGIC) {
+        png_samples(bytes, name, false)
     } else if bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*") {
         tiff_samples(bytes, name)
     } else {
@@ -119,10 +133,13 @@ pub fn decode_samples(bytes: &[u8], name: &str) -> Result<Samples> {
     }
 }
 
+const PNG_MAGIC: &[u8] = b"\x89PNG\r\n\x1a\n";
+
 /// Bytes a decoder may allocate: a MAX_SIDE square of 4 samples of 16 bits, and some slack.
 const BYTE_LIMIT: usize = MAX_SIDE * MAX_SIDE * 8 + (1 << 20);
 
-fn png_samples(bytes: &[u8], name: &str) -> Result<Samples> {
+/// `packed_gray`: also 1-, 2- and 4-bit grayscale (masks), unpacked and scaled like the rest.
+fn png_samples(bytes: &[u8], name: &str, packed_gray: bool) -> Result<Samples> {
     let err = |e: &dyn std::fmt::Display| Error::decode(name, format!("PNG: {e}"));
     let mut decoder =
         png::Decoder::new_with_limits(Cursor::new(bytes), png::Limits { bytes: BYTE_LIMIT });
@@ -138,9 +155,13 @@ fn png_samples(bytes: &[u8], name: &str) -> Result<Samples> {
         .ok_or_else(|| err(&"image too large"))?;
     let mut buf = vec![0u8; size];
     let frame = reader.next_frame(&mut buf).map_err(|e| err(&e))?;
-    let bits = match frame.bit_depth {
+    let gray = frame.color_type == png::ColorType::Grayscale;
+    let bits: usize = match frame.bit_depth {
         png::BitDepth::Eight => 8,
         png::BitDepth::Sixteen => 16,
+        png::BitDepth::One if packed_gray && gray => 1,
+        png::BitDepth::Two if packed_gray && gray => 2,
+        png::BitDepth::Four if packed_gray && gray => 4,
         other => {
             return Err(err(&format!(
                 "{other:?}-bit samples are not supported (use 8 or 16 bits)"
@@ -158,22 +179,24 @@ fn png_samples(bytes: &[u8], name: &str) -> Result<Samples> {
             ))
         }
     };
-    let bytes_per_sample = bits / 8;
     let full_scale = ((1u32 << bits) - 1) as f64;
     let mut data = Vec::with_capacity(width * height * channels);
     for row in buf.chunks_exact(frame.line_size).take(height) {
-        data.extend(
-            row[..width * channels * bytes_per_sample]
-                .chunks_exact(bytes_per_sample)
-                .map(|s| {
-                    let v = match s {
-                        [b] => *b as u16,
-                        [hi, lo] => u16::from_be_bytes([*hi, *lo]),
-                        _ => 0,
-                    };
-                    (v as f64 / full_scale) as f32
-                }),
-        );
+        let scaled = |v: u16| (v as f64 / full_scale) as f32;
+        match bits {
+            8 => data.extend(row[..width * channels].iter().map(|&b| scaled(b as u16))),
+            16 => data.extend(
+                row[..width * channels * 2]
+                    .chunks_exact(2)
+                    .map(|s| scaled(u16::from_be_bytes([s[0], s[1]]))),
+            ),
+            // packed from the most significant bit, 8 / bits samples per byte
+            _ => data.extend((0..width).map(|x| {
+                let bit = x * bits;
+                let shift = 8 - bits - bit % 8;
+                scaled(((row[bit / 8] >> shift) & ((1 << bits) - 1) as u8) as u16)
+            })),
+        }
     }
     Ok(Samples {
         width,
@@ -407,6 +430,45 @@ mod tests {
             decode_samples(&gray, "g.png").unwrap().to_rgba8(),
             [51, 51, 51, 255]
         );
+    }
+
+    #[test]
+    fn masks_read_packed_png_and_odd_full_sizes() {
+        // 1 bit (the paper's masks), 9 px wide: two bytes a row, the last padded
+        let one_bit = png_bytes(
+            9,
+            3,
+            png::ColorType::Grayscale,
+            png::BitDepth::One,
+            &[0b1000_0001, 0b1000_0000, 0, 0, 0b0100_0000, 0],
+        );
+        let mask = decode_mask(&one_bit, "m.png").unwrap();
+        let expected: Vec<u8> = [
+            [1, 0, 0, 0, 0, 0, 0, 1, 1],
+            [0; 9],
+            [0, 1, 0, 0, 0, 0, 0, 0, 0],
+        ]
+        .concat();
+        assert_eq!(mask, expected);
+        let four_bit = png_bytes(
+            2,
+            1,
+            png::ColorType::Grayscale,
+            png::BitDepth::Four,
+            &[0x0f],
+        );
+        assert_eq!(decode_mask(&four_bit, "m4.png").unwrap(), [0, 1]);
+        // raw tiles keep refusing packed samples
+        let e = decode_tile(&one_bit, "t.png").unwrap_err().to_string();
+        assert!(e.contains("One-bit") || e.contains("not supported"), "{e}");
+        let odd = png_bytes(
+            3,
+            1,
+            png::ColorType::Grayscale,
+            png::BitDepth::Eight,
+            &[0, 9, 0],
+        );
+        assert_eq!(decode_mask(&odd, "odd.png").unwrap(), [0, 1, 0]);
     }
 
     fn npy_bytes<T: npyz::AutoSerialize + Copy>(shape: &[u64], data: &[T]) -> Vec<u8> {

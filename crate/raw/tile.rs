@@ -116,7 +116,7 @@ impl RawTile {
 /// Checks the sides of a mosaic: non-zero, even, and below [`MAX_SIDE`].
 pub fn check_size(width: usize, height: usize) -> Result<()> {
     check_bounds(width, height)?;
-    if width % 2 != 0 || height % 2 != 0 {
+    if !width.is_multiple_of(2) || !height.is_multiple_of(2) {
         return Err(Error::invalid(format!(
             "a {width}x{height} mosaic does not hold whole 2x2 RGGB cells: width and height must be even"
         )));

@@ -80,12 +80,8 @@ impl TileStore {
         }
     }
 
-    /// An empty store for one of the paper's datasets.
-    pub fn for_dataset(dataset: DatasetKind, source: String) -> Self {
-        let task = match dataset {
-            DatasetKind::Drone => Task::Segmentation,
-            _ => Task::Classification,
-        };
+    /// An empty store for one of the paper's datasets and a task.
+    pub fn for_dataset(task: Task, source: String) -> Self {
         Self {
             task,
             source,
@@ -174,12 +170,12 @@ impl TileStore {
 
     /// A dataset back from the cache, labelled from its index.
     pub fn from_cache(
-        dataset: DatasetKind,
+        task: Task,
         source: String,
         index: &CacheIndex,
         tiles: Vec<CachedTile>,
     ) -> Result<Self> {
-        let mut store = Self::for_dataset(dataset, source);
+        let mut store = Self::for_dataset(task, source);
         for (name, bytes, mask) in tiles {
             store.tiles.push(StoredTile {
                 item: Item {
@@ -237,6 +233,15 @@ pub enum Notice {
     Labels {
         count: usize,
     },
+    /// What discovery made of a file of the record.
+    Layout {
+        key: String,
+        lines: Vec<String>,
+    },
+    /// How a limited fetch drew its sample.
+    Sample {
+        message: String,
+    },
 }
 
 /// One stream's bookkeeping: the archive being read, the labels and masks found so far (they
@@ -258,9 +263,9 @@ pub struct CacheKeys {
 }
 
 impl CacheKeys {
-    pub fn new(record: &str, dataset: DatasetKind, intensity: u32) -> Self {
+    pub fn new(record: &str, dataset: DatasetKind, task: Task, intensity: u32) -> Self {
         Self {
-            prefix: format!("{record}/{}/{intensity}/", dataset.name()),
+            prefix: format!("{record}/{}/{}/{intensity}/", dataset.name(), task.name()),
         }
     }
 
@@ -325,6 +330,10 @@ impl Streaming {
                     .masks
                     .get(&stem)
                     .and_then(|png| decode_mask(png, &stem).ok());
+                // a class from the fetch (Raw-Drone's, from masks) is cached with the labels
+                if let Some(class) = &label {
+                    self.labels.insert(file.clone(), class.clone());
+                }
                 let class = label.or_else(|| self.labels.get(&file).cloned());
                 store.tiles.push(StoredTile {
                     item: Item {
@@ -345,7 +354,7 @@ impl Streaming {
                 })
             }
             FetchEvent::Labels(found) => {
-                self.labels = found;
+                self.labels.extend(found);
                 // a tile's class from its path stays where the labels do not name it
                 for t in &mut store.tiles {
                     if let Some(class) = self.labels.get(&t.item.name) {
@@ -403,6 +412,8 @@ impl Streaming {
                     ),
                 })
             }
+            FetchEvent::Layout { key, lines } => Some(Notice::Layout { key, lines }),
+            FetchEvent::Sample(message) => Some(Notice::Sample { message }),
             FetchEvent::Listing(_) => None,
         })
     }
@@ -445,18 +456,24 @@ impl Streaming {
 /// A cached tile: its file name, its bytes and its mask's where cached.
 pub type CachedTile = (String, Vec<u8>, Option<Vec<u8>>);
 
-/// The tiles of a file the user dropped: one tile (PNG, TIFF or .npy) or a zip of them, read in
-/// memory; entries that fail to decode are skipped, and a file with no readable tile is an error
-/// naming the first failure.
-pub async fn read_dropped_file(name: &str, bytes: Vec<u8>) -> Result<Vec<StoredTile>> {
+/// The tiles of a file the user dropped: one tile (PNG, TIFF or .npy), a camera raw (DNG: its
+/// tiles, and its camera from its metadata), or a zip of tiles, read in memory; entries that fail
+/// to decode are skipped, and a file with no readable tile is an error naming the first failure.
+pub async fn read_dropped_file(name: &str, bytes: Vec<u8>) -> Result<Dropped> {
     use crate::data::archive::{read_archive, ArchiveEvent};
     use crate::data::discovery::{classify_loose, Entry};
     use crate::data::http::CancelToken;
     use futures_util::StreamExt;
 
+    if name.to_ascii_lowercase().ends_with(".dng") {
+        return dng_tiles(name, &bytes);
+    }
     if !bytes.starts_with(b"PK") {
         let raw = decode_lab_tile(&bytes, name)?;
-        return Ok(vec![StoredTile::unlabelled(name.to_string(), raw)]);
+        return Ok(Dropped {
+            tiles: vec![StoredTile::unlabelled(name.to_string(), raw)],
+            camera: None,
+        });
     }
     let chunks = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes)]).boxed_local();
     let mut tiles = Vec::new();
@@ -493,7 +510,36 @@ pub async fn read_dropped_file(name: &str, bytes: Vec<u8>) -> Result<Vec<StoredT
             None => format!("{name} holds no PNG, TIFF or .npy tiles"),
         }));
     }
-    Ok(tiles)
+    Ok(Dropped {
+        tiles,
+        camera: None,
+    })
+}
+
+/// What a dropped file gives: tiles, and a camera when the file describes its own.
+pub struct Dropped {
+    pub tiles: Vec<StoredTile>,
+    /// The camera from a DNG's metadata, with a line describing the file.
+    pub camera: Option<(CameraParams, String)>,
+}
+
+/// A DNG cut into tiles ([`super::data::photo_tiles`]), each tile's class the photo it came
+/// from, so tiles of two or more photos train a session.
+fn dng_tiles(name: &str, bytes: &[u8]) -> Result<Dropped> {
+    let dng = crate::raw::decode_dng(bytes, name)?;
+    let tiles = super::data::photo_tiles(&dng.mosaic, stem(name), 0, None)?
+        .into_iter()
+        .map(|(item, class)| StoredTile {
+            item,
+            class,
+            archive: None,
+            bytes: None,
+        })
+        .collect();
+    Ok(Dropped {
+        tiles,
+        camera: Some((dng.camera, dng.summary)),
+    })
 }
 
 #[cfg(test)]
@@ -520,7 +566,7 @@ mod tests {
 
     #[test]
     fn labels_and_masks_meet_their_tiles_in_any_order_and_a_failed_archive_leaves() {
-        let mut store = TileStore::for_dataset(DatasetKind::Drone, "test".into());
+        let mut store = TileStore::for_dataset(Task::Segmentation, "test".into());
         let mut s = Streaming::default();
         let mask = crate::arrays::png8(16, 16, 1, &[255u8; 256]).unwrap();
         s.apply(&mut store, archive("a.zip")).unwrap();
@@ -570,17 +616,17 @@ mod tests {
         assert!(matches!(notice, Some(Notice::Discard { remaining: 2, .. })));
 
         // the verified archive's tiles and masks go to the cache, the index last, and come back
-        let keys = CacheKeys::new("5235536", DatasetKind::Drone, 100);
+        let keys = CacheKeys::new("5235536", DatasetKind::Drone, Task::Segmentation, 100);
         let writes = s.cache_writes(&mut store, &keys).unwrap();
         let names: Vec<&str> = writes.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(
             names,
             [
-                "5235536/drone/100/tile/t1.tif",
-                "5235536/drone/100/mask/t1",
-                "5235536/drone/100/tile/t2.tif",
-                "5235536/drone/100/mask/t2",
-                "5235536/drone/100/index.json"
+                "5235536/drone/segmentation/100/tile/t1.tif",
+                "5235536/drone/segmentation/100/mask/t1",
+                "5235536/drone/segmentation/100/tile/t2.tif",
+                "5235536/drone/segmentation/100/mask/t2",
+                "5235536/drone/segmentation/100/index.json"
             ]
         );
         assert!(store.tiles.iter().all(|t| t.bytes.is_none()));
@@ -591,7 +637,7 @@ mod tests {
             Some(writes[1].1.clone()),
         )];
         let back =
-            TileStore::from_cache(DatasetKind::Drone, "cache".into(), &index, cached).unwrap();
+            TileStore::from_cache(Task::Segmentation, "cache".into(), &index, cached).unwrap();
         assert_eq!(back.tiles.len(), 1);
         assert!(back.tiles[0].item.mask.is_some());
         assert!(CacheIndex::parse(b"{").is_err());
@@ -599,7 +645,7 @@ mod tests {
 
     #[test]
     fn labels_found_after_the_tiles_label_them() {
-        let mut store = TileStore::for_dataset(DatasetKind::Microscopy, "test".into());
+        let mut store = TileStore::for_dataset(Task::Classification, "test".into());
         let mut s = Streaming::default();
         s.apply(&mut store, tile("a.tif", None)).unwrap();
         s.apply(&mut store, tile("b.tif", Some("LYT"))).unwrap();
@@ -625,12 +671,15 @@ mod tests {
             zip.write_all(bytes).unwrap();
         }
         let bytes = zip.finish().unwrap().into_inner();
-        let tiles = pollster::block_on(read_dropped_file("set.zip", bytes)).unwrap();
+        let tiles = pollster::block_on(read_dropped_file("set.zip", bytes))
+            .unwrap()
+            .tiles;
         let names: Vec<&str> = tiles.iter().map(|t| t.item.name.as_str()).collect();
         assert_eq!(names, ["a.tiff"]);
 
         let one = pollster::block_on(read_dropped_file("a.tiff", tiff.clone())).unwrap();
-        assert_eq!(one[0].item.raw.width(), 16);
+        assert!(one.camera.is_none());
+        assert_eq!(one.tiles[0].item.raw.width(), 16);
         let e = pollster::block_on(read_dropped_file("b.tiff", tiff[..40].to_vec()));
         assert!(e.is_err());
 

@@ -24,6 +24,49 @@ pub struct Item {
     pub scene: Option<Arc<Scene>>,
 }
 
+impl Item {
+    /// A tile from a file: no class index yet, no scene.
+    pub fn plain(name: String, raw: RawTile, mask: Option<Vec<u8>>) -> Self {
+        Self {
+            name,
+            raw,
+            label: None,
+            mask,
+            scene: None,
+        }
+    }
+}
+
+/// Side of the tiles a camera raw is cut into: the datasets'.
+const PHOTO_TILE: usize = 256;
+
+/// A photo's mosaic (a user's camera raw) cut as the paper cuts its full images, into 256 px
+/// tiles (a smaller photo is one tile), named `<photo>_<image>_<tile>.tif`: with a full-size
+/// `mask`, the tiles with a car (segmentation); without, every tile, its class the photo.
+pub fn photo_tiles(
+    mosaic: &RawTile,
+    photo: &str,
+    index: usize,
+    mask: Option<&[u8]>,
+) -> Result<Vec<(Item, Option<String>)>> {
+    use crate::raw::cut::{cut_tiles, keep_car_tiles};
+    let side = PHOTO_TILE
+        .min(mosaic.width() & !1)
+        .min(mosaic.height() & !1);
+    let mut tiles = cut_tiles(mosaic, mask, index, side)?;
+    if mask.is_some() {
+        tiles = keep_car_tiles(tiles, index);
+    }
+    Ok(tiles
+        .into_iter()
+        .map(|t| {
+            let class = mask.is_none().then(|| photo.to_string());
+            let item = Item::plain(format!("{photo}_{}.tif", t.name), t.raw, t.mask);
+            (item, class)
+        })
+        .collect())
+}
+
 /// Tiles with a split: the first `train` items train, the rest validate.
 #[derive(Clone)]
 pub struct TileSet {
@@ -58,8 +101,8 @@ impl TileSet {
 
     /// A set from tiles with their class names (classification) or masks (segmentation): the
     /// classes sorted by name, each tile's label its index; tiles without what the task needs
-    /// left out; the first 3/4 for training. The one way every source (synthetic, a directory,
-    /// the page's tiles) becomes a training set.
+    /// left out; the first 3/4 for training until a session [`TileSet::split`]s them. The one
+    /// way every source (synthetic, a directory, the page's tiles) becomes a training set.
     pub fn labelled(
         task: Task,
         camera: CameraParams,
@@ -104,54 +147,56 @@ impl TileSet {
     }
 
     /// Tiles and their labels (classification: `labels.csv` with `file,class`) or masks
-    /// (segmentation: `masks/<stem>.png`), read through `read` (a file system natively).
+    /// (segmentation: `masks/<stem>.png`), read through `read` (a file system natively). Camera
+    /// raws (DNG) among them are cut into tiles ([`photo_tiles`]), classified by the photo they
+    /// came from or masked by `masks/<stem>.png` of the whole photo.
     pub fn from_files(
         task: Task,
         camera: CameraParams,
         files: &[String],
         read: &dyn Fn(&str) -> Result<Vec<u8>>,
     ) -> Result<Self> {
-        let tile_names: Vec<&String> = files
-            .iter()
-            .filter(|f| {
-                !f.contains('/')
-                    && [".tif", ".tiff", ".png", ".npy"]
-                        .iter()
-                        .any(|e| f.to_ascii_lowercase().ends_with(e))
-            })
-            .collect();
+        let with = |exts: &[&str]| -> Vec<&String> {
+            let mut names: Vec<&String> = files
+                .iter()
+                .filter(|f| {
+                    !f.contains('/') && exts.iter().any(|e| f.to_ascii_lowercase().ends_with(e))
+                })
+                .collect();
+            names.sort();
+            names
+        };
         let mut tiles = Vec::new();
+        for (index, file) in with(&[".dng"]).into_iter().enumerate() {
+            let stem = crate::data::discovery::stem(file);
+            let mask = match task {
+                Task::Segmentation => {
+                    let name = format!("masks/{stem}.png");
+                    Some(crate::raw::decode_mask(&read(&name)?, &name)?)
+                }
+                Task::Classification => None,
+            };
+            let dng = crate::raw::decode_dng(&read(file)?, file)?;
+            tiles.extend(photo_tiles(&dng.mosaic, stem, index, mask.as_deref())?);
+        }
         match task {
-            Task::Classification => {
+            Task::Classification if files.iter().any(|f| f == "labels.csv") || tiles.is_empty() => {
                 let csv = String::from_utf8(read("labels.csv")?)
                     .map_err(|_| Error::invalid("labels.csv is not UTF-8 text"))?;
                 for (file, class) in csv.lines().skip(1).filter_map(|l| l.split_once(',')) {
                     let file = file.trim().to_string();
                     let raw = crate::raw::decode_lab_tile(&read(&file)?, &file)?;
-                    let item = Item {
-                        name: file,
-                        raw,
-                        label: None,
-                        mask: None,
-                        scene: None,
-                    };
-                    tiles.push((item, Some(class.trim().to_string())));
+                    tiles.push((Item::plain(file, raw, None), Some(class.trim().to_string())));
                 }
             }
+            Task::Classification => {}
             Task::Segmentation => {
-                for file in tile_names {
+                for file in with(&[".tif", ".tiff", ".png", ".npy"]) {
                     let stem = crate::data::discovery::stem(file);
                     let raw = crate::raw::decode_lab_tile(&read(file)?, file)?;
                     let mask_name = format!("masks/{stem}.png");
                     let mask = crate::raw::decode_mask(&read(&mask_name)?, &mask_name)?;
-                    let item = Item {
-                        name: file.clone(),
-                        raw,
-                        label: None,
-                        mask: Some(mask),
-                        scene: None,
-                    };
-                    tiles.push((item, None));
+                    tiles.push((Item::plain(file.clone(), raw, Some(mask)), None));
                 }
             }
         }
@@ -203,6 +248,34 @@ impl TileSet {
                 item.name = format!("{base} ({k})");
             }
         }
+    }
+
+    /// Splits the tiles into training and validation tiles, stratified by class and seeded
+    /// ([`crate::data::sample::split`]): the training tiles first, each part in name order, so
+    /// the split is the same whatever order the tiles arrived in (a class-ordered archive too).
+    pub fn split(&mut self, seed: u64) {
+        let keys: Vec<(&str, Option<usize>)> = self
+            .items
+            .iter()
+            .map(|i| (i.name.as_str(), i.label))
+            .collect();
+        let (train, val) = crate::data::sample::split(seed, &keys);
+        let mut items: Vec<Option<Item>> = std::mem::take(&mut self.items)
+            .into_iter()
+            .map(Some)
+            .collect();
+        let mut part = |indices: Vec<usize>| {
+            let mut part: Vec<Item> = indices
+                .into_iter()
+                .filter_map(|i| items[i].take())
+                .collect();
+            part.sort_by(|a, b| a.name.cmp(&b.name));
+            part
+        };
+        let train = part(train);
+        let val = part(val);
+        self.train = train.len();
+        self.items = train.into_iter().chain(val).collect();
     }
 
     pub fn train_items(&self) -> &[Item] {

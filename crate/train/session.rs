@@ -343,6 +343,7 @@ impl Session {
     pub fn new(config: TrainConfig, mut data: TileSet) -> Result<Self> {
         data.make_names_unique();
         config.validate()?;
+        data.split(config.seed);
         data.check_sizes(config.batch)?;
         if config.model.is_segmenter() != (data.task == Task::Segmentation) {
             return Err(Error::invalid(format!(
@@ -604,7 +605,9 @@ impl Session {
             .entry(name.clone())
             .or_default()
             .push((self.phase_step, loss, metric));
-        if self.config.snapshot_every > 0 && self.global_step % self.config.snapshot_every == 0 {
+        if self.config.snapshot_every > 0
+            && self.global_step.is_multiple_of(self.config.snapshot_every)
+        {
             self.snapshot(&name).await?;
         }
         let step_ms = started.elapsed().as_secs_f64() * 1000.0;

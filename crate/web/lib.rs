@@ -4,6 +4,7 @@
 #![cfg(target_arch = "wasm32")]
 
 mod cache;
+mod camera;
 mod experiment;
 mod images;
 mod runs;
@@ -15,6 +16,7 @@ use std::cell::RefCell;
 use candle_core::{DType, Device};
 use wasm_bindgen::prelude::*;
 
+use camera::CameraSource;
 pub use experiment::SynthesisExperiment;
 pub use images::RgbaImage;
 pub use runs::RunView;
@@ -138,12 +140,13 @@ impl StageSet {
     }
 }
 
-/// The lab's session in the worker: the compute engine, the camera, the parametrized ISP's
-/// parameters and the loaded tiles.
+/// The lab's session in the worker: the compute engine, the camera (and where it came from), the
+/// parametrized ISP's parameters and the loaded tiles.
 #[wasm_bindgen]
 pub struct Lab {
     engine: IspEngine,
     camera: RefCell<CameraParams>,
+    camera_source: RefCell<CameraSource>,
     params: RefCell<IspParams>,
     tiles: RefCell<TileStore>,
 }
@@ -160,6 +163,7 @@ impl Lab {
                 IspParams::initial(&camera, DType::F32, &Device::Cpu).map_err(js_error)?,
             ),
             camera: RefCell::new(camera),
+            camera_source: RefCell::new(CameraSource::Preset("drone".into())),
             tiles: RefCell::new(TileStore::new()),
         })
     }
@@ -211,14 +215,14 @@ impl Lab {
         self.engine.backend().is_gpu()
     }
 
-    /// A preset name (microscopy, drone) or camera JSON; resets the ISP parameters to it.
+    /// A preset name (microscopy, drone) or camera JSON (an upload); resets the ISP parameters
+    /// to it.
     #[wasm_bindgen(js_name = setCamera)]
     pub fn set_camera(&self, preset_or_json: &str) -> Result<(), JsError> {
-        *self.camera.borrow_mut() = match CameraParams::preset(preset_or_json) {
-            Ok(preset) => preset,
-            Err(_) => CameraParams::from_json(preset_or_json).map_err(js_error)?,
-        };
-        self.reset_params()
+        match CameraParams::preset(preset_or_json) {
+            Ok(_) => self.set_camera_preset(preset_or_json),
+            Err(_) => self.set_camera_json(preset_or_json, "upload"),
+        }
     }
 
     /// The colour chart, as the current camera records it, becomes the only tile.

@@ -3,15 +3,16 @@
 
 use wasm_bindgen::prelude::*;
 
+use super::camera::CameraSource;
 use super::images::{LabelledImage, RgbaImage};
 use super::{cache, js_error, to_js, Lab};
 use lens2logit::data::discovery::{stem, DatasetKind};
 use lens2logit::data::fetch::{fetch, FetchRequest};
 use lens2logit::data::http::CancelToken;
+use lens2logit::data::inspect::inspect_record;
 use lens2logit::data::synthetic;
 use lens2logit::data::zenodo::ZenodoClient;
 use lens2logit::data::Task;
-use lens2logit::raw::CameraParams;
 use lens2logit::train::collection::{
     read_dropped_file, CacheIndex, CacheKeys, Notice, Streaming, TileStore,
 };
@@ -45,6 +46,16 @@ struct ZenodoSource {
     dataset: String,
     intensity: u32,
     limit: Option<usize>,
+    /// classification or segmentation (Raw-Drone offers both); the dataset's task when absent.
+    task: Option<String>,
+    seed: Option<u64>,
+}
+
+/// The record to inspect.
+#[derive(serde::Deserialize)]
+struct RecordSource {
+    base: String,
+    record: String,
 }
 
 fn emit(callback: &js_sys::Function, event: &Notice) -> lens2logit::Result<()> {
@@ -88,7 +99,7 @@ impl Lab {
         let size = whole(&SYNTHETIC_SIDE, size).map_err(js_error)? as usize;
         let seed = whole(&SEED, seed).map_err(js_error)?;
         let set = TileSet::synthetic(task, n, size, seed).map_err(js_error)?;
-        *self.camera.borrow_mut() = synthetic::camera();
+        self.set_camera_from(synthetic::camera(), CameraSource::Synthetic)?;
         *self.tiles.borrow_mut() = TileStore::synthetic(set);
         self.reset_params()?;
         Ok(self.tiles.borrow().tiles.len())
@@ -96,7 +107,7 @@ impl Lab {
 
     /// Streams a dataset from Zenodo (or a mirror): tiles are added and reported one by one;
     /// archives that fail their checksum are discarded with a reason; verified tiles are cached.
-    /// `source` is {base, record, dataset, intensity, limit}.
+    /// `source` is {base, record, dataset, intensity, limit, task, seed}.
     #[wasm_bindgen(js_name = streamZenodo)]
     pub async fn stream_zenodo(
         &self,
@@ -110,21 +121,29 @@ impl Lab {
             dataset,
             intensity,
             limit,
+            task,
+            seed,
         } = serde_wasm_bindgen::from_value(source)
             .map_err(|e| JsError::new(&format!("Zenodo settings: {e}")))?;
         let dataset = DatasetKind::parse(&dataset)
             .ok_or_else(|| JsError::new("the dataset is microscopy or drone"))?;
-        *self.camera.borrow_mut() = CameraParams::preset(dataset.name()).map_err(js_error)?;
+        let mut request = FetchRequest::new(dataset);
+        if let Some(task) = task {
+            request.task = Task::parse(&task).map_err(js_error)?;
+        }
+        if dataset == DatasetKind::Microscopy && request.task == Task::Segmentation {
+            return Err(JsError::new(
+                "Raw-Microscopy has no masks to segment: choose classification",
+            ));
+        }
+        request.intensity = intensity;
+        request.limit = limit;
+        request.seed = seed.unwrap_or(0);
+        self.set_camera_preset(dataset.name())?;
         *self.tiles.borrow_mut() =
-            TileStore::for_dataset(dataset, format!("zenodo {base} {record}"));
+            TileStore::for_dataset(request.task, format!("zenodo {base} {record}"));
         self.reset_params()?;
         let client = ZenodoClient::new(&base, &record);
-        let request = FetchRequest {
-            dataset,
-            intensity,
-            limit,
-            random_access: true,
-        };
         let mut streaming = Streaming::default();
         let result = fetch(&client, &request, &control.token, &mut |event| {
             let notice = streaming.apply(&mut self.tiles.borrow_mut(), event)?;
@@ -136,7 +155,7 @@ impl Lab {
             return Err(js_error(e));
         }
         // only verified archives' tiles go to the cache, with the metadata to rebuild them
-        let keys = CacheKeys::new(&record, dataset, intensity);
+        let keys = CacheKeys::new(&record, dataset, request.task, intensity);
         let writes = streaming.cache_writes(&mut self.tiles.borrow_mut(), &keys);
         self.tiles.borrow_mut().drop_originals();
         let stored = match writes {
@@ -150,6 +169,27 @@ impl Lab {
         Ok(self.tiles.borrow().tiles.len())
     }
 
+    /// What a record holds, as `lens2logit fetch --list` prints it: its files, and each archive's
+    /// entries grouped by what the lab makes of them (by byte ranges where the server allows).
+    /// `source` is {base, record}; `on_progress` hears what is being read.
+    #[wasm_bindgen(js_name = inspectRecord)]
+    pub async fn inspect_record(
+        &self,
+        source: JsValue,
+        control: &FetchControl,
+        on_progress: js_sys::Function,
+    ) -> Result<String, JsError> {
+        let RecordSource { base, record } = serde_wasm_bindgen::from_value(source)
+            .map_err(|e| JsError::new(&format!("record settings: {e}")))?;
+        let client = ZenodoClient::new(&base, &record);
+        inspect_record(&client, true, &control.token, &mut |what| {
+            // progress only: a failing handler must not stop the inspection
+            let _ = on_progress.call1(&JsValue::NULL, &JsValue::from_str(&what));
+        })
+        .await
+        .map_err(js_error)
+    }
+
     /// Loads a dataset from the cache; 0 when it holds none.
     #[wasm_bindgen(js_name = loadCached)]
     pub async fn load_cached(
@@ -157,10 +197,15 @@ impl Lab {
         record: String,
         dataset: String,
         intensity: u32,
+        task: Option<String>,
     ) -> Result<usize, JsError> {
         let dataset = DatasetKind::parse(&dataset)
             .ok_or_else(|| JsError::new("the dataset is microscopy or drone"))?;
-        let keys = CacheKeys::new(&record, dataset, intensity);
+        let task = match task {
+            Some(task) => Task::parse(&task).map_err(js_error)?,
+            None => FetchRequest::new(dataset).task,
+        };
+        let keys = CacheKeys::new(&record, dataset, task, intensity);
         let Some(index) = cache::get(&keys.index()).await.map_err(js_error)? else {
             return Ok(0);
         };
@@ -173,9 +218,9 @@ impl Lab {
             let mask = cache::get(&keys.mask(stem(name))).await.map_err(js_error)?;
             tiles.push((name.clone(), bytes, mask));
         }
-        let store = TileStore::from_cache(dataset, format!("cache {record}"), &index, tiles)
+        let store = TileStore::from_cache(task, format!("cache {record}"), &index, tiles)
             .map_err(js_error)?;
-        *self.camera.borrow_mut() = CameraParams::preset(dataset.name()).map_err(js_error)?;
+        self.set_camera_preset(dataset.name())?;
         let n = store.tiles.len();
         *self.tiles.borrow_mut() = store;
         self.reset_params()?;
@@ -188,7 +233,8 @@ impl Lab {
         cache::clear().await.map_err(js_error)
     }
 
-    /// Adds a dropped file: a PNG/TIFF/.npy tile, or a zip of them (read as it streams).
+    /// Adds a dropped file: a PNG/TIFF/.npy tile, a zip of them (read as it streams), or a camera
+    /// raw (DNG) cut into tiles, whose metadata becomes the camera.
     #[wasm_bindgen(js_name = loadFile)]
     pub async fn load_file(&self, name: String, bytes: Vec<u8>) -> Result<usize, JsError> {
         {
@@ -196,10 +242,14 @@ impl Lab {
             if store.source != "local files" {
                 *store = TileStore::new();
                 store.source = "local files".into();
+                self.ask_for_camera();
             }
         }
-        let tiles = read_dropped_file(&name, bytes).await.map_err(js_error)?;
-        self.tiles.borrow_mut().tiles.extend(tiles);
+        let dropped = read_dropped_file(&name, bytes).await.map_err(js_error)?;
+        if let Some((camera, _)) = dropped.camera {
+            self.set_camera_from(camera, CameraSource::Dng(name.clone()))?;
+        }
+        self.tiles.borrow_mut().tiles.extend(dropped.tiles);
         Ok(self.tiles.borrow().tiles.len())
     }
 

@@ -226,7 +226,7 @@ test('the default synthesis session shows drops on other views and at low light'
   const trained = views.indexOf('bilinear unsharp_masking gaussian_denoising');
   const full = row(100);
   console.log(`at 100 %: ${full.join(' ')}; at 1 %: ${row(1).join(' ')}`);
-  assert.ok(full[trained] >= 0.85, `the training view scores ${full[trained]}`);
+  assert.ok(full[trained] >= 0.75, `the training view scores ${full[trained]}`);
   assert.ok(full.filter((m, i) => i !== trained && m <= full[trained] - 0.15).length >= 3, 'three views drop by 0.15');
   assert.ok(row(1).every((m) => m <= 0.3), 'chance at 1 % of the light');
   assert.deepEqual(page.errors, []);

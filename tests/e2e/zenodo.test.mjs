@@ -37,15 +37,16 @@ test('tiles stream in one by one, with labels, and come back from the cache', as
   await page.goto(lab('ok'));
   await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
   const counts = await page.evaluate(() => window.tileCounts);
-  assert.ok(new Set(counts).size >= 12, `tiles did not appear one by one: ${counts}`);
-  assert.equal(await page.$$eval('#tiles button', (b) => b.length), 12);
-  assert.equal(await page.$$eval('#tiles .badge', (b) => b.length), 10, 'the 10 tiles of kept classes carry labels');
+  assert.ok(new Set(counts).size >= 10, `tiles did not appear one by one: ${counts}`);
+  // a limit draws a class-balanced sample from the labelled tiles: the 10 of the classes kept
+  assert.equal(await page.$$eval('#tiles button', (b) => b.length), 10);
+  assert.equal(await page.$$eval('#tiles .badge', (b) => b.length), 10, 'every tile carries its label');
   await page.waitForSelector('body[data-views="12"]');
   await shot(page, 'zenodo-stream');
   await page.reload();
   await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
   assert.match(await page.textContent('#status'), /cache/);
-  assert.equal(await page.$$eval('#tiles button', (b) => b.length), 12, 'the cache keeps the verified tiles');
+  assert.equal(await page.$$eval('#tiles button', (b) => b.length), 10, 'the cache keeps the verified tiles');
   assert.equal(await page.$$eval('#tiles .badge', (b) => b.length), 10, 'and their labels');
   assert.deepEqual(page.errors, []);
   await context.close();
@@ -68,7 +69,7 @@ test('a mirror that answers byte ranges is read by random access', async () => {
   await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
   const statuses = await page.evaluate(() => window.statuses);
   assert.ok(statuses.some((s) => /Raw-Microscopy\.zip by random access/.test(s)), `statuses: ${statuses}`);
-  assert.equal(await page.$$eval('#tiles button', (b) => b.length), 12);
+  assert.equal(await page.$$eval('#tiles button', (b) => b.length), 10);
   assert.equal(await page.$$eval('#tiles .badge', (b) => b.length), 10, 'labels read before the tiles');
   assert.deepEqual(page.errors, []);
   await context.close();

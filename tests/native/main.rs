@@ -4,6 +4,8 @@
 #[path = "../shared/mod.rs"]
 mod shared;
 
+#[path = "../support/dng.rs"]
+mod dng;
 #[path = "../support/fixtures.rs"]
 mod fixtures;
 #[path = "../support/zenodo_like.rs"]
@@ -17,6 +19,7 @@ mod cli_isp;
 mod cli_runs;
 mod cli_train;
 mod cli_views;
+mod dng_files;
 mod findings;
 mod gpu_layers;
 mod gpu_models;

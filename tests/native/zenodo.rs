@@ -30,23 +30,24 @@ fn run(
     limit: Option<usize>,
     random_access: bool,
 ) -> (Result<FetchSummary, Error>, Vec<FetchEvent>) {
+    let mut request = FetchRequest::new(dataset);
+    request.limit = limit;
+    request.random_access = random_access;
+    run_request(runtime, base, &request)
+}
+
+/// One fetch of `request`: its result and every event.
+fn run_request(
+    runtime: &tokio::runtime::Runtime,
+    base: &str,
+    request: &FetchRequest,
+) -> (Result<FetchSummary, Error>, Vec<FetchEvent>) {
     let client = ZenodoClient::new(base, RECORD);
-    let request = FetchRequest {
-        dataset,
-        intensity: 100,
-        limit,
-        random_access,
-    };
     let mut events = Vec::new();
-    let result = runtime.block_on(fetch(
-        &client,
-        &request,
-        &CancelToken::default(),
-        &mut |e| {
-            events.push(e);
-            Ok(())
-        },
-    ));
+    let result = runtime.block_on(fetch(&client, request, &CancelToken::default(), &mut |e| {
+        events.push(e);
+        Ok(())
+    }));
     (result, events)
 }
 
@@ -312,10 +313,12 @@ fn random_access_reads_the_same_tiles_and_only_what_is_needed() {
         1,
         "only the mask of the tile read"
     );
+    // and the paper's view of it, where the fixture has one (of its first tile only)
+    let read = &tile_events(&events)[0].0;
     assert_eq!(
         count(&events, |e| matches!(e, FetchEvent::ProcessedView { .. })),
-        1,
-        "and the paper's view of it"
+        usize::from(read == "DJI_0000_0_0.tif"),
+        "{read}"
     );
 }
 
@@ -379,12 +382,7 @@ fn cancelling_stops_the_fetch() {
     let (rt, url) = server();
     let client = ZenodoClient::new(&format!("{url}/ok"), RECORD);
     let cancel = CancelToken::default();
-    let request = FetchRequest {
-        dataset: DatasetKind::Microscopy,
-        intensity: 100,
-        limit: None,
-        random_access: true,
-    };
+    let request = FetchRequest::new(DatasetKind::Microscopy);
     let mut seen = 0;
     let result = rt.block_on(fetch(&client, &request, &cancel, &mut |e| {
         if matches!(e, FetchEvent::Tile { .. }) {
@@ -439,9 +437,19 @@ fn fetch_cli_writes_tiles_labels_and_masks() {
         ],
         dir.path(),
     );
-    assert!(dir.path().join("d/DJI_0001_0_0.tif").exists());
-    assert!(dir.path().join("d/masks/DJI_0001_0_0.png").exists());
-    assert!(!dir.path().join("d/DJI_0002_0_0.tif").exists());
+    // a seeded sample of 2 of the 4 tiles, each with its mask
+    let written: Vec<String> = std::fs::read_dir(dir.path().join("d"))
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.ends_with(".tif").then_some(name)
+        })
+        .collect();
+    assert_eq!(written.len(), 2, "{written:?}");
+    for tile in &written {
+        let mask = format!("d/masks/{}.png", tile.trim_end_matches(".tif"));
+        assert!(dir.path().join(mask).exists());
+    }
 
     let out = lens2logit(
         &[
@@ -458,4 +466,291 @@ fn fetch_cli_writes_tiles_labels_and_masks() {
     );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("discarded"));
+}
+
+/// (file, bytes) of the delivered tiles sorted, the labels, and the masks by stem.
+type Found = (
+    Vec<(String, Vec<u8>)>,
+    std::collections::BTreeMap<String, String>,
+    std::collections::BTreeMap<String, Vec<u8>>,
+);
+
+fn found(events: &[FetchEvent]) -> Found {
+    let mut tiles: Vec<(String, Vec<u8>)> = tile_events(events)
+        .into_iter()
+        .map(|(f, b, _)| (f, b))
+        .collect();
+    tiles.sort();
+    let mut labels = std::collections::BTreeMap::new();
+    let mut masks = std::collections::BTreeMap::new();
+    for e in events {
+        match e {
+            FetchEvent::Labels(l) => labels.extend(l.clone()),
+            FetchEvent::Tile {
+                file,
+                label: Some(class),
+                ..
+            } => {
+                labels.insert(file.clone(), class.clone());
+            }
+            FetchEvent::Mask { stem, bytes } => {
+                masks.insert(stem.clone(), bytes.clone());
+            }
+            _ => {}
+        }
+    }
+    (tiles, labels, masks)
+}
+
+fn layout_lines(events: &[FetchEvent]) -> String {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            FetchEvent::Layout { key, lines } => Some(format!("{key}:\n{}", lines.join("\n"))),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn every_layout_of_the_record_gives_the_same_tiles_labels_and_masks() {
+    let (rt, url) = server();
+    for dataset in [DatasetKind::Microscopy, DatasetKind::Drone] {
+        let (reference, events) = run(&rt, &format!("{url}/ok"), dataset, None, STREAM);
+        reference.unwrap();
+        let want = found(&events);
+        assert!(!want.0.is_empty());
+        for (mode, rule) in [
+            ("ok", "a folder named after the dataset"),
+            ("bare", "the archive's name"),
+            ("nested", "the archive's name"),
+            ("toplevel", ""),
+        ] {
+            for random_access in [STREAM, true] {
+                let (result, events) =
+                    run(&rt, &format!("{url}/{mode}"), dataset, None, random_access);
+                let context = format!("{dataset:?} {mode} random access {random_access}");
+                result.unwrap_or_else(|e| panic!("{context}: {e}"));
+                let got = found(&events);
+                assert_eq!(
+                    got.0.iter().map(|t| &t.0).collect::<Vec<_>>(),
+                    want.0.iter().map(|t| &t.0).collect::<Vec<_>>(),
+                    "{context}"
+                );
+                assert!(got.0 == want.0, "{context}: the tiles' bytes differ");
+                assert_eq!(got.1, want.1, "{context}: labels");
+                assert_eq!(got.2, want.2, "{context}: masks");
+                // the lab says which rule decided the tiles' dataset
+                let layout = layout_lines(&events);
+                let expected = match (mode, dataset) {
+                    ("toplevel", DatasetKind::Microscopy) => "the tile extension",
+                    ("toplevel", DatasetKind::Drone) => "the archive's name",
+                    _ => rule,
+                };
+                assert!(
+                    layout.contains(&format!("(dataset from {expected})")),
+                    "{context}: {layout}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn full_images_are_cut_into_the_papers_tiles_and_classified_by_their_masks() {
+    let (rt, url) = server();
+    let full = format!("{url}/full");
+    for random_access in [STREAM, true] {
+        let (result, events) = run(&rt, &full, DatasetKind::Drone, None, random_access);
+        result.unwrap();
+        let (tiles, _, masks) = found(&events);
+        let names: Vec<&str> = tiles.iter().map(|t| t.0.as_str()).collect();
+        // segmentation keeps the tiles with a car, numbered anew per image
+        assert_eq!(names, ["00_00000.tif", "00_00001.tif", "01_00000.tif"]);
+        for (name, bytes) in &tiles {
+            let tile = decode_tile(bytes, name).unwrap();
+            assert_eq!((tile.width(), tile.height()), (256, 256));
+            assert!(masks.contains_key(name.trim_end_matches(".tif")), "{name}");
+        }
+
+        let mut request = FetchRequest::new(DatasetKind::Drone);
+        request.task = lens2logit::data::Task::Classification;
+        request.random_access = random_access;
+        let (result, events) = run_request(&rt, &full, &request);
+        result.unwrap();
+        let (_, labels, _) = found(&events);
+        let car: Vec<&str> = labels
+            .iter()
+            .filter(|(_, c)| *c == "car")
+            .map(|(f, _)| f.as_str())
+            .collect();
+        assert_eq!(car, ["00_00000.tif", "01_00003.tif"]);
+        // 8 tiles; the one with a car share between 0 and 1% is left out, as in the paper
+        assert_eq!(labels.len(), 7, "{labels:?}");
+        assert!(!labels.contains_key("00_00001.tif"));
+    }
+}
+
+#[test]
+fn a_limit_draws_the_same_seeded_class_balanced_sample_by_stream_and_random_access() {
+    let (rt, url) = server();
+    let draw = |seed: u64, random_access: bool| {
+        let mut request = FetchRequest::new(DatasetKind::Microscopy);
+        request.limit = Some(4);
+        request.seed = seed;
+        request.random_access = random_access;
+        let (result, events) = run_request(&rt, &format!("{url}/ok"), &request);
+        result.unwrap();
+        let mut tiles = tile_events(&events);
+        tiles.sort();
+        let how = events
+            .iter()
+            .find_map(|e| match e {
+                FetchEvent::Sample(how) => Some(how.clone()),
+                _ => None,
+            })
+            .unwrap();
+        (tiles, how)
+    };
+    let (streamed, how) = draw(0, STREAM);
+    let (ranged, _) = draw(0, true);
+    assert_eq!(streamed, ranged);
+    let classes: Vec<&str> = streamed.iter().map(|t| t.2.as_deref().unwrap()).collect();
+    assert_eq!(
+        (
+            classes.iter().filter(|c| **c == "LYT").count(),
+            classes.iter().filter(|c| **c == "MON").count()
+        ),
+        (2, 2),
+        "{classes:?}"
+    );
+    assert!(
+        how.contains("class-balanced") && how.contains("LYT 2/5"),
+        "{how}"
+    );
+    let others: Vec<String> = (1..6)
+        .map(|seed| {
+            draw(seed, true)
+                .0
+                .into_iter()
+                .map(|t| t.0)
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect();
+    assert!(
+        others.iter().any(|o| *o
+            != streamed
+                .iter()
+                .map(|t| t.0.clone())
+                .collect::<Vec<_>>()
+                .join(",")),
+        "every seed drew the same sample"
+    );
+}
+
+#[test]
+fn flat_processed_views_are_paired_with_their_tiles() {
+    let (rt, url) = server();
+    for random_access in [STREAM, true] {
+        let (result, events) = run(
+            &rt,
+            &format!("{url}/flatviews"),
+            DatasetKind::Drone,
+            None,
+            random_access,
+        );
+        assert_eq!(result.unwrap().tiles, 4);
+        let views: Vec<(&str, &str)> = events
+            .iter()
+            .filter_map(|e| match e {
+                FetchEvent::ProcessedView { view, stem, .. } => {
+                    Some((view.as_str(), stem.as_str()))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            views,
+            [
+                (
+                    "bilinear-sharpening_filter-gaussian_denoising",
+                    "DJI_0000_0_0"
+                ),
+                (
+                    "bilinear-sharpening_filter-median_denoising",
+                    "DJI_0000_0_0"
+                )
+            ]
+        );
+    }
+}
+
+#[test]
+fn fetch_list_shows_files_and_what_each_archive_holds() {
+    let (_rt, url) = server();
+    let dir = tempfile::tempdir().unwrap();
+    for (mode, stream) in [("nested", false), ("nested", true), ("toplevel", false)] {
+        let zenodo = format!("{url}/{mode}");
+        let mut args = vec![
+            "fetch",
+            "--dataset",
+            "microscopy",
+            "--list",
+            "--zenodo",
+            &zenodo,
+        ];
+        if stream {
+            args.push("--stream");
+        }
+        let out = lens2logit(&args, dir.path());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("record 5235536"), "{text}");
+        assert!(text.contains("md5:"), "{text}");
+        assert!(
+            text.contains("12  tiles: microscopy at 100%")
+                && text.contains("12  tiles: microscopy at 50%"),
+            "{mode}: {text}"
+        );
+        if mode == "nested" {
+            assert!(text.contains("archives inside"), "{text}");
+            assert!(
+                text.contains(if stream {
+                    "as a stream"
+                } else {
+                    "by byte ranges"
+                }),
+                "{text}"
+            );
+        }
+    }
+    // nothing written without --out
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+
+    lens2logit_ok(
+        &[
+            "fetch",
+            "--dataset",
+            "drone",
+            "--task",
+            "classification",
+            "--zenodo",
+            &format!("{url}/full"),
+            "--out",
+            "c",
+        ],
+        dir.path(),
+    );
+    let csv = std::fs::read_to_string(dir.path().join("c/labels.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 8, "{csv}");
+    assert!(
+        csv.contains("00_00000.tif,car") && csv.contains("00_00002.tif,no car"),
+        "{csv}"
+    );
 }

@@ -2,13 +2,17 @@
 //! segment (`/ok`, `/rate-limit`, `/truncate`, `/corrupt`, `/entries`, where only the `/files`
 //! listing shape answers, `/mirror`, a mirror whose content URL honours Range with CORS, and
 //! `/large`, whose microscopy archive has a central directory larger than one first request),
-//! serving the fixture archives; the lab's page is served beside it so the page can reach it
+//! serving the fixture archives; other first segments serve the same tiles in another layout of
+//! the record (`/bare`, `/nested`, `/toplevel`: see `fixtures::layout`; `/full`: full DNG images
+//! and masks; `/flatviews`: the paper's views in one flat folder), like `/mirror` honouring Range
+//! with CORS on the content URL; the lab's page is served beside it so the page can reach it
 //! from its own origin.
 //!
 //! - `/api/records/<id>` and `/api/records/<id>/files` list the files in Zenodo's two shapes,
 //!   with `links.self` pointing nowhere (as on Zenodo, build URLs from the key);
 //! - `/api/records/<id>/files/<key>/content` sends CORS headers and ignores Range;
-//! - `/records/<id>/files/<key>` honours Range and sends no CORS headers.
+//! - `/records/<id>/files/<key>` honours Range and sends no CORS headers;
+//! - `/photos/<name>` serves a user's camera raws (DNG) for the page tests to drop.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -23,12 +27,22 @@ use axum::routing::get;
 use axum::Router;
 use md5::{Digest, Md5};
 
-use crate::fixtures::{corrupted, drone_zip, microscopy_zip, PADDED_ENTRIES};
+use crate::fixtures::{
+    corrupted, drone_zip, flat_views_record, full_image_record, layout, microscopy_zip, photos,
+    PADDED_ENTRIES,
+};
 
 pub const RECORD: &str = "5235536";
 
+/// A record's files: key, bytes, md5 of the bytes.
+type Files = Vec<(String, Vec<u8>, String)>;
+
 struct Served {
-    files: Vec<(String, Vec<u8>, String)>,
+    files: Files,
+    /// The other layouts' files, by mode.
+    layouts: HashMap<String, Files>,
+    /// A user's camera raws by name.
+    photos: HashMap<String, Vec<u8>>,
     /// The microscopy archive of `/large`.
     large: Vec<u8>,
     rate_limited: HashMap<String, AtomicBool>,
@@ -41,19 +55,32 @@ fn md5_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
+fn with_md5(files: Vec<(String, Vec<u8>)>) -> Files {
+    files
+        .into_iter()
+        .map(|(k, b)| {
+            let md5 = md5_hex(&b);
+            (k, b, md5)
+        })
+        .collect()
+}
+
 /// The fixture archives: (key, bytes, md5 of the intact bytes).
-fn archives() -> Vec<(String, Vec<u8>, String)> {
-    [
-        ("Raw-Microscopy.zip", microscopy_zip(0)),
-        ("Raw-Drone.zip", drone_zip()),
-    ]
-    .into_iter()
-    .map(|(k, b)| (k.to_string(), b.clone(), md5_hex(&b)))
-    .collect()
+fn archives() -> Files {
+    with_md5(vec![
+        ("Raw-Microscopy.zip".into(), microscopy_zip(0)),
+        ("Raw-Drone.zip".into(), drone_zip()),
+    ])
+}
+
+impl Served {
+    fn files_of(&self, mode: &str) -> &Files {
+        self.layouts.get(mode).unwrap_or(&self.files)
+    }
 }
 
 fn bytes_for(state: &Served, mode: &str, key: &str) -> Option<Vec<u8>> {
-    let (_, bytes, _) = state.files.iter().find(|(k, _, _)| k == key)?;
+    let (_, bytes, _) = state.files_of(mode).iter().find(|(k, _, _)| k == key)?;
     Some(match mode {
         "corrupt" => corrupted(bytes.clone()),
         "large" if key == "Raw-Microscopy.zip" => state.large.clone(),
@@ -94,7 +121,7 @@ fn ranged_response(headers: &HeaderMap, bytes: Vec<u8>, cors: bool) -> Response 
 /// Zenodo), or `entries` with `links.content`.
 fn files_json(s: &Served, mode: &str, record: &str, shape: &str) -> serde_json::Value {
     let files: Vec<serde_json::Value> = s
-        .files
+        .files_of(mode)
         .iter()
         .map(|(k, b, m)| {
             // `/corrupt` states the intact file's checksum, as Zenodo would
@@ -183,7 +210,7 @@ async fn content(
         )
             .into_response();
     }
-    if mode == "mirror" {
+    if mode == "mirror" || s.layouts.contains_key(&mode) {
         return ranged_response(&headers, bytes, true);
     }
     ([cors], bytes).into_response()
@@ -201,6 +228,13 @@ async fn ranged(
     }
 }
 
+async fn photo(State(s): State<Arc<Served>>, UrlPath(name): UrlPath<String>) -> Response {
+    match s.photos.get(&name) {
+        Some(bytes) => bytes.clone().into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
 /// The Zenodo-like routes, fresh fault state per call.
 pub fn routes() -> Router {
     let files = archives();
@@ -208,8 +242,17 @@ pub fn routes() -> Router {
         .iter()
         .map(|(k, _, _)| (k.clone(), AtomicBool::new(false)))
         .collect();
+    let mut layouts: HashMap<String, Files> = ["bare", "nested", "toplevel"]
+        .into_iter()
+        .map(|name| (name.to_string(), with_md5(layout(name))))
+        .collect();
+    layouts.insert("full".into(), with_md5(full_image_record()));
+    layouts.insert("flatviews".into(), with_md5(flat_views_record()));
+    let photos: HashMap<String, Vec<u8>> = photos().into_iter().collect();
     let state = Arc::new(Served {
         files,
+        layouts,
+        photos,
         large: microscopy_zip(PADDED_ENTRIES),
         rate_limited,
     });
@@ -221,6 +264,7 @@ pub fn routes() -> Router {
             get(content),
         )
         .route("/{mode}/records/{record}/files/{key}", get(ranged))
+        .route("/photos/{name}", get(photo))
         .with_state(state)
 }
 

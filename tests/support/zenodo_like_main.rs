@@ -1,6 +1,10 @@
 //! The Zenodo-like test server as a program, for the page tests:
 //! `target/release/examples/zenodo_like [--www www --pkg pkg]` prints its base URL.
 
+// the fixtures' DNG writer; what only the native tests use of it is dead here
+#[allow(dead_code)]
+#[path = "dng.rs"]
+mod dng;
 #[path = "fixtures.rs"]
 mod fixtures;
 #[path = "zenodo_like.rs"]

@@ -10,7 +10,7 @@ use crate::{Error, Result};
 /// (B, C, H, W) -> (B, C, h, w), each pixel repeated (h / H) x (w / W) times.
 pub fn upsample_nearest(x: &Tensor, h: usize, w: usize) -> Result<Tensor> {
     let (b, c, xh, xw) = x.dims4()?;
-    if xh == 0 || xw == 0 || h % xh != 0 || w % xw != 0 {
+    if xh == 0 || xw == 0 || !h.is_multiple_of(xh) || !w.is_multiple_of(xw) {
         return Err(Error::invalid(format!(
             "nearest upsampling from {xh}x{xw} to {h}x{w} needs whole factors: use tiles whose \
              side divides by the model's downsampling"
