@@ -41,6 +41,7 @@ const XYZ_SRGB: [[f64; 3]; 3] = [
 /// Decodes a DNG; `name` (a file name) labels the errors.
 pub fn decode_dng(bytes: &[u8], name: &str) -> Result<DngImage> {
     let err = |reason: String| Error::decode(name, format!("DNG: {reason}"));
+    check_directories(bytes).map_err(err)?;
     let source = RawSource::new_from_slice(bytes);
     let tiff = guarded(|| GenericTiffReader::new(&mut source.reader(), 0, 0, None, &[]))
         .map_err(|e| err(format!("not a readable TIFF/DNG file ({e})")))?;
@@ -75,6 +76,76 @@ pub fn decode_dng(bytes: &[u8], name: &str) -> Result<DngImage> {
         )));
     }
     to_lab(&image, &layout, name)
+}
+
+/// Every value of every TIFF directory (the main chain, SubIFDs, EXIF) fits in the file. rawler
+/// allocates what an entry's count claims before reading it: in the browser a hostile count would
+/// abort the worker, so the counts are checked first. A BigTIFF is left to rawler.
+fn check_directories(bytes: &[u8]) -> std::result::Result<(), String> {
+    let little = match bytes.get(..4) {
+        Some(b"II*\0") => true,
+        Some(b"MM\0*") => false,
+        _ => return Ok(()),
+    };
+    let at = |offset: usize, n: usize| bytes.get(offset..offset.checked_add(n)?);
+    let u16_at = |o: usize| {
+        let b: [u8; 2] = at(o, 2)?.try_into().ok()?;
+        Some(if little {
+            u16::from_le_bytes(b)
+        } else {
+            u16::from_be_bytes(b)
+        })
+    };
+    let u32_at = |o: usize| {
+        let b: [u8; 4] = at(o, 4)?.try_into().ok()?;
+        Some(if little {
+            u32::from_le_bytes(b)
+        } else {
+            u32::from_be_bytes(b)
+        } as usize)
+    };
+    let broken = |what: &str| format!("{what}: the file is damaged or not a DNG");
+    let mut pending = vec![u32_at(4).ok_or_else(|| broken("no first directory"))?];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(ifd) = pending.pop() {
+        // a chain may loop; a real DNG has a handful of directories
+        if ifd == 0 || !seen.insert(ifd) || seen.len() > 64 {
+            continue;
+        }
+        let entries = u16_at(ifd).ok_or_else(|| broken("a directory lies past the end"))? as usize;
+        for i in 0..entries {
+            let entry = ifd + 2 + 12 * i;
+            let (Some(tag), Some(kind), Some(count)) =
+                (u16_at(entry), u16_at(entry + 2), u32_at(entry + 4))
+            else {
+                return Err(broken("a directory entry lies past the end"));
+            };
+            let size = match kind {
+                3 | 8 => 2,
+                4 | 9 | 11 | 13 => 4,
+                5 | 10 | 12 | 16..=18 => 8,
+                _ => 1,
+            };
+            if count.saturating_mul(size) > bytes.len() {
+                return Err(format!(
+                    "tag {tag} claims {count} values, more than the {}-byte file holds: the file \
+                     is damaged or hostile",
+                    bytes.len()
+                ));
+            }
+            // SubIFDs and the EXIF directory are directories too
+            if matches!(tag, 330 | 34665) {
+                let values = if count * size <= 4 {
+                    entry + 8
+                } else {
+                    u32_at(entry + 8).unwrap_or(0)
+                };
+                pending.extend((0..count.min(16)).filter_map(|k| u32_at(values + 4 * k)));
+            }
+        }
+        pending.extend(u32_at(ifd + 2 + 12 * entries));
+    }
+    Ok(())
 }
 
 /// Runs rawler, turning a panic into an error where panics unwind (natively).

@@ -85,6 +85,7 @@ const drops = [
   ['tiny.png', /tiny.png: a 2x2 tile is outside the 8x8 to 8192x8192 px the lab loads/],
   ['truncated.tif', /truncated\.tif/],
   ['bomb.zip', /bomb\.zip: no tile could be read \(.*inflates past \d+ bytes/],
+  ['hostile.dng', /hostile\.dng: DNG: /],
 ];
 for (const [file, message] of drops) {
   test(`the dropped file ${file} is refused with a reason and the page goes on`, async () => {
