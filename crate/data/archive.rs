@@ -110,6 +110,11 @@ impl<S: Stream + Unpin> Stream for Shared<S> {
     }
 }
 
+/// Lower-case hex, as records state MD5s.
+pub(super) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 pub(super) fn zip_error(file: &str, e: async_zip::error::ZipError) -> Error {
     match e {
         async_zip::error::ZipError::UpstreamReadError(io)
@@ -382,7 +387,7 @@ async fn read_zip(
     }
     if let Some(expected) = md5 {
         let digest = hasher.borrow_mut().finalize_reset();
-        let actual: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let actual = hex(&digest);
         outcome.md5_ok = Some(actual == expected.to_ascii_lowercase());
     }
     Ok(outcome)

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::discovery::Entry;
+use super::discovery::{classify, Entry};
 
 /// Examples kept per group.
 const EXAMPLES: usize = 3;
@@ -44,6 +44,13 @@ fn group(entry: Option<&Entry>) -> String {
 }
 
 impl Census {
+    /// What discovery makes of `path` ([`classify`]), counted.
+    pub fn classify(&mut self, path: &str) -> Option<Entry> {
+        let entry = classify(path);
+        self.add(path, entry.as_ref());
+        entry
+    }
+
     pub fn add(&mut self, path: &str, entry: Option<&Entry>) {
         if path.ends_with('/') {
             return;
@@ -82,7 +89,6 @@ impl Census {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::discovery::classify;
 
     #[test]
     fn groups_count_and_keep_examples() {
@@ -94,7 +100,7 @@ mod tests {
             "r.zip/README.txt",
             "r.zip/microscopy/",
         ] {
-            census.add(path, classify(path).as_ref());
+            census.classify(path);
         }
         let lines = census.lines();
         assert_eq!(lines.len(), 3, "{lines:?}");

@@ -13,15 +13,15 @@ use std::collections::{HashMap, HashSet};
 
 use futures_util::StreamExt;
 
-use super::archive::{read_archive, ArchiveEvent, Outcome, MAX_ENTRY_BYTES, MAX_NESTING};
+use super::archive::{hex, read_archive, ArchiveEvent, Outcome, MAX_ENTRY_BYTES, MAX_NESTING};
 use super::census::Census;
 use super::discovery::{classify, parse_labels, DatasetKind, Entry, Rule};
-use super::http::CancelToken;
+use super::http::{body_within, CancelToken};
 use super::ranged::{Http, RangeSource, RangedArchive};
 use super::sample;
 use super::zenodo::{Opened, RemoteFile, ZenodoClient};
 use super::Task;
-use crate::raw::cut::{classification_label, cut_tiles, keep_car_tiles};
+use crate::raw::cut::{car_share, classification_label, cut_tiles, keep_car_tiles, CLASSES};
 use crate::raw::{decode_dng, decode_mask};
 use crate::{Error, Result};
 
@@ -64,9 +64,6 @@ impl FetchRequest {
         self.dataset == DatasetKind::Drone && self.task == Task::Classification
     }
 }
-
-/// The class names of Raw-Drone classification, as the paper names them.
-pub const DRONE_CLASSES: [&str; 2] = ["car", "no car"];
 
 /// What fetching produces, in order of arrival.
 #[derive(Debug)]
@@ -323,10 +320,14 @@ impl<'a> Gather<'a> {
     }
 
     fn keep_first(&mut self, limit: usize) {
-        let seed = self.request.seed;
-        self.held
-            .sort_by_key(|t| (sample::priority(seed, &t.file), t.file.clone()));
+        sample::sort_seeded(self.request.seed, &mut self.held, |t| t.file.clone());
         self.held.truncate(limit);
+    }
+
+    /// A Raw-Drone tile's class from its mask, when it has one and the paper gives it a class.
+    fn drone_class(&self, stem: &str) -> Option<String> {
+        let mask = decode_mask(self.masks.get(stem)?, stem).ok()?;
+        Some(CLASSES[classification_label(car_share(&mask))?].to_string())
     }
 
     /// Raw-Microscopy with a limit: the sample, once the labels say the classes, among the tiles
@@ -344,15 +345,8 @@ impl<'a> Gather<'a> {
             .map(|(f, c)| (f.clone(), c.clone()))
             .collect();
         labelled.sort();
-        let chosen = sample::balanced(self.request.seed, &labelled, limit);
-        let how = format!(
-            "a class-balanced sample (seed {}) of {} of {} labelled tiles: {}",
-            self.request.seed,
-            chosen.len(),
-            labelled.len(),
-            sample::describe_balanced(&labelled, &chosen)
-        );
-        let plan: HashSet<String> = chosen.into_iter().map(String::from).collect();
+        let (plan, how) =
+            sample::balanced_described(self.request.seed, &labelled, limit, "labelled tiles");
         (self.on)(FetchEvent::Sample(how))?;
         self.plan = Some(plan);
         for tile in std::mem::take(&mut self.held) {
@@ -384,18 +378,14 @@ impl<'a> Gather<'a> {
             )))?;
         }
         if request.drone_classes() {
-            let mut unlabelled = 0;
-            for tile in &mut self.held {
-                let share = self.masks.get(&tile.stem).and_then(|png| {
-                    let mask = decode_mask(png, &tile.stem).ok()?;
-                    Some(mask.iter().map(|&m| m as f64).sum::<f64>() / mask.len().max(1) as f64)
-                });
-                tile.class = share
-                    .and_then(classification_label)
-                    .map(|c| DRONE_CLASSES[c].to_string());
-                unlabelled += usize::from(tile.class.is_none());
+            let mut held = std::mem::take(&mut self.held);
+            for tile in &mut held {
+                tile.class = self.drone_class(&tile.stem);
             }
-            self.held.retain(|t| t.class.is_some());
+            let before = held.len();
+            held.retain(|t| t.class.is_some());
+            let unlabelled = before - held.len();
+            self.held = held;
             if unlabelled > 0 {
                 (self.on)(FetchEvent::Sample(format!(
                     "{unlabelled} drone tiles were left out: no mask, or a car share between 0 \
@@ -413,15 +403,7 @@ impl<'a> Gather<'a> {
             .filter_map(|t| Some((t.file.clone(), t.class.clone()?)))
             .collect();
         let (chosen, how): (HashSet<String>, String) = if !classes.is_empty() {
-            let chosen = sample::balanced(request.seed, &classes, limit);
-            let how = format!(
-                "a class-balanced sample (seed {}) of {} of {} tiles: {}",
-                request.seed,
-                chosen.len(),
-                classes.len(),
-                sample::describe_balanced(&classes, &chosen)
-            );
-            (chosen.into_iter().map(String::from).collect(), how)
+            sample::balanced_described(request.seed, &classes, limit, "tiles")
         } else {
             let chosen = sample::uniform(request.seed, held.iter().map(|t| t.file.as_str()), limit);
             let how = match (request.task, held.is_empty()) {
@@ -520,6 +502,14 @@ fn wants(request: &FetchRequest, entry: &Entry) -> bool {
     }
 }
 
+/// A tile entry's file and stem.
+fn tile_names(entry: &Entry) -> Option<(&str, &str)> {
+    match entry {
+        Entry::Tile { file, stem, .. } => Some((file, stem)),
+        _ => None,
+    }
+}
+
 /// The side of the tiles cut from full images, as in the datasets.
 const TILE: usize = 256;
 
@@ -562,8 +552,7 @@ async fn read_needed<S: RangeSource>(
     let mut wanted: Vec<(usize, Entry)> = Vec::new();
     for (i, path) in archive.paths().iter().enumerate() {
         let full = format!("{context}/{path}");
-        let entry = classify(&full);
-        census.add(&full, entry.as_ref());
+        let entry = census.classify(&full);
         if let Some(entry) = entry.filter(|e| gather.wants(e)) {
             wanted.push((i, entry));
         }
@@ -585,14 +574,11 @@ async fn read_needed<S: RangeSource>(
     };
     // what decides the sample comes first
     let labels = take(&mut wanted, &|e| matches!(e, Entry::Labels));
-    let tile_files: Vec<String> = wanted
+    let present: Vec<String> = wanted
         .iter()
-        .filter_map(|(_, e)| match e {
-            Entry::Tile { file, .. } => Some(file.clone()),
-            _ => None,
-        })
+        .filter_map(|(_, e)| Some(tile_names(e)?.0.to_string()))
         .collect();
-    gather.present.extend(tile_files);
+    gather.present.extend(present);
     read_into(&mut archive, labels, key, gather, cancel, &mut outcome).await?;
     if gather.labels.is_some() && gather.plan.is_none() {
         gather.draw_from_labels()?;
@@ -648,69 +634,36 @@ async fn read_needed<S: RangeSource>(
         outcome.entries += found.entries;
         outcome.corrupt += found.corrupt;
     }
-    // the sample's tiles, where it can be drawn now
-    let limit = request.limit.unwrap_or(usize::MAX);
+    // the sample's tiles, where it can be drawn now (else all, drawn from at the end)
     let tiles = take(&mut wanted, &|e| matches!(e, Entry::Tile { .. }));
-    let tiles: Vec<(usize, Entry)> = if request.limit.is_none() {
-        tiles
-    } else if let Some(plan) = &gather.plan {
-        tiles
-            .into_iter()
-            .filter(|(_, e)| matches!(e, Entry::Tile { file, .. } if plan.contains(file)))
-            .collect()
-    } else if request.drone_classes() {
-        let labelled: Vec<(String, String)> = tiles
-            .iter()
-            .filter_map(|(_, e)| match e {
-                Entry::Tile { file, stem, .. } => {
-                    let png = gather.masks.get(stem)?;
-                    let mask = decode_mask(png, stem).ok()?;
-                    let share =
-                        mask.iter().map(|&m| m as f64).sum::<f64>() / mask.len().max(1) as f64;
-                    Some((
-                        file.clone(),
-                        DRONE_CLASSES[classification_label(share)?].to_string(),
-                    ))
-                }
-                _ => None,
-            })
-            .collect();
-        let chosen: HashSet<&str> = sample::balanced(request.seed, &labelled, limit)
-            .into_iter()
-            .collect();
-        tiles
-            .into_iter()
-            .filter(
-                |(_, e)| matches!(e, Entry::Tile { file, .. } if chosen.contains(file.as_str())),
-            )
-            .collect()
-    } else if request.task == Task::Segmentation {
-        let names: Vec<&str> = tiles
-            .iter()
-            .filter_map(|(_, e)| match e {
-                Entry::Tile { file, .. } => Some(file.as_str()),
-                _ => None,
-            })
-            .collect();
-        let chosen: HashSet<&str> = sample::uniform(request.seed, names, limit)
-            .into_iter()
-            .collect();
-        tiles
-            .iter()
-            .filter(
-                |(_, e)| matches!(e, Entry::Tile { file, .. } if chosen.contains(file.as_str())),
-            )
-            .cloned()
-            .collect()
-    } else {
-        tiles
+    let files = || tiles.iter().filter_map(|(_, e)| tile_names(e));
+    let chosen: Option<HashSet<String>> = match request.limit {
+        None => None,
+        Some(_) if gather.plan.is_some() => gather.plan.clone(),
+        Some(limit) if request.drone_classes() => {
+            let labelled: Vec<(String, String)> = files()
+                .filter_map(|(file, stem)| Some((file.to_string(), gather.drone_class(stem)?)))
+                .collect();
+            let chosen = sample::balanced(request.seed, &labelled, limit);
+            Some(chosen.into_iter().map(String::from).collect())
+        }
+        Some(limit) if request.task == Task::Segmentation => {
+            let chosen = sample::uniform(request.seed, files().map(|(file, _)| file), limit);
+            Some(chosen.into_iter().map(String::from).collect())
+        }
+        Some(_) => None,
     };
+    let tiles: Vec<(usize, Entry)> = tiles
+        .into_iter()
+        .filter(|(_, e)| {
+            chosen
+                .as_ref()
+                .is_none_or(|c| tile_names(e).is_some_and(|(file, _)| c.contains(file)))
+        })
+        .collect();
     let stems: HashSet<String> = tiles
         .iter()
-        .filter_map(|(_, e)| match e {
-            Entry::Tile { stem, .. } => Some(stem.clone()),
-            _ => None,
-        })
+        .filter_map(|(_, e)| Some(tile_names(e)?.1.to_string()))
         .collect();
     // masks and the paper's views of the tiles read (here, or in an archive read before, such as
     // a zip of tiles beside a zip of masks), nothing of the others
@@ -748,40 +701,10 @@ async fn read_file(
         return Ok(true);
     }
     let response = client.get(&file.content_url, None, cancel).await?;
-    if response
-        .content_length()
-        .is_some_and(|n| n > MAX_ENTRY_BYTES)
-    {
-        return Err(Error::Network(format!(
-            "{} answered with more than {MAX_ENTRY_BYTES} bytes for {}",
-            file.content_url, file.key
-        )));
-    }
-    let mut bytes = Vec::new();
-    let mut stream = response.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        cancel.check()?;
-        let chunk = chunk.map_err(|e| {
-            Error::Network(format!(
-                "the download of {} broke off ({e}): try again",
-                file.key
-            ))
-        })?;
-        if bytes.len() + chunk.len() > MAX_ENTRY_BYTES as usize {
-            return Err(Error::Network(format!(
-                "{} sent more than {MAX_ENTRY_BYTES} bytes for {}",
-                file.content_url, file.key
-            )));
-        }
-        bytes.extend_from_slice(&chunk);
-    }
+    let bytes = body_within(response, MAX_ENTRY_BYTES, &file.content_url, cancel).await?;
     if let Some(expected) = &file.md5 {
         use md5::{Digest, Md5};
-        let actual: String = Md5::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        if &actual != expected {
+        if hex(&Md5::digest(&bytes)) != *expected {
             return Ok(false);
         }
     }
@@ -932,8 +855,7 @@ async fn read_record_archive(
             let request = gather.request;
             let classify_here = |path: &str| {
                 let full = format!("{}/{path}", file.key);
-                let entry = classify(&full);
-                census_cell.borrow_mut().add(&full, entry.as_ref());
+                let entry = census_cell.borrow_mut().classify(&full);
                 entry.filter(|e| wants(request, e))
             };
             let result = read_archive(

@@ -117,3 +117,37 @@ pub async fn get(
         policy.attempts
     )))
 }
+
+/// A response's body, refused when longer than `max` bytes: before it is read when its
+/// Content-Length says so, and while it is read (a missing or lying Content-Length). `what` (a URL,
+/// a file) names it in messages.
+pub async fn body_within(
+    response: reqwest::Response,
+    max: u64,
+    what: &str,
+    cancel: &CancelToken,
+) -> Result<Vec<u8>> {
+    use futures_util::StreamExt;
+    let too_much = |n: u64| {
+        Error::Network(format!(
+            "{what} sent {n} bytes or more where {max} were expected: refused"
+        ))
+    };
+    if let Some(n) = response.content_length().filter(|&n| n > max) {
+        return Err(too_much(n));
+    }
+    let mut bytes = Vec::new();
+    let mut body = response.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        cancel.check()?;
+        let chunk = chunk.map_err(|e| {
+            Error::Network(format!("the download of {what} broke off ({e}): try again"))
+        })?;
+        let n = (bytes.len() + chunk.len()) as u64;
+        if n > max {
+            return Err(too_much(n));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}

@@ -62,8 +62,7 @@ pub async fn inspect_record(
                 // every entry counted; only archives inside are opened (read as they stream)
                 let classify_all = |path: &str| {
                     let full = format!("{key}/{path}");
-                    let entry = classify(&full);
-                    cell.borrow_mut().add(&full, entry.as_ref());
+                    let entry = cell.borrow_mut().classify(&full);
                     entry.filter(|e| matches!(e, Entry::Archive))
                 };
                 let mut warnings = Vec::new();
@@ -120,8 +119,7 @@ async fn list_ranged<S: RangeSource>(
     let mut nested = Vec::new();
     for (i, path) in paths.iter().enumerate() {
         let full = format!("{context}/{path}");
-        let entry = classify(&full);
-        census.add(&full, entry.as_ref());
+        let entry = census.classify(&full);
         if matches!(entry, Some(Entry::Archive)) && depth < MAX_NESTING {
             nested.push((i, Entry::Archive));
         }

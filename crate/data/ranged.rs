@@ -19,7 +19,7 @@ use futures_util::io::{AsyncBufRead, AsyncRead, AsyncReadExt, AsyncSeek, SeekFro
 
 use super::archive::{zip_error, ArchiveEvent, Outcome, MAX_ENTRY_BYTES};
 use super::discovery::Entry;
-use super::http::CancelToken;
+use super::http::{body_within, CancelToken};
 use super::zenodo::ZenodoClient;
 use crate::{Error, Result};
 
@@ -148,29 +148,8 @@ impl RangeSource for Http<'_> {
                 response.status()
             )));
         }
-        // a server that sends more than asked is refused before its body is read, and while it
-        // is read (a missing or lying Content-Length)
-        let too_much = |n: u64| {
-            Error::Network(format!(
-                "{url} sent {n} bytes or more for a range of {}: refused",
-                end - start
-            ))
-        };
-        if let Some(n) = response.content_length().filter(|&n| n > end - start) {
-            return Err(too_much(n));
-        }
-        let mut bytes = Vec::with_capacity((end - start) as usize);
-        let mut body = response.bytes_stream();
-        while let Some(chunk) = futures_util::StreamExt::next(&mut body).await {
-            cancel.check()?;
-            let chunk = chunk.map_err(|e| {
-                Error::Network(format!("the download of {url} broke off ({e}): try again"))
-            })?;
-            if (bytes.len() + chunk.len()) as u64 > end - start {
-                return Err(too_much((bytes.len() + chunk.len()) as u64));
-            }
-            bytes.extend_from_slice(&chunk);
-        }
+        // a server that sends more than asked is refused
+        let bytes = body_within(response, end - start, url, cancel).await?;
         if bytes.len() as u64 != end - start {
             return Err(Error::Network(format!(
                 "{url} sent {} bytes for a range of {}: try again",

@@ -17,10 +17,19 @@ pub fn priority(seed: u64, name: &str) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Sorts `items` into the seeded order of their names (ties, which a 64-bit hash makes rare, by
+/// name).
+pub fn sort_seeded<T>(seed: u64, items: &mut [T], name: impl Fn(&T) -> String) {
+    items.sort_by_cached_key(|item| {
+        let name = name(item);
+        (priority(seed, &name), name)
+    });
+}
+
 /// Names in the seeded order.
 pub fn shuffled<'a>(seed: u64, names: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
     let mut names: Vec<&str> = names.into_iter().collect();
-    names.sort_by_key(|n| (priority(seed, n), *n));
+    sort_seeded(seed, &mut names, |n| n.to_string());
     names
 }
 
@@ -63,6 +72,24 @@ pub fn balanced(seed: u64, tiles: &[(String, String)], limit: usize) -> Vec<&str
     chosen
 }
 
+/// A balanced sample ([`balanced`]) and how it came out, for the user: `of` names what it was
+/// drawn from (e.g. "labelled tiles").
+pub fn balanced_described(
+    seed: u64,
+    tiles: &[(String, String)],
+    limit: usize,
+    of: &str,
+) -> (std::collections::HashSet<String>, String) {
+    let chosen = balanced(seed, tiles, limit);
+    let how = format!(
+        "a class-balanced sample (seed {seed}) of {} of {} {of}: {}",
+        chosen.len(),
+        tiles.len(),
+        describe_balanced(tiles, &chosen)
+    );
+    (chosen.into_iter().map(String::from).collect(), how)
+}
+
 /// How a balanced sample came out, for the user: per class, taken of available.
 pub fn describe_balanced(tiles: &[(String, String)], chosen: &[&str]) -> String {
     let mut counts: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
@@ -89,7 +116,7 @@ pub fn split(seed: u64, tiles: &[(&str, Option<usize>)]) -> (Vec<usize>, Vec<usi
     let mut validate = vec![false; tiles.len()];
     let mut last_trained: Vec<(usize, usize)> = Vec::new(); // (class size, index)
     for members in by_class.values_mut() {
-        members.sort_by_key(|&i| (priority(seed, tiles[i].0), tiles[i].0));
+        sort_seeded(seed, members, |&i| tiles[i].0.to_string());
         let keep = (members.len() * 3).div_ceil(4);
         for &i in &members[keep..] {
             validate[i] = true;

@@ -34,6 +34,15 @@ pub struct CutTile {
     pub car_share: Option<f64>,
 }
 
+/// The classes of Raw-Drone classification, as the paper names them (`classification_label`'s
+/// indices).
+pub const CLASSES: [&str; 2] = ["car", "no car"];
+
+/// A mask's share of car pixels (`mask > 0`, then the mean).
+pub fn car_share(mask: &[u8]) -> f64 {
+    mask.iter().filter(|&&m| m > 0).count() as f64 / mask.len().max(1) as f64
+}
+
 /// Whether a tile is a "car" tile: a share strictly above [`CAR_SHARE`] (`m > thr` in
 /// `binary_class_detection`).
 pub fn has_car(share: f64) -> bool {
@@ -99,14 +108,11 @@ pub fn cut_tiles(
                     .map(|&v| u8::from(v > 0))
                     .collect()
             });
-            let car_share = mask.as_ref().map(|m| {
-                m.iter().map(|&v| v as usize).sum::<usize>() as f64 / (side * side) as f64
-            });
             tiles.push(CutTile {
                 name: tile_name(image_index, r * cols + c),
                 raw: RawTile::new(side, side, raw)?,
+                car_share: mask.as_deref().map(car_share),
                 mask,
-                car_share,
             });
         }
     }

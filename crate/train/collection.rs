@@ -29,13 +29,7 @@ impl StoredTile {
     /// A tile with no label, mask or archive (the chart, a dropped file).
     pub fn unlabelled(name: String, raw: crate::raw::RawTile) -> Self {
         Self {
-            item: Item {
-                name,
-                raw,
-                label: None,
-                mask: None,
-                scene: None,
-            },
+            item: Item::plain(name, raw, None),
             class: None,
             archive: None,
             bytes: None,
@@ -178,13 +172,11 @@ impl TileStore {
         let mut store = Self::for_dataset(task, source);
         for (name, bytes, mask) in tiles {
             store.tiles.push(StoredTile {
-                item: Item {
-                    raw: decode_lab_tile(&bytes, &name)?,
-                    label: None,
-                    mask: mask.and_then(|m| decode_mask(&m, &name).ok()),
-                    scene: None,
-                    name: name.clone(),
-                },
+                item: Item::plain(
+                    name.clone(),
+                    decode_lab_tile(&bytes, &name)?,
+                    mask.and_then(|m| decode_mask(&m, &name).ok()),
+                ),
                 class: index.labels.get(&name).cloned(),
                 archive: None,
                 bytes: None,
@@ -336,13 +328,7 @@ impl Streaming {
                 }
                 let class = label.or_else(|| self.labels.get(&file).cloned());
                 store.tiles.push(StoredTile {
-                    item: Item {
-                        name: file.clone(),
-                        raw,
-                        label: None,
-                        mask,
-                        scene: None,
-                    },
+                    item: Item::plain(file.clone(), raw, mask),
                     class: class.clone(),
                     archive: Some(self.archive.clone()),
                     bytes: Some(bytes),
