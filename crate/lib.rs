@@ -5,16 +5,16 @@
 //! with [`gpu`] kernels beside the maths they accelerate. The page's facade (`crate/web/`, package
 //! `lens2logit-web`) and the command line (`crate/cli/`, `lens2logit-cli`) are packages over this core.
 
-pub mod arrays;
+pub mod codecs;
+mod cpu_slices;
 pub mod data;
 pub mod error;
 pub mod gpu;
 pub mod isp;
-pub mod limits;
 pub mod model;
 pub mod raw;
 pub mod runs;
-mod storage;
+pub mod spec;
 pub mod train;
 pub mod viz;
 

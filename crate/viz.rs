@@ -2,6 +2,7 @@
 //! eye, per-channel histograms, and gradient heatmaps through a perceptual colour map.
 
 pub mod draw;
+pub mod inspect;
 
 use crate::isp::static_pipeline::Plane;
 
@@ -21,7 +22,7 @@ impl Rgba {
         decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
         let mut reader = decoder.read_info().map_err(|e| bad(&e))?;
         let (width, height) = (reader.info().width as usize, reader.info().height as usize);
-        crate::limits::IMAGE_SIDE.check_usize(width.max(height))?;
+        crate::spec::limits::IMAGE_SIDE.check_usize(width.max(height))?;
         let mut buf = vec![
             0;
             reader

@@ -46,20 +46,49 @@ ensure_npm_packages() {
   fi
 }
 
-# A real MLflow tracking server for the MLflow tests, pinned, in its own venv under target/; the
-# tests start it from $LENS2LOGIT_MLFLOW (and fail without it).
-MLFLOW_VERSION=3.17.2
-ensure_mlflow() {
-  local venv="$ROOT/target/mlflow-venv"
-  if [ "$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("mlflow"))' 2>/dev/null)" != "$MLFLOW_VERSION" ]; then
+# One venv for every Python reference the tests run: the PyTorch/torchvision/smp goldens
+# (tests/reference/*.py) and a real MLflow tracking server, which the MLflow tests start from
+# $LENS2LOGIT_MLFLOW (and fail without it). Pinned; it lives outside the checkout, named by a hash
+# of the pins, so CI's fresh clones reuse it and a change of pins makes a new one (the old one is
+# removed), as does another python3. torch on PyPI brings its CUDA libraries (6.3 GB installed, about
+# 3 minutes): its libtorch links them, so even a CPU-only import needs them.
+PY_REFERENCES=(
+  torch==2.14.1
+  torchvision==0.29.2
+  segmentation-models-pytorch==0.6.0
+  timm==1.0.31
+  huggingface-hub==2.4.0
+  safetensors==0.8.0
+  numpy==2.4.6
+  mlflow==3.17.2
+)
+ensure_python_references() {
+  local hash cache venv
+  hash="$({ python3 --version; printf '%s\n' "${PY_REFERENCES[@]}"; } | sha256sum | cut -c1-12)"
+  cache="${XDG_CACHE_HOME:-$HOME/.cache}/lens2logit"
+  venv="$cache/py-$hash"
+  # .complete is written last: an interrupted install is started again from scratch
+  if [ ! -f "$venv/.complete" ] || ! "$venv/bin/python" -c '' 2>/dev/null; then
     # Debian's python3 makes venvs only with python3-venv (ensurepip)
     python3 -c 'import ensurepip' 2>/dev/null || ensure_apt python3 python3-venv
-    say "installing mlflow $MLFLOW_VERSION in $venv (a few minutes, once)"
+    say "installing the Python references (${PY_REFERENCES[*]}) in $venv (6 GB, a few minutes, once)"
+    rm -rf "$venv"
+    mkdir -p "$cache"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "mlflow==$MLFLOW_VERSION"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check --no-cache-dir "${PY_REFERENCES[@]}"
+    "$venv/bin/python" -c 'import torch, torchvision, segmentation_models_pytorch, safetensors, numpy, mlflow'
+    touch "$venv/.complete"
+    local old
+    for old in "$cache"/py-*; do
+      if [ "$old" != "$venv" ]; then say "removing the previous Python references $old"; rm -rf "$old"; fi
+    done
   fi
+  export LENS2LOGIT_PYTHON="$venv/bin/python"
   export LENS2LOGIT_MLFLOW="$venv/bin/mlflow"
 }
+
+# The MLflow tests' name for it (tests/native/mlflow.rs tells how to get $LENS2LOGIT_MLFLOW).
+ensure_mlflow() { ensure_python_references; }
 
 # The two real demo tiles live beside the checkout in ../shared (never copied in). A clone made
 # elsewhere (CI) finds them beside the repository it was cloned from.

@@ -8,7 +8,7 @@ ensure_wasm_target
 ensure_nightly
 ensure_wasm_bindgen
 ensure_npm_packages
-ensure_mlflow
+ensure_python_references
 find_demo_data
 
 # lavapipe is the native GPU adapter here: without one the GPU tests fail (never skip).

@@ -4,7 +4,7 @@
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use lens2logit::model::ModelKind;
+use lens2logit::spec::models::ModelKind;
 use lens2logit::train::{bench, DeviceChoice};
 
 #[derive(Args)]

@@ -204,7 +204,7 @@ fn create(dir: &Path) -> Result<(), String> {
 }
 
 fn write_png(path: &Path, image: &Rgba) -> Result<(), String> {
-    let png = lens2logit::arrays::png8(image.width, image.height, 4, &image.data)
+    let png = lens2logit::codecs::png8(image.width, image.height, 4, &image.data)
         .map_err(|e| e.to_string())?;
     write_file(path, &png)
 }

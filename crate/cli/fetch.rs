@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use lens2logit::arrays::csv_field;
+use lens2logit::codecs::csv_field;
 use lens2logit::data::discovery::DatasetKind;
 use lens2logit::data::fetch::{fetch, FetchEvent, FetchRequest};
 use lens2logit::data::http::CancelToken;

@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use clap::{Args, ValueEnum};
 
-use lens2logit::arrays::f32_values;
-use lens2logit::arrays::read_npy;
+use lens2logit::codecs::f32_values;
+use lens2logit::codecs::read_npy;
 use lens2logit::gpu::{ComputeBackend, Gpu};
-use lens2logit::isp::engine::IspEngine;
-use lens2logit::isp::param::{gradients, shape_of, IspParams, Stage, NAMES};
+use lens2logit::train::isp_engine::IspEngine;
+use lens2logit::isp::param::{gradients, IspParams};
+use lens2logit::spec::isp::{shape_of, Stage, NAMES};
 
 use crate::common::{load_camera, read_file, write_file};
 

@@ -2,4 +2,4 @@
 //! and the tests' Zenodo-like server, which serves the page beside its own routes).
 #![cfg(not(target_arch = "wasm32"))]
 
-pub mod server;
+pub mod page_router;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use axum::Router;
 use clap::Args;
-use lens2logit_cli::server::lab_router;
+use lens2logit_cli::page_router::lab_router;
 
 #[derive(Args)]
 pub struct ServeArgs {

@@ -6,7 +6,7 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
-use lens2logit::arrays::{png8, tiff_gray16};
+use lens2logit::codecs::{png8, tiff_gray16};
 use lens2logit::data::synthetic::{sample, CELL_CLASSES};
 use lens2logit::data::Task;
 

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use lens2logit::data::Task;
 use lens2logit::isp::static_pipeline::View;
-use lens2logit::model::ModelKind;
+use lens2logit::spec::models::ModelKind;
 use lens2logit::raw::intensity::LEVELS;
 use lens2logit::raw::CameraParams;
 use lens2logit::runs::{drift_csv, Run, RunSource};

@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
-use lens2logit::arrays;
+use lens2logit::codecs;
 use lens2logit::isp::static_pipeline::{
     render_all, Debayer, Denoising, RgbImage, Sharpening, View,
 };
@@ -64,14 +64,14 @@ impl Format {
 
     fn encode(self, image: &RgbImage) -> lens2logit::Result<Vec<u8>> {
         match self {
-            Format::Npy => arrays::npy_f32(&[image.height, image.width, 3], &image.data),
+            Format::Npy => codecs::npy_f32(&[image.height, image.width, 3], &image.data),
             Format::Png => {
                 let rgb: Vec<u8> = image
                     .data
                     .iter()
                     .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
                     .collect();
-                arrays::png8(image.width, image.height, 3, &rgb)
+                codecs::png8(image.width, image.height, 3, &rgb)
             }
         }
     }

@@ -19,7 +19,7 @@ use super::http::CancelToken;
 use crate::{Error, Result};
 
 /// Largest entry read into memory; tiles and label files are far smaller.
-pub const MAX_ENTRY_BYTES: u64 = crate::limits::ENTRY_BYTES.max;
+pub const MAX_ENTRY_BYTES: u64 = crate::spec::limits::ENTRY_BYTES.max;
 
 /// What reading an archive produces, in order.
 #[derive(Debug)]

@@ -456,7 +456,7 @@ impl<'a> Gather<'a> {
                 let (w, h) = (tile.raw.width(), tile.raw.height());
                 if let Some(mask) = &tile.mask {
                     let pixels: Vec<u8> = mask.iter().map(|&m| m * 255).collect();
-                    let png = crate::arrays::png8(w, h, 1, &pixels)?;
+                    let png = crate::codecs::png8(w, h, 1, &pixels)?;
                     if self.request.drone_classes() {
                         self.masks.insert(tile.name.clone(), png.clone());
                     }
@@ -467,7 +467,7 @@ impl<'a> Gather<'a> {
                 }
                 let held = Held {
                     file: format!("{}.tif", tile.name),
-                    bytes: crate::arrays::tiff_f32(w, h, tile.raw.data())?,
+                    bytes: crate::codecs::tiff_f32(w, h, tile.raw.data())?,
                     stem: tile.name,
                     archive: image.archive.clone(),
                     class: None,
@@ -734,7 +734,7 @@ pub async fn fetch(
     on: &mut dyn FnMut(FetchEvent) -> Result<()>,
 ) -> Result<FetchSummary> {
     if let Some(limit) = request.limit {
-        crate::limits::FETCH_TILES.check_usize(limit)?;
+        crate::spec::limits::FETCH_TILES.check_usize(limit)?;
     }
     let files = client.list_files(cancel).await?;
     on(FetchEvent::Listing(files.clone()))?;

@@ -7,6 +7,8 @@ pub mod discovery;
 pub mod fetch;
 pub mod http;
 pub mod inspect;
+pub mod tile_store;
+pub mod tiles;
 pub mod ranged;
 pub mod sample;
 pub mod synthetic;

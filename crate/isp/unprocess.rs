@@ -3,7 +3,7 @@
 //! sensor RGB (inverse white balance) -> RGGB mosaic -> plus black level. It lets the lab make raw
 //! tiles whose processed look is known, for the offline default data and for tests.
 
-use super::colour::{apply3, invert3, mat3};
+use crate::spec::colour::{apply3, invert3, mat3};
 use super::static_pipeline::Plane;
 use crate::raw::{BayerSite, CameraParams, RawTile};
 use crate::{Error, Result};

@@ -9,11 +9,10 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor, Var};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
-use crate::storage::f32_slice;
+use crate::cpu_slices::f32_slice;
+use crate::spec::isp::{BN_EPS as EPS, BN_MOMENTUM as MOMENTUM};
 use crate::Result;
 
-const EPS: f64 = 1e-5;
-const MOMENTUM: f64 = 0.1;
 
 pub struct BatchNorm2d {
     weight: Tensor,

@@ -1,97 +1,82 @@
-//! Task models on candle-nn: ResNet classifiers (torchvision's ResNet-18 and a small ResNet sized
-//! to train in the browser) and small U-Net and U-Net++ segmenters, with torchvision's parameter names so
-//! weights move to and from PyTorch as safetensors; losses and metrics beside them.
+//! The task models on the CPU (candle, the reference the GPU is checked against): the graphs of
+//! `spec::models` executed by [`CandleNet`], their weights in a candle `VarMap` under the
+//! libraries' state-dict names (torchvision's, smp's), so weights move to and from PyTorch as
+//! safetensors; losses and metrics beside them.
 
 mod batch_norm;
-mod blocks;
 pub mod losses;
+mod net;
 pub mod ops;
-mod resnet;
-mod unet;
-mod unet_plus_plus;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 
-pub use resnet::ResNet;
-pub use unet::UNet;
-pub use unet_plus_plus::UNetPlusPlus;
+pub use net::{CandleNet, NormMode};
 
+use crate::spec::models::{ModelKind, ParamRole};
 use crate::{Error, Result};
 
-/// The task models the lab offers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ModelKind {
-    /// torchvision's ResNet-18 topology, final Linear to the number of classes.
-    ResNet18,
-    /// A three-stage ResNet (16, 32, 64 channels) that trains in the browser.
-    ResNetSmall,
-    /// A two-level U-Net (16, 32, 64 channels) that trains in the browser.
-    UNetSmall,
-    /// U-Net++ with three levels (16, 32, 64 channels), the paper's segmenter at browser size.
-    UNetPlusPlus,
-}
+/// Side of the input the parameters are declared on (every model's downsampling divides it).
+const DECLARE_SIDE: usize = 64;
 
-impl ModelKind {
-    pub const ALL: [ModelKind; 4] = [
-        ModelKind::ResNet18,
-        ModelKind::ResNetSmall,
-        ModelKind::UNetSmall,
-        ModelKind::UNetPlusPlus,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            ModelKind::ResNet18 => "resnet18",
-            ModelKind::ResNetSmall => "resnet_small",
-            ModelKind::UNetSmall => "unet_small",
-            ModelKind::UNetPlusPlus => "unet_plus_plus",
-        }
-    }
-
-    pub fn parse(name: &str) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|m| m.name() == name)
-            .ok_or_else(|| {
-                Error::invalid(format!(
-                    "unknown model '{name}': use resnet18, resnet_small, unet_small or unet_plus_plus"
-                ))
-            })
-    }
-
-    pub fn is_segmenter(self) -> bool {
-        matches!(self, ModelKind::UNetSmall | ModelKind::UNetPlusPlus)
-    }
-}
-
-/// A task model: logits (B, classes) for classifiers, (B, 1, H, W) for the segmenter.
-pub enum TaskModel {
-    Classifier(ResNet),
-    Segmenter(Box<UNet>),
-    NestedSegmenter(Box<UNetPlusPlus>),
+/// A task model: its kind, its classes and its weights. Logits (B, classes) for classifiers,
+/// (B, 1, H, W) for the segmenters.
+pub struct TaskModel {
+    kind: ModelKind,
+    classes: usize,
+    vars: VarMap,
 }
 
 impl TaskModel {
-    /// Builds `kind` with fresh weights in `vars` (seeded through candle's device RNG by the caller).
+    /// Declares every parameter and buffer of `kind` in `vars` (the layers' default
+    /// initialisation; [`seed_weights`] or a weights file sets them).
     pub fn new(kind: ModelKind, classes: usize, vars: &VarMap, device: &Device) -> Result<Self> {
         let vb = VarBuilder::from_varmap(vars, DType::F32, device);
-        Ok(match kind {
-            ModelKind::ResNet18 => TaskModel::Classifier(ResNet::resnet18(classes, vb)?),
-            ModelKind::ResNetSmall => TaskModel::Classifier(ResNet::small(classes, vb)?),
-            ModelKind::UNetSmall => TaskModel::Segmenter(Box::new(UNet::small(vb)?)),
-            ModelKind::UNetPlusPlus => {
-                TaskModel::NestedSegmenter(Box::new(UNetPlusPlus::small(vb)?))
-            }
+        let params = kind.parameters(classes, DECLARE_SIDE)?;
+        let fan_in = |name: &str| -> usize {
+            let stem = name.strip_suffix("bias").unwrap_or(name);
+            params
+                .iter()
+                .find(|p| p.name == format!("{stem}weight"))
+                .map_or(1, |p| p.shape[1..].iter().product::<usize>().max(1))
+        };
+        for p in &params {
+            let init = match p.role {
+                ParamRole::Weight => candle_nn::init::DEFAULT_KAIMING_NORMAL,
+                ParamRole::Bias => {
+                    let bound = 1.0 / (fan_in(&p.name) as f64).sqrt();
+                    candle_nn::Init::Uniform {
+                        lo: -bound,
+                        up: bound,
+                    }
+                }
+                ParamRole::NormWeight | ParamRole::RunningVar => candle_nn::Init::Const(1.0),
+                ParamRole::NormBias | ParamRole::RunningMean => candle_nn::Init::Const(0.0),
+            };
+            vb.get_with_hints(p.shape.as_slice(), &p.name, init)?;
+        }
+        Ok(Self {
+            kind,
+            classes,
+            vars: vars.clone(),
         })
     }
 
-    pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        match self {
-            TaskModel::Classifier(m) => m.forward(x, train),
-            TaskModel::Segmenter(m) => m.forward(x, train),
-            TaskModel::NestedSegmenter(m) => m.forward(x, train),
-        }
+    pub fn kind(&self) -> ModelKind {
+        self.kind
+    }
+
+    pub fn classes(&self) -> usize {
+        self.classes
+    }
+
+    pub fn forward(&self, x: &Tensor, mode: NormMode) -> Result<Tensor> {
+        let mut net = CandleNet {
+            kind: self.kind,
+            vb: VarBuilder::from_varmap(&self.vars, DType::F32, x.device()),
+            mode,
+        };
+        self.kind.build(&mut net, x, self.classes)
     }
 }
 

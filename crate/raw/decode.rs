@@ -12,11 +12,11 @@ use crate::{Error, Result};
 
 /// Decodes a raw tile; `name` (a file name or URL) only labels errors.
 /// A tile the lab loads from a file or an archive: [`decode_tile`], refusing sides outside
-/// [`crate::limits::TILE_SIDE`] with the file's name.
+/// [`crate::spec::limits::TILE_SIDE`] with the file's name.
 pub fn decode_lab_tile(bytes: &[u8], name: &str) -> Result<RawTile> {
     let tile = decode_tile(bytes, name)?;
     let (w, h) = (tile.width(), tile.height());
-    let bound = crate::limits::TILE_SIDE;
+    let bound = crate::spec::limits::TILE_SIDE;
     if [w, h]
         .iter()
         .any(|&s| !(bound.min..=bound.max).contains(&(s as u64)))
@@ -261,7 +261,7 @@ fn tiff_samples(bytes: &[u8], name: &str) -> Result<Samples> {
 }
 
 fn decode_npy(bytes: &[u8], name: &str) -> Result<RawTile> {
-    let (shape, data) = crate::arrays::read_npy(bytes, name)?;
+    let (shape, data) = crate::codecs::read_npy(bytes, name)?;
     let [height, width] = shape[..] else {
         return Err(Error::decode(
             name,
@@ -274,6 +274,32 @@ fn decode_npy(bytes: &[u8], name: &str) -> Result<RawTile> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn npy_round_trips_through_the_decoder() {
+        let bytes = crate::codecs::npy_f32(&[2, 2], &[0.1, 0.2, 0.3, 0.4]).unwrap();
+        assert_eq!(
+            decode_tile(&bytes, "t").unwrap().data(),
+            &[0.1, 0.2, 0.3, 0.4]
+        );
+        assert!(crate::codecs::npy_f32(&[3], &[0.0; 2]).is_err());
+    }
+
+    #[test]
+    fn tiff16_round_trips_through_the_decoder() {
+        let values = [0.0, 0.25, 0.5, 1.0];
+        let tile = decode_tile(&crate::codecs::tiff_gray16(2, 2, &values).unwrap(), "t").unwrap();
+        for (a, b) in tile.data().iter().zip(values) {
+            assert!((a - b).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn png_gray_round_trips() {
+        let bytes = crate::codecs::png8(2, 2, 1, &[0, 51, 102, 255]).unwrap();
+        let tile = decode_tile(&bytes, "t").unwrap();
+        assert_eq!(tile.data()[3], 1.0);
+    }
+
     use super::*;
 
     fn png_bytes(

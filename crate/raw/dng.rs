@@ -209,7 +209,7 @@ impl Layout {
         };
         let (width, height) = (width as usize, height as usize);
         let pixels = (width as u64) * (height as u64);
-        crate::limits::DNG_PIXELS
+        crate::spec::limits::DNG_PIXELS
             .check(pixels)
             .map_err(|e| err(format!("a {width}x{height} raw image: {e}")))?;
 

@@ -2,9 +2,9 @@
 
 use crate::{Error, Result};
 
-/// Largest side we accept ([`crate::limits::IMAGE_SIDE`]): the datasets' tiles are 256 px;
+/// Largest side we accept ([`crate::spec::limits::IMAGE_SIDE`]): the datasets' tiles are 256 px;
 /// anything far above that is a mistake (or a hostile file) and would exhaust memory in the browser.
-pub const MAX_SIDE: usize = crate::limits::IMAGE_SIDE.max as usize;
+pub const MAX_SIDE: usize = crate::spec::limits::IMAGE_SIDE.max as usize;
 
 /// One site of the 2x2 RGGB pattern. The index is the position in a camera's per-site black level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

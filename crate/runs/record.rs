@@ -317,7 +317,7 @@ impl Run {
         }
         for (i, group) in adversarial.iter().enumerate() {
             let image = session.adversarial_image(i)?;
-            let png = crate::arrays::png8(image.width, image.height, 4, &image.data)?;
+            let png = crate::codecs::png8(image.width, image.height, 4, &image.data)?;
             files.insert(adversarial_path(group), png);
         }
         files.insert(MODEL.into(), save_weights(session.model_vars())?);

@@ -1,6 +1,6 @@
 //! A run's tables as CSV, the form a notebook or a spreadsheet reads.
 
-use crate::arrays::csv_field;
+use crate::codecs::csv_field;
 use std::collections::BTreeMap;
 
 use serde::Serialize;

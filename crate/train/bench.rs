@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::{Mode, Session, TileSet, TrainConfig};
 use crate::data::Task;
 use crate::gpu::Gpu;
-use crate::model::ModelKind;
+use crate::spec::models::ModelKind;
 use crate::Result;
 
 /// One benchmark's figures, printed as a JSON line.

@@ -2,9 +2,9 @@
 //! table (a model trained on each static view in turn, each tested on all 12 views and the
 //! intensity levels), built from sessions' summaries or gathered from row jobs (one training view
 //! each, e.g. the tasks of a job array); forensics' per-group drops, largest first; optimisation's
-//! final metric per phase. As CSV and as labelled figures (PNG through `crate::arrays::png8`).
+//! final metric per phase. As CSV and as labelled figures (PNG through `crate::codecs::png8`).
 
-use crate::arrays::csv_field;
+use crate::codecs::csv_field;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};

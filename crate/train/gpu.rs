@@ -14,8 +14,9 @@ use crate::gpu::isp::{GpuIsp, IspPass, Norm};
 use crate::gpu::models::{GraphSpec, StepStats, TaskGraph};
 use crate::gpu::nn::{AdamW, Augment, Distance, ForensicObjective, GpuTensor, Kernels};
 use crate::gpu::Gpu;
-use crate::isp::param::{RunningStats, NAMES, PACKED_LEN};
-use crate::model::ModelKind;
+use crate::isp::param::RunningStats;
+use crate::spec::isp::PACKED_LEN;
+use crate::spec::models::ModelKind;
 use crate::Result;
 
 /// What the model sees in a step: a batch processed on the CPU (a static view, normalised) or a
@@ -385,15 +386,6 @@ impl GpuBackend {
         let stats = RunningStats::from_packed(&parts.remove(1))?;
         Ok((parts.remove(0), stats))
     }
-}
-
-/// The ISP parameter names a forensics group or "all" covers.
-pub fn attacked(group: &str) -> Vec<&'static str> {
-    NAMES
-        .iter()
-        .copied()
-        .filter(|n| group == "all" || n.split('.').next() == Some(group))
-        .collect()
 }
 
 /// Which device a session trains on.

@@ -10,7 +10,8 @@
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 
-use crate::model::{ModelKind, TaskModel};
+use crate::model::{NormMode, TaskModel};
+use crate::spec::models::ModelKind;
 use crate::{Error, Result};
 
 /// The page's budget: wasm32 addresses 4 GiB, of which the module, its tiles, the page's other
@@ -44,7 +45,7 @@ impl Estimate {
             let vars = VarMap::new();
             let net = TaskModel::new(model, classes, &vars, &Device::Cpu)?;
             let x = Tensor::zeros((batch, 3, PROBE, PROBE), DType::F32, &Device::Cpu)?;
-            let out = net.forward(&x, true)?.sum_all()?;
+            let out = net.forward(&x, NormMode::TRAIN)?.sum_all()?;
             let params: usize = vars.all_vars().iter().map(|v| v.elem_count()).sum();
             let nodes: usize = out
                 .sorted_nodes()

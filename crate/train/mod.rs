@@ -4,18 +4,17 @@
 
 mod augment;
 pub mod bench;
-pub mod collection;
 pub mod corruption;
-pub mod data;
 pub mod experiment;
 mod gpu;
+pub mod isp_engine;
 pub mod memory;
 pub mod options;
 mod render_cache;
 mod session;
 pub mod timeline;
 
-pub use data::{Item, TileSet};
+pub use crate::data::tiles::{Item, TileSet};
 pub use gpu::DeviceChoice;
 pub use options::TrainOptions;
-pub use session::{Mode, Penalty, Session, Snapshot, StepReport, Summary, TrainConfig, GROUPS};
+pub use session::{Mode, Penalty, Session, Snapshot, StepReport, Summary, TrainConfig};

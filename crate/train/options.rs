@@ -6,8 +6,8 @@ use serde::Deserialize;
 
 use super::session::{Mode, Penalty, TrainConfig};
 use crate::data::Task;
-use crate::limits::{self, Bound};
-use crate::model::ModelKind;
+use crate::spec::limits::{self, Bound};
+use crate::spec::models::ModelKind;
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -21,31 +21,22 @@ use web_time::Instant;
 
 use super::augment::Augment;
 use super::corruption::Corruption;
-use super::data::{Item, TileSet};
+use crate::data::tiles::{Item, TileSet};
 use super::experiment::forensics_ranking;
-use super::gpu::{attacked, GpuBackend, Input, Shape};
+use super::gpu::{GpuBackend, Input, Shape};
 use super::render_cache::{RenderCache, RENDER_BUDGET};
-use crate::arrays::f32_values;
+use crate::codecs::f32_values;
 use crate::data::Task;
 use crate::gpu::nn::Distance;
 use crate::gpu::Gpu;
-use crate::isp::param::{forward, IspParams, RunningStats, Stage};
+use crate::isp::param::{forward, IspParams, RunningStats};
+use crate::spec::isp::{attacked, Stage, ALL_GROUPS, GROUPS};
 use crate::isp::static_pipeline::{render_all, View};
 use crate::model::losses::{accuracy, cross_entropy, dice_loss, iou};
-use crate::model::{seed_weights, trainable, ModelKind, Normalisation, TaskModel};
+use crate::model::{seed_weights, trainable, Normalisation, NormMode, TaskModel};
+use crate::spec::models::ModelKind;
 use crate::raw::intensity::LEVELS;
 use crate::{Error, Result};
-
-/// The parameter groups forensics can target (the paper's names).
-pub const GROUPS: [&str; 7] = [
-    "black_level",
-    "white_balance",
-    "colour_correction",
-    "gamma_correct",
-    "sharpening_filter",
-    "gaussian_blur",
-    "debayer",
-];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -121,7 +112,7 @@ impl TrainConfig {
             // each group on its own, then all at once (the paper's headline attack)
             groups: GROUPS
                 .iter()
-                .chain(&["all"])
+                .chain(&[ALL_GROUPS])
                 .map(|g| g.to_string())
                 .collect(),
             forensic_steps: 30,
@@ -134,10 +125,10 @@ impl TrainConfig {
 }
 
 impl TrainConfig {
-    /// Checks every setting against the lab's limits (`crate::limits`), whoever set it (the
+    /// Checks every setting against the lab's limits (`crate::spec::limits`), whoever set it (the
     /// page's URL, the CLI): the message names the setting and its limit.
     pub fn validate(&self) -> Result<()> {
-        use crate::limits::{self, check_real};
+        use crate::spec::limits::{self, check_real};
         limits::STEPS.check_usize(self.steps)?;
         limits::STEPS.check_usize(self.forensic_steps)?;
         limits::BATCH.check_usize(self.batch)?;
@@ -162,7 +153,7 @@ impl TrainConfig {
             Corruption::check_severity(severity)?;
         }
         for g in &self.groups {
-            if g != "all" && !GROUPS.contains(&g.as_str()) {
+            if g != ALL_GROUPS && !GROUPS.contains(&g.as_str()) {
                 return Err(Error::invalid(format!(
                     "unknown parameter group '{g}': use one of {} or all",
                     GROUPS.join(", ")
@@ -226,7 +217,7 @@ impl Snapshot {
                 self.step
             ))
         })?;
-        Ok(crate::isp::inspect::planar_rgba(
+        Ok(crate::viz::inspect::planar_rgba(
             values,
             self.height,
             self.width,
@@ -663,7 +654,7 @@ impl Session {
                 self.isp = self.isp_default_copy()?;
                 self.isp_opt = match front {
                     Front::Param { train: true } => {
-                        isp_training = Some((attacked("all"), adam_params(&self.config)));
+                        isp_training = Some((attacked(ALL_GROUPS), adam_params(&self.config)));
                         Some(adam(&self.config, self.isp.vars().to_vec())?)
                     }
                     _ => None,
@@ -674,7 +665,7 @@ impl Session {
                 let targets: Vec<Var> = self
                     .isp
                     .named()
-                    .filter(|(n, _)| group == "all" || n.split('.').next() == Some(group.as_str()))
+                    .filter(|(n, _)| attacked(group).contains(n))
                     .map(|(_, v)| v.clone())
                     .collect();
                 let params = ParamsAdamW {
@@ -866,7 +857,8 @@ impl Session {
 
     /// Loss and metric of the model on a processed batch.
     fn loss_metric(&self, x: &Tensor, targets: &Tensor, train: bool) -> Result<(Tensor, f32)> {
-        let out = self.model.forward(x, train)?;
+        let mode = if train { NormMode::TRAIN } else { NormMode::EVAL };
+        let out = self.model.forward(x, mode)?;
         Ok(match self.data.task {
             Task::Classification => (cross_entropy(&out, targets)?, accuracy(&out, targets)?),
             Task::Segmentation => (dice_loss(&out, targets)?, iou(&out, targets)?),

@@ -28,12 +28,12 @@ pub use wasm_bindgen_rayon::init_thread_pool;
 
 use lens2logit::data::synthetic;
 use lens2logit::gpu::ComputeBackend;
-use lens2logit::isp::engine::IspEngine;
-use lens2logit::isp::inspect::{self, StaticStages};
+use lens2logit::train::isp_engine::IspEngine;
+use lens2logit::viz::inspect::{self, StaticStages};
 use lens2logit::isp::param::{shape_of, IspParams, IspRun, Stage, NAMES};
 use lens2logit::isp::static_pipeline::{self, View};
 use lens2logit::raw::{CameraParams, RawTile};
-use lens2logit::train::collection::{StoredTile, TileStore};
+use lens2logit::data::tile_store::{StoredTile, TileStore};
 use lens2logit::viz;
 
 /// Installed once when the module loads: a Rust panic then reaches the console with its message
@@ -190,7 +190,7 @@ impl Lab {
         steps: usize,
         gpu: bool,
     ) -> Result<JsValue, JsError> {
-        let model = lens2logit::model::ModelKind::parse(model).map_err(js_error)?;
+        let model = lens2logit::spec::models::ModelKind::parse(model).map_err(js_error)?;
         let device = match (gpu, self.gpu()) {
             (false, _) => None,
             (true, Some(gpu)) => Some(gpu),
@@ -228,7 +228,7 @@ impl Lab {
     /// The colour chart, as the current camera records it, becomes the only tile.
     #[wasm_bindgen(js_name = loadChart)]
     pub fn load_chart(&self, size: f64) -> Result<(), JsError> {
-        let size = lens2logit::train::options::whole(&lens2logit::limits::SYNTHETIC_SIDE, size)
+        let size = lens2logit::train::options::whole(&lens2logit::spec::limits::SYNTHETIC_SIDE, size)
             .map_err(js_error)? as usize;
         let raw = synthetic::colour_chart(size, &self.camera.borrow()).map_err(js_error)?;
         let mut store = self.tiles.borrow_mut();
@@ -380,7 +380,7 @@ impl Lab {
         let params =
             IspParams::from_packed(&self.params()?, DType::F32, &Device::Cpu).map_err(js_error)?;
         let camera = self.camera.borrow().clone();
-        let run = inspect::param_isp(&self.engine, &tile, &camera, &params, toward)
+        let run = lens2logit::train::isp_engine::param_isp(&self.engine, &tile, &camera, &params, toward)
             .await
             .map_err(js_error)?;
         Ok(IspResult {

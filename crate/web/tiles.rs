@@ -13,7 +13,7 @@ use lens2logit::data::inspect::inspect_record;
 use lens2logit::data::synthetic;
 use lens2logit::data::zenodo::ZenodoClient;
 use lens2logit::data::Task;
-use lens2logit::train::collection::{
+use lens2logit::data::tile_store::{
     read_dropped_file, CacheIndex, CacheKeys, Notice, Streaming, TileStore,
 };
 use lens2logit::train::TileSet;
@@ -92,7 +92,7 @@ impl Lab {
         seed: f64,
         size: f64,
     ) -> Result<usize, JsError> {
-        use lens2logit::limits::{SYNTHETIC_SIDE, SYNTHETIC_TILES};
+        use lens2logit::spec::limits::{SYNTHETIC_SIDE, SYNTHETIC_TILES};
         use lens2logit::train::options::{whole, SEED};
         let task = Task::parse(task).map_err(js_error)?;
         let n = whole(&SYNTHETIC_TILES, n).map_err(js_error)? as usize;

@@ -6,5 +6,5 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let _ = lens2logit::raw::decode_tile(data, "fuzz");
-    let _ = lens2logit::arrays::read_npy(data, "fuzz");
+    let _ = lens2logit::codecs::read_npy(data, "fuzz");
 });

@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use lens2logit::data::Task;
-use lens2logit::limits;
+use lens2logit::spec::limits;
 use lens2logit::train::TrainOptions;
 
 fuzz_target!(|data: &[u8]| {

@@ -3,7 +3,7 @@
 use crate::cli::{lens2logit, lens2logit_ok};
 use std::path::Path;
 
-use lens2logit::arrays::npy_f32;
+use lens2logit::codecs::npy_f32;
 use lens2logit::isp::static_pipeline::{render, View};
 use lens2logit::raw::{decode_tile, CameraParams, RawTile};
 

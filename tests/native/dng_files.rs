@@ -204,7 +204,7 @@ fn views_renders_a_dng_centre_tile_with_its_own_camera() {
     // a tile without --camera says what is missing
     std::fs::write(
         dir.path().join("t.npy"),
-        lens2logit::arrays::npy_f32(&[2, 2], &[0.0; 4]).unwrap(),
+        lens2logit::codecs::npy_f32(&[2, 2], &[0.0; 4]).unwrap(),
     )
     .unwrap();
     let out = lens2logit(&["views", "t.npy", "--out", "t_view.npy"], dir.path());

@@ -6,7 +6,7 @@
 
 use lens2logit::data::Task;
 use lens2logit::isp::static_pipeline::View;
-use lens2logit::model::ModelKind;
+use lens2logit::spec::models::ModelKind;
 use lens2logit::train::{Mode, Session, TileSet, TrainConfig};
 
 fn default_session(mode: Mode, seed: u64) -> Session {

@@ -9,7 +9,8 @@ use candle_core::{Device, Tensor, Var};
 use candle_nn::{Optimizer, ParamsAdamW, VarMap};
 use lens2logit::gpu::models::{GraphSpec, TaskGraph};
 use lens2logit::model::losses::{accuracy, cross_entropy, dice_loss, iou};
-use lens2logit::model::{seed_weights, trainable, ModelKind, TaskModel};
+use lens2logit::model::{seed_weights, trainable, NormMode, TaskModel};
+use lens2logit::spec::models::ModelKind;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
 
@@ -80,7 +81,8 @@ fn cpu_loss(
     t: &Tensor,
     train: bool,
 ) -> (Tensor, f32) {
-    let out = model.forward(x, train).unwrap();
+    let mode = if train { NormMode::TRAIN } else { NormMode::EVAL };
+    let out = model.forward(x, mode).unwrap();
     if kind.is_segmenter() {
         (dice_loss(&out, t).unwrap(), iou(&out, t).unwrap())
     } else {

@@ -2,7 +2,7 @@
 //! gradient through the ISP and a tiny model matches finite differences.
 
 use lens2logit::data::Task;
-use lens2logit::model::ModelKind;
+use lens2logit::spec::models::ModelKind;
 use lens2logit::train::{Mode, TileSet, TrainConfig};
 
 use crate::shared::train::{mean, run};

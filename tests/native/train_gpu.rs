@@ -28,7 +28,7 @@ fn a_twenty_step_gpu_run_follows_the_cpu_curve() {
 #[test]
 fn a_session_too_big_for_the_gpu_is_refused_with_the_batch_that_fits() {
     use lens2logit::data::Task;
-    use lens2logit::model::ModelKind;
+    use lens2logit::spec::models::ModelKind;
     use lens2logit::train::{Mode, Session, TileSet, TrainConfig};
 
     let Some(gpu) = adapter::gpu() else { return };

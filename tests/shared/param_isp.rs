@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor};
-use lens2logit::isp::param::{IspParams, Stage, NAMES};
+use lens2logit::isp::param::IspParams;
+use lens2logit::spec::isp::{Stage, NAMES};
 
 /// Bounds: forward max abs error, gradient relative error (norm of difference / norm of reference).
 pub struct Tolerance {

@@ -5,7 +5,7 @@ use std::rc::Rc;
 use lens2logit::data::Task;
 use lens2logit::gpu::Gpu;
 use lens2logit::isp::static_pipeline::View;
-use lens2logit::model::ModelKind;
+use lens2logit::spec::models::ModelKind;
 use lens2logit::train::{Mode, Session, TileSet, TrainConfig};
 
 /// A session on synthetic tiles run to its end, on `gpu` where given.

@@ -3,7 +3,7 @@
 
 use std::io::{Cursor, Write};
 
-use lens2logit::arrays::{png8, tiff_gray16};
+use lens2logit::codecs::{png8, tiff_gray16};
 use lens2logit::data::synthetic::sample;
 use lens2logit::data::Task;
 use lens2logit::isp::static_pipeline::{render, View};

@@ -270,7 +270,7 @@ pub fn routes() -> Router {
 
 /// Serves the routes (and the page, when www/pkg exist) on a free port; returns the base URL.
 pub async fn start(www: &Path, pkg: &Path) -> String {
-    let app = lens2logit_cli::server::lab_router(www, pkg, routes());
+    let app = lens2logit_cli::page_router::lab_router(www, pkg, routes());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

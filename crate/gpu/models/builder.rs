@@ -1,36 +1,41 @@
-//! Assembles a graph from `gpu::nn` ops: each layer is built with its output and gradient buffers
-//! and its backward step is noted in forward order (reversed once the graph is complete). Where an
-//! activation feeds several ops, all but one consumer write their gradient into buffers of their
-//! own, added to the activation's just before its producer's backward step (every nn backward
-//! kernel overwrites its dx).
+//! Records a model graph (`spec::models`) as device ops: [`Builder`] is a [`Net`] whose layers
+//! are built once with their output and gradient buffers, each backward step noted in forward
+//! order (reversed once the graph is complete). Every nn backward kernel overwrites its dx, so
+//! where an activation feeds several layers, its first reader writes into the activation's own
+//! gradient buffer and each later one into a part of its own, added to the activation's just
+//! before its producer's backward step.
 
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use super::super::nn::conv::output_size;
 use super::super::nn::{
     Add, BatchNorm2d, Concat, ConcatGrads, Conv2d, ConvGrads, ConvTensors, GlobalAvgPool,
     GpuTensor, Kernels, Linear, LinearGrads, MaxPool2d, NormGrads, Relu, Upsample,
 };
 use super::super::Gpu;
+use crate::spec::models::{Conv, Net, Pool};
 use crate::{Error, Result};
 
-/// An activation and the buffer its gradient goes to; `None` only for a graph's input when no
-/// input gradient was asked for.
+/// The gradient buffer of an activation and what its readers owe it.
+struct Gradient {
+    dx: Rc<GpuTensor>,
+    readers: Cell<usize>,
+    /// The later readers' parts, added to `dx` (a step of the backward pass).
+    parts: Rc<RefCell<Vec<Add>>>,
+}
+
+/// An activation and its gradient; `grad` is `None` only for a graph's input when no input
+/// gradient was asked for.
 #[derive(Clone)]
 pub(super) struct Value {
     pub x: Rc<GpuTensor>,
-    pub dx: Option<Rc<GpuTensor>>,
+    grad: Option<Rc<Gradient>>,
 }
 
 impl Value {
-    /// The gradient buffer, which every activation but a graph's input has.
+    /// The activation's own gradient buffer (its producer's dy).
     pub fn grad(&self) -> Result<&GpuTensor> {
-        self.dx.as_deref().ok_or_else(no_gradient)
-    }
-
-    /// The gradient buffer itself, for a consumer that reads or writes it in place of its own.
-    pub fn shared_grad(&self) -> Result<Rc<GpuTensor>> {
-        self.dx.clone().ok_or_else(no_gradient)
+        self.grad.as_deref().map(|g| &*g.dx).ok_or_else(no_gradient)
     }
 
     /// (B, C, H, W).
@@ -53,9 +58,9 @@ pub(super) enum Layer {
     Conv(Conv2d),
     Norm(Rc<BatchNorm2d>),
     Relu(Relu),
-    /// A residual sum; its backward hands dy to both inputs, which share the sum's gradient
-    /// buffer, so it records nothing.
-    Add(Add),
+    /// A residual sum; its output shares its first input's gradient buffer, and its backward
+    /// copies that gradient to the second input.
+    Add { sum: Add, handback: Add },
     MaxPool(MaxPool2d),
     AvgPool(GlobalAvgPool),
     Linear(Linear),
@@ -64,12 +69,13 @@ pub(super) enum Layer {
 }
 
 impl Layer {
+    /// `train`: batch norm with the batch's statistics.
     pub fn forward(&self, pass: &mut wgpu::ComputePass, train: bool) {
         match self {
             Layer::Conv(op) => op.forward(pass),
             Layer::Norm(op) => op.forward(pass, train),
             Layer::Relu(op) => op.forward(pass),
-            Layer::Add(op) => op.record(pass),
+            Layer::Add { sum, .. } => sum.record(pass),
             Layer::MaxPool(op) => op.forward(pass),
             Layer::AvgPool(op) => op.forward(pass),
             Layer::Linear(op) => op.forward(pass),
@@ -84,7 +90,10 @@ impl Layer {
             Layer::Conv(op) => op.backward(pass),
             Layer::Norm(op) => op.backward(pass, train),
             Layer::Relu(op) => op.backward(pass),
-            Layer::Add(_) => Ok(()),
+            Layer::Add { handback, .. } => {
+                handback.record(pass);
+                Ok(())
+            }
             Layer::MaxPool(op) => op.backward(pass),
             Layer::AvgPool(op) => op.backward(pass),
             Layer::Linear(op) => op.backward(pass),
@@ -94,10 +103,10 @@ impl Layer {
     }
 }
 
-/// One step of the backward pass: a layer's gradients, or gradients meeting.
+/// One step of the backward pass: a layer's gradients, or an activation's parts meeting.
 pub(super) enum Step {
     Layer(usize),
-    Sum(Add),
+    Parts(Rc<RefCell<Vec<Add>>>),
 }
 
 impl Step {
@@ -112,22 +121,24 @@ impl Step {
                 .get(*i)
                 .ok_or_else(|| Error::Gpu("model graph: a step names no layer".into()))?
                 .backward(pass, train),
-            Step::Sum(add) => {
-                add.record(pass);
+            Step::Parts(parts) => {
+                for add in parts.borrow().iter() {
+                    add.record(pass);
+                }
                 Ok(())
             }
         }
     }
 }
 
-/// A trained tensor under its CPU model's name, with its gradient.
+/// A trained tensor under its state-dict name, with its gradient.
 pub(super) struct Param {
     pub name: String,
     pub value: Rc<GpuTensor>,
     pub grad: Rc<GpuTensor>,
 }
 
-/// A batch-norm layer under its CPU model's name prefix (`.running_mean`, `.running_var`).
+/// A batch-norm layer under its state-dict name prefix (`.running_mean`, `.running_var`).
 pub(super) struct Norm {
     pub name: String,
     pub channels: usize,
@@ -161,16 +172,52 @@ impl<'a> Builder<'a> {
         Ok(Rc::new(GpuTensor::zeros(self.gpu, label, shape)?))
     }
 
-    /// A new activation with its gradient buffer (`grad`, or a fresh one).
-    fn value(&self, label: &str, shape: &[usize], grad: Option<Rc<GpuTensor>>) -> Result<Value> {
+    /// An activation with `dx` as its gradient buffer (None: no gradient); its readers' parts
+    /// meet at this point of the backward pass, so call it right after its producer's layer.
+    fn with_gradient(&mut self, x: Rc<GpuTensor>, dx: Option<Rc<GpuTensor>>) -> Value {
+        let grad = dx.map(|dx| {
+            let parts = Rc::new(RefCell::new(Vec::new()));
+            self.backward.push(Step::Parts(parts.clone()));
+            Rc::new(Gradient {
+                dx,
+                readers: Cell::new(0),
+                parts,
+            })
+        });
+        Value { x, grad }
+    }
+
+    /// The graph's input, with a gradient buffer where `grad`.
+    pub fn input(&mut self, shape: &[usize], grad: bool) -> Result<Value> {
+        let x = self.tensor("input", shape)?;
         let dx = match grad {
-            Some(g) => g,
-            None => self.tensor(&format!("d {label}"), shape)?,
+            true => Some(self.tensor("input gradient", shape)?),
+            false => None,
         };
-        Ok(Value {
-            x: self.tensor(label, shape)?,
-            dx: Some(dx),
-        })
+        Ok(self.with_gradient(x, dx))
+    }
+
+    /// Where the next reader of `v` writes its gradient: `v`'s own buffer for the first, a part
+    /// added to it for each later one.
+    pub fn read(&mut self, v: &Value) -> Result<Option<Rc<GpuTensor>>> {
+        let Some(g) = &v.grad else {
+            return Ok(None);
+        };
+        let n = g.readers.get();
+        g.readers.set(n + 1);
+        if n == 0 {
+            return Ok(Some(g.dx.clone()));
+        }
+        let part = self.tensor("gradient part", v.x.shape())?;
+        g.parts
+            .borrow_mut()
+            .push(Add::accumulate(self.gpu, self.kernels, &part, &g.dx)?);
+        Ok(Some(part))
+    }
+
+    /// [`Builder::read`] for a reader that needs the gradient.
+    fn read_grad(&mut self, v: &Value) -> Result<Rc<GpuTensor>> {
+        self.read(v)?.ok_or_else(no_gradient)
     }
 
     fn param(&mut self, name: String, shape: &[usize]) -> Result<(Rc<GpuTensor>, Rc<GpuTensor>)> {
@@ -184,64 +231,45 @@ impl<'a> Builder<'a> {
         Ok((value, grad))
     }
 
-    fn push(&mut self, layer: Layer) {
-        if !matches!(layer, Layer::Add(_)) {
-            self.backward.push(Step::Layer(self.layers.len()));
-        }
+    /// An output buffer and its gradient buffer, made before the op that writes them.
+    fn output(&self, label: &str, shape: &[usize]) -> Result<(Rc<GpuTensor>, Rc<GpuTensor>)> {
+        Ok((
+            self.tensor(label, shape)?,
+            self.tensor(&format!("d {label}"), shape)?,
+        ))
+    }
+
+    /// Adds `layer` whose output and gradient buffers were made by [`Builder::output`].
+    fn push_made(&mut self, layer: Layer, (x, dx): (Rc<GpuTensor>, Rc<GpuTensor>)) -> Value {
+        self.backward.push(Step::Layer(self.layers.len()));
         self.layers.push(layer);
+        self.with_gradient(x, Some(dx))
+    }
+}
+
+impl Net for Builder<'_> {
+    type Value = Value;
+
+    fn dims4(&self, x: &Value) -> Result<(usize, usize, usize, usize)> {
+        x.dims4()
     }
 
-    /// Hands `v` to `n` consumers: the first writes its gradient into `v`'s own buffer, each
-    /// other into a buffer of its own that is added to it after every consumer's backward step.
-    /// Call it right after `v` is made, before any consumer is built.
-    pub fn fork(&mut self, v: &Value, n: usize) -> Result<Vec<Value>> {
-        let mut branches = vec![v.clone(); n.min(1)];
-        for _ in 1..n {
-            let part = self.tensor("gradient part", v.x.shape())?;
-            let add = Add::accumulate(self.gpu, self.kernels, &part, v.grad()?)?;
-            self.backward.push(Step::Sum(add));
-            branches.push(Value {
-                x: v.x.clone(),
-                dx: Some(part),
-            });
-        }
-        Ok(branches)
-    }
-
-    /// Two branches of a value that feeds two ops (see [`Builder::fork`]).
-    pub fn fork2(&mut self, v: &Value) -> Result<(Value, Value)> {
-        let mut parts = self.fork(v, 2)?.into_iter();
-        match (parts.next(), parts.next()) {
-            (Some(first), Some(second)) => Ok((first, second)),
-            _ => Err(Error::Gpu("model graph: a fork lost a branch".into())),
-        }
-    }
-
-    /// A convolution with "same" padding (k / 2) named `name` (`name.weight`, `name.bias`), as
-    /// `model::blocks::Conv`.
-    pub fn conv(
-        &mut self,
-        name: &str,
-        input: &Value,
-        (cout, k, stride): (usize, usize, usize),
-        bias: bool,
-    ) -> Result<Value> {
+    fn conv(&mut self, name: &str, input: &Value, conv: Conv) -> Result<Value> {
         let (b, cin, h, w) = input.dims4()?;
-        let pad = k / 2;
-        let (Some(out_h), Some(out_w)) = (
-            output_size(h, k, stride, pad),
-            output_size(w, k, stride, pad),
-        ) else {
+        let (Some(out_h), Some(out_w)) = (conv.output(h), conv.output(w)) else {
             return Err(Error::Gpu(format!(
-                "{name}: a {k}x{k} convolution does not fit {h}x{w} pixels"
+                "{name}: a {k}x{k} convolution does not fit {h}x{w} pixels",
+                k = conv.k
             )));
         };
-        let (weight, dweight) = self.param(format!("{name}.weight"), &[cout, cin, k, k])?;
-        let bias = match bias {
-            true => Some(self.param(format!("{name}.bias"), &[cout])?),
+        let (weight, dweight) =
+            self.param(format!("{name}.weight"), &[conv.out, cin, conv.k, conv.k])?;
+        let bias = match conv.bias {
+            true => Some(self.param(format!("{name}.bias"), &[conv.out])?),
             false => None,
         };
-        let out = self.value(name, &[b, cout, out_h, out_w], None)?;
+        let out = self.output(name, &[b, conv.out, out_h, out_w])?;
+        let dx = self.read(input)?;
         let op = Conv2d::new(
             self.gpu,
             self.kernels,
@@ -249,134 +277,115 @@ impl<'a> Builder<'a> {
                 x: &input.x,
                 weight: &weight,
                 bias: bias.as_ref().map(|(v, _)| &**v),
-                y: &out.x,
+                y: &out.0,
             },
-            stride,
-            pad,
+            conv.stride,
+            conv.pad,
             Some(ConvGrads {
-                dy: out.grad()?,
-                dx: input.dx.as_deref(),
+                dy: &out.1,
+                dx: dx.as_deref(),
                 dweight: &dweight,
                 dbias: bias.as_ref().map(|(_, g)| &**g),
             }),
         )?;
-        self.push(Layer::Conv(op));
-        Ok(out)
+        Ok(self.push_made(Layer::Conv(op), out))
     }
 
-    /// BatchNorm2d named `name` (weight 1, bias 0, running statistics 0 and 1 at first).
-    fn norm(&mut self, name: &str, input: &Value, grad: Option<Rc<GpuTensor>>) -> Result<Value> {
+    /// Weight 1, bias 0, running statistics 0 and 1 until imported.
+    fn batch_norm(&mut self, name: &str, input: &Value, relu: bool) -> Result<Value> {
         let (_, c, _, _) = input.dims4()?;
         let (gamma, dgamma) = self.param(format!("{name}.weight"), &[c])?;
         gamma.write(self.gpu, &vec![1.0; c])?;
         let (beta, dbeta) = self.param(format!("{name}.bias"), &[c])?;
-        let out = self.value(name, input.x.shape(), grad)?;
-        let op = BatchNorm2d::new(
+        let out = self.output(name, input.x.shape())?;
+        let dx = self.read_grad(input)?;
+        let op = Rc::new(BatchNorm2d::new(
             self.gpu,
             self.kernels,
             &input.x,
             &gamma,
             &beta,
-            &out.x,
+            &out.0,
             Some(NormGrads {
-                dy: out.grad()?,
-                dx: input.grad()?,
+                dy: &out.1,
+                dx: &dx,
                 dgamma: &dgamma,
                 dbeta: &dbeta,
             }),
-        )?;
-        let op = Rc::new(op);
+        )?);
         self.norms.push(Norm {
             name: name.to_string(),
             channels: c,
             layer: op.clone(),
         });
-        self.push(Layer::Norm(op));
-        Ok(out)
+        let y = self.push_made(Layer::Norm(op), out);
+        match relu {
+            true => self.relu(&y),
+            false => Ok(y),
+        }
     }
 
-    pub fn relu(&mut self, input: &Value, grad: Option<Rc<GpuTensor>>) -> Result<Value> {
-        let out = self.value("relu", input.x.shape(), grad)?;
+    fn relu(&mut self, input: &Value) -> Result<Value> {
+        let out = self.output("relu", input.x.shape())?;
+        let dx = self.read_grad(input)?;
         let op = Relu::new(
             self.gpu,
             self.kernels,
             &input.x,
-            &out.x,
-            Some((out.grad()?, input.grad()?)),
+            &out.0,
+            Some((&out.1, &dx)),
         )?;
-        self.push(Layer::Relu(op));
-        Ok(out)
+        Ok(self.push_made(Layer::Relu(op), out))
     }
 
-    /// conv (no bias) -> batch norm (-> relu), as `model::blocks::conv_bn`; `grad` is the buffer
-    /// the result's gradient is to be read from (a fresh one where `None`).
-    pub fn conv_bn(
-        &mut self,
-        (conv, norm): (&str, &str),
-        input: &Value,
-        shape: (usize, usize, usize),
-        relu: bool,
-        grad: Option<Rc<GpuTensor>>,
-    ) -> Result<Value> {
-        let y = self.conv(conv, input, shape, false)?;
-        if relu {
-            let y = self.norm(norm, &y, None)?;
-            self.relu(&y, grad)
-        } else {
-            self.norm(norm, &y, grad)
-        }
+    fn add(&mut self, a: &Value, b: &Value) -> Result<Value> {
+        let sum_x = self.tensor("residual", a.x.shape())?;
+        let da = self.read_grad(a)?;
+        let db = self.read_grad(b)?;
+        let sum = Add::new(self.gpu, self.kernels, &a.x, &b.x, &sum_x)?;
+        let handback = Add::copy(self.gpu, self.kernels, &da, &db)?;
+        self.backward.push(Step::Layer(self.layers.len()));
+        self.layers.push(Layer::Add { sum, handback });
+        // dL/d sum is dL/da: the sum's readers write into a's gradient
+        Ok(self.with_gradient(sum_x, Some(da)))
     }
 
-    /// out = a + b with `grad` as the gradient of out, a and b alike (their producers read it).
-    pub fn add(&mut self, a: &GpuTensor, b: &GpuTensor, grad: Rc<GpuTensor>) -> Result<Value> {
-        let out = self.value("residual", a.shape(), Some(grad))?;
-        let op = Add::new(self.gpu, self.kernels, a, b, &out.x)?;
-        self.push(Layer::Add(op));
-        Ok(out)
-    }
-
-    /// Max pooling with a (k, stride, pad) window.
-    pub fn max_pool(&mut self, input: &Value, window: (usize, usize, usize)) -> Result<Value> {
+    fn max_pool(&mut self, input: &Value, pool: Pool) -> Result<Value> {
         let (b, c, h, w) = input.dims4()?;
-        let (k, stride, pad) = window;
-        let (Some(out_h), Some(out_w)) = (
-            output_size(h, k, stride, pad),
-            output_size(w, k, stride, pad),
-        ) else {
+        let (Some(out_h), Some(out_w)) = (pool.output(h), pool.output(w)) else {
             return Err(Error::Gpu(format!(
-                "a {k}x{k} max pool does not fit {h}x{w} pixels"
+                "a {k}x{k} max pool does not fit {h}x{w} pixels",
+                k = pool.k
             )));
         };
-        let out = self.value("max pool", &[b, c, out_h, out_w], None)?;
+        let out = self.output("max pool", &[b, c, out_h, out_w])?;
+        let dx = self.read_grad(input)?;
         let op = MaxPool2d::new(
             self.gpu,
             self.kernels,
             &input.x,
-            &out.x,
-            window,
-            Some((out.grad()?, input.grad()?)),
+            &out.0,
+            (pool.k, pool.stride, pool.pad),
+            Some((&out.1, &dx)),
         )?;
-        self.push(Layer::MaxPool(op));
-        Ok(out)
+        Ok(self.push_made(Layer::MaxPool(op), out))
     }
 
-    /// (B, C, H, W) -> (B, C), the mean over the plane.
-    pub fn avg_pool(&mut self, input: &Value) -> Result<Value> {
+    fn mean_pool(&mut self, input: &Value) -> Result<Value> {
         let (b, c, _, _) = input.dims4()?;
-        let out = self.value("average pool", &[b, c], None)?;
+        let out = self.output("average pool", &[b, c])?;
+        let dx = self.read_grad(input)?;
         let op = GlobalAvgPool::new(
             self.gpu,
             self.kernels,
             &input.x,
-            &out.x,
-            Some((out.grad()?, input.grad()?)),
+            &out.0,
+            Some((&out.1, &dx)),
         )?;
-        self.push(Layer::AvgPool(op));
-        Ok(out)
+        Ok(self.push_made(Layer::AvgPool(op), out))
     }
 
-    /// A fully connected layer named `name` from (B, in) to (B, outputs).
-    pub fn linear(&mut self, name: &str, input: &Value, outputs: usize) -> Result<Value> {
+    fn linear(&mut self, name: &str, input: &Value, outputs: usize) -> Result<Value> {
         let (batch, inputs) = match *input.x.shape() {
             [b, i] => (b, i),
             ref other => {
@@ -387,42 +396,40 @@ impl<'a> Builder<'a> {
         };
         let (weight, dweight) = self.param(format!("{name}.weight"), &[outputs, inputs])?;
         let (bias, dbias) = self.param(format!("{name}.bias"), &[outputs])?;
-        let out = self.value(name, &[batch, outputs], None)?;
+        let out = self.output(name, &[batch, outputs])?;
+        let dx = self.read_grad(input)?;
         let op = Linear::new(
             self.gpu,
             self.kernels,
             &input.x,
             &weight,
             &bias,
-            &out.x,
+            &out.0,
             Some(LinearGrads {
-                dy: out.grad()?,
-                dx: Some(input.grad()?),
+                dy: &out.1,
+                dx: Some(&dx),
                 dweight: &dweight,
                 dbias: &dbias,
             }),
         )?;
-        self.push(Layer::Linear(op));
-        Ok(out)
+        Ok(self.push_made(Layer::Linear(op), out))
     }
 
-    /// Nearest upsampling of `input` to `(height, width)`.
-    pub fn upsample(&mut self, input: &Value, (height, width): (usize, usize)) -> Result<Value> {
+    fn upsample(&mut self, input: &Value, (height, width): (usize, usize)) -> Result<Value> {
         let (b, c, _, _) = input.dims4()?;
-        let out = self.value("upsample", &[b, c, height, width], None)?;
+        let out = self.output("upsample", &[b, c, height, width])?;
+        let dx = self.read_grad(input)?;
         let op = Upsample::new(
             self.gpu,
             self.kernels,
             &input.x,
-            &out.x,
-            Some((out.grad()?, input.grad()?)),
+            &out.0,
+            Some((&out.1, &dx)),
         )?;
-        self.push(Layer::Upsample(op));
-        Ok(out)
+        Ok(self.push_made(Layer::Upsample(op), out))
     }
 
-    /// The parts side by side along the channels.
-    pub fn concat(&mut self, parts: &[Value]) -> Result<Value> {
+    fn concat(&mut self, parts: &[Value]) -> Result<Value> {
         let first = parts
             .first()
             .ok_or_else(|| Error::Gpu("concat: no parts".into()))?;
@@ -431,21 +438,24 @@ impl<'a> Builder<'a> {
         for part in parts {
             channels += part.dims4()?.1;
         }
-        let out = self.value("concat", &[b, channels, h, w], None)?;
+        let out = self.output("concat", &[b, channels, h, w])?;
         let xs: Vec<&GpuTensor> = parts.iter().map(|p| &*p.x).collect();
-        let dxs = parts.iter().map(Value::grad).collect::<Result<Vec<_>>>()?;
+        let dxs = parts
+            .iter()
+            .map(|p| self.read_grad(p))
+            .collect::<Result<Vec<_>>>()?;
+        let dx_refs: Vec<&GpuTensor> = dxs.iter().map(|d| &**d).collect();
         let op = Concat::new(
             self.gpu,
             self.kernels,
             &xs,
-            &out.x,
+            &out.0,
             Some(ConcatGrads {
-                dy: out.grad()?,
-                dxs,
+                dy: &out.1,
+                dxs: dx_refs,
                 accumulate: false,
             }),
         )?;
-        self.push(Layer::Concat(op));
-        Ok(out)
+        Ok(self.push_made(Layer::Concat(op), out))
     }
 }

@@ -7,15 +7,13 @@
 //! loss, backward and AdamW into one compute pass and reads back a few floats.
 
 mod builder;
-mod resnet;
-mod unet;
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{ParamsAdamW, VarMap};
 
 use super::nn::{AdamW, CrossEntropy, DiceLoss, GpuTensor, Kernels};
 use super::Gpu;
-use crate::model::ModelKind;
+use crate::spec::models::ModelKind;
 use crate::{Error, Result};
 use builder::{Builder, Layer, Norm, Param, Step, Value};
 
@@ -87,30 +85,21 @@ impl TaskGraph {
             )));
         }
         let mut b = Builder::new(gpu, kernels);
-        let shape = [batch, 3, height, width];
-        let input = Value {
-            x: b.tensor("input", &shape)?,
-            dx: match input_grad {
-                true => Some(b.tensor("input gradient", &shape)?),
-                false => None,
-            },
-        };
-        let logits = match model {
-            ModelKind::ResNet18 => resnet::build(&mut b, &resnet::RESNET18, &input, classes)?,
-            ModelKind::ResNetSmall => resnet::build(&mut b, &resnet::SMALL, &input, classes)?,
-            ModelKind::UNetSmall => unet::small(&mut b, &input)?,
-            ModelKind::UNetPlusPlus => unet::nested(&mut b, &input)?,
-        };
+        let input = b.input(&[batch, 3, height, width], input_grad)?;
+        let logits = model.build(&mut b, &input, classes)?;
+        let dlogits = b.read(&logits)?.ok_or_else(|| {
+            Error::Gpu("model graph: the logits lack their gradient".into())
+        })?;
         let (targets, stats, loss) = if model.is_segmenter() {
             let targets = GpuTensor::zeros(gpu, "mask", &[batch, 1, height, width])?;
             let stats = GpuTensor::zeros(gpu, "loss stats", &[6])?;
-            let loss = DiceLoss::new(gpu, kernels, &logits.x, &targets, logits.grad()?, &stats)?;
+            let loss = DiceLoss::new(gpu, kernels, &logits.x, &targets, &dlogits, &stats)?;
             (targets, stats, Loss::Dice(loss))
         } else {
             let targets = GpuTensor::zeros(gpu, "classes", &[batch])?;
             let stats = GpuTensor::zeros(gpu, "loss stats", &[2])?;
             let loss =
-                CrossEntropy::new(gpu, kernels, &logits.x, &targets, logits.grad()?, &stats)?;
+                CrossEntropy::new(gpu, kernels, &logits.x, &targets, &dlogits, &stats)?;
             (targets, stats, Loss::CrossEntropy(loss))
         };
         let pairs: Vec<(&GpuTensor, &GpuTensor)> =
@@ -151,7 +140,7 @@ impl TaskGraph {
     /// dL/dx of the last training step's input; an error where the graph was built without
     /// `input_grad`.
     pub fn input_grad(&self) -> Result<&GpuTensor> {
-        self.input.dx.as_deref().ok_or_else(|| {
+        self.input.grad().map_err(|_| {
             Error::Gpu("the model graph was built without the input's gradient".into())
         })
     }

@@ -18,6 +18,7 @@ pub(super) async fn program(gpu: &Gpu) -> Result<Program> {
             "relu_backward",
             "add",
             "accumulate",
+            "copy",
             "augment",
             "augment_backward",
         ],
@@ -150,13 +151,28 @@ impl Add {
         a: &GpuTensor,
         out: &GpuTensor,
     ) -> Result<Self> {
-        expect_shape("accumulate", "out", out, a.shape())?;
-        let uniform = gpu.uniform_buffer("accumulate", &params(a)?);
+        Self::unary(gpu, kernels, "accumulate", a, out)
+    }
+
+    /// out = a (a residual's gradient handed to its second input).
+    pub fn copy(gpu: &Gpu, kernels: &Kernels, a: &GpuTensor, out: &GpuTensor) -> Result<Self> {
+        Self::unary(gpu, kernels, "copy", a, out)
+    }
+
+    fn unary(
+        gpu: &Gpu,
+        kernels: &Kernels,
+        entry: &'static str,
+        a: &GpuTensor,
+        out: &GpuTensor,
+    ) -> Result<Self> {
+        expect_shape(entry, "out", out, a.shape())?;
+        let uniform = gpu.uniform_buffer(entry, &params(a)?);
         Ok(Self {
             dispatch: elementwise(
                 gpu,
                 kernels,
-                "accumulate",
+                entry,
                 a,
                 &uniform,
                 [a.buffer(), &kernels.spare(gpu), out.buffer()],

@@ -64,6 +64,18 @@ fn accumulate(
     }
 }
 
+@compute @workgroup_size(256)
+fn copy(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = flat_index(wid, groups, lid);
+    if (i < ew.count) {
+        out[i] = a[i];
+    }
+}
+
 // Where output element i of the augmented batch reads the input: the flips, then the quarter
 // turns (each transposes the plane and flips its rows: (y, x) <- (x, rows - 1 - y), the plane's
 // sides swapping), undone in reverse order.

@@ -7,7 +7,7 @@
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::storage::contiguous;
+use crate::cpu_slices::contiguous;
 use crate::Result;
 
 /// How the border is padded.

@@ -8,49 +8,8 @@ use super::conv::{conv2d_same, Padding};
 use super::mosaic::scatter_mosaic;
 use super::pointwise::{batch_norm, clip_gamma};
 use super::IspParams;
-use crate::isp::colour::{yuv_to_rgb, RGB_TO_YUV};
+use crate::spec::colour::{yuv_to_rgb, RGB_TO_YUV};
 use crate::Result;
-
-/// The tracked stages, in pipeline order, named as the CLI and the page name them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
-    /// After the debayering convolution.
-    Demosaic,
-    /// After white balance and the colour matrix.
-    ColourCorrection,
-    /// RGB after sharpening the Y plane.
-    Sharpening,
-    /// RGB after blurring the Y plane.
-    Denoising,
-    /// After clipping and gamma, before batch norm.
-    Gamma,
-}
-
-impl Stage {
-    pub const ALL: [Stage; 5] = [
-        Stage::Demosaic,
-        Stage::ColourCorrection,
-        Stage::Sharpening,
-        Stage::Denoising,
-        Stage::Gamma,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Stage::Demosaic => "demosaic",
-            Stage::ColourCorrection => "colour_correction",
-            Stage::Sharpening => "sharpening",
-            Stage::Denoising => "denoising",
-            Stage::Gamma => "gamma",
-        }
-    }
-}
-
-/// Clip bounds of the pipeline (the lower one keeps log() finite).
-pub const CLIP_MIN: f64 = 1e-5;
-pub const CLIP_MAX: f64 = 1.0;
-/// BatchNorm2d's epsilon.
-pub const BN_EPS: f64 = 1e-5;
 
 /// What a forward pass produces.
 pub struct Forward {

@@ -3,7 +3,8 @@
 
 use candle_core::{Tensor, Var};
 
-use super::forward::{forward, Stage};
+use super::forward::forward;
+use crate::spec::isp::Stage;
 use super::IspParams;
 use crate::{Error, Result};
 

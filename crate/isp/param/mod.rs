@@ -8,15 +8,13 @@ mod mosaic;
 mod pad;
 mod params;
 mod pointwise;
-mod run;
 mod running;
 
 pub use conv::{conv2d_same, Padding};
-pub use forward::{forward, Forward, Stage, BN_EPS, CLIP_MAX, CLIP_MIN};
+pub use forward::{forward, Forward};
 pub use grad::{gradients, Gradients};
 pub use mosaic::scatter_mosaic;
 pub use pad::reflect_pad2d;
-pub use params::{packed_span, shape_of, IspParams, NAMES, PACKED_LEN};
+pub use params::IspParams;
 pub use pointwise::{batch_norm, clip_gamma};
-pub use run::{IspGradients, IspRun};
 pub use running::RunningStats;

@@ -6,54 +6,13 @@ use candle_core::{DType, Device, Tensor, Var};
 use super::RunningStats;
 use crate::isp::static_pipeline::filters::gaussian_kernel;
 use crate::raw::CameraParams;
+use crate::spec::isp::{shape_of, NAMES, PACKED_LEN};
 use crate::{Error, Result};
 
 /// K_RB and K_G of the paper's Debayer: bilinear interpolation as a 3x3 convolution.
 const K_RB: [[f64; 3]; 3] = [[0.25, 0.5, 0.25], [0.5, 1.0, 0.5], [0.25, 0.5, 0.25]];
 const K_G: [[f64; 3]; 3] = [[0.0, 0.25, 0.0], [0.25, 1.0, 0.25], [0.0, 0.25, 0.0]];
 const K_SHARP: [[f64; 3]; 3] = [[0.0, -1.0, 0.0], [-1.0, 5.0, -1.0], [0.0, -1.0, 0.0]];
-
-/// The seven parameter groups, in the paper's order.
-pub const NAMES: [&str; 7] = [
-    "black_level",
-    "white_balance",
-    "colour_correction",
-    "gamma_correct",
-    "debayer.weight",
-    "sharpening_filter.weight",
-    "gaussian_blur.weight",
-];
-
-/// Number of values of all parameters together.
-pub const PACKED_LEN: usize = 132;
-
-/// Where parameter `name` (or a group: "debayer" for "debayer.weight") sits in the packed vector:
-/// (first value, count), in [`NAMES`] order. The GPU kernels and optimisers use these spans.
-pub fn packed_span(name: &str) -> Option<(usize, usize)> {
-    let mut first = 0;
-    for full in NAMES {
-        let len: usize = shape_of(full).iter().product();
-        if full == name || full.split('.').next() == Some(name) {
-            return Some((first, len));
-        }
-        first += len;
-    }
-    None
-}
-
-/// The shape of each parameter, by name.
-pub fn shape_of(name: &str) -> &'static [usize] {
-    match name {
-        "black_level" => &[4],
-        "white_balance" => &[1, 3],
-        "colour_correction" => &[3, 3],
-        "gamma_correct" => &[1],
-        "debayer.weight" => &[3, 3, 3, 3],
-        "sharpening_filter.weight" => &[1, 1, 3, 3],
-        "gaussian_blur.weight" => &[1, 1, 5, 5],
-        _ => &[],
-    }
-}
 
 /// Trainable parameters (candle `Var`s) in one dtype on one device.
 pub struct IspParams {
@@ -238,24 +197,5 @@ impl IspParams {
 
     pub fn vars(&self) -> &[Var] {
         &self.vars
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn packed_spans_tile_the_packed_vector_in_order() {
-        let mut next = 0;
-        for name in NAMES {
-            let (first, len) = packed_span(name).unwrap();
-            assert_eq!(first, next, "{name}");
-            assert_eq!(len, shape_of(name).iter().product::<usize>());
-            next += len;
-        }
-        assert_eq!(next, PACKED_LEN);
-        assert_eq!(packed_span("debayer"), packed_span("debayer.weight"));
-        assert_eq!(packed_span("exposure"), None);
     }
 }

@@ -5,11 +5,8 @@
 
 use candle_core::{DType, Tensor};
 
-use super::forward::BN_EPS;
+use crate::spec::isp::{BN_EPS, BN_MOMENTUM as MOMENTUM};
 use crate::{Error, Result};
-
-/// BatchNorm2d's default momentum.
-pub const MOMENTUM: f64 = 0.1;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RunningStats {

@@ -17,7 +17,7 @@ pub use view::{Debayer, Denoising, Sharpening, View};
 
 use rayon::prelude::*;
 
-use super::colour::{mat3, yuv_to_rgb, RGB_TO_YUV};
+use crate::spec::colour::{mat3, yuv_to_rgb, RGB_TO_YUV};
 use crate::raw::{BayerSite, CameraParams, RawTile};
 use crate::Result;
 

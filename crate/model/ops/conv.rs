@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use super::gemm::{gemm, View};
 use super::{dims4, Window};
-use crate::storage::f32_slice;
+use crate::cpu_slices::f32_slice;
 use crate::Result;
 
 /// Gathered column values per band (4 MiB): large enough for efficient GEMMs, small enough that

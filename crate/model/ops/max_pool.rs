@@ -5,7 +5,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::{dims4, Window};
-use crate::storage::f32_slice;
+use crate::cpu_slices::f32_slice;
 use crate::Result;
 
 /// Max pooling k x k with stride and padding (padding never wins).

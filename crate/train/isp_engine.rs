@@ -3,10 +3,11 @@
 
 use candle_core::{Device, Tensor};
 
-use super::param::{forward, gradients, IspGradients, IspParams, IspRun};
-use crate::arrays::f32_values;
+use crate::isp::param::{forward, gradients, IspParams};
+use crate::codecs::f32_values;
 use crate::gpu::isp::GpuIsp;
 use crate::gpu::ComputeBackend;
+use crate::spec::isp::{IspGradients, IspRun};
 use crate::{Error, Result};
 
 /// The ISP bound to a backend; GPU kernels are compiled once.
@@ -84,3 +85,38 @@ impl IspEngine {
         })
     }
 }
+
+/// The parametrized ISP on one tile, and with `toward` the gradients of the mean squared distance
+/// between its output (without batch norm: the gamma stage) and that static view: how the
+/// processing would have to change to look like it.
+pub async fn param_isp(
+    engine: &IspEngine,
+    tile: &crate::raw::RawTile,
+    camera: &crate::raw::CameraParams,
+    params: &IspParams,
+    toward: Option<crate::isp::static_pipeline::View>,
+) -> Result<IspRun> {
+    let (h, w) = (tile.height(), tile.width());
+    let upstream = match toward {
+        Some(view) => {
+            let image = crate::isp::static_pipeline::render(tile, camera, view)?;
+            let target = crate::viz::inspect::hwc_to_chw(&image.data, image.height, image.width);
+            let out = engine
+                .run(tile.data(), (1, h, w), params, None, false)
+                .await?
+                .output;
+            let n = out.len() as f32;
+            Some(
+                out.iter()
+                    .zip(&target)
+                    .map(|(o, t)| 2.0 * (o - t) / n)
+                    .collect::<Vec<_>>(),
+            )
+        }
+        None => None,
+    };
+    engine
+        .run(tile.data(), (1, h, w), params, upstream.as_deref(), false)
+        .await
+}
+

@@ -2,9 +2,8 @@
 //! histograms), and the parametrized ISP's stages, output and per-stage gradients toward a static
 //! view. The page's facade and any other viewer draw these; none of them computes its own.
 
-use super::engine::IspEngine;
-use super::param::{IspParams, IspRun};
-use super::static_pipeline::{self, Plane, View};
+use crate::spec::isp::IspRun;
+use crate::isp::static_pipeline::{self, Plane, View};
 use crate::raw::{BayerSite, CameraParams, RawTile};
 use crate::viz::{self, Rgba};
 use crate::{Error, Result};
@@ -102,40 +101,6 @@ impl StaticStages {
         let refs: Vec<&Plane> = self.stage(i)?.iter().collect();
         Ok(viz::histogram(&refs, bins))
     }
-}
-
-/// The parametrized ISP on one tile, and with `toward` the gradients of the mean squared distance
-/// between its output (without batch norm: the gamma stage) and that static view: how the
-/// processing would have to change to look like it.
-pub async fn param_isp(
-    engine: &IspEngine,
-    tile: &RawTile,
-    camera: &CameraParams,
-    params: &IspParams,
-    toward: Option<View>,
-) -> Result<IspRun> {
-    let (h, w) = (tile.height(), tile.width());
-    let upstream = match toward {
-        Some(view) => {
-            let image = static_pipeline::render(tile, camera, view)?;
-            let target = hwc_to_chw(&image.data, image.height, image.width);
-            let out = engine
-                .run(tile.data(), (1, h, w), params, None, false)
-                .await?
-                .output;
-            let n = out.len() as f32;
-            Some(
-                out.iter()
-                    .zip(&target)
-                    .map(|(o, t)| 2.0 * (o - t) / n)
-                    .collect::<Vec<_>>(),
-            )
-        }
-        None => None,
-    };
-    engine
-        .run(tile.data(), (1, h, w), params, upstream.as_deref(), false)
-        .await
 }
 
 /// The first (3, H, W) image of `values` scaled for display: its 99th percentile white, gamma

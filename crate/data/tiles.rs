@@ -80,8 +80,8 @@ pub struct TileSet {
 impl TileSet {
     /// The synthetic dataset: `n` tiles of `size` px.
     pub fn synthetic(task: Task, n: usize, size: usize, seed: u64) -> Result<Self> {
-        crate::limits::SYNTHETIC_TILES.check_usize(n)?;
-        crate::limits::SYNTHETIC_SIDE.check_usize(size)?;
+        crate::spec::limits::SYNTHETIC_TILES.check_usize(n)?;
+        crate::spec::limits::SYNTHETIC_SIDE.check_usize(size)?;
         let tiles = (0..n)
             .map(|i| {
                 let mut s = synthetic::scene(task, seed, i, size)?;
@@ -206,7 +206,7 @@ impl TileSet {
     /// Checks that the tiles can train a model in batches of `batch`: at least a training and a
     /// validation tile, all of one size within the lab's limits, the batch's pixels too.
     pub fn check_sizes(&self, batch: usize) -> Result<()> {
-        use crate::limits::{BATCH_PIXELS, TRAIN_SIDE};
+        use crate::spec::limits::{BATCH_PIXELS, TRAIN_SIDE};
         let Some(first) = self.items.first() else {
             return Err(Error::invalid("the session has no tiles: load some first"));
         };

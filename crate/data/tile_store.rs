@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Item, TileSet};
+use super::tiles::{Item, TileSet};
 use crate::data::discovery::{stem, DatasetKind};
 use crate::data::fetch::FetchEvent;
 use crate::data::Task;
@@ -509,11 +509,11 @@ pub struct Dropped {
     pub camera: Option<(CameraParams, String)>,
 }
 
-/// A DNG cut into tiles ([`super::data::photo_tiles`]), each tile's class the photo it came
+/// A DNG cut into tiles ([`super::tiles::photo_tiles`]), each tile's class the photo it came
 /// from, so tiles of two or more photos train a session.
 fn dng_tiles(name: &str, bytes: &[u8]) -> Result<Dropped> {
     let dng = crate::raw::decode_dng(bytes, name)?;
-    let tiles = super::data::photo_tiles(&dng.mosaic, stem(name), 0, None)?
+    let tiles = super::tiles::photo_tiles(&dng.mosaic, stem(name), 0, None)?
         .into_iter()
         .map(|(item, class)| StoredTile {
             item,
@@ -537,7 +537,7 @@ mod tests {
         FetchEvent::Tile {
             file: file.into(),
             stem: stem(file).into(),
-            bytes: crate::arrays::tiff_gray16(16, 16, &values).unwrap(),
+            bytes: crate::codecs::tiff_gray16(16, 16, &values).unwrap(),
             label: label.map(String::from),
         }
     }
@@ -554,7 +554,7 @@ mod tests {
     fn labels_and_masks_meet_their_tiles_in_any_order_and_a_failed_archive_leaves() {
         let mut store = TileStore::for_dataset(Task::Segmentation, "test".into());
         let mut s = Streaming::default();
-        let mask = crate::arrays::png8(16, 16, 1, &[255u8; 256]).unwrap();
+        let mask = crate::codecs::png8(16, 16, 1, &[255u8; 256]).unwrap();
         s.apply(&mut store, archive("a.zip")).unwrap();
         // a mask before its tile, one after
         s.apply(
@@ -645,7 +645,7 @@ mod tests {
     #[test]
     fn a_dropped_zip_gives_its_readable_tiles_and_a_file_without_any_says_why() {
         use std::io::Write;
-        let tiff = crate::arrays::tiff_gray16(16, 16, &[0.25; 256]).unwrap();
+        let tiff = crate::codecs::tiff_gray16(16, 16, &[0.25; 256]).unwrap();
         let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
         let options = zip::write::SimpleFileOptions::default();
         for (name, bytes) in [
