@@ -13,6 +13,11 @@ pub fn f32_values(t: &candle_core::Tensor) -> Result<Vec<f32>> {
         .to_vec1::<f32>()?)
 }
 
+/// Lower-case hex of a digest, as records state MD5s and runs SHA-256s.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Largest array read: 2^26 values (256 MiB of f32), a bound against headers that claim more.
 pub const MAX_ELEMENTS: usize = crate::spec::limits::ARRAY_VALUES.max as usize;
 
@@ -202,5 +207,4 @@ mod tests {
             .to_string()
             .contains("header"));
     }
-
 }

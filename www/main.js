@@ -607,10 +607,17 @@ function plotCurves() {
   }
 }
 
-listeners.train = ({ kind, total, device, report, snapshots }) => {
+// auto's measured choices, by the key the core gives them (adapter, model, batch, tile size)
+const REMEMBERED_DEVICES = 'lens2logit.devices';
+const rememberedDevices = () => JSON.parse(localStorage.getItem(REMEMBERED_DEVICES) ?? '{}');
+
+listeners.train = ({ kind, total, device, choice, report, snapshots }) => {
   if (kind === 'start') {
     $('train-progress').max = total;
     $('train-device').value = `training on ${device}`;
+    if (choice?.key) {
+      localStorage.setItem(REMEMBERED_DEVICES, JSON.stringify({ ...rememberedDevices(), [choice.key]: choice.gpu ? 'gpu' : 'cpu' }));
+    }
     return;
   }
   const curve = (session.curves[report.phase] ??= []);
@@ -819,6 +826,7 @@ const sessionOptions = () => ({
   snapshotEvery: Math.max(1, Math.round(Number($('steps').value) / 8)),
   corruptionSeverity: $('corruption').value ? Number($('corruption').value) : null,
   backend: $('device').value,
+  rememberedDevices: rememberedDevices(),
 });
 
 listeners.experiment = ({ training, trainings, view, step, steps }) => {

@@ -136,7 +136,8 @@ const methods = {
     trainControl = new wasm.TrainControl();
     const started = Date.now();
     const total = trainer.totalSteps();
-    event('train', { kind: 'start', total, device: trainer.device });
+    const choice = await trainer.prepare();
+    event('train', { kind: 'start', total, device: trainer.device, choice });
     const finished = await trainer.run(trainControl, (report) => {
       const snapshots = trainer.newSnapshots().map((s) => timelineImages(trainer, s));
       event('train', { kind: 'step', report, snapshots });

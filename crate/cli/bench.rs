@@ -52,7 +52,12 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     };
     let model = ModelKind::parse(&a.model).map_err(|e| e.to_string())?;
     let timing = pollster::block_on(async {
-        let gpu = choice.resolve().await?;
+        let gpu = match choice.adapter().await? {
+            None if choice == DeviceChoice::Gpu => {
+                return Err(lens2logit::Error::Gpu("no GPU adapter found".into()))
+            }
+            gpu => gpu,
+        };
         bench::train_step(model, a.batch, a.size, a.steps, gpu).await
     })
     .map_err(|e| e.to_string())?;

@@ -8,10 +8,10 @@ use clap::{Args, ValueEnum};
 
 use lens2logit::codecs::f32_values;
 use lens2logit::codecs::read_npy;
-use lens2logit::gpu::{ComputeBackend, Gpu};
-use lens2logit::train::isp_engine::IspEngine;
+use lens2logit::gpu::Gpu;
 use lens2logit::isp::param::{gradients, IspParams};
 use lens2logit::spec::isp::{shape_of, Stage, NAMES};
+use lens2logit::train::isp_engine::IspEngine;
 
 use crate::common::{load_camera, read_file, write_file};
 
@@ -152,13 +152,13 @@ async fn on_backend(
     upstream: &Tensor,
     bn: bool,
 ) -> lens2logit::Result<Named> {
-    let backend = match backend {
-        Backend::Cpu => ComputeBackend::Cpu,
-        Backend::Gpu => ComputeBackend::from_adapter(Some(Gpu::request().await?.ok_or_else(|| {
+    let gpu = match backend {
+        Backend::Cpu => None,
+        Backend::Gpu => Some(std::rc::Rc::new(Gpu::request().await?.ok_or_else(|| {
             lens2logit::Error::Gpu("no GPU adapter found (install a Vulkan driver, e.g. mesa-vulkan-drivers, or use --backend cpu)".into())
         })?)),
     };
-    let engine = IspEngine::new(backend).await?;
+    let engine = IspEngine::new(gpu).await?;
     let (b, h, w) = raw.dims3()?;
     let run = engine
         .run(

@@ -9,10 +9,11 @@ use serde::{Deserialize, Serialize};
 
 use lens2logit::data::Task;
 use lens2logit::isp::static_pipeline::View;
-use lens2logit::spec::models::ModelKind;
+use lens2logit::model::WeightsFile;
 use lens2logit::raw::intensity::LEVELS;
 use lens2logit::raw::CameraParams;
 use lens2logit::runs::{drift_csv, Run, RunSource};
+use lens2logit::spec::models::ModelKind;
 use lens2logit::train::experiment::forensics_ranking;
 use lens2logit::train::timeline::timeline_gif;
 use lens2logit::train::{DeviceChoice, Mode, Session, TileSet, TrainConfig, TrainOptions};
@@ -283,10 +284,12 @@ pub(crate) fn run_job(job: &Job, data: TileSet) -> Result<(Session, Run), String
     };
     let mut session = Session::new(config, data).map_err(|e| e.to_string())?;
     let choice = DeviceChoice::parse(&job.session.backend).map_err(|e| e.to_string())?;
-    if let Some(gpu) = pollster::block_on(choice.resolve()).map_err(|e| e.to_string())? {
-        pollster::block_on(session.use_gpu(gpu)).map_err(|e| e.to_string())?;
-    }
-    eprintln!("training on {}", session.device_label());
+    let chosen = pollster::block_on(async {
+        let adapter = choice.adapter().await?;
+        session.choose_device(choice, adapter).await
+    })
+    .map_err(|e| e.to_string())?;
+    eprintln!("training on {}", chosen.describe());
     let started_ms = lens2logit::runs::now_ms();
 
     let bar = ProgressBar::new(session.total_steps() as u64).with_style(
@@ -381,7 +384,14 @@ pub fn evaluate(args: EvaluateArgs) -> Result<(), String> {
     config.view = view;
     let mut session = Session::new(config, data).map_err(|e| e.to_string())?;
     session
-        .load_model(&read_file(&args.run.join("model.safetensors"))?)
+        .start_from(
+            &WeightsFile::read(
+                &read_file(&args.run.join("model.safetensors"))?,
+                "model.safetensors",
+                None,
+            )
+            .map_err(|e| e.to_string())?,
+        )
         .map_err(|e| format!("{}: {e}", args.run.join("model.safetensors").display()))?;
     let table =
         pollster::block_on(session.view_table(&args.intensities)).map_err(|e| e.to_string())?;

@@ -14,6 +14,8 @@ use futures_util::io::{AsyncBufRead, AsyncRead, AsyncReadExt};
 use futures_util::{Stream, StreamExt, TryStreamExt};
 use md5::{Digest, Md5};
 
+use crate::codecs::hex;
+
 use super::discovery::Entry;
 use super::http::CancelToken;
 use crate::{Error, Result};
@@ -108,11 +110,6 @@ impl<S: Stream + Unpin> Stream for Shared<S> {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
         Pin::new(&mut *self.0.borrow_mut()).poll_next(cx)
     }
-}
-
-/// Lower-case hex, as records state MD5s.
-pub(super) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub(super) fn zip_error(file: &str, e: async_zip::error::ZipError) -> Error {

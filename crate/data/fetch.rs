@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 
 use futures_util::StreamExt;
 
-use super::archive::{hex, read_archive, ArchiveEvent, Outcome, MAX_ENTRY_BYTES, MAX_NESTING};
+use super::archive::{read_archive, ArchiveEvent, Outcome, MAX_ENTRY_BYTES, MAX_NESTING};
 use super::census::Census;
 use super::discovery::{classify, parse_labels, DatasetKind, Entry, Rule};
 use super::http::{body_within, CancelToken};
@@ -21,6 +21,7 @@ use super::ranged::{Http, RangeSource, RangedArchive};
 use super::sample;
 use super::zenodo::{Opened, RemoteFile, ZenodoClient};
 use super::Task;
+use crate::codecs::hex;
 use crate::raw::cut::{car_share, classification_label, cut_tiles, keep_car_tiles, CLASSES};
 use crate::raw::{decode_dng, decode_mask};
 use crate::{Error, Result};

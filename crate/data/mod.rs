@@ -7,12 +7,12 @@ pub mod discovery;
 pub mod fetch;
 pub mod http;
 pub mod inspect;
-pub mod tile_store;
-pub mod tiles;
 pub mod ranged;
 pub mod sample;
 pub mod synthetic;
 mod task;
+pub mod tile_store;
+pub mod tiles;
 pub mod zenodo;
 
 pub use task::Task;

@@ -114,6 +114,14 @@ impl Gpu {
     }
 
     /// "WebGPU" in the browser, otherwise the native API (Vulkan, Metal, DX12).
+    /// What the page and the CLI call the device: "WebGPU (SwiftShader Device)".
+    pub fn label(&self) -> String {
+        match self.adapter_name() {
+            "" => self.api_name().to_string(),
+            name => format!("{} ({name})", self.api_name()),
+        }
+    }
+
     pub fn api_name(&self) -> &'static str {
         match self.info.backend {
             wgpu::Backend::BrowserWebGpu => "WebGPU",

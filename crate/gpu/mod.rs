@@ -2,13 +2,11 @@
 //! lives beside the Rust that drives it; every kernel is checked against the CPU (candle) path,
 //! which stays the reference and the fallback.
 
-mod backend;
 mod context;
 pub mod isp;
 pub mod models;
 pub mod nn;
 mod program;
 
-pub use backend::ComputeBackend;
 pub use context::{Gpu, Tally, Traffic};
 pub use program::{Binding, Program};

@@ -3,9 +3,9 @@
 //! sensor RGB (inverse white balance) -> RGGB mosaic -> plus black level. It lets the lab make raw
 //! tiles whose processed look is known, for the offline default data and for tests.
 
-use crate::spec::colour::{apply3, invert3, mat3};
 use super::static_pipeline::Plane;
 use crate::raw::{BayerSite, CameraParams, RawTile};
+use crate::spec::colour::{apply3, invert3, mat3};
 use crate::{Error, Result};
 
 /// Turns a display-referred RGB image (interleaved, values in [0, 1]) into the raw mosaic that the

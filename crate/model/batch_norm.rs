@@ -13,7 +13,6 @@ use crate::cpu_slices::f32_slice;
 use crate::spec::isp::{BN_EPS as EPS, BN_MOMENTUM as MOMENTUM};
 use crate::Result;
 
-
 pub struct BatchNorm2d {
     weight: Tensor,
     bias: Tensor,

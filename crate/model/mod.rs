@@ -7,11 +7,13 @@ mod batch_norm;
 pub mod losses;
 mod net;
 pub mod ops;
+mod weights;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 
 pub use net::{CandleNet, NormMode};
+pub use weights::{load_strict, Loaded, WeightsFile, WeightsSource};
 
 use crate::spec::models::{ModelKind, ParamRole};
 use crate::{Error, Result};
@@ -154,27 +156,6 @@ pub fn save_weights(vars: &VarMap) -> Result<Vec<u8>> {
     named.sort_by(|a, b| a.0.cmp(&b.0));
     safetensors::serialize(named, None)
         .map_err(|e| Error::invalid(format!("writing safetensors: {e}")))
-}
-
-/// Loads weights saved by `save_weights` (or PyTorch, with the same names and shapes).
-pub fn load_weights(vars: &VarMap, bytes: &[u8]) -> Result<()> {
-    let tensors = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)
-        .map_err(|e| Error::decode("model weights (safetensors)", e))?;
-    let data = vars.data().lock().expect("var map lock");
-    for (name, var) in data.iter() {
-        let t = tensors
-            .get(name)
-            .ok_or_else(|| Error::invalid(format!("the weights lack '{name}'")))?;
-        if t.dims() != var.dims() {
-            return Err(Error::invalid(format!(
-                "weight '{name}' has shape {:?}, the model {:?}",
-                t.dims(),
-                var.dims()
-            )));
-        }
-        var.set(&t.to_dtype(DType::F32)?)?;
-    }
-    Ok(())
 }
 
 /// Trainable variables of a model: everything but batch norm's running statistics.

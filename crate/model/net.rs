@@ -64,7 +64,11 @@ impl Net for CandleNet<'_> {
     fn conv(&mut self, name: &str, x: &Tensor, conv: Conv) -> Result<Tensor> {
         let cin = x.dim(1)?;
         let vb = self.vb.pp(name);
-        let weight = vb.get_with_hints((conv.out, cin, conv.k, conv.k), "weight", conv_weight_init())?;
+        let weight = vb.get_with_hints(
+            (conv.out, cin, conv.k, conv.k),
+            "weight",
+            conv_weight_init(),
+        )?;
         let y = conv2d(x, &weight, conv.stride, conv.pad)?;
         if !conv.bias {
             return Ok(y);

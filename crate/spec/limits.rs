@@ -112,6 +112,13 @@ pub const ENTRY_BYTES: Bound = Bound {
     min: 1,
     max: 160 << 20,
 };
+/// Bytes of a weights file a session starts from (torchvision's and smp's ResNet models are
+/// 45 to 105 MB).
+pub const WEIGHTS_BYTES: Bound = Bound {
+    name: "a weights file's bytes",
+    min: 1,
+    max: 512 << 20,
+};
 /// Values of one array the lab reads or writes (.npy, safetensors).
 pub const ARRAY_VALUES: Bound = Bound {
     name: "an array's values",

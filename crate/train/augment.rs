@@ -22,6 +22,13 @@ fn flip(x: &Tensor, dim: usize) -> Result<Tensor> {
 }
 
 impl Augment {
+    /// No flip, no turn.
+    pub const IDENTITY: Self = Self {
+        flip_h: false,
+        flip_v: false,
+        quarter_turns: 0,
+    };
+
     pub fn random(rng: &mut impl Rng) -> Self {
         Self {
             flip_h: rng.random(),

@@ -58,7 +58,9 @@ pub async fn train_step(
     let mut session = Session::new(config, data)?;
     let backend = if gpu.is_some() { "gpu" } else { "cpu" };
     if let Some(gpu) = gpu {
-        session.use_gpu(gpu).await?;
+        session
+            .choose_device(crate::train::DeviceChoice::Gpu, Some(gpu))
+            .await?;
     }
     let mut times = Vec::with_capacity(steps);
     let mut traffic = None;

@@ -3,30 +3,43 @@
 
 use candle_core::{Device, Tensor};
 
-use crate::isp::param::{forward, gradients, IspParams};
 use crate::codecs::f32_values;
+use crate::isp::param::{forward, gradients, IspParams};
+use std::rc::Rc;
+
 use crate::gpu::isp::GpuIsp;
-use crate::gpu::ComputeBackend;
+use crate::gpu::Gpu;
 use crate::spec::isp::{IspGradients, IspRun};
 use crate::{Error, Result};
 
-/// The ISP bound to a backend; GPU kernels are compiled once.
+/// The ISP on a GPU (its kernels compiled once) where one is given, else on the CPU.
 pub struct IspEngine {
-    backend: ComputeBackend,
-    gpu_isp: Option<GpuIsp>,
+    gpu: Option<(Rc<Gpu>, GpuIsp)>,
 }
 
 impl IspEngine {
-    pub async fn new(backend: ComputeBackend) -> Result<Self> {
-        let gpu_isp = match &backend {
-            ComputeBackend::Gpu(gpu) => Some(GpuIsp::new(gpu).await?),
-            ComputeBackend::Cpu => None,
+    pub async fn new(gpu: Option<Rc<Gpu>>) -> Result<Self> {
+        let gpu = match gpu {
+            Some(gpu) => {
+                let isp = GpuIsp::new(&gpu).await?;
+                Some((gpu, isp))
+            }
+            None => None,
         };
-        Ok(Self { backend, gpu_isp })
+        Ok(Self { gpu })
     }
 
-    pub fn backend(&self) -> &ComputeBackend {
-        &self.backend
+    /// The GPU the engine runs on, if any.
+    pub fn gpu(&self) -> Option<&Rc<Gpu>> {
+        self.gpu.as_ref().map(|(gpu, _)| gpu)
+    }
+
+    /// "WebGPU (SwiftShader Device)", "CPU (native)".
+    pub fn label(&self) -> String {
+        match self.gpu() {
+            Some(gpu) => gpu.label(),
+            None => crate::train::backend::cpu_label(),
+        }
     }
 
     /// Runs `raw` (B, H, W) through the ISP with `params`; with `upstream` (B, 3, H, W), the
@@ -45,7 +58,7 @@ impl IspEngine {
                 "ISP inputs do not fit a ({b}, {h}, {w}) batch"
             )));
         }
-        if let (ComputeBackend::Gpu(gpu), Some(isp)) = (&self.backend, &self.gpu_isp) {
+        if let Some((gpu, isp)) = &self.gpu {
             return isp
                 .run(gpu, raw, dims, &params.packed()?, upstream, batch_norm)
                 .await;
@@ -119,4 +132,3 @@ pub async fn param_isp(
         .run(tile.data(), (1, h, w), params, upstream.as_deref(), false)
         .await
 }
-

@@ -3,18 +3,19 @@
 //! cancels between steps) and per-step events; and the paper's three experiments as modes.
 
 mod augment;
+pub mod backend;
 pub mod bench;
 pub mod corruption;
 pub mod experiment;
-mod gpu;
 pub mod isp_engine;
 pub mod memory;
 pub mod options;
+pub mod predict;
 mod render_cache;
 mod session;
 pub mod timeline;
 
 pub use crate::data::tiles::{Item, TileSet};
-pub use gpu::DeviceChoice;
+pub use backend::DeviceChoice;
 pub use options::TrainOptions;
 pub use session::{Mode, Penalty, Session, Snapshot, StepReport, Summary, TrainConfig};

@@ -2,9 +2,9 @@
 //! histograms), and the parametrized ISP's stages, output and per-stage gradients toward a static
 //! view. The page's facade and any other viewer draw these; none of them computes its own.
 
-use crate::spec::isp::IspRun;
 use crate::isp::static_pipeline::{self, Plane, View};
 use crate::raw::{BayerSite, CameraParams, RawTile};
+use crate::spec::isp::IspRun;
 use crate::viz::{self, Rgba};
 use crate::{Error, Result};
 

@@ -27,14 +27,15 @@ pub use train::{TrainControl, Trainer};
 pub use wasm_bindgen_rayon::init_thread_pool;
 
 use lens2logit::data::synthetic;
-use lens2logit::gpu::ComputeBackend;
-use lens2logit::train::isp_engine::IspEngine;
-use lens2logit::viz::inspect::{self, StaticStages};
-use lens2logit::isp::param::{shape_of, IspParams, IspRun, Stage, NAMES};
+use lens2logit::data::tile_store::{StoredTile, TileStore};
+use lens2logit::isp::param::IspParams;
 use lens2logit::isp::static_pipeline::{self, View};
 use lens2logit::raw::{CameraParams, RawTile};
-use lens2logit::data::tile_store::{StoredTile, TileStore};
+use lens2logit::spec::isp::{shape_of, IspRun, Stage, NAMES};
+use lens2logit::train::isp_engine::IspEngine;
+use lens2logit::train::DeviceChoice;
 use lens2logit::viz;
+use lens2logit::viz::inspect::StaticStages;
 
 /// Installed once when the module loads: a Rust panic then reaches the console with its message
 /// (and the worker reports it to the page) instead of an opaque "unreachable".
@@ -155,10 +156,14 @@ pub struct Lab {
 impl Lab {
     /// Starts on WebGPU when the browser offers an adapter (and `prefer_gpu`), else on the CPU.
     pub async fn create(prefer_gpu: bool) -> Result<Lab, JsError> {
-        let backend = ComputeBackend::select(prefer_gpu).await.map_err(js_error)?;
+        let choice = match prefer_gpu {
+            true => DeviceChoice::Auto,
+            false => DeviceChoice::Cpu,
+        };
+        let gpu = choice.adapter().await.map_err(js_error)?;
         let camera = CameraParams::drone();
         Ok(Lab {
-            engine: IspEngine::new(backend).await.map_err(js_error)?,
+            engine: IspEngine::new(gpu).await.map_err(js_error)?,
             params: RefCell::new(
                 IspParams::initial(&camera, DType::F32, &Device::Cpu).map_err(js_error)?,
             ),
@@ -171,7 +176,7 @@ impl Lab {
     /// "WebGPU (adapter description)" or "CPU (wasm SIMD)".
     #[wasm_bindgen(getter)]
     pub fn backend(&self) -> String {
-        self.engine.backend().label()
+        self.engine.label()
     }
 
     /// Threads the CPU computes on: the Web Worker pool of the threaded module, else 1.
@@ -204,15 +209,12 @@ impl Lab {
 
     /// The lab's GPU, where it runs on one.
     pub(crate) fn gpu(&self) -> Option<std::rc::Rc<lens2logit::gpu::Gpu>> {
-        match self.engine.backend() {
-            ComputeBackend::Gpu(gpu) => Some(gpu.clone()),
-            ComputeBackend::Cpu => None,
-        }
+        self.engine.gpu().cloned()
     }
 
     #[wasm_bindgen(getter, js_name = isGpu)]
     pub fn is_gpu(&self) -> bool {
-        self.engine.backend().is_gpu()
+        self.engine.gpu().is_some()
     }
 
     /// A preset name (microscopy, drone) or camera JSON (an upload); resets the ISP parameters
@@ -228,8 +230,9 @@ impl Lab {
     /// The colour chart, as the current camera records it, becomes the only tile.
     #[wasm_bindgen(js_name = loadChart)]
     pub fn load_chart(&self, size: f64) -> Result<(), JsError> {
-        let size = lens2logit::train::options::whole(&lens2logit::spec::limits::SYNTHETIC_SIDE, size)
-            .map_err(js_error)? as usize;
+        let size =
+            lens2logit::train::options::whole(&lens2logit::spec::limits::SYNTHETIC_SIDE, size)
+                .map_err(js_error)? as usize;
         let raw = synthetic::colour_chart(size, &self.camera.borrow()).map_err(js_error)?;
         let mut store = self.tiles.borrow_mut();
         *store = TileStore::new();
@@ -380,9 +383,10 @@ impl Lab {
         let params =
             IspParams::from_packed(&self.params()?, DType::F32, &Device::Cpu).map_err(js_error)?;
         let camera = self.camera.borrow().clone();
-        let run = lens2logit::train::isp_engine::param_isp(&self.engine, &tile, &camera, &params, toward)
-            .await
-            .map_err(js_error)?;
+        let run =
+            lens2logit::train::isp_engine::param_isp(&self.engine, &tile, &camera, &params, toward)
+                .await
+                .map_err(js_error)?;
         Ok(IspResult {
             run,
             height: tile.height(),

@@ -11,11 +11,11 @@ use lens2logit::data::fetch::{fetch, FetchRequest};
 use lens2logit::data::http::CancelToken;
 use lens2logit::data::inspect::inspect_record;
 use lens2logit::data::synthetic;
-use lens2logit::data::zenodo::ZenodoClient;
-use lens2logit::data::Task;
 use lens2logit::data::tile_store::{
     read_dropped_file, CacheIndex, CacheKeys, Notice, Streaming, TileStore,
 };
+use lens2logit::data::zenodo::ZenodoClient;
+use lens2logit::data::Task;
 use lens2logit::train::TileSet;
 use lens2logit::viz;
 

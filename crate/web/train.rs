@@ -10,10 +10,11 @@ use wasm_bindgen::prelude::*;
 
 use super::runs::{snapshot_image, snapshot_output};
 use super::{js_error, to_js, Lab, RgbaImage};
-use lens2logit::gpu::{ComputeBackend, Gpu};
+use lens2logit::gpu::Gpu;
 use lens2logit::isp::static_pipeline::View;
 use lens2logit::model::save_weights;
 use lens2logit::runs::{Run, RunSource};
+use lens2logit::train::backend::Choice;
 use lens2logit::train::timeline::timeline_gif;
 use lens2logit::train::{DeviceChoice, Session, Summary, TileSet, TrainOptions};
 
@@ -70,8 +71,26 @@ impl TrainControl {
 struct Options {
     #[serde(flatten)]
     session: TrainOptions,
-    /// auto (a hardware GPU where there is one), cpu or gpu.
+    /// auto (the faster of the lab's GPU and the CPU, measured), cpu or gpu.
     backend: Option<String>,
+    /// What auto measured in earlier sessions, by [`device_key`]: "cpu" or "gpu".
+    #[serde(default)]
+    remembered_devices: std::collections::BTreeMap<String, String>,
+}
+
+/// What the page remembers auto's measurement under: the adapter, the model, the batch and the
+/// tile size.
+fn device_key(gpu: &Gpu, set: &TileSet, config: &lens2logit::train::TrainConfig) -> String {
+    let (h, w) = set
+        .items
+        .first()
+        .map_or((0, 0), |t| (t.raw.height(), t.raw.width()));
+    format!(
+        "{}|{}|batch {}|{h}x{w}",
+        gpu.label(),
+        config.model.name(),
+        config.batch
+    )
 }
 
 /// A session the page drives. A step takes the session out of its cell while it awaits the
@@ -80,9 +99,11 @@ struct Options {
 pub struct Trainer {
     session: RefCell<Option<Session>>,
     sent_snapshots: Cell<usize>,
-    /// The GPU the session moves to before its first step, where it trains there.
-    gpu: RefCell<Option<Rc<Gpu>>>,
-    device: String,
+    /// The device asked for and the lab's GPU, until [`Trainer::prepare`] chooses.
+    pending: RefCell<Option<(DeviceChoice, Option<Rc<Gpu>>)>>,
+    /// Where auto's choice is remembered (with an adapter).
+    device_key: Option<String>,
+    chosen: RefCell<Option<Choice>>,
 }
 
 fn busy() -> JsError {
@@ -93,6 +114,15 @@ impl Trainer {
     /// The view a synthesis session trained on and its summary (for the experiment's table).
     pub(crate) fn view_and_summary(&self) -> Result<(View, Summary), JsError> {
         self.with(|s| Ok((s.config().view, s.summary.clone())))
+    }
+
+    /// The session out of its cell for a step that awaits (put back after).
+    fn take(&self) -> Result<Session, JsError> {
+        self.session
+            .try_borrow_mut()
+            .map_err(|_| busy())?
+            .take()
+            .ok_or_else(busy)
     }
 
     fn with<T>(&self, f: impl FnOnce(&Session) -> Result<T, JsError>) -> Result<T, JsError> {
@@ -114,36 +144,57 @@ impl Trainer {
             .tile_set(&lab.camera.borrow())
             .map_err(js_error)?;
         let config = o.session.config(set.task).map_err(js_error)?;
-        let choice =
+        let mut choice =
             DeviceChoice::parse(o.backend.as_deref().unwrap_or("auto")).map_err(js_error)?;
-        let gpu =
-            match (choice, lab.gpu()) {
-                (DeviceChoice::Cpu, _) => None,
-                (DeviceChoice::Gpu, None) => return Err(JsError::new(
-                    "GPU training was asked for, but the lab has no WebGPU device (this browser \
-                     offers no adapter, or the header's switch put the lab on the CPU): train on \
-                     the CPU, or switch the lab to WebGPU",
-                )),
-                (DeviceChoice::Gpu, Some(gpu)) => Some(gpu),
-                (DeviceChoice::Auto, gpu) => gpu.filter(|g| !g.is_software()),
-            };
-        let device = match &gpu {
-            Some(gpu) => ComputeBackend::Gpu(gpu.clone()).label(),
-            None => ComputeBackend::Cpu.label(),
-        };
+        let gpu = lab.gpu();
+        let device_key = gpu.as_deref().map(|g| device_key(g, &set, &config));
+        let remembered = device_key
+            .as_ref()
+            .and_then(|k| o.remembered_devices.get(k));
+        if let (DeviceChoice::Auto, Some(device)) = (choice, remembered) {
+            choice = DeviceChoice::parse(device).map_err(js_error)?;
+        }
         let session = Session::new(config, set).map_err(js_error)?;
         Ok(Trainer {
             session: RefCell::new(Some(session)),
             sent_snapshots: Cell::new(0),
-            gpu: RefCell::new(gpu),
-            device,
+            pending: RefCell::new(Some((choice, gpu))),
+            device_key,
+            chosen: RefCell::new(None),
         })
+    }
+
+    /// Chooses the device (before the first step; `run` does it where the page did not):
+    /// `{device, gpu, measured, key}`, `key` where auto's choice is to be remembered.
+    pub async fn prepare(&self) -> Result<JsValue, JsError> {
+        if let Some((choice, gpu)) = self.pending.borrow_mut().take() {
+            let mut session = self.take()?;
+            let chosen = session.choose_device(choice, gpu).await;
+            *self.session.borrow_mut() = Some(session);
+            *self.chosen.borrow_mut() = Some(chosen.map_err(js_error)?);
+        }
+        let chosen = self.chosen.borrow().clone();
+        let mut value = serde_json::to_value(&chosen).map_err(|e| JsError::new(&e.to_string()))?;
+        if let (
+            Some(key),
+            Some(Choice {
+                measured: Some(_), ..
+            }),
+        ) = (&self.device_key, &chosen)
+        {
+            value["key"] = key.clone().into();
+        }
+        to_js(&value)
     }
 
     /// The device that trains: "WebGPU (...)" or "CPU (wasm SIMD)".
     #[wasm_bindgen(getter)]
     pub fn device(&self) -> String {
-        self.device.clone()
+        self.chosen
+            .borrow()
+            .as_ref()
+            .map(Choice::describe)
+            .unwrap_or_default()
     }
 
     #[wasm_bindgen(js_name = totalSteps)]
@@ -167,20 +218,11 @@ impl Trainer {
                 }
                 State::Running => {}
             }
-            let mut session = self
-                .session
-                .try_borrow_mut()
-                .map_err(|_| busy())?
-                .take()
-                .ok_or_else(busy)?;
-            let gpu = self.gpu.borrow_mut().take();
-            let step = async {
-                if let Some(gpu) = gpu {
-                    session.use_gpu(gpu).await?;
-                }
-                session.step().await
+            if self.pending.borrow().is_some() {
+                self.prepare().await?;
             }
-            .await;
+            let mut session = self.take()?;
+            let step = session.step().await;
             *self.session.borrow_mut() = Some(session);
             let Some(report) = step.map_err(js_error)? else {
                 return Ok(true);

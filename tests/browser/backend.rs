@@ -1,7 +1,9 @@
 //! The compute backends where users run them: candle autograd in wasm, WebGPU through wgpu, and the
 //! CPU fallback.
 
-use lens2logit::gpu::{ComputeBackend, Gpu};
+use lens2logit::gpu::Gpu;
+use lens2logit::train::backend::{choose, DeviceChoice};
+use lens2logit::train::isp_engine::IspEngine;
 use wasm_bindgen_test::*;
 
 use crate::shared::{conv_grad, isp_forward};
@@ -22,16 +24,18 @@ async fn webgpu_isp_forward_matches_cpu() {
     assert_eq!(gpu.api_name(), "WebGPU");
     let err = isp_forward::gpu_forward_max_error(&gpu).await;
     assert!(err <= 2e-4, "max abs error {err} on {}", gpu.adapter_name());
-    let backend = ComputeBackend::from_adapter(Some(gpu));
-    assert!(backend.label().starts_with("WebGPU"), "{}", backend.label());
+    assert!(gpu.label().starts_with("WebGPU"), "{}", gpu.label());
 }
 
 #[wasm_bindgen_test]
 async fn without_an_adapter_the_cpu_path_reports_cpu_and_works() {
-    let backend = ComputeBackend::from_adapter(None);
-    assert_eq!(backend.label(), "CPU (wasm SIMD)");
-    let forced = ComputeBackend::select(false).await.unwrap();
-    assert!(!forced.is_gpu());
+    let engine = IspEngine::new(None).await.unwrap();
+    assert_eq!(engine.label(), "CPU (wasm SIMD)");
+    let (_, forced) = choose(DeviceChoice::Cpu, None, &crate::shared::train::small_spec())
+        .await
+        .unwrap();
+    assert!(!forced.gpu);
+    assert_eq!(forced.device, "CPU (wasm SIMD)");
     let out = isp_forward::cpu_forward();
     assert!(out.iter().all(|v| v.is_finite()) && out.len() == 2 * 3 * 12 * 16);
 }

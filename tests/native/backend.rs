@@ -1,6 +1,7 @@
 //! Compute backends natively: candle autograd, and wgpu on whatever adapter exists (lavapipe here).
 
-use lens2logit::gpu::ComputeBackend;
+use lens2logit::train::backend::DeviceChoice;
+use lens2logit::train::isp_engine::IspEngine;
 
 use crate::shared::{conv_grad, isp_forward};
 
@@ -21,8 +22,16 @@ fn gpu_isp_forward_matches_cpu() {
 
 #[test]
 fn cpu_fallback_reports_cpu() {
-    let backend = ComputeBackend::from_adapter(None);
-    assert!(!backend.is_gpu());
+    let engine = pollster::block_on(IspEngine::new(None)).unwrap();
+    assert!(engine.gpu().is_none());
+    assert_eq!(engine.label(), "CPU (native)");
+    let (backend, choice) = pollster::block_on(lens2logit::train::backend::choose(
+        DeviceChoice::Auto,
+        None,
+        &crate::shared::train::small_spec(),
+    ))
+    .unwrap();
+    assert!(!choice.gpu && choice.measured.is_none());
     assert_eq!(backend.label(), "CPU (native)");
     let out = isp_forward::cpu_forward();
     assert!(out.iter().all(|v| v.is_finite()) && out.len() == 2 * 3 * 12 * 16);

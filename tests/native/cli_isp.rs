@@ -8,8 +8,8 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use lens2logit::codecs::npy_f32;
 use lens2logit::isp::param::IspParams;
-use lens2logit::spec::isp::{shape_of, NAMES};
 use lens2logit::raw::CameraParams;
+use lens2logit::spec::isp::{shape_of, NAMES};
 
 use crate::shared::param_isp::{configs, golden, max_abs, relative, F32, F64};
 

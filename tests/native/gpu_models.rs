@@ -81,7 +81,11 @@ fn cpu_loss(
     t: &Tensor,
     train: bool,
 ) -> (Tensor, f32) {
-    let mode = if train { NormMode::TRAIN } else { NormMode::EVAL };
+    let mode = if train {
+        NormMode::TRAIN
+    } else {
+        NormMode::EVAL
+    };
     let out = model.forward(x, mode).unwrap();
     if kind.is_segmenter() {
         (dice_loss(&out, t).unwrap(), iou(&out, t).unwrap())

@@ -25,6 +25,7 @@ mod gpu_layers;
 mod gpu_models;
 mod mlflow;
 mod param_isp;
+mod pretrained;
 mod serve;
 mod static_views;
 mod train;

@@ -6,9 +6,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use lens2logit::data::Task;
-use lens2logit::spec::models::ModelKind;
 use lens2logit::runs::mlflow::Tracking;
 use lens2logit::runs::{Run, RunSource};
+use lens2logit::spec::models::ModelKind;
 use lens2logit::train::{Mode, Session, TileSet, TrainConfig};
 use serde_json::{json, Value};
 

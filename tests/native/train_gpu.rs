@@ -29,14 +29,14 @@ fn a_twenty_step_gpu_run_follows_the_cpu_curve() {
 fn a_session_too_big_for_the_gpu_is_refused_with_the_batch_that_fits() {
     use lens2logit::data::Task;
     use lens2logit::spec::models::ModelKind;
-    use lens2logit::train::{Mode, Session, TileSet, TrainConfig};
+    use lens2logit::train::{DeviceChoice, Mode, Session, TileSet, TrainConfig};
 
     let Some(gpu) = adapter::gpu() else { return };
     let mut config = TrainConfig::new(Mode::Optimisation, ModelKind::UNetSmall);
     config.batch = 1000;
     let data = TileSet::synthetic(Task::Segmentation, 4, 256, 0).unwrap();
     let mut session = Session::new(config, data).unwrap();
-    let err = pollster::block_on(session.use_gpu(Rc::new(gpu)))
+    let err = pollster::block_on(session.choose_device(DeviceChoice::Gpu, Some(Rc::new(gpu))))
         .unwrap_err()
         .to_string();
     eprintln!("{err}");

@@ -6,7 +6,22 @@ use lens2logit::data::Task;
 use lens2logit::gpu::Gpu;
 use lens2logit::isp::static_pipeline::View;
 use lens2logit::spec::models::ModelKind;
-use lens2logit::train::{Mode, Session, TileSet, TrainConfig};
+use lens2logit::train::backend::BackendSpec;
+use lens2logit::train::{DeviceChoice, Mode, Session, TileSet, TrainConfig};
+
+/// A small classifier's backend spec (16 px, batch 2).
+pub fn small_spec() -> BackendSpec {
+    BackendSpec {
+        model: ModelKind::ResNetSmall,
+        classes: 4,
+        batch: 2,
+        height: 16,
+        width: 16,
+        tiles: 8,
+        optimiser: Default::default(),
+        forensics: None,
+    }
+}
 
 /// A session on synthetic tiles run to its end, on `gpu` where given.
 pub async fn run_on(
@@ -18,7 +33,10 @@ pub async fn run_on(
     let data = TileSet::synthetic(task, n, size, 3).unwrap();
     let mut session = Session::new(config, data).unwrap();
     if let Some(gpu) = gpu {
-        session.use_gpu(gpu).await.unwrap();
+        session
+            .choose_device(DeviceChoice::Gpu, Some(gpu))
+            .await
+            .unwrap();
     }
     while session.step().await.unwrap().is_some() {}
     session

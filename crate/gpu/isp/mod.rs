@@ -9,8 +9,8 @@ use std::rc::Rc;
 use super::nn::GpuTensor;
 use super::program::{Binding, Program};
 use super::Gpu;
-use crate::spec::colour::{yuv_to_rgb, RGB_TO_YUV};
 use crate::isp::param::RunningStats;
+use crate::spec::colour::{yuv_to_rgb, RGB_TO_YUV};
 use crate::spec::isp::{packed_span, IspGradients, IspRun, NAMES, PACKED_LEN};
 use crate::{Error, Result};
 

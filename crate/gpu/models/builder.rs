@@ -60,7 +60,10 @@ pub(super) enum Layer {
     Relu(Relu),
     /// A residual sum; its output shares its first input's gradient buffer, and its backward
     /// copies that gradient to the second input.
-    Add { sum: Add, handback: Add },
+    Add {
+        sum: Add,
+        handback: Add,
+    },
     MaxPool(MaxPool2d),
     AvgPool(GlobalAvgPool),
     Linear(Linear),

@@ -8,6 +8,8 @@
 
 mod builder;
 
+use std::rc::Rc;
+
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{ParamsAdamW, VarMap};
 
@@ -49,6 +51,7 @@ enum Loss {
 pub struct TaskGraph {
     spec: GraphSpec,
     input: Value,
+    logits: Rc<GpuTensor>,
     targets: GpuTensor,
     stats: GpuTensor,
     loss: Loss,
@@ -87,9 +90,9 @@ impl TaskGraph {
         let mut b = Builder::new(gpu, kernels);
         let input = b.input(&[batch, 3, height, width], input_grad)?;
         let logits = model.build(&mut b, &input, classes)?;
-        let dlogits = b.read(&logits)?.ok_or_else(|| {
-            Error::Gpu("model graph: the logits lack their gradient".into())
-        })?;
+        let dlogits = b
+            .read(&logits)?
+            .ok_or_else(|| Error::Gpu("model graph: the logits lack their gradient".into()))?;
         let (targets, stats, loss) = if model.is_segmenter() {
             let targets = GpuTensor::zeros(gpu, "mask", &[batch, 1, height, width])?;
             let stats = GpuTensor::zeros(gpu, "loss stats", &[6])?;
@@ -98,8 +101,7 @@ impl TaskGraph {
         } else {
             let targets = GpuTensor::zeros(gpu, "classes", &[batch])?;
             let stats = GpuTensor::zeros(gpu, "loss stats", &[2])?;
-            let loss =
-                CrossEntropy::new(gpu, kernels, &logits.x, &targets, &dlogits, &stats)?;
+            let loss = CrossEntropy::new(gpu, kernels, &logits.x, &targets, &dlogits, &stats)?;
             (targets, stats, Loss::CrossEntropy(loss))
         };
         let pairs: Vec<(&GpuTensor, &GpuTensor)> =
@@ -116,6 +118,7 @@ impl TaskGraph {
         Ok(Self {
             spec,
             input,
+            logits: logits.x.clone(),
             targets,
             stats,
             loss,
@@ -245,6 +248,25 @@ impl TaskGraph {
         }
         gpu.submit(encoder);
         self.read_stats(gpu).await
+    }
+
+    /// The model's logits in evaluation mode on `x` (B, 3, H, W), as it is: (B, classes) or
+    /// (B, 1, H, W), flattened.
+    pub async fn predict(&self, gpu: &Gpu, x: &[f32]) -> Result<Vec<f32>> {
+        self.input.x.write(gpu, x)?;
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            for layer in &self.layers {
+                layer.forward(&mut pass, false);
+            }
+        }
+        gpu.submit(encoder);
+        let logits = &self.logits;
+        Ok(gpu
+            .read_regions(&[(logits.buffer(), 0, logits.element_count())])
+            .await?
+            .concat())
     }
 
     /// Loss and metric of the model in evaluation mode (running statistics) on a batch.

@@ -4,8 +4,8 @@
 use candle_core::{Tensor, Var};
 
 use super::forward::forward;
-use crate::spec::isp::Stage;
 use super::IspParams;
+use crate::spec::isp::Stage;
 use crate::{Error, Result};
 
 /// Outputs and gradients of one forward/backward pass.

@@ -5,8 +5,8 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::spec::isp::{BN_EPS, CLIP_MAX, CLIP_MIN};
 use crate::cpu_slices::contiguous;
+use crate::spec::isp::{BN_EPS, CLIP_MAX, CLIP_MIN};
 use crate::Result;
 
 /// exp(log(clip(x, CLIP_MIN, CLIP_MAX)) / gamma), the gradient passing only where

@@ -17,8 +17,8 @@ pub use view::{Debayer, Denoising, Sharpening, View};
 
 use rayon::prelude::*;
 
-use crate::spec::colour::{mat3, yuv_to_rgb, RGB_TO_YUV};
 use crate::raw::{BayerSite, CameraParams, RawTile};
+use crate::spec::colour::{mat3, yuv_to_rgb, RGB_TO_YUV};
 use crate::Result;
 
 /// Three planes: R, G, B (or Y, U, V).

@@ -65,7 +65,13 @@ pub(super) fn features<N: Net>(
     for (i, (&width, &blocks)) in trunk.widths.iter().zip(trunk.blocks).enumerate() {
         for j in 0..blocks {
             let stride = if i > 0 && j == 0 { 2 } else { 1 };
-            y = basic_block(net, &format!("{prefix}layer{}.{j}", i + 1), &y, width, stride)?;
+            y = basic_block(
+                net,
+                &format!("{prefix}layer{}.{j}", i + 1),
+                &y,
+                width,
+                stride,
+            )?;
         }
         out.push(y.clone());
     }

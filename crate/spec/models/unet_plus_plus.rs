@@ -6,8 +6,7 @@
 use super::net::Net;
 use super::resnet::Trunk;
 use super::unet::{
-    double_conv, plane, small_head, small_names, smp_block, smp_features, smp_head, DECODER,
-    HALVE,
+    double_conv, plane, small_head, small_names, smp_block, smp_features, smp_head, DECODER, HALVE,
 };
 use crate::Result;
 

@@ -6,35 +6,28 @@
 
 use std::rc::Rc;
 
+use async_trait::async_trait;
+use candle_core::Tensor;
 use candle_nn::{ParamsAdamW, VarMap};
 
-use super::augment::Augment as Choice;
-use super::memory::Estimate;
+use super::{BackendSpec, Batch, PhaseStart, StageMaps, StepBackend};
+use crate::codecs::f32_values;
 use crate::gpu::isp::{GpuIsp, IspPass, Norm};
 use crate::gpu::models::{GraphSpec, StepStats, TaskGraph};
 use crate::gpu::nn::{AdamW, Augment, Distance, ForensicObjective, GpuTensor, Kernels};
 use crate::gpu::Gpu;
 use crate::isp::param::RunningStats;
 use crate::spec::isp::PACKED_LEN;
-use crate::spec::models::ModelKind;
+use crate::train::augment::Augment as Choice;
+use crate::train::memory::Estimate;
+use crate::train::session::Penalty;
 use crate::Result;
 
-/// What the model sees in a step: a batch processed on the CPU (a static view, normalised) or a
-/// raw batch the device's ISP processes.
-pub enum Input {
+/// What the device takes in a step: a batch processed on the CPU (a static view, normalised) or
+/// a raw batch the device's ISP processes.
+enum Input {
     Processed(Vec<f32>),
     Raw(Vec<f32>),
-}
-
-/// What a session needs from the device for its shapes.
-pub struct Shape {
-    pub model: ModelKind,
-    pub classes: usize,
-    pub batch: usize,
-    pub height: usize,
-    pub width: usize,
-    /// Forensics' distance and its weight, where the session attacks.
-    pub forensics: Option<(Distance, f32)>,
 }
 
 pub struct GpuBackend {
@@ -65,16 +58,17 @@ impl GpuBackend {
     /// Builds the session's device state, after checking that it fits: the graph is built at a
     /// small size twice (batch 1 and 2) and its buffers counted, which scales to the session's
     /// tiles and batch; a session that would not fit is refused with the largest batch that does.
-    pub async fn new(gpu: Rc<Gpu>, shape: &Shape, optimiser: ParamsAdamW) -> Result<Self> {
+    pub async fn new(gpu: Rc<Gpu>, shape: &BackendSpec) -> Result<Self> {
+        let optimiser = shape.optimiser.clone();
         let kernels = Rc::new(Kernels::new(&gpu).await?);
         let program = GpuIsp::new(&gpu).await?;
         let probe = |batch| -> Result<crate::gpu::Tally> {
             gpu.take_tally();
-            let small = Shape {
+            let small = BackendSpec {
                 batch,
                 height: PROBE,
                 width: PROBE,
-                ..*shape
+                ..shape.clone()
             };
             drop(Self::build(
                 &gpu,
@@ -118,7 +112,7 @@ impl GpuBackend {
         gpu: &Rc<Gpu>,
         kernels: &Rc<Kernels>,
         program: &GpuIsp,
-        shape: &Shape,
+        shape: &BackendSpec,
         optimiser: ParamsAdamW,
     ) -> Result<Self> {
         let (b, h, w) = (shape.batch, shape.height, shape.width);
@@ -147,11 +141,14 @@ impl GpuBackend {
         )?;
         let reference = GpuTensor::zeros(&gpu, "default processing", &rgb)?;
         let objective = match shape.forensics {
-            Some((distance, lambda)) => Some(ForensicObjective::new(
+            Some((penalty, lambda)) => Some(ForensicObjective::new(
                 &gpu,
                 &kernels,
-                distance,
-                lambda,
+                match penalty {
+                    Penalty::L2 => Distance::L2,
+                    Penalty::Ssim => Distance::Ssim,
+                },
+                lambda as f32,
                 graph.input(),
                 &reference,
                 input_grad,
@@ -182,7 +179,7 @@ impl GpuBackend {
     /// Sets the model's weights (and, with `fresh`, zeroes its optimiser), the processing's
     /// parameters and its default; `train_isp` chooses which ISP parameters this phase trains
     /// (none: the processing is frozen) and with which optimiser settings.
-    pub fn start_phase(
+    fn set_phase(
         &mut self,
         vars: &VarMap,
         fresh: bool,
@@ -214,7 +211,7 @@ impl GpuBackend {
 
     /// One training step: the model (and the processing, where the phase trains it) on a batch
     /// with this step's augmentation. `targets` are already augmented on the CPU.
-    pub async fn train(
+    async fn train_on(
         &mut self,
         input: &Input,
         targets: &[f32],
@@ -261,7 +258,7 @@ impl GpuBackend {
 
     /// One forensics step on a raw batch: the frozen model's loss through the current processing,
     /// and an update of the attacked parameters that raises it while staying near the default.
-    pub async fn attack(&mut self, raw: &[f32], targets: &[f32]) -> Result<StepStats> {
+    async fn attack_on(&mut self, raw: &[f32], targets: &[f32]) -> Result<StepStats> {
         let gpu = self.gpu.clone();
         let (Some(objective), Some((opt, attacked))) = (&self.objective, &mut self.isp_opt) else {
             return Err(crate::Error::Gpu(
@@ -298,7 +295,7 @@ impl GpuBackend {
     }
 
     /// Loss and metric of the model in evaluation mode on a batch.
-    pub async fn evaluate(&mut self, input: &Input, targets: &[f32]) -> Result<StepStats> {
+    async fn evaluate_on(&mut self, input: &Input, targets: &[f32]) -> Result<StepStats> {
         let gpu = self.gpu.clone();
         self.graph.upload_targets(&gpu, targets)?;
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
@@ -326,7 +323,7 @@ impl GpuBackend {
 
     /// |dL/d stage| per pixel of the five tracked stages, averaged over the batch and channels,
     /// through the current processing and the frozen model: (5, H*W) read back, nothing else.
-    pub async fn stage_maps(
+    async fn maps_of(
         &mut self,
         raw: &[f32],
         targets: &[f32],
@@ -360,7 +357,7 @@ impl GpuBackend {
     }
 
     /// The current processing's output for the first tile of `raw`, (3, H, W).
-    pub async fn processed_first(&mut self, raw: &[f32]) -> Result<Vec<f32>> {
+    async fn processed_first(&mut self, raw: &[f32]) -> Result<Vec<f32>> {
         let gpu = self.gpu.clone();
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         self.process(&mut encoder, raw, Norm::Running)?;
@@ -375,7 +372,7 @@ impl GpuBackend {
     /// Copies the model's weights into `vars` and returns the processing's packed parameters
     /// and batch-norm running statistics (once per phase: the session's CPU copy then answers
     /// saves and summaries).
-    pub async fn export(&self, vars: &VarMap) -> Result<(Vec<f32>, RunningStats)> {
+    async fn export(&self, vars: &VarMap) -> Result<(Vec<f32>, RunningStats)> {
         self.graph.export(&self.gpu, vars).await?;
         let params = self.isp.params();
         let regions = [
@@ -388,43 +385,91 @@ impl GpuBackend {
     }
 }
 
-/// Which device a session trains on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DeviceChoice {
-    /// A hardware GPU where there is one, else the CPU (a software adapter is no faster).
-    #[default]
-    Auto,
-    Cpu,
-    Gpu,
-}
-
-impl DeviceChoice {
-    pub fn parse(s: &str) -> Result<Self> {
-        match s {
-            "auto" => Ok(Self::Auto),
-            "cpu" => Ok(Self::Cpu),
-            "gpu" => Ok(Self::Gpu),
-            _ => Err(crate::Error::invalid(format!(
-                "unknown backend '{s}': use auto, cpu or gpu"
-            ))),
-        }
+impl GpuBackend {
+    /// `values` of a tensor on the CPU, as the device takes them.
+    fn targets(&self, targets: &Tensor) -> Result<Vec<f32>> {
+        f32_values(targets)
     }
 
-    /// The GPU to train on, or None for the CPU; `Gpu` fails where there is no adapter.
-    pub async fn resolve(self) -> Result<Option<Rc<Gpu>>> {
-        if self == Self::Cpu {
-            return Ok(None);
-        }
-        match (Gpu::request().await?, self) {
-            (Some(gpu), Self::Gpu) => Ok(Some(Rc::new(gpu))),
-            (Some(gpu), _) if !gpu.is_software() => Ok(Some(Rc::new(gpu))),
-            (None, Self::Gpu) => Err(crate::Error::Gpu(
-                "the GPU backend was asked for, but no GPU adapter was found (natively: install \
-                 a Vulkan, Metal or DX12 driver, or Mesa's lavapipe; in the browser: a WebGPU-enabled \
-                 browser); use the CPU backend instead"
-                    .into(),
+    fn input(input: &super::Input) -> Result<Input> {
+        Ok(match input {
+            super::Input::Processed(x) => Input::Processed(f32_values(x)?),
+            super::Input::Raw(raw) => Input::Raw(f32_values(raw)?),
+        })
+    }
+
+    fn raw(batch: &Batch) -> Result<Vec<f32>> {
+        match &batch.input {
+            super::Input::Raw(raw) => f32_values(raw),
+            super::Input::Processed(_) => Err(crate::Error::invalid(
+                "this step needs the raw batch, not a processed one",
             )),
-            _ => Ok(None),
         }
+    }
+}
+
+#[async_trait(?Send)]
+impl StepBackend for GpuBackend {
+    fn label(&self) -> String {
+        super::choice::gpu_label(&self.gpu)
+    }
+
+    fn traffic(&self) -> Option<crate::gpu::Traffic> {
+        Some(self.gpu.traffic())
+    }
+
+    async fn start_phase(&mut self, vars: &VarMap, phase: PhaseStart<'_>) -> Result<()> {
+        self.set_phase(
+            vars,
+            phase.fresh_model,
+            (phase.isp, &phase.running),
+            phase.isp_default,
+            phase.isp_training,
+        )
+    }
+
+    async fn finish_phase(&mut self, vars: &VarMap) -> Result<(Vec<f32>, RunningStats)> {
+        self.export(vars).await
+    }
+
+    async fn train(&mut self, batch: &Batch, augment: Choice) -> Result<StepStats> {
+        // the targets are augmented here; a processed batch too (no gradient flows past the
+        // model), a raw one on the device after its processing
+        let targets = match self.graph.spec().model.is_segmenter() {
+            true => augment.apply(&batch.targets)?,
+            false => batch.targets.clone(),
+        };
+        let input = match &batch.input {
+            super::Input::Processed(x) => Input::Processed(f32_values(&augment.apply(x)?)?),
+            super::Input::Raw(raw) => Input::Raw(f32_values(raw)?),
+        };
+        let targets = self.targets(&targets)?;
+        self.train_on(&input, &targets, augment).await
+    }
+
+    async fn attack(&mut self, batch: &Batch) -> Result<StepStats> {
+        let (raw, targets) = (Self::raw(batch)?, self.targets(&batch.targets)?);
+        self.attack_on(&raw, &targets).await
+    }
+
+    async fn evaluate(&mut self, batch: &Batch) -> Result<StepStats> {
+        let (input, targets) = (Self::input(&batch.input)?, self.targets(&batch.targets)?);
+        self.evaluate_on(&input, &targets).await
+    }
+
+    async fn stage_maps(&mut self, batch: &Batch) -> Result<StageMaps> {
+        let (raw, targets) = (Self::raw(batch)?, self.targets(&batch.targets)?);
+        self.maps_of(&raw, &targets).await
+    }
+
+    async fn predict(&mut self, x: &Tensor) -> Result<Vec<f32>> {
+        self.graph.predict(&self.gpu, &f32_values(x)?).await
+    }
+
+    async fn processed(&mut self, raw: &Tensor) -> Result<Vec<f32>> {
+        // the graph has one batch size: a batch of copies
+        let tile = f32_values(raw)?;
+        let copies = tile.repeat(self.graph.spec().batch);
+        self.processed_first(&copies).await
     }
 }
