@@ -1,6 +1,6 @@
 //! The clap application behind `lens2logit`.
 
-use crate::{bench, experiment, fetch, isp, runs, serve, synth, train, views};
+use crate::{bench, experiment, fetch, isp, predict, runs, serve, synth, train, views};
 
 use std::process::ExitCode;
 
@@ -37,6 +37,8 @@ enum Command {
     Evaluate(train::EvaluateArgs),
     /// The paper's experiments as single actions: the 12 x 12 table, forensics, optimisation.
     Experiment(experiment::ExperimentArgs),
+    /// A model's eval-mode logits from a weights file on a (B, 3, H, W) batch (.npy in and out).
+    Predict(predict::PredictArgs),
     /// Benchmarks on this machine (one JSON line each).
     Bench(bench::BenchArgs),
     /// The lab log: list, show, export and import runs (folders, zips, MLflow).
@@ -55,6 +57,7 @@ pub fn main() -> ExitCode {
         Command::Train(args) => train::train(*args),
         Command::Evaluate(args) => train::evaluate(args),
         Command::Experiment(args) => experiment::run(args),
+        Command::Predict(args) => predict::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Runs(args) => runs::run(args),
     };

@@ -13,6 +13,8 @@ mod fetch;
 #[cfg(not(target_arch = "wasm32"))]
 mod isp;
 #[cfg(not(target_arch = "wasm32"))]
+mod predict;
+#[cfg(not(target_arch = "wasm32"))]
 mod runs;
 #[cfg(not(target_arch = "wasm32"))]
 mod serve;

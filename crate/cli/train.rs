@@ -54,10 +54,23 @@ pub(crate) struct SessionArgs {
     /// classification, drone for segmentation).
     #[arg(long)]
     pub camera: Option<String>,
-    /// The device that trains: auto (a hardware GPU where there is one, else the CPU), cpu, or
-    /// gpu (fails where there is no GPU adapter).
+    /// The device that trains: auto (times a step on the GPU, where there is an adapter, and
+    /// on the CPU, and takes the faster), cpu, or gpu (fails where there is no GPU adapter).
     #[arg(long, default_value = "auto")]
     pub backend: String,
+    /// Start the model from these weights (fine-tuning): a file or an http(s) URL, safetensors
+    /// or a PyTorch checkpoint (.pth/.pt: a state_dict, or {"state_dict": ...}) under the
+    /// library's names (torchvision's resnet18, smp's Unet/UnetPlusPlus). A task head made for
+    /// other classes starts afresh.
+    #[arg(long)]
+    pub init: Option<String>,
+    /// Fine-tuning: keep the backbone (the classifier's trunk, the U-Nets' encoder) frozen, its
+    /// batch norms in evaluation mode, for this many steps of each training phase, or `all`.
+    #[arg(long, default_value = "none")]
+    pub freeze_backbone: String,
+    /// Fine-tuning: the backbone's learning rate (default: --lr).
+    #[arg(long)]
+    pub backbone_lr: Option<f64>,
 }
 
 impl SessionArgs {
@@ -71,8 +84,15 @@ impl SessionArgs {
             weight_decay: Some(self.weight_decay),
             batch: self.batch as f64,
             seed: self.seed as f64,
+            freeze_backbone: Some(self.freeze_backbone.clone()),
+            backbone_lr: self.backbone_lr,
             ..TrainOptions::default()
         }
+    }
+
+    /// The weights of `--init`, read or fetched.
+    pub fn weights(&self) -> Result<Option<WeightsFile>, String> {
+        self.init.as_deref().map(read_weights).transpose()
     }
 
     /// The tiles of `--data` (with `--camera`), or the synthetic set.
@@ -283,6 +303,19 @@ pub(crate) fn run_job(job: &Job, data: TileSet) -> Result<(Session, Run), String
         batch: config.batch,
     };
     let mut session = Session::new(config, data).map_err(|e| e.to_string())?;
+    if let Some(file) = job.session.weights()? {
+        let loaded = session.start_from(&file).map_err(|e| e.to_string())?;
+        eprintln!(
+            "starting from {} ({} tensors, {} bytes, SHA-256 {})",
+            file.source.url.as_deref().unwrap_or(&file.source.name),
+            loaded.set,
+            file.source.bytes,
+            file.source.sha256
+        );
+        if let Some(told) = &loaded.head_reinitialised {
+            eprintln!("{told}");
+        }
+    }
     let choice = DeviceChoice::parse(&job.session.backend).map_err(|e| e.to_string())?;
     let chosen = pollster::block_on(async {
         let adapter = choice.adapter().await?;
@@ -318,6 +351,32 @@ pub(crate) fn run_job(job: &Job, data: TileSet) -> Result<(Session, Run), String
     crate::runs::write_dir(&run, job.out)?;
     eprintln!("wrote run {} to {}", run.meta().id, job.out.display());
     Ok((session, run))
+}
+
+/// A weights file from a path or an http(s) URL, checked as it is read.
+pub(crate) fn read_weights(source: &str) -> Result<WeightsFile, String> {
+    if source.starts_with("http://") || source.starts_with("https://") {
+        let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+        let cancel = lens2logit::data::http::CancelToken::default();
+        let bytes = runtime
+            .block_on(lens2logit::data::http::fetch_bytes(
+                source,
+                lens2logit::spec::limits::WEIGHTS_BYTES.max,
+                &cancel,
+            ))
+            .map_err(|e| e.to_string())?;
+        let name = source
+            .rsplit('/')
+            .next()
+            .filter(|n| !n.is_empty())
+            .unwrap_or(source);
+        return WeightsFile::read(&bytes, name, Some(source)).map_err(|e| e.to_string());
+    }
+    let path = Path::new(source);
+    let name = path
+        .file_name()
+        .map_or(source.into(), |n| n.to_string_lossy());
+    WeightsFile::read(&read_file(path)?, &name, None).map_err(|e| e.to_string())
 }
 
 /// Logs a run written to `out` to MLflow; on failure, says how to log it later.

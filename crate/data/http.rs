@@ -118,6 +118,13 @@ pub async fn get(
     )))
 }
 
+/// The whole body of `url` (a GET with retries), refused past `max` bytes.
+pub async fn fetch_bytes(url: &str, max: u64, cancel: &CancelToken) -> Result<Vec<u8>> {
+    let client = reqwest::Client::new();
+    let response = get(&client, url, None, RetryPolicy::default(), cancel).await?;
+    body_within(response, max, url, cancel).await
+}
+
 /// A response's body, refused when longer than `max` bytes: before it is read when its
 /// Content-Length says so, and while it is read (a missing or lying Content-Length). `what` (a URL,
 /// a file) names it in messages.

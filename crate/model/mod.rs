@@ -12,10 +12,10 @@ mod weights;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 
-pub use net::{CandleNet, NormMode};
+pub use net::CandleNet;
 pub use weights::{load_strict, Loaded, WeightsFile, WeightsSource};
 
-use crate::spec::models::{ModelKind, ParamRole};
+use crate::spec::models::{ModelKind, NormMode, ParamRole};
 use crate::{Error, Result};
 
 /// Side of the input the parameters are declared on (every model's downsampling divides it).
@@ -158,13 +158,15 @@ pub fn save_weights(vars: &VarMap) -> Result<Vec<u8>> {
         .map_err(|e| Error::invalid(format!("writing safetensors: {e}")))
 }
 
-/// Trainable variables of a model: everything but batch norm's running statistics.
-pub fn trainable(vars: &VarMap) -> Vec<candle_core::Var> {
+/// Trainable variables of a model by name, sorted: everything but batch norm's running
+/// statistics.
+pub fn trainable(vars: &VarMap) -> Vec<(String, candle_core::Var)> {
     let data = vars.data().lock().expect("var map lock");
-    let mut named: Vec<(&String, &candle_core::Var)> = data
+    let mut named: Vec<(String, candle_core::Var)> = data
         .iter()
         .filter(|(n, _)| !n.contains("running_"))
+        .map(|(n, v)| (n.clone(), v.clone()))
         .collect();
-    named.sort_by(|a, b| a.0.cmp(b.0));
-    named.into_iter().map(|(_, v)| v.clone()).collect()
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    named
 }

@@ -7,33 +7,8 @@ use candle_nn::{Module, VarBuilder};
 
 use super::batch_norm::BatchNorm2d;
 use super::ops::{conv2d, max_pool2d, upsample_nearest};
-use crate::spec::models::{Conv, ModelKind, Net, Pool};
+use crate::spec::models::{Conv, ModelKind, Net, NormMode, Pool};
 use crate::{Error, Result};
-
-/// How batch norm normalises in a forward pass.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NormMode {
-    /// Training: the batch's statistics, folded into the running ones. Else the running ones.
-    pub train: bool,
-    /// Fine-tuning with a frozen backbone: its batch norms stay in evaluation mode.
-    pub frozen_backbone: bool,
-}
-
-impl NormMode {
-    pub const TRAIN: Self = Self {
-        train: true,
-        frozen_backbone: false,
-    };
-    pub const EVAL: Self = Self {
-        train: false,
-        frozen_backbone: false,
-    };
-
-    /// Whether batch norm `name` of `kind` uses the batch's statistics.
-    pub fn trains(self, kind: ModelKind, name: &str) -> bool {
-        self.train && !(self.frozen_backbone && kind.is_backbone(name))
-    }
-}
 
 pub struct CandleNet<'a> {
     pub kind: ModelKind,

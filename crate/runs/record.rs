@@ -181,6 +181,7 @@ impl Run {
             crate::train::Mode::Synthesis => config.view.to_string(),
             _ => String::new(),
         };
+        let init = session.init().map(|i| &i.source);
         let params = BTreeMap::from([
             ("mode".into(), summary.mode.clone()),
             ("task".into(), summary.task.clone()),
@@ -219,6 +220,24 @@ impl Run {
             ("train_tiles".into(), session.data().train.to_string()),
             ("classes".into(), session.data().classes.join(",")),
             ("device".into(), session.device_label()),
+            // where the model started: seeded random weights, or a file (fine-tuning)
+            (
+                "init".into(),
+                init.map_or("random (seeded)".into(), |i| i.name.clone()),
+            ),
+            (
+                "init_url".into(),
+                init.and_then(|i| i.url.clone()).unwrap_or_default(),
+            ),
+            (
+                "init_sha256".into(),
+                init.map(|i| i.sha256.clone()).unwrap_or_default(),
+            ),
+            ("freeze_backbone".into(), config.freeze_backbone.label()),
+            (
+                "backbone_lr".into(),
+                config.backbone_lr.unwrap_or(config.lr).to_string(),
+            ),
         ]);
 
         let metric = summary.metric.clone();

@@ -10,8 +10,8 @@
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 
-use crate::model::{NormMode, TaskModel};
-use crate::spec::models::ModelKind;
+use crate::model::TaskModel;
+use crate::spec::models::{ModelKind, NormMode};
 use crate::{Error, Result};
 
 /// The page's budget: wasm32 addresses 4 GiB, of which the module, its tiles, the page's other

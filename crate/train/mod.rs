@@ -18,4 +18,4 @@ pub mod timeline;
 pub use crate::data::tiles::{Item, TileSet};
 pub use backend::DeviceChoice;
 pub use options::TrainOptions;
-pub use session::{Mode, Penalty, Session, Snapshot, StepReport, Summary, TrainConfig};
+pub use session::{Freeze, Mode, Penalty, Session, Snapshot, StepReport, Summary, TrainConfig};

@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use super::session::{Mode, Penalty, TrainConfig};
+use super::session::{Freeze, Mode, Penalty, TrainConfig};
 use crate::data::Task;
 use crate::spec::limits::{self, Bound};
 use crate::spec::models::ModelKind;
@@ -30,6 +30,10 @@ pub struct TrainOptions {
     /// Forensics: a group, "all" at once, or "each" (or none) for every group in turn.
     pub group: Option<String>,
     pub forensic_steps: Option<f64>,
+    /// Fine-tuning: the backbone frozen for "none", a number of steps or "all".
+    pub freeze_backbone: Option<String>,
+    /// Fine-tuning: the backbone's own learning rate.
+    pub backbone_lr: Option<f64>,
     pub snapshot_every: Option<f64>,
     pub intensities: Option<Vec<f64>>,
     pub corruption_severity: Option<f64>,
@@ -98,6 +102,10 @@ impl TrainOptions {
         if let Some(steps) = self.forensic_steps {
             c.forensic_steps = whole(&limits::STEPS, steps)? as usize;
         }
+        if let Some(freeze) = &self.freeze_backbone {
+            c.freeze_backbone = Freeze::parse(freeze)?;
+        }
+        c.backbone_lr = self.backbone_lr;
         if let Some(every) = self.snapshot_every {
             c.snapshot_every = whole(&limits::SNAPSHOT_EVERY, every)? as usize;
         }

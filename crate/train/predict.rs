@@ -43,6 +43,7 @@ pub async fn predict(
         width: w,
         tiles: b,
         optimiser: Default::default(),
+        backbone_lr: 0.0,
         forensics: None,
     };
     let (mut backend, chosen) = choose(choice, adapter, &spec).await?;

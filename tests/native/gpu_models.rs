@@ -9,8 +9,8 @@ use candle_core::{Device, Tensor, Var};
 use candle_nn::{Optimizer, ParamsAdamW, VarMap};
 use lens2logit::gpu::models::{GraphSpec, TaskGraph};
 use lens2logit::model::losses::{accuracy, cross_entropy, dice_loss, iou};
-use lens2logit::model::{seed_weights, trainable, NormMode, TaskModel};
-use lens2logit::spec::models::ModelKind;
+use lens2logit::model::{seed_weights, trainable, TaskModel};
+use lens2logit::spec::models::{ModelKind, NormMode};
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
 
@@ -135,7 +135,11 @@ fn parity(kind: ModelKind, classes: usize, (batch_size, size): (usize, usize), c
     seed_weights(&vars, 7).unwrap();
     let mut graph = TaskGraph::new(&gpu, &kernels, spec, config.clone()).unwrap();
     graph.import(&gpu, &vars).unwrap();
-    let mut optimiser = candle_nn::AdamW::new(trainable(&vars), config).unwrap();
+    let mut optimiser = candle_nn::AdamW::new(
+        trainable(&vars).into_iter().map(|(_, v)| v).collect(),
+        config,
+    )
+    .unwrap();
     let built = started.elapsed();
 
     // one step on the same batch

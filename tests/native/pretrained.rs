@@ -183,8 +183,8 @@ fn step_losses(backend: &mut dyn StepBackend, case: &Case) -> (f32, f32) {
             .await
             .unwrap();
         let augment = lens2logit::train::backend::NO_AUGMENTATION;
-        let before = backend.train(&batch, augment).await.unwrap().loss;
-        let after = backend.train(&batch, augment).await.unwrap().loss;
+        let before = backend.train(&batch, augment, false).await.unwrap().loss;
+        let after = backend.train(&batch, augment, false).await.unwrap().loss;
         (before, after)
     })
 }
@@ -203,6 +203,7 @@ fn spec(case: &Case) -> BackendSpec {
             weight_decay: 1e-4,
             ..Default::default()
         },
+        backbone_lr: 1e-3,
         forensics: None,
     }
 }
@@ -278,4 +279,180 @@ fn a_head_made_for_other_classes_starts_afresh_and_a_foreign_key_is_named() {
         "{err}"
     );
     assert!(err.contains("unet_resnet18"), "{err}");
+}
+
+#[test]
+fn predict_writes_pytorchs_logits() {
+    let dir = tempfile::tempdir().unwrap();
+    let case = "unetpp_resnet18";
+    let path = |suffix: &str| fixtures().join(format!("{case}.{suffix}"));
+    crate::cli::lens2logit_ok(
+        &[
+            "predict",
+            "--model",
+            case,
+            "--weights",
+            path("pth").to_str().unwrap(),
+            "--input",
+            path("input.npy").to_str().unwrap(),
+            "--out",
+            "logits.npy",
+        ],
+        dir.path(),
+    );
+    let (shape, ours) = read_npy(
+        &std::fs::read(dir.path().join("logits.npy")).unwrap(),
+        "ours",
+    )
+    .unwrap();
+    let (theirs_shape, theirs) = npy(case, "logits");
+    assert_eq!(shape, theirs_shape);
+    assert!(relative(&ours, &theirs) <= 1e-4);
+}
+
+/// The weights of a run folder's model, by name.
+fn run_weights(dir: &std::path::Path) -> std::collections::HashMap<String, Tensor> {
+    let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
+    candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).unwrap()
+}
+
+fn same(a: &Tensor, b: &Tensor) -> bool {
+    let a = a
+        .to_dtype(DType::F32)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let b = b
+        .to_dtype(DType::F32)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    a == b
+}
+
+/// `train --init` starts from the file; a frozen backbone keeps its weights and its batch norms'
+/// running statistics while the head trains; the run records where the weights came from.
+#[test]
+fn train_starts_from_weights_and_freezes_the_backbone() {
+    let dir = tempfile::tempdir().unwrap();
+    let weights = fixtures().join("resnet18.pth");
+    let out = crate::cli::lens2logit(
+        &[
+            "train",
+            "--data",
+            "synthetic",
+            "--task",
+            "classification",
+            "--mode",
+            "synthesis",
+            "--model",
+            "resnet18",
+            "--steps",
+            "3",
+            "--n",
+            "16",
+            "--size",
+            "32",
+            "--batch",
+            "4",
+            "--intensities",
+            "100",
+            "--backend",
+            "cpu",
+            "--init",
+            weights.to_str().unwrap(),
+            "--freeze-backbone",
+            "all",
+            "--backbone-lr",
+            "0.0001",
+            "--out",
+            "run",
+        ],
+        dir.path(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("starting from") && stderr.contains("resnet18.pth"),
+        "{stderr}"
+    );
+    let file = WeightsFile::read(&std::fs::read(&weights).unwrap(), "resnet18.pth", None).unwrap();
+    let trained = run_weights(&dir.path().join("run"));
+    for name in [
+        "conv1.weight",
+        "layer4.1.bn2.weight",
+        "bn1.running_mean",
+        "layer2.0.bn1.running_var",
+    ] {
+        assert!(
+            same(&trained[name], &file.tensors[name]),
+            "{name} moved while frozen"
+        );
+    }
+    assert!(
+        !same(&trained["fc.weight"], &file.tensors["fc.weight"]),
+        "the head trained"
+    );
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("run/run.json")).unwrap()).unwrap();
+    let params = &meta["params"];
+    assert_eq!(params["init"], "resnet18.pth");
+    assert_eq!(params["init_sha256"], file.source.sha256.as_str());
+    assert_eq!(params["freeze_backbone"], "all");
+    assert_eq!(params["backbone_lr"], "0.0001");
+}
+
+/// The same on the GPU backend, with the backbone frozen for the first steps only: it moves
+/// once they are over.
+#[test]
+fn the_gpu_backend_freezes_the_backbone_for_the_first_steps() {
+    use lens2logit::data::Task;
+    use lens2logit::train::{Freeze, Mode, Session, TileSet, TrainConfig};
+    let Some(gpu) = adapter::gpu() else { return };
+    let gpu = Rc::new(gpu);
+    let file = WeightsFile::read(
+        &read("resnet18", "safetensors"),
+        "resnet18.safetensors",
+        None,
+    )
+    .unwrap();
+    let run = |freeze: Freeze| {
+        let mut config = TrainConfig::new(Mode::Synthesis, ModelKind::ResNet18);
+        config.steps = 2;
+        config.batch = 4;
+        config.snapshot_every = 0;
+        config.intensities = vec![100];
+        config.freeze_backbone = freeze;
+        let data = TileSet::synthetic(Task::Classification, 16, 32, 0).unwrap();
+        let mut session = Session::new(config, data).unwrap();
+        session.start_from(&file).unwrap();
+        pollster::block_on(async {
+            session
+                .choose_device(DeviceChoice::Gpu, Some(gpu.clone()))
+                .await
+                .unwrap();
+            while session.step().await.unwrap().is_some() {}
+        });
+        let vars = session.model_vars().data().lock().unwrap();
+        let get = |n: &str| vars[n].as_tensor().clone();
+        (
+            get("conv1.weight"),
+            get("bn1.running_mean"),
+            get("fc.weight"),
+        )
+    };
+    let (conv, mean, fc) = run(Freeze::Steps(2));
+    assert!(same(&conv, &file.tensors["conv1.weight"]));
+    assert!(same(&mean, &file.tensors["bn1.running_mean"]));
+    assert!(!same(&fc, &file.tensors["fc.weight"]));
+    let (conv, mean, _) = run(Freeze::Steps(1));
+    assert!(
+        !same(&conv, &file.tensors["conv1.weight"]),
+        "trained from the second step"
+    );
+    assert!(!same(&mean, &file.tensors["bn1.running_mean"]));
 }

@@ -19,6 +19,7 @@ pub fn small_spec() -> BackendSpec {
         width: 16,
         tiles: 8,
         optimiser: Default::default(),
+        backbone_lr: 1e-3,
         forensics: None,
     }
 }

@@ -13,7 +13,7 @@ use super::super::nn::{
     GpuTensor, Kernels, Linear, LinearGrads, MaxPool2d, NormGrads, Relu, Upsample,
 };
 use super::super::Gpu;
-use crate::spec::models::{Conv, Net, Pool};
+use crate::spec::models::{Conv, ModelKind, Net, NormMode, Pool};
 use crate::{Error, Result};
 
 /// The gradient buffer of an activation and what its readers owe it.
@@ -56,7 +56,8 @@ fn no_gradient() -> Error {
 /// One op of the forward pass.
 pub(super) enum Layer {
     Conv(Conv2d),
-    Norm(Rc<BatchNorm2d>),
+    /// A batch norm and its state-dict name (a frozen backbone's stay in evaluation mode).
+    Norm(Rc<BatchNorm2d>, String),
     Relu(Relu),
     /// A residual sum; its output shares its first input's gradient buffer, and its backward
     /// copies that gradient to the second input.
@@ -72,11 +73,11 @@ pub(super) enum Layer {
 }
 
 impl Layer {
-    /// `train`: batch norm with the batch's statistics.
-    pub fn forward(&self, pass: &mut wgpu::ComputePass, train: bool) {
+    /// Batch norm with the batch's statistics where `mode` trains it in a `kind` model.
+    pub fn forward(&self, pass: &mut wgpu::ComputePass, (mode, kind): (NormMode, ModelKind)) {
         match self {
             Layer::Conv(op) => op.forward(pass),
-            Layer::Norm(op) => op.forward(pass, train),
+            Layer::Norm(op, name) => op.forward(pass, mode.trains(kind, name)),
             Layer::Relu(op) => op.forward(pass),
             Layer::Add { sum, .. } => sum.record(pass),
             Layer::MaxPool(op) => op.forward(pass),
@@ -87,11 +88,15 @@ impl Layer {
         }
     }
 
-    /// `train`: the mode the forward pass ran in (batch norm's gradient differs).
-    fn backward(&self, pass: &mut wgpu::ComputePass, train: bool) -> Result<()> {
+    /// `mode`: the one the forward pass ran in (batch norm's gradient differs).
+    fn backward(
+        &self,
+        pass: &mut wgpu::ComputePass,
+        (mode, kind): (NormMode, ModelKind),
+    ) -> Result<()> {
         match self {
             Layer::Conv(op) => op.backward(pass),
-            Layer::Norm(op) => op.backward(pass, train),
+            Layer::Norm(op, name) => op.backward(pass, mode.trains(kind, name)),
             Layer::Relu(op) => op.backward(pass),
             Layer::Add { handback, .. } => {
                 handback.record(pass);
@@ -117,13 +122,13 @@ impl Step {
         &self,
         layers: &[Layer],
         pass: &mut wgpu::ComputePass,
-        train: bool,
+        mode: (NormMode, ModelKind),
     ) -> Result<()> {
         match self {
             Step::Layer(i) => layers
                 .get(*i)
                 .ok_or_else(|| Error::Gpu("model graph: a step names no layer".into()))?
-                .backward(pass, train),
+                .backward(pass, mode),
             Step::Parts(parts) => {
                 for add in parts.borrow().iter() {
                     add.record(pass);
@@ -321,7 +326,7 @@ impl Net for Builder<'_> {
             channels: c,
             layer: op.clone(),
         });
-        let y = self.push_made(Layer::Norm(op), out);
+        let y = self.push_made(Layer::Norm(op, name.to_string()), out);
         match relu {
             true => self.relu(&y),
             false => Ok(y),

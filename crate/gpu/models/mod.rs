@@ -15,7 +15,7 @@ use candle_nn::{ParamsAdamW, VarMap};
 
 use super::nn::{AdamW, CrossEntropy, DiceLoss, GpuTensor, Kernels};
 use super::Gpu;
-use crate::spec::models::ModelKind;
+use crate::spec::models::{ModelKind, NormMode};
 use crate::{Error, Result};
 use builder::{Builder, Layer, Norm, Param, Step, Value};
 
@@ -60,7 +60,10 @@ pub struct TaskGraph {
     backward: Vec<Step>,
     params: Vec<Param>,
     norms: Vec<Norm>,
-    optimiser: AdamW,
+    /// The backbone's parameters and the head's, each with its own learning rate (fine-tuning
+    /// may freeze the backbone).
+    backbone: AdamW,
+    head: AdamW,
 }
 
 impl TaskGraph {
@@ -104,9 +107,15 @@ impl TaskGraph {
             let loss = CrossEntropy::new(gpu, kernels, &logits.x, &targets, &dlogits, &stats)?;
             (targets, stats, Loss::CrossEntropy(loss))
         };
-        let pairs: Vec<(&GpuTensor, &GpuTensor)> =
-            b.params.iter().map(|p| (&*p.value, &*p.grad)).collect();
-        let optimiser = AdamW::new(gpu, kernels, &pairs, optimiser)?;
+        let group = |backbone: bool| -> Vec<(&GpuTensor, &GpuTensor)> {
+            b.params
+                .iter()
+                .filter(|p| model.is_backbone(&p.name) == backbone)
+                .map(|p| (&*p.value, &*p.grad))
+                .collect()
+        };
+        let backbone = AdamW::new(gpu, kernels, &group(true), optimiser.clone())?;
+        let head = AdamW::new(gpu, kernels, &group(false), optimiser)?;
         let Builder {
             layers,
             mut backward,
@@ -126,7 +135,8 @@ impl TaskGraph {
             backward,
             params,
             norms,
-            optimiser,
+            backbone,
+            head,
         })
     }
 
@@ -148,13 +158,15 @@ impl TaskGraph {
         })
     }
 
-    /// Zeroes the optimiser's moments and step count (a fresh model from the same start).
+    /// Zeroes the optimisers' moments and step counts (a fresh model from the same start).
     pub fn reset_optimiser(&mut self, encoder: &mut wgpu::CommandEncoder) {
-        self.optimiser.reset(encoder);
+        self.backbone.reset(encoder);
+        self.head.reset(encoder);
     }
 
-    pub fn set_learning_rate(&mut self, lr: f64) {
-        self.optimiser.set_learning_rate(lr);
+    /// The backbone's learning rate, where fine-tuning gives it its own.
+    pub fn set_backbone_learning_rate(&mut self, lr: f64) {
+        self.backbone.set_learning_rate(lr);
     }
 
     /// Queues a batch: `x` (B, 3, H, W) normalised, `targets` the class index of each row
@@ -181,13 +193,27 @@ impl TaskGraph {
     }
 
     /// Records forward (batch statistics), loss, backward and the AdamW update of every
-    /// parameter. AdamW's constants land at the next submission: one step per submission.
-    pub fn record_train(&mut self, gpu: &Gpu, pass: &mut wgpu::ComputePass) -> Result<()> {
-        self.record_forward(pass, true);
+    /// parameter; with `frozen_backbone`, the backbone's batch norms stay in evaluation mode and
+    /// its parameters unchanged. AdamW's constants land at the next submission: one step per
+    /// submission.
+    pub fn record_train(
+        &mut self,
+        gpu: &Gpu,
+        pass: &mut wgpu::ComputePass,
+        frozen_backbone: bool,
+    ) -> Result<()> {
+        let mode = NormMode {
+            train: true,
+            frozen_backbone,
+        };
+        self.record_forward(pass, mode);
         for step in &self.backward {
-            step.record(&self.layers, pass, true)?;
+            step.record(&self.layers, pass, (mode, self.spec.model))?;
         }
-        self.optimiser.step(gpu, pass);
+        self.head.step(gpu, pass);
+        if !frozen_backbone {
+            self.backbone.step(gpu, pass);
+        }
         Ok(())
     }
 
@@ -196,21 +222,21 @@ impl TaskGraph {
     /// Needs a graph built with `input_grad`.
     pub fn record_input_gradient(&self, pass: &mut wgpu::ComputePass) -> Result<()> {
         self.input_grad()?;
-        self.record_forward(pass, false);
+        self.record_forward(pass, NormMode::EVAL);
         for step in &self.backward {
-            step.record(&self.layers, pass, false)?;
+            step.record(&self.layers, pass, (NormMode::EVAL, self.spec.model))?;
         }
         Ok(())
     }
 
     /// Records the forward pass with the running statistics, and the loss.
     pub fn record_eval(&self, pass: &mut wgpu::ComputePass) {
-        self.record_forward(pass, false);
+        self.record_forward(pass, NormMode::EVAL);
     }
 
-    fn record_forward(&self, pass: &mut wgpu::ComputePass, train: bool) {
+    fn record_forward(&self, pass: &mut wgpu::ComputePass, mode: NormMode) {
         for layer in &self.layers {
-            layer.forward(pass, train);
+            layer.forward(pass, (mode, self.spec.model));
         }
         match &self.loss {
             Loss::CrossEntropy(op) => op.record(pass),
@@ -244,7 +270,7 @@ impl TaskGraph {
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
-            self.record_train(gpu, &mut pass)?;
+            self.record_train(gpu, &mut pass, false)?;
         }
         gpu.submit(encoder);
         self.read_stats(gpu).await
@@ -258,7 +284,7 @@ impl TaskGraph {
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
             for layer in &self.layers {
-                layer.forward(&mut pass, false);
+                layer.forward(&mut pass, (NormMode::EVAL, self.spec.model));
             }
         }
         gpu.submit(encoder);

@@ -9,7 +9,7 @@ mod shapes;
 mod unet;
 mod unet_plus_plus;
 
-pub use net::{Conv, Net, Pool};
+pub use net::{Conv, Net, NormMode, Pool};
 pub use shapes::{ParamRole, ParamSpec, Shapes};
 
 use crate::{Error, Result};

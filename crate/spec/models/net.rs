@@ -3,6 +3,7 @@
 //! into a device-resident graph (`gpu::models`), and [`super::Shapes`] only follows the shapes
 //! (the parameter list a weights file must match). Names are the PyTorch state-dict names.
 
+use super::ModelKind;
 use crate::Result;
 
 /// A convolution's geometry, as `torch.nn.Conv2d` takes it (square kernel, equal padding).
@@ -36,6 +37,31 @@ impl Conv {
     /// Output length along an axis of length `n`, None where the window does not fit.
     pub fn output(&self, n: usize) -> Option<usize> {
         window_output(n, self.k, self.stride, self.pad)
+    }
+}
+
+/// How batch norm normalises in a forward pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NormMode {
+    /// Training: the batch's statistics, folded into the running ones. Else the running ones.
+    pub train: bool,
+    /// Fine-tuning with a frozen backbone: its batch norms stay in evaluation mode.
+    pub frozen_backbone: bool,
+}
+
+impl NormMode {
+    pub const TRAIN: Self = Self {
+        train: true,
+        frozen_backbone: false,
+    };
+    pub const EVAL: Self = Self {
+        train: false,
+        frozen_backbone: false,
+    };
+
+    /// Whether batch norm `name` of `kind` uses the batch's statistics.
+    pub fn trains(self, kind: ModelKind, name: &str) -> bool {
+        self.train && !(self.frozen_backbone && kind.is_backbone(name))
     }
 }
 

@@ -34,7 +34,7 @@ impl DeviceChoice {
             "cpu" => Ok(Self::Cpu),
             "gpu" => Ok(Self::Gpu),
             _ => Err(Error::invalid(format!(
-                "unknown device '{s}': use auto, cpu or gpu"
+                "unknown backend '{s}': use auto, cpu or gpu"
             ))),
         }
     }
@@ -157,8 +157,8 @@ async fn warm_step_ms(backend: &mut dyn StepBackend, spec: &BackendSpec) -> Resu
             },
         )
         .await?;
-    backend.train(&batch, Augment::IDENTITY).await?;
+    backend.train(&batch, Augment::IDENTITY, false).await?;
     let started = Instant::now();
-    backend.train(&batch, Augment::IDENTITY).await?;
+    backend.train(&batch, Augment::IDENTITY, false).await?;
     Ok(started.elapsed().as_secs_f64() * 1000.0)
 }

@@ -4,22 +4,25 @@
 
 use async_trait::async_trait;
 use candle_core::{DType, Device, Tensor, Var};
-use candle_nn::{AdamW, Optimizer, VarMap};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
 
 use super::{BackendSpec, Batch, Input, PhaseStart, StageMaps, StepBackend};
 use crate::gpu::models::StepStats;
 use crate::isp::param::{forward, IspParams, RunningStats};
 use crate::model::losses::{accuracy, cross_entropy, dice_loss, iou};
-use crate::model::{trainable, NormMode, TaskModel};
+use crate::model::{trainable, TaskModel};
+use crate::spec::models::NormMode;
 use crate::train::augment::Augment;
 use crate::train::session::Penalty;
 use crate::{Error, Result};
 
-/// The model with its optimiser, over the session's weights.
+/// The model over the session's weights, with an optimiser for its backbone and one for its
+/// head (fine-tuning may freeze the backbone or train it at its own rate).
 struct Model {
     vars: VarMap,
     net: TaskModel,
-    optimiser: AdamW,
+    backbone: AdamW,
+    head: AdamW,
 }
 
 /// The processing of a phase.
@@ -138,11 +141,21 @@ impl StepBackend for CpuBackend {
             .as_ref()
             .is_some_and(|m| std::ptr::eq(m.vars.data(), vars.data()));
         if phase.fresh_model || !same {
-            let net = TaskModel::new(self.spec.model, self.spec.classes, vars, &self.device)?;
+            let kind = self.spec.model;
+            let net = TaskModel::new(kind, self.spec.classes, vars, &self.device)?;
+            let (backbone, head): (Vec<_>, Vec<_>) = trainable(vars)
+                .into_iter()
+                .partition(|(name, _)| kind.is_backbone(name));
+            let vars_of = |group: Vec<(String, Var)>| group.into_iter().map(|(_, v)| v).collect();
+            let backbone_settings = ParamsAdamW {
+                lr: self.spec.backbone_lr,
+                ..self.spec.optimiser.clone()
+            };
             self.model = Some(Model {
                 vars: vars.clone(),
                 net,
-                optimiser: AdamW::new(trainable(vars), self.spec.optimiser.clone())?,
+                backbone: AdamW::new(vars_of(backbone), backbone_settings)?,
+                head: AdamW::new(vars_of(head), self.spec.optimiser.clone())?,
             });
         }
         let params = IspParams::from_packed(phase.isp, DType::F32, &self.device)?;
@@ -172,7 +185,12 @@ impl StepBackend for CpuBackend {
         Ok((p.params.packed()?, p.running))
     }
 
-    async fn train(&mut self, batch: &Batch, augment: Augment) -> Result<StepStats> {
+    async fn train(
+        &mut self,
+        batch: &Batch,
+        augment: Augment,
+        frozen_backbone: bool,
+    ) -> Result<StepStats> {
         let x = match &batch.input {
             Input::Processed(x) => x.clone(),
             Input::Raw(raw) => {
@@ -188,13 +206,17 @@ impl StepBackend for CpuBackend {
             true => augment.apply(&batch.targets)?,
             false => batch.targets.clone(),
         };
-        let (loss, metric) = self.loss_metric(&x, &targets, NormMode::TRAIN)?;
+        let mode = NormMode {
+            train: true,
+            frozen_backbone,
+        };
+        let (loss, metric) = self.loss_metric(&x, &targets, mode)?;
         let grads = loss.backward()?;
-        self.model
-            .as_mut()
-            .ok_or_else(no_phase)?
-            .optimiser
-            .step(&grads)?;
+        let model = self.model.as_mut().ok_or_else(no_phase)?;
+        model.head.step(&grads)?;
+        if !frozen_backbone {
+            model.backbone.step(&grads)?;
+        }
         if let Some(opt) = self.processing.as_mut().and_then(|p| p.optimiser.as_mut()) {
             opt.step(&grads)?;
         }

@@ -125,7 +125,8 @@ impl GpuBackend {
             width: w,
             input_grad: true,
         };
-        let graph = TaskGraph::new(&gpu, &kernels, spec, optimiser)?;
+        let mut graph = TaskGraph::new(&gpu, &kernels, spec, optimiser)?;
+        graph.set_backbone_learning_rate(shape.backbone_lr);
         let default_params = GpuTensor::zeros(&gpu, "default ISP parameters", &[PACKED_LEN])?;
         let isp = IspPass::new(&gpu, program, (b, h, w), true, Some(&default_params))?;
         let rgb = [b, 3, h, w];
@@ -216,6 +217,7 @@ impl GpuBackend {
         input: &Input,
         targets: &[f32],
         augment: Choice,
+        frozen_backbone: bool,
     ) -> Result<StepStats> {
         let gpu = self.gpu.clone();
         self.graph.upload_targets(&gpu, targets)?;
@@ -225,7 +227,7 @@ impl GpuBackend {
                 // augmented on the CPU with the targets: no gradient flows past the model
                 self.graph.input().write(&gpu, x)?;
                 let mut pass = encoder.begin_compute_pass(&Default::default());
-                self.graph.record_train(&gpu, &mut pass)?;
+                self.graph.record_train(&gpu, &mut pass, frozen_backbone)?;
             }
             Input::Raw(raw) => {
                 self.isp.write_raw(&gpu, raw)?;
@@ -239,7 +241,7 @@ impl GpuBackend {
                 {
                     let mut pass = encoder.begin_compute_pass(&Default::default());
                     self.augment.forward(&mut pass);
-                    self.graph.record_train(&gpu, &mut pass)?;
+                    self.graph.record_train(&gpu, &mut pass, frozen_backbone)?;
                     if self.isp_opt.is_some() {
                         self.augment.backward(&mut pass)?;
                     }
@@ -432,7 +434,12 @@ impl StepBackend for GpuBackend {
         self.export(vars).await
     }
 
-    async fn train(&mut self, batch: &Batch, augment: Choice) -> Result<StepStats> {
+    async fn train(
+        &mut self,
+        batch: &Batch,
+        augment: Choice,
+        frozen_backbone: bool,
+    ) -> Result<StepStats> {
         // the targets are augmented here; a processed batch too (no gradient flows past the
         // model), a raw one on the device after its processing
         let targets = match self.graph.spec().model.is_segmenter() {
@@ -444,7 +451,8 @@ impl StepBackend for GpuBackend {
             super::Input::Raw(raw) => Input::Raw(f32_values(raw)?),
         };
         let targets = self.targets(&targets)?;
-        self.train_on(&input, &targets, augment).await
+        self.train_on(&input, &targets, augment, frozen_backbone)
+            .await
     }
 
     async fn attack(&mut self, batch: &Batch) -> Result<StepStats> {

@@ -37,7 +37,11 @@ pub struct BackendSpec {
     pub width: usize,
     /// Tiles the session holds (their memory counts against a page's budget).
     pub tiles: usize,
+    /// The head's optimiser settings (the whole model's, unless fine-tuning gives the backbone
+    /// its own rate).
     pub optimiser: ParamsAdamW,
+    /// The backbone's learning rate.
+    pub backbone_lr: f64,
     /// Forensics: the distance to the default processing and its weight.
     pub forensics: Option<(Penalty, f64)>,
 }
@@ -87,8 +91,15 @@ pub trait StepBackend {
     async fn finish_phase(&mut self, vars: &VarMap) -> Result<(Vec<f32>, RunningStats)>;
 
     /// One training step: the model (and the processing, where the phase trains it) on a batch
-    /// with this step's augmentation (of the processed image, and of a segmentation mask).
-    async fn train(&mut self, batch: &Batch, augment: Augment) -> Result<StepStats>;
+    /// with this step's augmentation (of the processed image, and of a segmentation mask). With
+    /// `frozen_backbone` (fine-tuning), the backbone's parameters stay as they are and its batch
+    /// norms in evaluation mode.
+    async fn train(
+        &mut self,
+        batch: &Batch,
+        augment: Augment,
+        frozen_backbone: bool,
+    ) -> Result<StepStats>;
 
     /// One forensics step on a raw batch: the frozen model's loss through the current
     /// processing, and an update of the attacked parameters that raises it while staying near

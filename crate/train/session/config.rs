@@ -39,6 +39,55 @@ pub enum Penalty {
     Ssim,
 }
 
+/// Fine-tuning: how long the backbone stays frozen (its parameters unchanged, its batch norms
+/// in evaluation mode) in each training phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Freeze {
+    #[default]
+    Never,
+    /// The phase's first steps.
+    Steps(usize),
+    /// The whole session.
+    Always,
+}
+
+impl Freeze {
+    /// "none" (or "0"), a number of steps, or "all".
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "none" | "0" | "" => Ok(Freeze::Never),
+            "all" => Ok(Freeze::Always),
+            n => match n.parse::<u64>() {
+                Ok(steps) => Ok(Freeze::Steps(
+                    crate::spec::limits::STEPS.check(steps)? as usize
+                )),
+                Err(_) => Err(Error::invalid(format!(
+                    "freeze the backbone for '{s}'? use none, a number of steps or all"
+                ))),
+            },
+        }
+    }
+
+    /// Whether the backbone is frozen at `step` (from 0) of a training phase.
+    pub fn at(self, step: usize) -> bool {
+        match self {
+            Freeze::Never => false,
+            Freeze::Steps(n) => step < n,
+            Freeze::Always => true,
+        }
+    }
+
+    /// As [`Freeze::parse`] reads it.
+    pub fn label(self) -> String {
+        match self {
+            Freeze::Never => "none".into(),
+            Freeze::Steps(n) => n.to_string(),
+            Freeze::Always => "all".into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct TrainConfig {
     pub mode: Mode,
@@ -46,6 +95,10 @@ pub struct TrainConfig {
     /// Steps of each training phase.
     pub steps: usize,
     pub lr: f64,
+    /// Fine-tuning: the backbone's own learning rate (the model's where None).
+    pub backbone_lr: Option<f64>,
+    /// Fine-tuning: how long the backbone stays frozen in each training phase.
+    pub freeze_backbone: Freeze,
     pub weight_decay: f64,
     pub batch: usize,
     pub seed: u64,
@@ -75,6 +128,8 @@ impl TrainConfig {
             model,
             steps: 100,
             lr: 1e-3,
+            backbone_lr: None,
+            freeze_backbone: Freeze::Never,
             weight_decay: 1e-4,
             batch: 8,
             seed: 0,
@@ -106,6 +161,9 @@ impl TrainConfig {
         limits::BATCH.check_usize(self.batch)?;
         limits::SNAPSHOT_EVERY.check_usize(self.snapshot_every)?;
         check_real("the learning rate", self.lr, limits::LEARNING_RATE)?;
+        if let Some(lr) = self.backbone_lr {
+            check_real("the backbone's learning rate", lr, limits::LEARNING_RATE)?;
+        }
         check_real(
             "forensics' learning rate",
             self.forensic_lr,

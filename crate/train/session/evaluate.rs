@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Front, Session};
+use super::{Front, Phase, Session};
 use crate::isp::static_pipeline::View;
 use crate::train::corruption::Corruption;
 use crate::Result;
@@ -30,6 +30,10 @@ impl Session {
         &mut self,
         intensities: &[u32],
     ) -> Result<BTreeMap<String, BTreeMap<u32, f32>>> {
+        if !self.started {
+            // a model evaluated without training (a run's checkpoint): its backend takes it now
+            self.start_phase(&Phase::Evaluate).await?;
+        }
         let mut table = BTreeMap::new();
         for view in View::paper_views() {
             let mut row = BTreeMap::new();

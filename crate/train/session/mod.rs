@@ -24,7 +24,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use web_time::Instant;
 
-pub use config::{Mode, Penalty, TrainConfig};
+pub use config::{Freeze, Mode, Penalty, TrainConfig};
 pub use report::{Snapshot, StepReport, Summary};
 
 use super::backend::{choose, BackendSpec, Choice, DeviceChoice, StepBackend};
@@ -90,6 +90,8 @@ pub struct Session {
     pub adversarial: Vec<(String, Tensor)>,
     /// The weights the model started from, where a file gave them.
     init: Option<Init>,
+    /// Whether a phase has handed the backend the model and the processing.
+    started: bool,
     /// Where the steps run, chosen before the first ([`Session::choose_device`]; the CPU where
     /// nothing was chosen).
     backend: Option<(Box<dyn StepBackend>, Choice)>,
@@ -195,6 +197,7 @@ impl Session {
             summary,
             adversarial: Vec::new(),
             init: None,
+            started: false,
             backend: None,
         })
     }
@@ -214,6 +217,7 @@ impl Session {
             width: first.raw.width(),
             tiles: self.data.items.len(),
             optimiser: adam_params(&self.config),
+            backbone_lr: self.config.backbone_lr.unwrap_or(self.config.lr),
             forensics: (self.config.mode == Mode::Forensics)
                 .then_some((self.config.penalty, self.config.lambda)),
         })

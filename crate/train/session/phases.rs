@@ -64,6 +64,7 @@ impl Session {
                 },
             )
             .await?;
+        self.started = true;
         if let Phase::Attack { group } = phase {
             let before = self.validate(&Front::Param { train: false }).await?;
             self.summary
@@ -111,7 +112,8 @@ impl Session {
         let items = self.draw();
         let augment = Augment::random(&mut self.rng);
         let batch = self.batch(&items, front, 100)?;
-        self.backend().await?.train(&batch, augment).await
+        let frozen = self.config.freeze_backbone.at(self.phase_step);
+        self.backend().await?.train(&batch, augment, frozen).await
     }
 
     pub(super) async fn attack_step(&mut self) -> Result<StepStats> {
