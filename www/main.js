@@ -611,15 +611,27 @@ function plotCurves() {
 const REMEMBERED_DEVICES = 'lens2logit.devices';
 const rememberedDevices = () => JSON.parse(localStorage.getItem(REMEMBERED_DEVICES) ?? '{}');
 
-listeners.train = ({ kind, total, device, choice, report, snapshots }) => {
-  if (kind === 'start') {
-    $('train-progress').max = total;
-    $('train-device').value = `training on ${device}`;
-    if (choice?.key) {
-      localStorage.setItem(REMEMBERED_DEVICES, JSON.stringify({ ...rememberedDevices(), [choice.key]: choice.gpu ? 'gpu' : 'cpu' }));
+/** A job's events: its sessions ('start'), their steps, the experiment's table, its weights. */
+listeners.job = (e) => {
+  if (e.kind === 'weights') {
+    setStatus(`Starting from ${e.url || e.name}: ${(e.bytes / 2 ** 20).toFixed(1)} MB, SHA-256 ${e.sha256}, ${e.tensors} tensors`);
+    if (e.headReinitialised) showError(e.headReinitialised);
+    return;
+  }
+  if (e.count > 1) {
+    experimentProgress(e);
+    return;
+  }
+  if (e.kind === 'start') {
+    $('train-progress').max = e.total;
+    $('train-device').value = `training on ${e.device}`;
+    if (e.choice?.key) {
+      localStorage.setItem(REMEMBERED_DEVICES, JSON.stringify({ ...rememberedDevices(), [e.choice.key]: e.choice.gpu ? 'gpu' : 'cpu' }));
     }
     return;
   }
+  if (e.kind !== 'step') return;
+  const { report, snapshots } = e;
   const curve = (session.curves[report.phase] ??= []);
   curve.push([report.step, report.loss, report.metric]);
   plotCurves();
@@ -802,8 +814,7 @@ $('start').onclick = guard(async () => {
   saveState();
   const options = sessionOptions();
   try {
-    const run = { name: $('run-name').value, dataset: datasetLabel() };
-    const result = await call('train', { options, run });
+    const result = await call('runJob', { options: { ...options, name: $('run-name').value } });
     session.summary = result.summary;
     showResults(result);
     if (result.saveError) showError(result.saveError);
@@ -823,18 +834,19 @@ const sessionOptions = () => ({
   lr: Number($('lr').value), batch: Number($('batch').value), seed: Number($('seed').value),
   view: currentView(), lambda: Number($('lambda').value), group: $('group').value,
   forensicSteps: Number($('attack-steps').value),
-  snapshotEvery: Math.max(1, Math.round(Number($('steps').value) / 8)),
   corruptionSeverity: $('corruption').value ? Number($('corruption').value) : null,
   backend: $('device').value,
   rememberedDevices: rememberedDevices(),
 });
 
-listeners.experiment = ({ training, trainings, view, step, steps }) => {
+/** The experiment's progress: session `index` of `count`, its step. */
+function experimentProgress({ kind, index, count, label, report }) {
+  if (kind !== 'step') return;
   const bar = $('experiment-progress');
-  bar.max = trainings * steps;
-  bar.value = training * steps + step;
-  $('experiment-rate').value = `training ${training + 1}/${trainings}: ${view}, step ${step}/${steps}`;
-};
+  bar.max = count * report.total_steps;
+  bar.value = index * report.total_steps + report.global_step;
+  $('experiment-rate').value = `training ${index + 1}/${count}: ${label}, step ${report.global_step}/${report.total_steps}`;
+}
 
 $('run-experiment').onclick = guard(async () => {
   $('error').hidden = true;
@@ -844,10 +856,10 @@ $('run-experiment').onclick = guard(async () => {
   for (const id of ['pause', 'cancel']) $(id).disabled = false;
   $('experiment-progress').hidden = false;
   saveState();
-  const options = sessionOptions();
-  const settings = { task: $('task').value, model: options.model ?? 'default', steps: String(options.steps), batch: String(options.batch), lr: String(options.lr), seed: String(options.seed), data: datasetLabel() };
+  const options = { ...sessionOptions(), mode: 'synthesis', experiment: 'synthesis', name: $('run-name').value || 'synthesis experiment' };
   try {
-    const result = await call('experiment', { options, settings, run: { name: $('run-name').value, dataset: datasetLabel() } });
+    const result = await call('runJob', { options });
+    if (!result.finished) throw new Error('the experiment was cancelled; the finished trainings are in the lab log');
     const heading = document.createElement('h3');
     heading.textContent = 'The 12 x 12 table: trained on the row\'s view, tested on the column\'s';
     out.append(heading);
@@ -855,9 +867,9 @@ $('run-experiment').onclick = guard(async () => {
     figure(out, 'synthesis by intensity', result.intensity);
     const buttons = document.createElement('div');
     buttons.className = 'controls';
-    for (const [name, csv] of [['synthesis_12x12.csv', result.matrixCsv], ['synthesis_intensity.csv', result.intensityCsv]]) {
+    for (const [name, data, type] of [['synthesis_12x12.csv', result.matrixCsv, 'text/csv'], ['synthesis_intensity.csv', result.intensityCsv, 'text/csv'], ['synthesis.json', result.tableJson, 'application/json']]) {
       const button = Object.assign(document.createElement('button'), { type: 'button', textContent: name });
-      button.onclick = () => download(name, csv, 'text/csv');
+      button.onclick = () => download(name, data, type);
       buttons.append(button);
     }
     out.append(buttons);
@@ -882,16 +894,6 @@ $('export-model').onclick = guard(async () => download('model.safetensors', awai
 $('export-isp').onclick = guard(async () => download('isp.safetensors', await call('saveIsp'), 'application/octet-stream'));
 
 // ------------------------------------------------------------------ lab log
-
-/** The tiles' source as the runs table names it. */
-function datasetLabel() {
-  switch ($('source').value) {
-    case 'synthetic': return `synthetic ${$('task').value} (${$('n').value} tiles, ${$('size').value} px)`;
-    case 'zenodo': return `zenodo ${$('record').value} ${$('dataset').value} ${$('intensity').value}%`;
-    case 'chart': return 'colour chart';
-    default: return 'my files';
-  }
-}
 
 const selectedRuns = () => [...document.querySelectorAll('#runs-table input:checked')].map((box) => box.value);
 

@@ -129,30 +129,28 @@ const methods = {
   loadParams: ({ bytes }) => lab.loadParams(bytes),
   saveParams: () => lab.saveParams(),
   runIsp: async ({ gradients, view }) => ispImages(await lab.runIsp(gradients, view), gradients),
-  // `run` labels the session in the lab log: {name, dataset} (both optional)
-  async train({ options, run = {} }) {
+  // a job: a session, or the 12-view synthesis experiment ({experiment: 'synthesis'}); `name`
+  // labels its runs in the lab log, `weights` ({bytes, name, url}) starts the model from a file
+  async runJob({ options, weights }) {
     trainer?.free();
     trainer = new wasm.Trainer(lab, options);
+    if (weights) event('job', { kind: 'weights', ...trainer.startFrom(weights.bytes, weights.name, weights.url ?? undefined) });
     trainControl = new wasm.TrainControl();
-    const started = Date.now();
-    const total = trainer.totalSteps();
-    const choice = await trainer.prepare();
-    event('train', { kind: 'start', total, device: trainer.device, choice });
-    const finished = await trainer.run(trainControl, (report) => {
-      const snapshots = trainer.newSnapshots().map((s) => timelineImages(trainer, s));
-      event('train', { kind: 'step', report, snapshots });
+    const runs = [];
+    const { finished, saveErrors } = await trainer.run(trainControl, {
+      progress: (e) => event('job', e),
+      keep: async (meta, zip) => {
+        await store.putRun(meta, zip);
+        runs.push(meta);
+      },
     });
     const summary = trainer.summary();
     const adversarial = trainer.adversarialGroups().map((group, i) => ({ group, image: image(trainer.adversarialImage(i)) }));
-    // every session becomes a run in the lab log; a full storage is reported, the results stay
-    const { meta, zip } = trainer.runRecord(run.name ?? '', run.dataset ?? '', started, finished);
-    let saveError = null;
-    try {
-      await store.putRun(meta, zip);
-    } catch (error) {
-      saveError = error.message;
+    const result = { finished, summary, adversarial, runs, run: runs.at(-1), saveError: saveErrors[0] ?? null };
+    if (options.experiment === 'synthesis' && finished) {
+      Object.assign(result, { matrixCsv: trainer.matrixCsv(), intensityCsv: trainer.intensityCsv(), tableJson: trainer.tableJson(), matrix: image(trainer.matrixImage()), intensity: image(trainer.intensityImage()) });
     }
-    return { finished, summary, adversarial, run: meta, saveError };
+    return result;
   },
   // the lab log
   async listRuns({ selection }) {
@@ -182,28 +180,6 @@ const methods = {
     if (await store.hasRun(meta.id)) throw new Error(`run ${meta.id} (${meta.name}) is already in the lab log`);
     await store.putRun(meta, bytes);
     return meta;
-  },
-  // the paper's synthesis experiment: a session per training view, each kept in the lab log
-  async experiment({ options, run = {}, settings = {} }) {
-    const views = wasm.Lab.viewNames();
-    const metric = lab.task === 'segmentation' ? 'iou' : 'accuracy';
-    const table = new wasm.SynthesisExperiment(metric, options.intensities, settings);
-    trainControl = new wasm.TrainControl();
-    try {
-      for (const [i, view] of views.entries()) {
-        trainer?.free();
-        trainer = new wasm.Trainer(lab, { ...options, mode: 'synthesis', view, snapshotEvery: 0 });
-        const started = Date.now();
-        const finished = await trainer.run(trainControl, (r) => event('experiment', { training: i, trainings: views.length, view, step: r.step, steps: r.steps }));
-        if (!finished) throw new Error(`the experiment was cancelled during training ${i + 1} of ${views.length} (${view}); the finished trainings are in the lab log`);
-        table.addSession(trainer);
-        const { meta, zip } = trainer.runRecord(`${run.name || 'synthesis experiment'}: ${view}`, run.dataset ?? '', started, true);
-        await store.putRun(meta, zip);
-      }
-      return { matrixCsv: table.matrixCsv(), intensityCsv: table.intensityCsv(), matrix: image(table.matrixImage()), intensity: image(table.intensityImage()) };
-    } finally {
-      table.free();
-    }
   },
   pause: () => trainControl?.pause(),
   resume: () => trainControl?.resume(),

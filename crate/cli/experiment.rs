@@ -5,25 +5,24 @@
 //! `forensics` and `optimisation` run their mode once and write its table. The tables are built
 //! in `lens2logit::train::experiment`; this file holds the arguments, progress and files.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::{Args, Subcommand};
 
-use lens2logit::data::Task;
 use lens2logit::isp::static_pipeline::View;
 use lens2logit::raw::intensity::LEVELS;
 use lens2logit::runs::{Run, META, METRICS};
 use lens2logit::train::experiment::{
     forensics_csv, forensics_image, forensics_ranking, optimisation_csv, SynthesisTable,
 };
-use lens2logit::train::{Session, TileSet, TrainConfig, TrainOptions};
+use lens2logit::train::job::{Experiment, Outcome};
+use lens2logit::train::{TrainConfig, TrainOptions};
 use lens2logit::viz::Rgba;
 
 use crate::common::{read_file, write_file};
-use crate::train::{dataset_label, log_run, run_job, AttackArgs, Job, SessionArgs};
+use crate::train::{run_job, AttackArgs, CliSink, RunsAt, SessionArgs};
 
 /// What a synthesis experiment writes, row job or whole: the table with every intensity (what
 /// `gather` reads), its two CSVs and their heatmaps.
@@ -142,60 +141,17 @@ impl Common {
         }
     }
 
-    fn tiles(&self) -> Result<TileSet, String> {
-        self.session.tiles()
-    }
-
-    /// Trains one session into the run folder `OUT/runs/<folder>` and logs it where asked.
-    fn train(
-        &self,
-        config: TrainConfig,
-        data: TileSet,
-        kind: &str,
-        folder: &str,
-    ) -> Result<(Session, Run), String> {
-        let out = self.out.join("runs").join(folder);
-        std::fs::create_dir_all(self.out.join("runs"))
-            .map_err(|e| format!("cannot create {}: {e}", self.out.join("runs").display()))?;
-        let job = Job {
-            config,
-            session: &self.session,
-            name: self
-                .name
-                .clone()
-                .unwrap_or_else(|| format!("experiment {kind}")),
-            out: &out,
-        };
-        let (session, run) = run_job(&job, data)?;
-        if let Some(url) = &self.mlflow {
-            log_run(&run, &out, url, &self.experiment)?;
-        }
-        Ok((session, run))
-    }
-
-    /// What every row of a synthesis table must share.
-    fn settings(&self, config: &TrainConfig) -> BTreeMap<String, String> {
-        let task: Task = self.session.task.into();
-        BTreeMap::from([
-            ("task".into(), task.name().to_string()),
-            ("model".into(), config.model.name().to_string()),
-            (
-                "data".into(),
-                dataset_label(&self.session.data, self.session.n, self.session.size),
-            ),
-            (
-                "camera".into(),
-                self.session
-                    .camera
-                    .clone()
-                    .unwrap_or_else(|| "default".into()),
-            ),
-            ("steps".into(), config.steps.to_string()),
-            ("batch".into(), config.batch.to_string()),
-            ("lr".into(), config.lr.to_string()),
-            ("weight_decay".into(), config.weight_decay.to_string()),
-            ("seed".into(), config.seed.to_string()),
-        ])
+    /// Runs `experiment` of `config` into the experiment's folder.
+    fn run(&self, experiment: Experiment, config: TrainConfig, kind: &str) -> Result<Outcome, String> {
+        create(&self.out)?;
+        let name = self
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("experiment {kind}"));
+        let job = self.session.job(experiment, config, name)?;
+        let mlflow = self.mlflow.as_deref().map(|url| (url, self.experiment.as_str()));
+        let mut sink = CliSink::new(RunsAt::Experiment(&self.out), &self.session, mlflow);
+        run_job(job, &mut sink)
     }
 }
 
@@ -211,7 +167,7 @@ fn write_png(path: &Path, image: &Rgba) -> Result<(), String> {
 
 /// The table, its CSVs and heatmaps into `dir` (rewritten after every row: a stopped experiment
 /// keeps the rows it finished).
-fn write_synthesis(table: &SynthesisTable, dir: &Path) -> Result<(), String> {
+pub(crate) fn write_synthesis(table: &SynthesisTable, dir: &Path) -> Result<(), String> {
     write_file(
         &dir.join(TABLE),
         &table.to_json().map_err(|e| e.to_string())?,
@@ -239,43 +195,14 @@ fn synthesis(args: SynthesisArgs) -> Result<(), String> {
     let config = options
         .config(c.session.task.into())
         .map_err(|e| e.to_string())?;
-    let data = c.tiles()?;
-    create(&c.out)?;
-    let all = View::paper_views();
-    let views = match args.train_view {
-        Some(view) => vec![view],
-        None => all.clone(),
-    };
     let started = Instant::now();
-    let mut table: Option<SynthesisTable> = None;
-    for (i, view) in views.iter().enumerate() {
-        let row = all.iter().position(|v| v == view).unwrap_or(0) + 1;
-        let of_table = match views.len() {
-            12 => String::new(),
-            _ => format!(" (row {row} of 12)"),
-        };
-        eprintln!("training {}/{}: {view}{of_table}", i + 1, views.len());
-        let mut config = config.clone();
-        config.view = *view;
-        let (session, _) = c.train(config, data.clone(), "synthesis", &view.to_string())?;
-        let summary = &session.summary;
-        let table = match &mut table {
-            Some(t) => t,
-            None => table.insert(
-                SynthesisTable::new(
-                    &summary.metric,
-                    &args.intensities,
-                    c.settings(session.config()),
-                )
-                .map_err(|e| e.to_string())?,
-            ),
-        };
-        table.add_row(*view, summary).map_err(|e| e.to_string())?;
-        write_synthesis(table, &c.out)?;
-    }
+    let experiment = Experiment::Synthesis {
+        train_view: args.train_view,
+    };
+    let outcome = c.run(experiment, config, "synthesis")?;
+    let rows = outcome.table.map_or(0, |t| t.rows.len());
     eprintln!(
-        "{} training(s) in {:.1} s; wrote {MATRIX}.csv, {BY_INTENSITY}.csv and their heatmaps to {}",
-        views.len(),
+        "{rows} training(s) in {:.1} s; wrote {MATRIX}.csv, {BY_INTENSITY}.csv and their heatmaps to {}",
         started.elapsed().as_secs_f64(),
         c.out.display()
     );
@@ -358,9 +285,8 @@ fn forensics(args: ForensicsArgs) -> Result<(), String> {
     let config = options
         .config(c.session.task.into())
         .map_err(|e| e.to_string())?;
-    let data = c.tiles()?;
-    create(&c.out)?;
-    let (session, _) = c.train(config, data, "forensics", "forensics")?;
+    let outcome = c.run(Experiment::Session, config, "forensics")?;
+    let session = outcome.last.ok_or("the experiment ran no session")?;
     let ranking = forensics_ranking(&session.summary);
     write_file(
         &c.out.join("forensics.csv"),
@@ -386,9 +312,9 @@ fn optimisation(args: OptimisationArgs) -> Result<(), String> {
         .options("optimisation")
         .config(c.session.task.into())
         .map_err(|e| e.to_string())?;
-    let data = c.tiles()?;
-    create(&c.out)?;
-    let (session, run) = c.train(config, data, "optimisation", "optimisation")?;
+    let outcome = c.run(Experiment::Session, config, "optimisation")?;
+    let session = outcome.last.ok_or("the experiment ran no session")?;
+    let run = crate::runs::read_dir(&c.out.join("runs").join("optimisation"))?;
     write_file(
         &c.out.join("optimisation.csv"),
         optimisation_csv(&session.summary).as_bytes(),

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use async_trait::async_trait;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -12,9 +13,10 @@ use lens2logit::isp::static_pipeline::View;
 use lens2logit::model::WeightsFile;
 use lens2logit::raw::intensity::LEVELS;
 use lens2logit::raw::CameraParams;
-use lens2logit::runs::{drift_csv, Run, RunSource};
+use lens2logit::runs::{drift_csv, Run};
 use lens2logit::spec::models::ModelKind;
-use lens2logit::train::experiment::forensics_ranking;
+use lens2logit::train::experiment::{forensics_ranking, SynthesisTable};
+use lens2logit::train::job::{Control, Experiment, Job as JobSpec, JobSink, Outcome, Progress};
 use lens2logit::train::timeline::timeline_gif;
 use lens2logit::train::{DeviceChoice, Mode, Session, TileSet, TrainConfig, TrainOptions};
 
@@ -224,7 +226,9 @@ pub(crate) fn tiles(
             Task::Segmentation => CameraParams::drone(),
         },
     };
-    TileSet::from_files(task, camera, &files, &read).map_err(|e| e.to_string())
+    let mut set = TileSet::from_files(task, camera, &files, &read).map_err(|e| e.to_string())?;
+    set.label = data.to_string();
+    Ok(set)
 }
 
 pub fn train(args: TrainArgs) -> Result<(), String> {
@@ -235,23 +239,21 @@ pub fn train(args: TrainArgs) -> Result<(), String> {
         penalty: Some(args.attack.penalty.clone()),
         group: args.group.clone(),
         forensic_steps: Some(args.attack.forensic_steps as f64),
-        snapshot_every: Some(
-            args.snapshot_every
-                .unwrap_or((args.session.steps / 8).max(1)) as f64,
-        ),
+        snapshot_every: args.snapshot_every.map(|every| every as f64),
         intensities: Some(args.intensities.iter().map(|&i| i as f64).collect()),
         corruption_severity: args.corruption_severity.map(f64::from),
         ..args.session.options(&args.mode)
     };
     let config = options.config(task).map_err(|e| e.to_string())?;
-    let data = args.session.tiles()?;
-    let job = Job {
-        config,
-        session: &args.session,
-        name: args.name.clone(),
-        out: &args.out,
-    };
-    let (session, run) = run_job(&job, data)?;
+    let job = args
+        .session
+        .job(Experiment::Session, config, args.name.clone())?;
+    let mlflow = args.mlflow.as_deref().map(|url| (url, args.experiment.as_str()));
+    let mut sink = CliSink::new(RunsAt::Folder(&args.out), &args.session, mlflow);
+    let outcome = run_job(job, &mut sink)?;
+    let session = outcome
+        .last
+        .ok_or_else(|| "the job ran no session".to_string())?;
     for (phase, metric) in &session.summary.final_metric {
         eprintln!("{phase}: validation {} {metric:.3}", session.summary.metric);
     }
@@ -270,87 +272,154 @@ pub fn train(args: TrainArgs) -> Result<(), String> {
             path.display()
         );
     }
-    if let Some(url) = &args.mlflow {
-        log_run(&run, &args.out, url, &args.experiment)?;
-    }
     Ok(())
 }
 
-/// One session as the CLI runs it (`train`, and each training of `experiment`).
-pub(crate) struct Job<'a> {
-    pub config: TrainConfig,
-    /// The data and the device (`--data` as given is the run's dataset label).
-    pub session: &'a SessionArgs,
-    /// The run's label.
-    pub name: String,
-    /// The run folder to write.
-    pub out: &'a Path,
+/// Where a job's runs go: `--out` itself (`train`), or a folder per session under `OUT/runs`
+/// (`experiment`), with the synthesis tables beside them.
+pub(crate) enum RunsAt<'a> {
+    Folder(&'a Path),
+    Experiment(&'a Path),
 }
 
-/// Trains `job` on `data` on the chosen device with a progress bar and writes its run folder
-/// (with `config.json`, which `evaluate` reads); the finished session and its run.
-pub(crate) fn run_job(job: &Job, data: TileSet) -> Result<(Session, Run), String> {
-    let config = job.config.clone();
-    let run_config = RunConfig {
-        task: data.task.name().into(),
-        model: config.model.name().into(),
-        view: config.view.to_string(),
-        classes: data.classes.clone(),
-        size: job.session.size,
-        n: job.session.n,
-        seed: config.seed,
-        camera: data.camera.clone(),
-        batch: config.batch,
-    };
-    let mut session = Session::new(config, data).map_err(|e| e.to_string())?;
-    if let Some(file) = job.session.weights()? {
-        let loaded = session.start_from(&file).map_err(|e| e.to_string())?;
-        eprintln!(
-            "starting from {} ({} tensors, {} bytes, SHA-256 {})",
-            file.source.url.as_deref().unwrap_or(&file.source.name),
-            loaded.set,
-            file.source.bytes,
-            file.source.sha256
-        );
-        if let Some(told) = &loaded.head_reinitialised {
-            eprintln!("{told}");
+/// The CLI's end of a job: a progress bar per session, each run written as a folder (with
+/// `config.json`, which `evaluate` reads) and logged to MLflow where asked, the synthesis tables
+/// rewritten after every row (a stopped experiment keeps the rows it finished).
+pub(crate) struct CliSink<'a> {
+    pub runs: RunsAt<'a>,
+    pub session: &'a SessionArgs,
+    /// MLflow's URL and experiment.
+    pub mlflow: Option<(&'a str, &'a str)>,
+    bar: Option<ProgressBar>,
+}
+
+impl<'a> CliSink<'a> {
+    pub fn new(runs: RunsAt<'a>, session: &'a SessionArgs, mlflow: Option<(&'a str, &'a str)>) -> Self {
+        Self {
+            runs,
+            session,
+            mlflow,
+            bar: None,
         }
     }
-    let choice = DeviceChoice::parse(&job.session.backend).map_err(|e| e.to_string())?;
-    let chosen = pollster::block_on(async {
-        let adapter = choice.adapter().await?;
-        session.choose_device(choice, adapter).await
-    })
-    .map_err(|e| e.to_string())?;
-    eprintln!("training on {}", chosen.describe());
-    let started_ms = lens2logit::runs::now_ms();
 
-    let bar = ProgressBar::new(session.total_steps() as u64).with_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed} < {eta}]")
-            .expect("valid template"),
-    );
-    while let Some(report) = pollster::block_on(session.step()).map_err(|e| e.to_string())? {
-        bar.set_position(report.global_step as u64);
-        bar.set_message(format!(
-            "{}: loss {:.3} {} {:.3} ({:.0} tiles/s)",
-            report.phase, report.loss, session.summary.metric, report.metric, report.samples_per_s
-        ));
+    fn folder(&self, name: &str) -> PathBuf {
+        match self.runs {
+            RunsAt::Folder(out) => out.to_path_buf(),
+            RunsAt::Experiment(out) => out.join("runs").join(name),
+        }
     }
-    bar.finish_and_clear();
+}
 
-    let source = RunSource {
-        name: job.name.clone(),
-        dataset: dataset_label(&job.session.data, job.session.n, job.session.size),
-        started_ms,
-        finished: true,
-    };
-    let mut run = Run::from_session(&session, &source).map_err(|e| e.to_string())?;
-    let config = serde_json::to_vec_pretty(&run_config).map_err(|e| e.to_string())?;
-    run.insert("config.json", config)
-        .map_err(|e| e.to_string())?;
-    crate::runs::write_dir(&run, job.out)?;
-    eprintln!("wrote run {} to {}", run.meta().id, job.out.display());
-    Ok((session, run))
+#[async_trait(?Send)]
+impl JobSink for CliSink<'_> {
+    async fn progress(&mut self, progress: Progress<'_>) -> lens2logit::Result<Control> {
+        match progress {
+            Progress::Session {
+                index,
+                count,
+                label,
+                total_steps,
+                choice,
+                loaded,
+            } => {
+                if count > 1 {
+                    eprintln!("training {}/{count}: {label}", index + 1);
+                }
+                if let (Some(loaded), Some(file)) = (loaded, &self.session.init) {
+                    eprintln!("starting from {file} ({} tensors)", loaded.set);
+                    if let Some(told) = &loaded.head_reinitialised {
+                        eprintln!("{told}");
+                    }
+                }
+                eprintln!("training on {}", choice.describe());
+                self.bar = Some(
+                    ProgressBar::new(total_steps as u64).with_style(
+                        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed} < {eta}]")
+                            .expect("valid template"),
+                    ),
+                );
+            }
+            Progress::Step { report, .. } => {
+                if let Some(bar) = &self.bar {
+                    bar.set_position(report.global_step as u64);
+                    bar.set_message(format!(
+                        "{}: loss {:.3} metric {:.3} ({:.0} tiles/s)",
+                        report.phase, report.loss, report.metric, report.samples_per_s
+                    ));
+                }
+            }
+        }
+        Ok(Control::Go)
+    }
+
+    async fn keep(&mut self, run: &Run, session: &Session, folder: &str) -> lens2logit::Result<()> {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        let (config, data) = (session.config(), session.data());
+        let run_config = RunConfig {
+            task: data.task.name().into(),
+            model: config.model.name().into(),
+            view: config.view.to_string(),
+            classes: data.classes.clone(),
+            size: self.session.size,
+            n: self.session.n,
+            seed: config.seed,
+            camera: data.camera.clone(),
+            batch: config.batch,
+        };
+        let mut run = run.clone();
+        let bytes = serde_json::to_vec_pretty(&run_config)
+            .map_err(|e| lens2logit::Error::invalid(e.to_string()))?;
+        run.insert("config.json", bytes)?;
+        let out = self.folder(folder);
+        if let Some(parent) = out.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                lens2logit::Error::invalid(format!("cannot create {}: {e}", parent.display()))
+            })?;
+        }
+        crate::runs::write_dir(&run, &out).map_err(lens2logit::Error::invalid)?;
+        eprintln!("wrote run {} to {}", run.meta().id, out.display());
+        if let Some((url, experiment)) = self.mlflow {
+            log_run(&run, &out, url, experiment).map_err(lens2logit::Error::invalid)?;
+        }
+        Ok(())
+    }
+
+    async fn table(&mut self, table: &SynthesisTable) -> lens2logit::Result<()> {
+        if let RunsAt::Experiment(out) = self.runs {
+            crate::experiment::write_synthesis(table, out).map_err(lens2logit::Error::invalid)?;
+        }
+        Ok(())
+    }
+}
+
+impl SessionArgs {
+    /// A job of these flags on their tiles.
+    pub fn job(
+        &self,
+        experiment: Experiment,
+        config: TrainConfig,
+        name: String,
+    ) -> Result<JobSpec, String> {
+        let device = DeviceChoice::parse(&self.backend).map_err(|e| e.to_string())?;
+        let adapter = pollster::block_on(device.adapter()).map_err(|e| e.to_string())?;
+        Ok(JobSpec {
+            experiment,
+            config,
+            data: self.tiles()?,
+            weights: self.weights()?,
+            device,
+            adapter,
+            name,
+        })
+    }
+}
+
+/// Runs a job to its end through `sink`.
+pub(crate) fn run_job(job: JobSpec, sink: &mut CliSink) -> Result<Outcome, String> {
+    pollster::block_on(lens2logit::train::job::run(job, sink)).map_err(|e| e.to_string())
 }
 
 /// A weights file from a path or an http(s) URL, checked as it is read.
@@ -388,15 +457,6 @@ pub(crate) fn log_run(run: &Run, out: &Path, url: &str, experiment: &str) -> Res
             out.display()
         )
     })
-}
-
-/// The tiles' source as the runs table shows it.
-pub(crate) fn dataset_label(data: &str, n: usize, size: usize) -> String {
-    if data == "synthetic" {
-        format!("synthetic ({n} tiles, {size} px)")
-    } else {
-        data.to_string()
-    }
 }
 
 #[derive(Args)]

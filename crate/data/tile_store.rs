@@ -50,7 +50,8 @@ pub const PAPER_VIEW_BYTES: usize = 64 << 20;
 /// The lab's current dataset.
 pub struct TileStore {
     pub task: Task,
-    pub source: String,
+    /// The tiles' source as the lab log names it.
+    pub label: String,
     pub tiles: Vec<StoredTile>,
     pub current: usize,
     /// The paper's own processed views (when the source has them), by tile stem.
@@ -67,7 +68,7 @@ impl TileStore {
     pub fn new() -> Self {
         Self {
             task: Task::Classification,
-            source: "none".into(),
+            label: "none".into(),
             tiles: Vec::new(),
             current: 0,
             paper_views: HashMap::new(),
@@ -75,10 +76,10 @@ impl TileStore {
     }
 
     /// An empty store for one of the paper's datasets and a task.
-    pub fn for_dataset(task: Task, source: String) -> Self {
+    pub fn for_dataset(task: Task, label: String) -> Self {
         Self {
             task,
-            source,
+            label,
             ..Self::new()
         }
     }
@@ -97,7 +98,7 @@ impl TileStore {
             .collect();
         Self {
             task: set.task,
-            source: "synthetic".into(),
+            label: set.label,
             tiles,
             ..Self::new()
         }
@@ -159,17 +160,19 @@ impl TileStore {
             .iter()
             .map(|t| (t.item.clone(), t.class.clone()))
             .collect();
-        TileSet::labelled(self.task, camera.clone(), tiles)
+        let mut set = TileSet::labelled(self.task, camera.clone(), tiles)?;
+        set.label = self.label.clone();
+        Ok(set)
     }
 
     /// A dataset back from the cache, labelled from its index.
     pub fn from_cache(
         task: Task,
-        source: String,
+        label: String,
         index: &CacheIndex,
         tiles: Vec<CachedTile>,
     ) -> Result<Self> {
-        let mut store = Self::for_dataset(task, source);
+        let mut store = Self::for_dataset(task, label);
         for (name, bytes, mask) in tiles {
             store.tiles.push(StoredTile {
                 item: Item::plain(

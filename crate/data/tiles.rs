@@ -70,6 +70,8 @@ pub fn photo_tiles(
 /// Tiles with a split: the first `train` items train, the rest validate.
 #[derive(Clone)]
 pub struct TileSet {
+    /// Where the tiles came from, as the lab log names it (a folder, a record, `synthetic ...`).
+    pub label: String,
     pub task: Task,
     pub classes: Vec<String>,
     pub camera: CameraParams,
@@ -96,7 +98,9 @@ impl TileSet {
                 Ok((item, class))
             })
             .collect::<Result<Vec<_>>>()?;
-        Self::labelled(task, synthetic::camera(), tiles)
+        let mut set = Self::labelled(task, synthetic::camera(), tiles)?;
+        set.label = format!("synthetic {} ({n} tiles, {size} px)", task.name());
+        Ok(set)
     }
 
     /// A set from tiles with their class names (classification) or masks (segmentation): the
@@ -138,6 +142,7 @@ impl TileSet {
             )));
         }
         Ok(Self {
+            label: String::new(),
             task,
             classes,
             camera,

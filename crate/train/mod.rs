@@ -8,6 +8,7 @@ pub mod bench;
 pub mod corruption;
 pub mod experiment;
 pub mod isp_engine;
+pub mod job;
 pub mod memory;
 pub mod options;
 pub mod predict;

@@ -4,6 +4,7 @@
 
 use serde::Deserialize;
 
+use super::job::Experiment;
 use super::session::{Freeze, Mode, Penalty, TrainConfig};
 use crate::data::Task;
 use crate::spec::limits::{self, Bound};
@@ -15,6 +16,10 @@ use crate::{Error, Result};
 pub struct TrainOptions {
     /// synthesis, forensics or optimisation.
     pub mode: String,
+    /// What the job runs: "session" (one, the default) or "synthesis" (the 12-view experiment).
+    pub experiment: Option<String>,
+    /// The synthesis experiment: one training view (one row of the table) instead of all 12.
+    pub train_view: Option<String>,
     /// The model's name; the task's browser-sized model when absent.
     pub model: Option<String>,
     pub steps: f64,
@@ -34,6 +39,8 @@ pub struct TrainOptions {
     pub freeze_backbone: Option<String>,
     /// Fine-tuning: the backbone's own learning rate.
     pub backbone_lr: Option<f64>,
+    /// A gradient snapshot every this many steps (0: none); about 8 per phase in a session, none
+    /// in the synthesis experiment's, where not given.
     pub snapshot_every: Option<f64>,
     pub intensities: Option<Vec<f64>>,
     pub corruption_severity: Option<f64>,
@@ -62,6 +69,31 @@ const SEVERITY: Bound = Bound {
 };
 
 impl TrainOptions {
+    /// The job these settings ask for on `task`'s tiles: the experiment and the configuration
+    /// its sessions start from.
+    pub fn job(&self, task: Task) -> Result<(Experiment, TrainConfig)> {
+        let mut config = self.config(task)?;
+        let experiment = match self.experiment.as_deref() {
+            None | Some("session") => Experiment::Session,
+            Some("synthesis") => {
+                if self.snapshot_every.is_none() {
+                    config.snapshot_every = 0;
+                }
+                let train_view = match self.train_view.as_deref().filter(|v| !v.is_empty()) {
+                    Some(view) => Some(view.parse()?),
+                    None => None,
+                };
+                Experiment::Synthesis { train_view }
+            }
+            Some(other) => {
+                return Err(Error::invalid(format!(
+                    "unknown experiment '{other}': use session or synthesis"
+                )))
+            }
+        };
+        Ok((experiment, config))
+    }
+
     /// The checked configuration for a session on `task`'s tiles.
     pub fn config(&self, task: Task) -> Result<TrainConfig> {
         let model = match self.model.as_deref().filter(|m| !m.is_empty()) {
@@ -106,9 +138,10 @@ impl TrainOptions {
             c.freeze_backbone = Freeze::parse(freeze)?;
         }
         c.backbone_lr = self.backbone_lr;
-        if let Some(every) = self.snapshot_every {
-            c.snapshot_every = whole(&limits::SNAPSHOT_EVERY, every)? as usize;
-        }
+        c.snapshot_every = match self.snapshot_every {
+            Some(every) => whole(&limits::SNAPSHOT_EVERY, every)? as usize,
+            None => (c.steps / 8).max(1),
+        };
         if let Some(levels) = &self.intensities {
             c.intensities = levels
                 .iter()

@@ -5,7 +5,6 @@
 
 mod cache;
 mod camera;
-mod experiment;
 mod images;
 mod runs;
 mod tiles;
@@ -17,7 +16,6 @@ use candle_core::{DType, Device};
 use wasm_bindgen::prelude::*;
 
 use camera::CameraSource;
-pub use experiment::SynthesisExperiment;
 pub use images::RgbaImage;
 pub use runs::RunView;
 pub use tiles::FetchControl;
@@ -236,7 +234,7 @@ impl Lab {
         let raw = synthetic::colour_chart(size, &self.camera.borrow()).map_err(js_error)?;
         let mut store = self.tiles.borrow_mut();
         *store = TileStore::new();
-        store.source = "chart".into();
+        store.label = "colour chart".into();
         store
             .tiles
             .push(StoredTile::unlabelled("colour chart".into(), raw));

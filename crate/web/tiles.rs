@@ -141,7 +141,7 @@ impl Lab {
         request.seed = seed.unwrap_or(0);
         self.set_camera_preset(dataset.name())?;
         *self.tiles.borrow_mut() =
-            TileStore::for_dataset(request.task, format!("zenodo {base} {record}"));
+            TileStore::for_dataset(request.task, zenodo_label(&record, dataset, intensity));
         self.reset_params()?;
         let client = ZenodoClient::new(&base, &record);
         let mut streaming = Streaming::default();
@@ -218,7 +218,7 @@ impl Lab {
             let mask = cache::get(&keys.mask(stem(name))).await.map_err(js_error)?;
             tiles.push((name.clone(), bytes, mask));
         }
-        let store = TileStore::from_cache(task, format!("cache {record}"), &index, tiles)
+        let store = TileStore::from_cache(task, zenodo_label(&record, dataset, intensity), &index, tiles)
             .map_err(js_error)?;
         self.set_camera_preset(dataset.name())?;
         let n = store.tiles.len();
@@ -239,9 +239,9 @@ impl Lab {
     pub async fn load_file(&self, name: String, bytes: Vec<u8>) -> Result<usize, JsError> {
         {
             let mut store = self.tiles.borrow_mut();
-            if store.source != "local files" {
+            if store.label != "my files" {
                 *store = TileStore::new();
-                store.source = "local files".into();
+                store.label = "my files".into();
                 self.ask_for_camera();
             }
         }
@@ -292,4 +292,9 @@ impl Lab {
             .ok_or_else(|| JsError::new("this tile has no mask"))?;
         Ok(viz::mask_overlay(mask, t.item.raw.width(), t.item.raw.height()).into())
     }
+}
+
+/// A Zenodo dataset as the lab log names it: the record, the dataset and the intensity.
+fn zenodo_label(record: &str, dataset: DatasetKind, intensity: u32) -> String {
+    format!("zenodo {record} {} {intensity}%", dataset.name())
 }

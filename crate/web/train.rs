@@ -1,22 +1,25 @@
-//! Fine-tuning sessions in the worker: the training engine stepped from an async loop that
-//! yields to the event loop after every step, so pause, resume and cancel take effect at once
-//! and the page keeps receiving progress.
+//! Jobs in the worker: a fine-tuning session or the 12-view synthesis experiment, driven by the
+//! core (`train::job`) with the page's end of it here. Progress goes to the page as events (the
+//! snapshots as images), each finished session to the page's lab log, and pause, resume and
+//! cancel take effect between steps, the worker yielding to its messages after every step.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
+use async_trait::async_trait;
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
 use super::runs::{snapshot_image, snapshot_output};
 use super::{js_error, to_js, Lab, RgbaImage};
 use lens2logit::gpu::Gpu;
-use lens2logit::isp::static_pipeline::View;
-use lens2logit::model::save_weights;
-use lens2logit::runs::{Run, RunSource};
-use lens2logit::train::backend::Choice;
+use lens2logit::model::{load_strict, save_weights, seed_weights, TaskModel, WeightsFile};
+use lens2logit::runs::Run;
+use lens2logit::train::experiment::SynthesisTable;
+use lens2logit::train::job::{self, Control, Job, JobSink, Progress};
 use lens2logit::train::timeline::timeline_gif;
-use lens2logit::train::{DeviceChoice, Session, Summary, TileSet, TrainOptions};
+use lens2logit::train::{DeviceChoice, Session, Snapshot, TileSet, TrainOptions};
+use lens2logit::viz::Rgba;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -25,8 +28,8 @@ enum State {
     Cancelled,
 }
 
-/// Pause, resume and cancel for a running session (a separate object, so the page can call it
-/// while the session's loop holds the trainer).
+/// Pause, resume and cancel for a running job (a separate object, so the page can call it while
+/// the job's loop holds the trainer).
 #[wasm_bindgen]
 pub struct TrainControl {
     state: Rc<Cell<State>>,
@@ -64,8 +67,8 @@ impl TrainControl {
     }
 }
 
-/// What the page sets up a session with (camelCase in JS): the session's settings and the
-/// device to train on.
+/// What the page sets up a job with (camelCase in JS): the session's settings, the device and
+/// the runs' label.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Options {
@@ -76,11 +79,14 @@ struct Options {
     /// What auto measured in earlier sessions, by [`device_key`]: "cpu" or "gpu".
     #[serde(default)]
     remembered_devices: std::collections::BTreeMap<String, String>,
+    /// The runs' label in the lab log.
+    #[serde(default)]
+    name: String,
 }
 
 /// What the page remembers auto's measurement under: the adapter, the model, the batch and the
 /// tile size.
-fn device_key(gpu: &Gpu, set: &TileSet, config: &lens2logit::train::TrainConfig) -> String {
+fn device_key(gpu: &Gpu, set: &TileSet, options: &Options) -> String {
     let (h, w) = set
         .items
         .first()
@@ -88,171 +94,277 @@ fn device_key(gpu: &Gpu, set: &TileSet, config: &lens2logit::train::TrainConfig)
     format!(
         "{}|{}|batch {}|{h}x{w}",
         gpu.label(),
-        config.model.name(),
-        config.batch
+        options.session.model.as_deref().unwrap_or("default"),
+        options.session.batch
     )
 }
 
-/// A session the page drives. A step takes the session out of its cell while it awaits the
-/// device, so a page call meanwhile gets a "busy" error, never a double borrow.
+/// A job the page runs, and after it the last session (its results, weights and timeline) and
+/// the experiment's table.
 #[wasm_bindgen]
 pub struct Trainer {
-    session: RefCell<Option<Session>>,
-    sent_snapshots: Cell<usize>,
-    /// The device asked for and the lab's GPU, until [`Trainer::prepare`] chooses.
-    pending: RefCell<Option<(DeviceChoice, Option<Rc<Gpu>>)>>,
-    /// Where auto's choice is remembered (with an adapter).
+    job: RefCell<Option<Job>>,
     device_key: Option<String>,
-    chosen: RefCell<Option<Choice>>,
+    last: RefCell<Option<Session>>,
+    table: RefCell<Option<SynthesisTable>>,
 }
 
 fn busy() -> JsError {
-    JsError::new("the training session is busy with a step; try again after it")
+    JsError::new("the job is still running; try again after it")
+}
+
+/// An image as the worker posts it: `{width, height, rgba}` (the buffer transferable).
+fn image(image: Rgba) -> Result<JsValue, JsError> {
+    let object = js_sys::Object::new();
+    let set = |key: &str, value: JsValue| {
+        js_sys::Reflect::set(&object, &key.into(), &value)
+            .map_err(|_| JsError::new("could not build an image for the page"))
+    };
+    set("width", image.width.into())?;
+    set("height", image.height.into())?;
+    set("rgba", js_sys::Uint8Array::from(image.data.as_slice()).into())?;
+    Ok(object.into())
+}
+
+/// A snapshot as the timeline shows it: its description with each stage's |gradient| heatmap
+/// and (where kept) its output.
+fn snapshot_js(s: &Snapshot, index: usize) -> Result<JsValue, JsError> {
+    let described = s.describe(index);
+    let maxima: Vec<f32> = s
+        .stages
+        .iter()
+        .map(|(_, v)| lens2logit::viz::robust_max(v))
+        .collect();
+    let value = to_js(&described)?;
+    let images = js_sys::Array::new();
+    for (k, max) in maxima.iter().enumerate() {
+        images.push(&image(s.image(k, *max).map_err(js_error)?)?);
+    }
+    let outputs = js_sys::Array::new();
+    if !s.outputs.is_empty() {
+        for k in 0..s.stages.len() {
+            outputs.push(&image(s.output_image(k).map_err(js_error)?)?);
+        }
+    }
+    js_sys::Reflect::set(&value, &"images".into(), &images)
+        .and_then(|_| js_sys::Reflect::set(&value, &"outputs".into(), &outputs))
+        .map_err(|_| JsError::new("could not build a snapshot for the page"))?;
+    Ok(value)
+}
+
+/// The page's end of a job: `sink.progress(event)` for every event, `sink.keep(meta, zip)` (a
+/// promise) for every run; a rejected keep (a full storage) is reported, the job goes on.
+struct PageSink {
+    state: Rc<Cell<State>>,
+    progress: js_sys::Function,
+    keep: js_sys::Function,
+    device_key: Option<String>,
+    snapshots_sent: usize,
+    save_errors: Vec<String>,
+}
+
+impl PageSink {
+    fn emit(&self, event: &JsValue) -> lens2logit::Result<()> {
+        self.progress
+            .call1(&JsValue::NULL, event)
+            .map(|_| ())
+            .map_err(|_| lens2logit::Error::invalid("the page's progress handler failed"))
+    }
+}
+
+fn js(e: JsError) -> lens2logit::Error {
+    lens2logit::Error::invalid(String::from(js_sys::Error::from(JsValue::from(e)).message()))
+}
+
+#[async_trait(?Send)]
+impl JobSink for PageSink {
+    async fn progress(&mut self, progress: Progress<'_>) -> lens2logit::Result<Control> {
+        let event = match progress {
+            Progress::Session {
+                index,
+                count,
+                label,
+                total_steps,
+                choice,
+                loaded,
+            } => {
+                self.snapshots_sent = 0;
+                let mut choice_js = serde_json::to_value(choice).unwrap_or_default();
+                if let (Some(key), Some(_)) = (&self.device_key, &choice.measured) {
+                    choice_js["key"] = key.clone().into();
+                }
+                serde_json::json!({
+                    "kind": "start", "index": index, "count": count, "label": label,
+                    "total": total_steps, "device": choice.describe(), "choice": choice_js,
+                    "headReinitialised": loaded.and_then(|l| l.head_reinitialised.clone()),
+                })
+            }
+            Progress::Step {
+                index,
+                count,
+                label,
+                report,
+                snapshots,
+            } => {
+                let list = js_sys::Array::new();
+                for (k, s) in snapshots.iter().enumerate() {
+                    list.push(&snapshot_js(s, self.snapshots_sent + k).map_err(js)?);
+                }
+                self.snapshots_sent += snapshots.len();
+                let event = to_js(&serde_json::json!({
+                    "kind": "step", "index": index, "count": count, "label": label, "report": report,
+                }))
+                .map_err(js)?;
+                js_sys::Reflect::set(&event, &"snapshots".into(), &list)
+                    .map_err(|_| lens2logit::Error::invalid("could not build a step event"))?;
+                self.emit(&event)?;
+                // the worker takes the page's messages (pause, cancel) between steps
+                gloo::timers::future::sleep(std::time::Duration::ZERO).await;
+                while self.state.get() == State::Paused {
+                    gloo::timers::future::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                return Ok(match self.state.get() {
+                    State::Cancelled => Control::Stop,
+                    _ => Control::Go,
+                });
+            }
+        };
+        self.emit(&to_js(&event).map_err(js)?)?;
+        Ok(Control::Go)
+    }
+
+    async fn keep(&mut self, run: &Run, _session: &Session, _folder: &str) -> lens2logit::Result<()> {
+        let zip = run.to_zip()?;
+        let meta = to_js(run.meta()).map_err(js)?;
+        let zip = js_sys::Uint8Array::from(zip.as_slice());
+        let kept = self
+            .keep
+            .call2(&JsValue::NULL, &meta, &zip)
+            .map_err(|_| lens2logit::Error::invalid("the page's lab log could not take the run"))?;
+        if let Err(error) = wasm_bindgen_futures::JsFuture::from(js_sys::Promise::from(kept)).await {
+            let message = js_sys::Error::from(error).message();
+            self.save_errors.push(String::from(message));
+        }
+        Ok(())
+    }
+
+    async fn table(&mut self, table: &SynthesisTable) -> lens2logit::Result<()> {
+        let event = serde_json::json!({ "kind": "table", "rows": table.rows.len() });
+        self.emit(&to_js(&event).map_err(js)?)
+    }
 }
 
 impl Trainer {
-    /// The view a synthesis session trained on and its summary (for the experiment's table).
-    pub(crate) fn view_and_summary(&self) -> Result<(View, Summary), JsError> {
-        self.with(|s| Ok((s.config().view, s.summary.clone())))
-    }
-
-    /// The session out of its cell for a step that awaits (put back after).
-    fn take(&self) -> Result<Session, JsError> {
-        self.session
-            .try_borrow_mut()
-            .map_err(|_| busy())?
-            .take()
-            .ok_or_else(busy)
-    }
-
     fn with<T>(&self, f: impl FnOnce(&Session) -> Result<T, JsError>) -> Result<T, JsError> {
-        let cell = self.session.try_borrow().map_err(|_| busy())?;
-        f(cell.as_ref().ok_or_else(busy)?)
+        let last = self.last.try_borrow().map_err(|_| busy())?;
+        f(last.as_ref().ok_or_else(busy)?)
+    }
+
+    fn with_table<T>(&self, f: impl FnOnce(&SynthesisTable) -> T) -> Result<T, JsError> {
+        let table = self.table.try_borrow().map_err(|_| busy())?;
+        let table = table
+            .as_ref()
+            .ok_or_else(|| JsError::new("the job made no synthesis table"))?;
+        Ok(f(table))
     }
 }
 
 #[wasm_bindgen]
 impl Trainer {
-    /// A session on the lab's loaded tiles (synthetic, streamed or dropped).
+    /// A job on the lab's loaded tiles (synthetic, streamed or dropped).
     #[wasm_bindgen(constructor)]
     pub fn new(lab: &Lab, options: JsValue) -> Result<Trainer, JsError> {
         let o: Options = serde_wasm_bindgen::from_value(options)
             .map_err(|e| JsError::new(&format!("session settings: {e}")))?;
-        let set: TileSet = lab
+        let data: TileSet = lab
             .tiles
             .borrow()
             .tile_set(&lab.camera.borrow())
             .map_err(js_error)?;
-        let config = o.session.config(set.task).map_err(js_error)?;
-        let mut choice =
+        let (experiment, config) = o.session.job(data.task).map_err(js_error)?;
+        let mut device =
             DeviceChoice::parse(o.backend.as_deref().unwrap_or("auto")).map_err(js_error)?;
-        let gpu = lab.gpu();
-        let device_key = gpu.as_deref().map(|g| device_key(g, &set, &config));
+        let adapter = lab.gpu();
+        let device_key = adapter.as_deref().map(|g| device_key(g, &data, &o));
         let remembered = device_key
             .as_ref()
             .and_then(|k| o.remembered_devices.get(k));
-        if let (DeviceChoice::Auto, Some(device)) = (choice, remembered) {
-            choice = DeviceChoice::parse(device).map_err(js_error)?;
+        if let (DeviceChoice::Auto, Some(kept)) = (device, remembered) {
+            device = DeviceChoice::parse(kept).map_err(js_error)?;
         }
-        let session = Session::new(config, set).map_err(js_error)?;
+        let job = Job {
+            experiment,
+            config,
+            data,
+            weights: None,
+            device,
+            adapter,
+            name: o.name,
+        };
         Ok(Trainer {
-            session: RefCell::new(Some(session)),
-            sent_snapshots: Cell::new(0),
-            pending: RefCell::new(Some((choice, gpu))),
+            job: RefCell::new(Some(job)),
             device_key,
-            chosen: RefCell::new(None),
+            last: RefCell::new(None),
+            table: RefCell::new(None),
         })
     }
 
-    /// Chooses the device (before the first step; `run` does it where the page did not):
-    /// `{device, gpu, measured, key}`, `key` where auto's choice is to be remembered.
-    pub async fn prepare(&self) -> Result<JsValue, JsError> {
-        if let Some((choice, gpu)) = self.pending.borrow_mut().take() {
-            let mut session = self.take()?;
-            let chosen = session.choose_device(choice, gpu).await;
-            *self.session.borrow_mut() = Some(session);
-            *self.chosen.borrow_mut() = Some(chosen.map_err(js_error)?);
-        }
-        let chosen = self.chosen.borrow().clone();
-        let mut value = serde_json::to_value(&chosen).map_err(|e| JsError::new(&e.to_string()))?;
-        if let (
-            Some(key),
-            Some(Choice {
-                measured: Some(_), ..
-            }),
-        ) = (&self.device_key, &chosen)
-        {
-            value["key"] = key.clone().into();
-        }
-        to_js(&value)
-    }
-
-    /// The device that trains: "WebGPU (...)" or "CPU (wasm SIMD)".
-    #[wasm_bindgen(getter)]
-    pub fn device(&self) -> String {
-        self.chosen
-            .borrow()
-            .as_ref()
-            .map(Choice::describe)
-            .unwrap_or_default()
-    }
-
-    #[wasm_bindgen(js_name = totalSteps)]
-    pub fn total_steps(&self) -> Result<usize, JsError> {
-        self.with(|s| Ok(s.total_steps()))
-    }
-
-    /// Steps until done or cancelled, calling `on_step(report)` after each; a paused session
-    /// waits. Returns false when cancelled.
-    pub async fn run(
+    /// Starts the model from a weights file (fine-tuning): safetensors or a PyTorch checkpoint,
+    /// strict names. `{name, url, sha256, bytes, tensors, headReinitialised}`.
+    #[wasm_bindgen(js_name = startFrom)]
+    pub fn start_from(
         &self,
-        control: &TrainControl,
-        on_step: js_sys::Function,
-    ) -> Result<bool, JsError> {
-        loop {
-            match control.state.get() {
-                State::Cancelled => return Ok(false),
-                State::Paused => {
-                    gloo::timers::future::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-                State::Running => {}
-            }
-            if self.pending.borrow().is_some() {
-                self.prepare().await?;
-            }
-            let mut session = self.take()?;
-            let step = session.step().await;
-            *self.session.borrow_mut() = Some(session);
-            let Some(report) = step.map_err(js_error)? else {
-                return Ok(true);
-            };
-            let value = to_js(&report)?;
-            on_step
-                .call1(&JsValue::NULL, &value)
-                .map_err(|_| JsError::new("the page's step handler failed"))?;
-            // let the worker take the page's messages (pause, cancel) between steps
-            gloo::timers::future::sleep(std::time::Duration::ZERO).await;
-        }
+        bytes: &[u8],
+        name: &str,
+        url: Option<String>,
+    ) -> Result<JsValue, JsError> {
+        let mut job = self.job.try_borrow_mut().map_err(|_| busy())?;
+        let job = job.as_mut().ok_or_else(busy)?;
+        let file = WeightsFile::read(bytes, name, url.as_deref()).map_err(js_error)?;
+        // checked now, so the page says what is wrong before the session starts
+        let vars = candle_nn::VarMap::new();
+        let (kind, classes) = (job.config.model, job.data.classes.len());
+        TaskModel::new(kind, classes, &vars, &candle_core::Device::Cpu).map_err(js_error)?;
+        seed_weights(&vars, 0).map_err(js_error)?;
+        let loaded = load_strict(&vars, kind, classes, &file).map_err(js_error)?;
+        let described = serde_json::json!({
+            "name": file.source.name, "url": file.source.url, "sha256": file.source.sha256,
+            "bytes": file.source.bytes, "tensors": loaded.set,
+            "headReinitialised": loaded.head_reinitialised,
+        });
+        job.weights = Some(file);
+        to_js(&described)
     }
 
-    /// Snapshots taken since the last call: [{phase, step, maxima: [..5], stages: [names]}] with
-    /// images from `snapshotImage`.
-    #[wasm_bindgen(js_name = newSnapshots)]
-    pub fn new_snapshots(&self) -> Result<JsValue, JsError> {
-        self.with(|session| {
-            let sent = self.sent_snapshots.get();
-            let fresh: Vec<serde_json::Value> = session.snapshots[sent..]
-                .iter()
-                .enumerate()
-                .map(|(k, s)| s.describe(sent + k))
-                .collect();
-            self.sent_snapshots.set(session.snapshots.len());
-            to_js(&fresh)
-        })
+    /// Runs the job to its end or until cancelled: `sink.progress(event)` for its events
+    /// ({kind: 'start' | 'step' | 'table', ...}), `sink.keep(meta, zip)` (a promise) for each
+    /// run. Resolves to `{finished, saveErrors}`.
+    pub async fn run(&self, control: &TrainControl, sink: JsValue) -> Result<JsValue, JsError> {
+        let job = self.job.try_borrow_mut().map_err(|_| busy())?.take();
+        let job = job.ok_or_else(|| JsError::new("this job has run already"))?;
+        let function = |name: &str| -> Result<js_sys::Function, JsError> {
+            js_sys::Reflect::get(&sink, &name.into())
+                .ok()
+                .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+                .ok_or_else(|| JsError::new(&format!("the job's sink lacks {name}()")))
+        };
+        let mut page = PageSink {
+            state: control.state.clone(),
+            progress: function("progress")?,
+            keep: function("keep")?,
+            device_key: self.device_key.clone(),
+            snapshots_sent: 0,
+            save_errors: Vec::new(),
+        };
+        let outcome = job::run(job, &mut page).await.map_err(js_error)?;
+        *self.last.borrow_mut() = outcome.last;
+        *self.table.borrow_mut() = outcome.table;
+        to_js(&serde_json::json!({
+            "finished": outcome.finished, "saveErrors": page.save_errors,
+        }))
     }
 
-    /// |dL/d stage| of snapshot `index`, stage `stage`, as a heatmap scaled by `max`.
+    /// |dL/d stage| of snapshot `index` of the last session, stage `stage`, scaled by `max`.
     #[wasm_bindgen(js_name = snapshotImage)]
     pub fn snapshot_image(
         &self,
@@ -269,44 +381,13 @@ impl Trainer {
         self.with(|session| snapshot_output(&session.snapshots, index, stage))
     }
 
-    /// The gradient timeline so far as an animated GIF.
+    /// The last session's gradient timeline as an animated GIF.
     #[wasm_bindgen(js_name = timelineGif)]
     pub fn timeline_gif(&self) -> Result<Vec<u8>, JsError> {
         self.with(|session| timeline_gif(&session.snapshots).map_err(js_error))
     }
 
-    /// The session so far as a run: `{meta, zip}`, its run.json (what the lab log lists) and its
-    /// zip (`lens2logit runs import` reads it: settings, results, snapshots and weights).
-    /// `started_ms` is the page's clock when the session started.
-    #[wasm_bindgen(js_name = runRecord)]
-    pub fn run_record(
-        &self,
-        name: String,
-        dataset: String,
-        started_ms: f64,
-        finished: bool,
-    ) -> Result<JsValue, JsError> {
-        self.with(|session| {
-            let source = RunSource {
-                name,
-                dataset,
-                started_ms: started_ms.max(0.0) as u64,
-                finished,
-            };
-            let run = Run::from_session(session, &source).map_err(js_error)?;
-            let zip = run.to_zip().map_err(js_error)?;
-            let record = js_sys::Object::new();
-            let set = |key: &str, value: &JsValue| {
-                js_sys::Reflect::set(&record, &key.into(), value)
-                    .map_err(|_| JsError::new("could not build the run record"))
-            };
-            set("meta", &to_js(run.meta())?)?;
-            set("zip", &js_sys::Uint8Array::from(zip.as_slice()).into())?;
-            Ok(record.into())
-        })
-    }
-
-    /// The session's results: metric, curves, drift table, forensics drops.
+    /// The last session's results: metric, curves, drift table, forensics drops.
     pub fn summary(&self) -> Result<JsValue, JsError> {
         // through serde_json: the drift table's intensity keys become strings, as JS objects need
         let json = self
@@ -314,21 +395,19 @@ impl Trainer {
         to_js(&json)
     }
 
-    /// The groups forensics attacked so far, in attack order: `adversarialImage(i)` shows group
-    /// `i` (pair them by this list, not by the summary's keys, which are sorted).
+    /// The groups forensics attacked, in attack order: `adversarialImage(i)` shows group `i`.
     #[wasm_bindgen(js_name = adversarialGroups)]
     pub fn adversarial_groups(&self) -> Result<Vec<String>, JsError> {
         self.with(|s| Ok(s.adversarial.iter().map(|(g, _)| g.clone()).collect()))
     }
 
-    /// Forensics' adversarial processing of the first validation tile, group `i` (RGB after the
-    /// processing's batch norm, shown with its statistics undone to mid-grey).
+    /// Forensics' adversarial processing of the first validation tile, group `i`.
     #[wasm_bindgen(js_name = adversarialImage)]
     pub fn adversarial_image(&self, i: usize) -> Result<RgbaImage, JsError> {
         self.with(|session| Ok(session.adversarial_image(i).map_err(js_error)?.into()))
     }
 
-    /// The trained task model (safetensors, torchvision names).
+    /// The trained task model (safetensors, the libraries' names).
     #[wasm_bindgen(js_name = saveModel)]
     pub fn save_model(&self) -> Result<Vec<u8>, JsError> {
         self.with(|s| save_weights(s.model_vars()).map_err(js_error))
@@ -342,5 +421,34 @@ impl Trainer {
                 .to_safetensors(Some(s.isp_running()))
                 .map_err(js_error)
         })
+    }
+
+    /// The synthesis table: `synthesis_12x12.csv`.
+    #[wasm_bindgen(js_name = matrixCsv)]
+    pub fn matrix_csv(&self) -> Result<String, JsError> {
+        self.with_table(SynthesisTable::matrix_csv)
+    }
+
+    /// `synthesis_intensity.csv`.
+    #[wasm_bindgen(js_name = intensityCsv)]
+    pub fn intensity_csv(&self) -> Result<String, JsError> {
+        self.with_table(SynthesisTable::intensity_csv)
+    }
+
+    /// `synthesis.json`: the rows with every intensity, as `lens2logit experiment gather` reads
+    /// them.
+    #[wasm_bindgen(js_name = tableJson)]
+    pub fn table_json(&self) -> Result<Vec<u8>, JsError> {
+        self.with_table(SynthesisTable::to_json)?.map_err(js_error)
+    }
+
+    #[wasm_bindgen(js_name = matrixImage)]
+    pub fn matrix_image(&self) -> Result<RgbaImage, JsError> {
+        Ok(self.with_table(SynthesisTable::matrix_image)?.into())
+    }
+
+    #[wasm_bindgen(js_name = intensityImage)]
+    pub fn intensity_image(&self) -> Result<RgbaImage, JsError> {
+        Ok(self.with_table(SynthesisTable::intensity_image)?.into())
     }
 }
