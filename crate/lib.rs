@@ -19,3 +19,6 @@ pub mod train;
 pub mod viz;
 
 pub use error::{Error, Result};
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod module_graph;

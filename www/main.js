@@ -96,7 +96,7 @@ function crashed(message) {
     showError(`${note} A new one was started with this page's settings.`);
   })();
 }
-startWorker(['zenodo', 'mlflow'].map((k) => extraOrigin(new URLSearchParams(location.search).get(k))).filter(Boolean));
+startWorker(['zenodo', 'mlflow', 'weights-url'].map((k) => extraOrigin(new URLSearchParams(location.search).get(k))).filter(Boolean));
 const call = (method, args = {}, transfer = []) => new Promise((resolve, reject) => {
   const id = nextId++;
   pending.set(id, { resolve, reject });
@@ -104,7 +104,7 @@ const call = (method, args = {}, transfer = []) => new Promise((resolve, reject)
 });
 
 /** The origins the page's settings need the worker to reach (the Zenodo mirror, the MLflow server). */
-const wantedOrigins = () => [extraOrigin($('zenodo').value), extraOrigin($('mlflow').value)].filter(Boolean);
+const wantedOrigins = () => ['zenodo', 'mlflow', 'weights-url'].map((id) => extraOrigin($(id).value)).filter(Boolean);
 
 /**
  * A worker's policy is fixed when it starts: where the settings name an origin it may not reach,
@@ -123,7 +123,23 @@ async function reachOrigins(reason) {
 
 const STATE = ['source', 'task', 'n', 'size', 'seed', 'dataset', 'zenodo-task', 'intensity', 'limit', 'zenodo', 'record',
   'debayer', 'sharpening', 'denoising', 'mode', 'model', 'steps', 'lr', 'batch', 'device', 'lambda', 'attack-steps', 'group', 'corruption',
-  'mlflow', 'experiment'];
+  'freeze-backbone', 'backbone-lr', 'weights-url', 'mlflow', 'experiment'];
+
+/** The controls' bounds, defaults and choices, from the core's description of every setting. */
+function applySettings(settings) {
+  for (const s of settings) {
+    const el = $(s.id);
+    if (!el) continue;
+    const { range } = s;
+    if (range.type === 'choice') {
+      const label = (v) => v || 'browser-sized (the task\'s default)';
+      el.replaceChildren(...(s.default === null ? [''] : []).concat(range.values).map((v) => new Option(label(v), v)));
+    } else {
+      Object.assign(el, { min: range.min, max: range.max, step: range.type === 'whole' ? 1 : range.step });
+    }
+    el.value = s.default ?? '';
+  }
+}
 const url = new URLSearchParams(location.search);
 const values = { tile: Number(url.get('tile') ?? 0), params: url.get('params') };
 
@@ -614,7 +630,7 @@ const rememberedDevices = () => JSON.parse(localStorage.getItem(REMEMBERED_DEVIC
 /** A job's events: its sessions ('start'), their steps, the experiment's table, its weights. */
 listeners.job = (e) => {
   if (e.kind === 'weights') {
-    setStatus(`Starting from ${e.url || e.name}: ${(e.bytes / 2 ** 20).toFixed(1)} MB, SHA-256 ${e.sha256}, ${e.tensors} tensors`);
+    $('weights-info').value = `${e.url || e.name}: ${(e.bytes / 2 ** 20).toFixed(1)} MB, SHA-256 ${e.sha256}, ${e.tensors} tensors`;
     if (e.headReinitialised) showError(e.headReinitialised);
     return;
   }
@@ -814,7 +830,8 @@ $('start').onclick = guard(async () => {
   saveState();
   const options = sessionOptions();
   try {
-    const result = await call('runJob', { options: { ...options, name: $('run-name').value } });
+    const weights = await chosenWeights();
+    const result = await call('runJob', { options: { ...options, name: $('run-name').value }, weights });
     session.summary = result.summary;
     showResults(result);
     if (result.saveError) showError(result.saveError);
@@ -837,7 +854,24 @@ const sessionOptions = () => ({
   corruptionSeverity: $('corruption').value ? Number($('corruption').value) : null,
   backend: $('device').value,
   rememberedDevices: rememberedDevices(),
+  freezeBackbone: $('freeze-backbone').value,
+  backboneLr: $('backbone-lr').value ? Number($('backbone-lr').value) : null,
 });
+
+/**
+ * The weights the user named: a dropped file, or a URL (read from the browser's cache, or
+ * fetched into it; its origin must be one the worker may reach). None: seeded random weights.
+ */
+async function chosenWeights() {
+  const file = $('weights-file').files[0];
+  if (file) return { bytes: new Uint8Array(await file.arrayBuffer()), name: file.name };
+  const url = $('weights-url').value.trim();
+  if (!url) return null;
+  if (await reachOrigins('the weights URL is on another origin')) await load();
+  const fetched = await call('fetchWeights', { url });
+  $('weights-info').value = `${fetched.name}: ${fetched.cached ? 'from the browser cache' : 'fetched'}${fetched.notKept ? ` (not cached: ${fetched.notKept})` : ''}`;
+  return fetched;
+}
 
 /** The experiment's progress: session `index` of `count`, its step. */
 function experimentProgress({ kind, index, count, label, report }) {
@@ -858,7 +892,7 @@ $('run-experiment').onclick = guard(async () => {
   saveState();
   const options = { ...sessionOptions(), mode: 'synthesis', experiment: 'synthesis', name: $('run-name').value || 'synthesis experiment' };
   try {
-    const result = await call('runJob', { options });
+    const result = await call('runJob', { options, weights: await chosenWeights() });
     if (!result.finished) throw new Error('the experiment was cancelled; the finished trainings are in the lab log');
     const heading = document.createElement('h3');
     heading.textContent = 'The 12 x 12 table: trained on the row\'s view, tested on the column\'s';
@@ -1130,6 +1164,7 @@ guard(async () => {
   const ready = await initWorker();
   views = ready.views;
   paramSpecs = ready.params;
+  applySettings(ready.settings);
   draw($('legend'), ready.legend);
   const names = (k) => [...new Set(views.map((v) => v.split('-')[k]))];
   for (const [k, id] of ['debayer', 'sharpening', 'denoising'].entries()) {

@@ -86,7 +86,7 @@ const methods = {
     if (threaded) await wasm.initThreadPool(Math.max(1, threads || navigator.hardwareConcurrency || 1));
     const Lab = wasm.Lab;
     lab = await Lab.create(preferGpu);
-    return { backend: lab.backend, gpu: lab.isGpu, threads: Lab.threads(), isolated: self.crossOriginIsolated, views: Lab.viewNames(), params: Lab.paramNames().map((n) => ({ name: n, shape: Array.from(Lab.paramShape(n)) })), legend: image(Lab.colourLegend(256, 12)) };
+    return { settings: Lab.settings(), backend: lab.backend, gpu: lab.isGpu, threads: Lab.threads(), isolated: self.crossOriginIsolated, views: Lab.viewNames(), params: Lab.paramNames().map((n) => ({ name: n, shape: Array.from(Lab.paramShape(n)) })), legend: image(Lab.colourLegend(256, 12)) };
   },
   loadChart: ({ size }) => { lab.loadChart(size); return { count: 1, task: lab.task }; },
   setCamera: ({ camera }) => lab.setCamera(camera),
@@ -129,6 +129,8 @@ const methods = {
   loadParams: ({ bytes }) => lab.loadParams(bytes),
   saveParams: () => lab.saveParams(),
   runIsp: async ({ gradients, view }) => ispImages(await lab.runIsp(gradients, view), gradients),
+  // weights by URL, from the browser's cache or fetched into it
+  fetchWeights: ({ url }) => lab.fetchWeights(url),
   // a job: a session, or the 12-view synthesis experiment ({experiment: 'synthesis'}); `name`
   // labels its runs in the lab log, `weights` ({bytes, name, url}) starts the model from a file
   async runJob({ options, weights }) {

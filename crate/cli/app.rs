@@ -1,6 +1,8 @@
 //! The clap application behind `lens2logit`.
 
-use crate::{bench, experiment, fetch, isp, predict, runs, serve, synth, train, views};
+use crate::{
+    bench, experiment, fetch, isp, predict, runs, serve, settings, synth, train, views,
+};
 
 use std::process::ExitCode;
 
@@ -43,6 +45,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// The lab log: list, show, export and import runs (folders, zips, MLflow).
     Runs(runs::RunsArgs),
+    /// Every setting's default and range (the README's table; `--json` for the page's).
+    Settings(settings::SettingsArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -60,6 +64,7 @@ pub fn main() -> ExitCode {
         Command::Predict(args) => predict::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Runs(args) => runs::run(args),
+        Command::Settings(args) => settings::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

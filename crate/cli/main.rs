@@ -19,6 +19,8 @@ mod runs;
 #[cfg(not(target_arch = "wasm32"))]
 mod serve;
 #[cfg(not(target_arch = "wasm32"))]
+mod settings;
+#[cfg(not(target_arch = "wasm32"))]
 mod synth;
 #[cfg(not(target_arch = "wasm32"))]
 mod train;

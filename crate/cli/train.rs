@@ -15,6 +15,10 @@ use lens2logit::raw::intensity::LEVELS;
 use lens2logit::raw::CameraParams;
 use lens2logit::runs::{drift_csv, Run};
 use lens2logit::spec::models::ModelKind;
+use lens2logit::spec::settings::{
+    DEFAULT_ATTACK_STEPS, DEFAULT_BATCH, DEFAULT_FREEZE, DEFAULT_LAMBDA, DEFAULT_LR, DEFAULT_SEED,
+    DEFAULT_SIDE, DEFAULT_STEPS, DEFAULT_TILES, DEFAULT_WEIGHT_DECAY,
+};
 use lens2logit::train::experiment::{forensics_ranking, SynthesisTable};
 use lens2logit::train::job::{Control, Experiment, Job as JobSpec, JobSink, Outcome, Progress};
 use lens2logit::train::timeline::timeline_gif;
@@ -33,24 +37,24 @@ pub(crate) struct SessionArgs {
     #[arg(long, value_enum)]
     pub task: TaskArg,
     /// Steps of each training phase.
-    #[arg(long)]
+    #[arg(long, default_value_t = DEFAULT_STEPS)]
     pub steps: usize,
     /// resnet_small (default for classification), unet_small (default for segmentation),
     /// unet_plus_plus (segmentation) or resnet18.
     #[arg(long)]
     pub model: Option<String>,
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = DEFAULT_LR)]
     pub lr: f64,
-    #[arg(long, default_value_t = 1e-4)]
+    #[arg(long, default_value_t = DEFAULT_WEIGHT_DECAY)]
     pub weight_decay: f64,
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = DEFAULT_BATCH)]
     pub batch: usize,
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = DEFAULT_SEED)]
     pub seed: u64,
     /// Synthetic data: number of tiles and their side.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = DEFAULT_TILES)]
     pub n: usize,
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = DEFAULT_SIDE)]
     pub size: usize,
     /// The camera of a data directory (default: the first camera raw's own, else microscopy for
     /// classification, drone for segmentation).
@@ -68,7 +72,7 @@ pub(crate) struct SessionArgs {
     pub init: Option<String>,
     /// Fine-tuning: keep the backbone (the classifier's trunk, the U-Nets' encoder) frozen, its
     /// batch norms in evaluation mode, for this many steps of each training phase, or `all`.
-    #[arg(long, default_value = "none")]
+    #[arg(long, default_value = DEFAULT_FREEZE)]
     pub freeze_backbone: String,
     /// Fine-tuning: the backbone's learning rate (default: --lr).
     #[arg(long)]
@@ -117,12 +121,12 @@ pub struct AttackArgs {
     /// Forensics: weight of the distance to the default processing (L2 or SSIM of the
     /// normalised outputs) against the task loss; at 100 the attacks stay near enough to the
     /// default for the groups to rank apart, at 1 most groups reach chance.
-    #[arg(long, default_value_t = 100.0)]
+    #[arg(long, default_value_t = DEFAULT_LAMBDA)]
     pub lambda: f64,
     #[arg(long, default_value = "l2")]
     pub penalty: String,
     /// Forensics: steps of each group's attack.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = DEFAULT_ATTACK_STEPS)]
     pub forensic_steps: usize,
 }
 

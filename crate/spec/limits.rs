@@ -93,6 +93,12 @@ pub const STEPS: Bound = Bound {
     min: 1,
     max: 1_000_000,
 };
+/// Seeds: whole numbers a JavaScript number holds exactly.
+pub const SEED: Bound = Bound {
+    name: "the seed",
+    min: 0,
+    max: 1 << 53,
+};
 /// Snapshot interval (0: none).
 pub const SNAPSHOT_EVERY: Bound = Bound {
     name: "the snapshot interval",

@@ -8,3 +8,4 @@ pub mod colour;
 pub mod isp;
 pub mod limits;
 pub mod models;
+pub mod settings;

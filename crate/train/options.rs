@@ -57,11 +57,6 @@ pub fn whole(bound: &Bound, value: f64) -> Result<u64> {
     bound.check(value as u64)
 }
 
-pub const SEED: Bound = Bound {
-    name: "the seed",
-    min: 0,
-    max: 1 << 53,
-};
 const SEVERITY: Bound = Bound {
     name: "the corruption severity",
     min: 1,
@@ -104,7 +99,7 @@ impl TrainOptions {
         let mut c = TrainConfig::new(Mode::parse(&self.mode)?, model);
         c.steps = whole(&limits::STEPS, self.steps)? as usize;
         c.batch = whole(&limits::BATCH, self.batch)? as usize;
-        c.seed = whole(&SEED, self.seed)?;
+        c.seed = whole(&limits::SEED, self.seed)?;
         c.lr = self.lr;
         if let Some(wd) = self.weight_decay {
             c.weight_decay = wd;

@@ -9,6 +9,7 @@ mod images;
 mod runs;
 mod tiles;
 mod train;
+mod weights;
 
 use std::cell::RefCell;
 
@@ -270,6 +271,12 @@ impl Lab {
         };
         let image = static_pipeline::render(&raw, &self.camera.borrow(), view).map_err(js_error)?;
         Ok((&image).into())
+    }
+
+    /// Every setting's default and range (`spec::settings`): the page builds its controls
+    /// from them.
+    pub fn settings() -> Result<JsValue, JsError> {
+        to_js(&lens2logit::spec::settings::describe())
     }
 
     /// The names of the paper's 12 views, in the order `renderViews` returns them.

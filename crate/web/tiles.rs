@@ -92,8 +92,8 @@ impl Lab {
         seed: f64,
         size: f64,
     ) -> Result<usize, JsError> {
-        use lens2logit::spec::limits::{SYNTHETIC_SIDE, SYNTHETIC_TILES};
-        use lens2logit::train::options::{whole, SEED};
+        use lens2logit::spec::limits::{SEED, SYNTHETIC_SIDE, SYNTHETIC_TILES};
+        use lens2logit::train::options::whole;
         let task = Task::parse(task).map_err(js_error)?;
         let n = whole(&SYNTHETIC_TILES, n).map_err(js_error)? as usize;
         let size = whole(&SYNTHETIC_SIDE, size).map_err(js_error)? as usize;

@@ -46,7 +46,7 @@ impl ModelKind {
         ModelKind::UnetPlusPlusResNet34,
     ];
 
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             ModelKind::ResNet18 => "resnet18",
             ModelKind::ResNetSmall => "resnet_small",

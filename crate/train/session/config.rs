@@ -7,6 +7,10 @@ use crate::isp::static_pipeline::View;
 use crate::raw::intensity::LEVELS;
 use crate::spec::isp::{ALL_GROUPS, GROUPS};
 use crate::spec::models::ModelKind;
+use crate::spec::settings::{
+    DEFAULT_ATTACK_LR, DEFAULT_ATTACK_STEPS, DEFAULT_BATCH, DEFAULT_LAMBDA, DEFAULT_LR, DEFAULT_SEED,
+    DEFAULT_STEPS, DEFAULT_WEIGHT_DECAY,
+};
 use crate::train::corruption::Corruption;
 use crate::{Error, Result};
 
@@ -126,24 +130,24 @@ impl TrainConfig {
         Self {
             mode,
             model,
-            steps: 100,
-            lr: 1e-3,
+            steps: DEFAULT_STEPS,
+            lr: DEFAULT_LR,
             backbone_lr: None,
             freeze_backbone: Freeze::Never,
-            weight_decay: 1e-4,
-            batch: 8,
-            seed: 0,
+            weight_decay: DEFAULT_WEIGHT_DECAY,
+            batch: DEFAULT_BATCH,
+            seed: DEFAULT_SEED,
             view: View::paper_views()[2],
             penalty: Penalty::L2,
-            lambda: 100.0,
+            lambda: DEFAULT_LAMBDA,
             // each group on its own, then all at once (the paper's headline attack)
             groups: GROUPS
                 .iter()
                 .chain(&[ALL_GROUPS])
                 .map(|g| g.to_string())
                 .collect(),
-            forensic_steps: 30,
-            forensic_lr: 0.05,
+            forensic_steps: DEFAULT_ATTACK_STEPS,
+            forensic_lr: DEFAULT_ATTACK_LR,
             snapshot_every: 10,
             intensities: LEVELS.to_vec(),
             corruption_severity: None,
