@@ -45,7 +45,11 @@ pub const PARAMETERS: [IspParameter; 7] = [
     parameter("colour_correction", "colour_correction", &[3, 3]),
     parameter("gamma_correct", "gamma_correct", &[1]),
     parameter("debayer.weight", "debayer", &[3, 3, 3, 3]),
-    parameter("sharpening_filter.weight", "sharpening_filter", &[1, 1, 3, 3]),
+    parameter(
+        "sharpening_filter.weight",
+        "sharpening_filter",
+        &[1, 1, 3, 3],
+    ),
     parameter("gaussian_blur.weight", "gaussian_blur", &[1, 1, 5, 5]),
 ];
 
@@ -87,7 +91,9 @@ pub const PACKED_LEN: usize = {
 
 /// The parameter named `name`, or the one of group `name`.
 pub fn parameter_named(name: &str) -> Option<&'static IspParameter> {
-    PARAMETERS.iter().find(|p| p.name == name || p.group == name)
+    PARAMETERS
+        .iter()
+        .find(|p| p.name == name || p.group == name)
 }
 
 /// Where parameter `name` (or its group's name) sits in the packed vector: (first value, count).
@@ -123,6 +129,9 @@ pub const CLIP_MAX: f64 = 1.0;
 /// norm and the task models'.
 pub const BN_EPS: f64 = 1e-5;
 pub const BN_MOMENTUM: f64 = 0.1;
+/// BatchNorm2d's running statistics before any batch (PyTorch's initial buffers).
+pub const BN_INITIAL_MEAN: f64 = 0.0;
+pub const BN_INITIAL_VAR: f64 = 1.0;
 
 /// The tracked stages, in pipeline order, named as the CLI and the page name them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

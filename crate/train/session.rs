@@ -21,21 +21,22 @@ use web_time::Instant;
 
 use super::augment::Augment;
 use super::corruption::Corruption;
-use crate::data::tiles::{Item, TileSet};
 use super::experiment::forensics_ranking;
 use super::gpu::{GpuBackend, Input, Shape};
 use super::render_cache::{RenderCache, RENDER_BUDGET};
 use crate::codecs::f32_values;
+use crate::data::tiles::{Item, TileSet};
 use crate::data::Task;
 use crate::gpu::nn::Distance;
 use crate::gpu::Gpu;
 use crate::isp::param::{forward, IspParams, RunningStats};
-use crate::spec::isp::{attacked, Stage, ALL_GROUPS, GROUPS};
 use crate::isp::static_pipeline::{render_all, View};
 use crate::model::losses::{accuracy, cross_entropy, dice_loss, iou};
-use crate::model::{seed_weights, trainable, Normalisation, NormMode, TaskModel};
-use crate::spec::models::ModelKind;
+use crate::model::{seed_weights, trainable, NormMode, Normalisation, TaskModel};
 use crate::raw::intensity::LEVELS;
+use crate::spec::forensics::{SSIM_C1, SSIM_C2, SSIM_WINDOW};
+use crate::spec::isp::{attacked, Stage, ALL_GROUPS, GROUPS};
+use crate::spec::models::ModelKind;
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -857,7 +858,11 @@ impl Session {
 
     /// Loss and metric of the model on a processed batch.
     fn loss_metric(&self, x: &Tensor, targets: &Tensor, train: bool) -> Result<(Tensor, f32)> {
-        let mode = if train { NormMode::TRAIN } else { NormMode::EVAL };
+        let mode = if train {
+            NormMode::TRAIN
+        } else {
+            NormMode::EVAL
+        };
         let out = self.model.forward(x, mode)?;
         Ok(match self.data.task {
             Task::Classification => (cross_entropy(&out, targets)?, accuracy(&out, targets)?),
@@ -1123,7 +1128,7 @@ fn no_gpu() -> Error {
 
 /// 1 - SSIM with a 7x7 box window (differentiable; averaged over channels and positions).
 fn ssim_distance(x: &Tensor, y: &Tensor) -> Result<Tensor> {
-    let (c1, c2) = (0.01f64.powi(2), 0.03f64.powi(2));
+    let (c1, c2) = (SSIM_C1, SSIM_C2);
     let pool = box_mean_7x7;
     let (mx, my) = (pool(x)?, pool(y)?);
     let sxx = (pool(&x.sqr()?)? - mx.sqr()?)?;
@@ -1137,7 +1142,7 @@ fn ssim_distance(x: &Tensor, y: &Tensor) -> Result<Tensor> {
 /// The mean of every 7x7 window (stride 1, no padding) of (B, C, H, W), as sums of shifted
 /// views: candle's avg_pool2d has no backward for a stride below its size.
 fn box_mean_7x7(x: &Tensor) -> Result<Tensor> {
-    const K: usize = 7;
+    const K: usize = SSIM_WINDOW;
     let (_, _, h, w) = x.dims4()?;
     if h < K || w < K {
         return Err(Error::invalid(format!(
