@@ -95,7 +95,7 @@ const methods = {
   // `source`: upload (a file) or edited (the page's fields)
   setCameraJson: ({ text, source }) => lab.setCameraJson(text, source),
   loadSynthetic: ({ task, n, seed, size }) => ({ count: lab.loadSynthetic(task, n, seed, size), task: lab.task }),
-  // source: {base, record, dataset, intensity, limit, task, seed}
+  // source: {base, record, dataset, intensity, limit, task, seed, droneBalance ('balanced' or 'all')}
   streamZenodo: (source) => withFetchControl(async (control) => {
     const count = await lab.streamZenodo(source, control, (e) => event('fetch', e));
     return { count, task: lab.task };

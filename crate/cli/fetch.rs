@@ -16,6 +16,7 @@ use lens2logit::data::http::CancelToken;
 use lens2logit::data::inspect::inspect_record;
 use lens2logit::data::zenodo::{ZenodoClient, DEFAULT_BASE, DEFAULT_RECORD};
 use lens2logit::data::Task;
+use lens2logit::raw::cut::DroneBalance;
 use lens2logit::raw::intensity::LEVELS;
 
 use crate::common::write_file;
@@ -32,6 +33,15 @@ pub enum TaskArg {
     Segmentation,
 }
 
+/// Which of a full drone image's classified tiles `--task classification` keeps.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum DroneBalanceArg {
+    /// As many "no car" tiles as "car" tiles per image, drawn with seed 72 (the paper's set).
+    Balanced,
+    /// Every tile with a class.
+    All,
+}
+
 #[derive(Args)]
 pub struct FetchArgs {
     #[arg(long, value_enum)]
@@ -40,6 +50,10 @@ pub struct FetchArgs {
     /// classifies tiles as car or no car from their masks (the paper's threshold of 1%).
     #[arg(long, value_enum)]
     task: Option<TaskArg>,
+    /// Drone classification from full images: the paper's balanced set per image (default), or
+    /// all tiles with a class.
+    #[arg(long, value_enum)]
+    drone_balance: Option<DroneBalanceArg>,
     /// Intensity level in percent: 1, 5, 10, 25, 50, 75 or 100.
     #[arg(long, default_value_t = 100)]
     intensity: u32,
@@ -86,6 +100,18 @@ pub fn run(args: FetchArgs) -> Result<(), String> {
         }
         Some(TaskArg::Segmentation) => Task::Segmentation,
         None => request.task,
+    };
+    request.drone_balance = match args.drone_balance {
+        None => DroneBalance::default(),
+        Some(_) if dataset != DatasetKind::Drone || request.task != Task::Classification => {
+            return Err(
+                "--drone-balance chooses drone classification tiles: use it with --dataset drone \
+                 --task classification"
+                    .into(),
+            )
+        }
+        Some(DroneBalanceArg::Balanced) => DroneBalance::Balanced,
+        Some(DroneBalanceArg::All) => DroneBalance::All,
     };
     request.intensity = args.intensity;
     request.limit = args.limit;
@@ -230,9 +256,9 @@ pub fn run(args: FetchArgs) -> Result<(), String> {
         ));
     }
     eprintln!(
-        "wrote {} {} tiles to {}",
+        "wrote {} tiles ({}) to {}",
         tiles.len(),
-        dataset.name(),
+        request.describe(),
         out.display()
     );
     Ok(())

@@ -22,7 +22,10 @@ use super::sample;
 use super::zenodo::{Opened, RemoteFile, ZenodoClient};
 use super::Task;
 use crate::codecs::hex;
-use crate::raw::cut::{car_share, classification_label, cut_tiles, keep_car_tiles, CLASSES};
+use crate::raw::cut::{
+    car_share, classification_label, classification_tiles, cut_tiles, keep_car_tiles, CutTile,
+    DroneBalance, BALANCE_SEED, CLASSES,
+};
 use crate::raw::{decode_dng, decode_mask};
 use crate::{Error, Result};
 
@@ -42,6 +45,9 @@ pub struct FetchRequest {
     /// Read only the entries needed, by byte ranges, where the server allows it; otherwise (or
     /// when false) every archive is read whole as a stream, which also checks its MD5.
     pub random_access: bool,
+    /// Raw-Drone classification: which of a full image's classified tiles are kept (the paper's
+    /// balanced set by default).
+    pub drone_balance: DroneBalance,
 }
 
 impl FetchRequest {
@@ -57,12 +63,29 @@ impl FetchRequest {
             limit: None,
             seed: 0,
             random_access: true,
+            drone_balance: DroneBalance::default(),
         }
     }
 
     /// Raw-Drone classified: labels come from masks, so tiles wait for theirs.
-    fn drone_classes(&self) -> bool {
+    pub fn drone_classes(&self) -> bool {
         self.dataset == DatasetKind::Drone && self.task == Task::Classification
+    }
+
+    /// What is fetched, in words (the dataset's label): dataset, task, intensity and, for drone
+    /// classification, the rule that kept its tiles.
+    pub fn describe(&self) -> String {
+        let rule = if self.drone_classes() {
+            format!(", {}", self.drone_balance.describe())
+        } else {
+            String::new()
+        };
+        format!(
+            "{} {} at {} %{rule}",
+            self.dataset.name(),
+            self.task.name(),
+            self.intensity
+        )
     }
 }
 
@@ -431,11 +454,14 @@ impl<'a> Gather<'a> {
     }
 
     /// The full images, numbered in the order of their names, cut into 256 px tiles as the
-    /// paper's code does: for segmentation the tiles with a car, for classification all of them
-    /// (labelled by their masks later).
+    /// paper's code does: for segmentation the tiles with a car; for classification, where the
+    /// image has a mask, the tiles the request's [`DroneBalance`] keeps (labelled by their masks
+    /// later), which the report says.
     fn cut_full_images(&mut self) -> Result<()> {
         let mut images = std::mem::take(&mut self.full_images);
         images.sort_by(|a, b| a.file.cmp(&b.file));
+        // classification: masked images, their tiles, those with a class, those kept per class
+        let (mut masked, mut cut, mut classed, mut kept) = (0, 0, 0, [0, 0]);
         for (index, image) in images.into_iter().enumerate() {
             let mask = match self.full_masks.get(&image.stem) {
                 Some(png) => Some(decode_mask(png, &image.stem)?),
@@ -443,8 +469,19 @@ impl<'a> Gather<'a> {
             };
             let dng = decode_dng(&image.bytes, &image.file)?;
             let mut tiles = cut_tiles(&dng.mosaic, mask.as_deref(), index, TILE)?;
-            if self.request.task == Task::Segmentation {
-                tiles = keep_car_tiles(tiles, index);
+            let class = |t: &CutTile| t.car_share.and_then(classification_label);
+            match self.request.task {
+                Task::Segmentation => tiles = keep_car_tiles(tiles, index),
+                Task::Classification if mask.is_some() => {
+                    masked += 1;
+                    cut += tiles.len();
+                    classed += tiles.iter().filter(|t| class(t).is_some()).count();
+                    tiles = classification_tiles(tiles, index, self.request.drone_balance);
+                    for label in tiles.iter().filter_map(class) {
+                        kept[label] += 1;
+                    }
+                }
+                Task::Classification => {}
             }
             if mask.is_none() {
                 (self.on)(FetchEvent::Warning(format!(
@@ -475,6 +512,27 @@ impl<'a> Gather<'a> {
                 };
                 self.candidate(held)?;
             }
+        }
+        if masked > 0 {
+            let balance = self.request.drone_balance;
+            let drawn = match balance {
+                DroneBalance::Balanced => format!(
+                    ", min(car, no car) of each per image drawn in the lab's seeded order (seed \
+                     {BALANCE_SEED})"
+                ),
+                DroneBalance::All => String::new(),
+            };
+            (self.on)(FetchEvent::Sample(format!(
+                "drone classification tiles {}: {} of the {cut} tiles cut from {masked} full \
+                 images ({} {}, {} {}{drawn}; {} with a car share between 0 and 1% left out)",
+                balance.describe(),
+                kept[0] + kept[1],
+                kept[0],
+                CLASSES[0],
+                kept[1],
+                CLASSES[1],
+                cut - classed,
+            )))?;
         }
         Ok(())
     }

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::tiles::{Item, TileSet};
-use crate::data::discovery::{stem, DatasetKind};
-use crate::data::fetch::FetchEvent;
+use crate::data::discovery::stem;
+use crate::data::fetch::{FetchEvent, FetchRequest};
 use crate::data::Task;
 use crate::raw::{decode_lab_tile, decode_mask, decode_samples, CameraParams, Samples};
 use crate::{Error, Result};
@@ -250,17 +250,25 @@ pub struct Streaming {
     paper_views_full: bool,
 }
 
-/// Where a dataset's files sit in the browser's cache, under one prefix per record, dataset and
-/// intensity. The index goes last: an interrupted write leaves no index, so nothing half-written
-/// loads.
+/// Where a dataset's files sit in the browser's cache, under one prefix per record, dataset, task
+/// (for drone classification with the rule that kept its tiles) and intensity. The index goes
+/// last: an interrupted write leaves no index, so nothing half-written loads.
 pub struct CacheKeys {
     prefix: String,
 }
 
 impl CacheKeys {
-    pub fn new(record: &str, dataset: DatasetKind, task: Task, intensity: u32) -> Self {
+    pub fn new(record: &str, request: &FetchRequest) -> Self {
+        let mut task = request.task.name().to_string();
+        if request.drone_classes() {
+            task = format!("{task}-{}", request.drone_balance.name());
+        }
         Self {
-            prefix: format!("{record}/{}/{}/{intensity}/", dataset.name(), task.name()),
+            prefix: format!(
+                "{record}/{}/{task}/{}/",
+                request.dataset.name(),
+                request.intensity
+            ),
         }
     }
 
@@ -534,6 +542,7 @@ fn dng_tiles(name: &str, bytes: &[u8]) -> Result<Dropped> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::discovery::DatasetKind;
 
     fn tile(file: &str, label: Option<&str>) -> FetchEvent {
         let values = vec![0.25f32; 16 * 16];
@@ -605,7 +614,7 @@ mod tests {
         assert!(matches!(notice, Some(Notice::Discard { remaining: 2, .. })));
 
         // the verified archive's tiles and masks go to the cache, the index last, and come back
-        let keys = CacheKeys::new("5235536", DatasetKind::Drone, Task::Segmentation, 100);
+        let keys = CacheKeys::new("5235536", &FetchRequest::new(DatasetKind::Drone));
         let writes = s.cache_writes(&mut store, &keys).unwrap();
         let names: Vec<&str> = writes.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(
@@ -683,6 +692,25 @@ mod tests {
             e.to_string()
                 .starts_with("broken.zip: no tile could be read ("),
             "{e}"
+        );
+    }
+
+    /// The two drone classification sets are cached apart (a cached set is the rule's own).
+    #[test]
+    fn drone_classification_sets_are_cached_under_their_rule() {
+        let mut request = FetchRequest::new(DatasetKind::Drone);
+        request.task = Task::Classification;
+        let balanced = CacheKeys::new("5235536", &request).index();
+        request.drone_balance = crate::raw::cut::DroneBalance::All;
+        let all = CacheKeys::new("5235536", &request).index();
+        assert_eq!(
+            balanced,
+            "5235536/drone/classification-balanced/100/index.json"
+        );
+        assert_eq!(all, "5235536/drone/classification-all/100/index.json");
+        assert_eq!(
+            request.describe(),
+            "drone classification at 100 %, all tiles"
         );
     }
 }

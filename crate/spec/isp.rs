@@ -129,6 +129,9 @@ pub const CLIP_MAX: f64 = 1.0;
 /// norm and the task models'.
 pub const BN_EPS: f64 = 1e-5;
 pub const BN_MOMENTUM: f64 = 0.1;
+/// BatchNorm2d's running statistics before any batch (PyTorch's initial buffers).
+pub const BN_INITIAL_MEAN: f64 = 0.0;
+pub const BN_INITIAL_VAR: f64 = 1.0;
 
 /// The tracked stages, in pipeline order, named as the CLI and the page name them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,6 +16,7 @@ use lens2logit::data::tile_store::{
 };
 use lens2logit::data::zenodo::ZenodoClient;
 use lens2logit::data::Task;
+use lens2logit::raw::cut::DroneBalance;
 use lens2logit::train::TileSet;
 use lens2logit::viz;
 
@@ -40,6 +41,7 @@ impl FetchControl {
 
 /// Where to stream from.
 #[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct ZenodoSource {
     base: String,
     record: String,
@@ -49,6 +51,8 @@ struct ZenodoSource {
     /// classification or segmentation (Raw-Drone offers both); the dataset's task when absent.
     task: Option<String>,
     seed: Option<u64>,
+    /// Drone classification: `balanced` (the paper's set per image, when absent) or `all`.
+    drone_balance: Option<String>,
 }
 
 /// The record to inspect.
@@ -107,7 +111,7 @@ impl Lab {
 
     /// Streams a dataset from Zenodo (or a mirror): tiles are added and reported one by one;
     /// archives that fail their checksum are discarded with a reason; verified tiles are cached.
-    /// `source` is {base, record, dataset, intensity, limit, task, seed}.
+    /// `source` is {base, record, dataset, intensity, limit, task, seed, droneBalance}.
     #[wasm_bindgen(js_name = streamZenodo)]
     pub async fn stream_zenodo(
         &self,
@@ -123,6 +127,7 @@ impl Lab {
             limit,
             task,
             seed,
+            drone_balance,
         } = serde_wasm_bindgen::from_value(source)
             .map_err(|e| JsError::new(&format!("Zenodo settings: {e}")))?;
         let dataset = DatasetKind::parse(&dataset)
@@ -139,9 +144,13 @@ impl Lab {
         request.intensity = intensity;
         request.limit = limit;
         request.seed = seed.unwrap_or(0);
+        if let Some(balance) = drone_balance {
+            request.drone_balance = DroneBalance::parse(&balance).map_err(js_error)?;
+        }
+        let keys = CacheKeys::new(&record, &request);
         self.set_camera_preset(dataset.name())?;
         *self.tiles.borrow_mut() =
-            TileStore::for_dataset(request.task, zenodo_label(&record, dataset, intensity));
+            TileStore::for_dataset(request.task, zenodo_label(&record, &request));
         self.reset_params()?;
         let client = ZenodoClient::new(&base, &record);
         let mut streaming = Streaming::default();
@@ -155,7 +164,6 @@ impl Lab {
             return Err(js_error(e));
         }
         // only verified archives' tiles go to the cache, with the metadata to rebuild them
-        let keys = CacheKeys::new(&record, dataset, request.task, intensity);
         let writes = streaming.cache_writes(&mut self.tiles.borrow_mut(), &keys);
         self.tiles.borrow_mut().drop_originals();
         let stored = match writes {
@@ -190,7 +198,8 @@ impl Lab {
         .map_err(js_error)
     }
 
-    /// Loads a dataset from the cache; 0 when it holds none.
+    /// Loads a dataset from the cache; 0 when it holds none. `drone_balance` as
+    /// [`Lab::stream_zenodo`]'s `droneBalance`.
     #[wasm_bindgen(js_name = loadCached)]
     pub async fn load_cached(
         &self,
@@ -198,14 +207,20 @@ impl Lab {
         dataset: String,
         intensity: u32,
         task: Option<String>,
+        drone_balance: Option<String>,
     ) -> Result<usize, JsError> {
         let dataset = DatasetKind::parse(&dataset)
             .ok_or_else(|| JsError::new("the dataset is microscopy or drone"))?;
-        let task = match task {
-            Some(task) => Task::parse(&task).map_err(js_error)?,
-            None => FetchRequest::new(dataset).task,
-        };
-        let keys = CacheKeys::new(&record, dataset, task, intensity);
+        let mut request = FetchRequest::new(dataset);
+        if let Some(task) = task {
+            request.task = Task::parse(&task).map_err(js_error)?;
+        }
+        if let Some(balance) = drone_balance {
+            request.drone_balance = DroneBalance::parse(&balance).map_err(js_error)?;
+        }
+        request.intensity = intensity;
+        let task = request.task;
+        let keys = CacheKeys::new(&record, &request);
         let Some(index) = cache::get(&keys.index()).await.map_err(js_error)? else {
             return Ok(0);
         };
@@ -218,7 +233,7 @@ impl Lab {
             let mask = cache::get(&keys.mask(stem(name))).await.map_err(js_error)?;
             tiles.push((name.clone(), bytes, mask));
         }
-        let store = TileStore::from_cache(task, zenodo_label(&record, dataset, intensity), &index, tiles)
+        let store = TileStore::from_cache(task, zenodo_label(&record, &request), &index, tiles)
             .map_err(js_error)?;
         self.set_camera_preset(dataset.name())?;
         let n = store.tiles.len();
@@ -294,7 +309,8 @@ impl Lab {
     }
 }
 
-/// A Zenodo dataset as the lab log names it: the record, the dataset and the intensity.
-fn zenodo_label(record: &str, dataset: DatasetKind, intensity: u32) -> String {
-    format!("zenodo {record} {} {intensity}%", dataset.name())
+/// A Zenodo dataset as the lab log names it: the record and what was asked of it (the dataset,
+/// the task, the intensity, and for drone classification the balancing rule).
+fn zenodo_label(record: &str, request: &FetchRequest) -> String {
+    format!("zenodo {record}: {}", request.describe())
 }

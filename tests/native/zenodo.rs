@@ -7,6 +7,7 @@ use lens2logit::data::discovery::DatasetKind;
 use lens2logit::data::fetch::{fetch, FetchEvent, FetchRequest, FetchSummary};
 use lens2logit::data::http::CancelToken;
 use lens2logit::data::zenodo::{Opened, ZenodoClient};
+use lens2logit::raw::cut::DroneBalance;
 use lens2logit::raw::decode_tile;
 use lens2logit::Error;
 
@@ -574,21 +575,51 @@ fn full_images_are_cut_into_the_papers_tiles_and_classified_by_their_masks() {
             assert!(masks.contains_key(name.trim_end_matches(".tif")), "{name}");
         }
 
-        let mut request = FetchRequest::new(DatasetKind::Drone);
-        request.task = lens2logit::data::Task::Classification;
-        request.random_access = random_access;
-        let (result, events) = run_request(&rt, &full, &request);
-        result.unwrap();
-        let (_, labels, _) = found(&events);
-        let car: Vec<&str> = labels
-            .iter()
-            .filter(|(_, c)| *c == "car")
-            .map(|(f, _)| f.as_str())
-            .collect();
+        // classification: 8 tiles, the one with a car share between 0 and 1% left out (image 0:
+        // 1 car, 2 empty; image 1: 1 car, 3 empty)
+        let classify = |balance: DroneBalance| {
+            let mut request = FetchRequest::new(DatasetKind::Drone);
+            request.task = lens2logit::data::Task::Classification;
+            request.random_access = random_access;
+            request.drone_balance = balance;
+            let (result, events) = run_request(&rt, &full, &request);
+            result.unwrap();
+            let (tiles, labels, masks) = found(&events);
+            assert_eq!(tiles.len(), labels.len(), "{labels:?}");
+            assert!(labels
+                .keys()
+                .all(|f| masks.contains_key(f.trim_end_matches(".tif"))));
+            let of = |class: &str| -> Vec<String> {
+                let files = labels.iter().filter(|(_, c)| c.as_str() == class);
+                files.map(|(f, _)| f.clone()).collect()
+            };
+            let report = events
+                .iter()
+                .filter_map(|e| match e {
+                    FetchEvent::Sample(how) => Some(how.clone()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            (of("car"), of("no car"), report)
+        };
+        // the paper's set: per image one car tile and one empty one, car first, numbered anew
+        let (car, no_car, report) = classify(DroneBalance::Balanced);
+        assert_eq!(car, ["00_00000.tif", "01_00000.tif"]);
+        assert_eq!(no_car, ["00_00001.tif", "01_00001.tif"]);
+        assert!(
+            report.contains("balanced per image (paper): 4 of the 8 tiles cut from 2 full images")
+                && report.contains("seed 72")
+                && report.contains("1 with a car share between 0 and 1% left out"),
+            "{report}"
+        );
+        assert_eq!(classify(DroneBalance::Balanced).0, car);
+        // every classed tile, under its place in the image
+        let (car, no_car, report) = classify(DroneBalance::All);
         assert_eq!(car, ["00_00000.tif", "01_00003.tif"]);
-        // 8 tiles; the one with a car share between 0 and 1% is left out, as in the paper
-        assert_eq!(labels.len(), 7, "{labels:?}");
-        assert!(!labels.contains_key("00_00001.tif"));
+        assert_eq!(no_car.len(), 5, "{no_car:?}");
+        assert!(!no_car.contains(&"00_00001.tif".to_string()));
+        assert!(report.contains("all tiles: 7 of the 8 tiles"), "{report}");
     }
 }
 
@@ -733,6 +764,8 @@ fn fetch_list_shows_files_and_what_each_archive_holds() {
     // nothing written without --out
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 
+    let full = format!("{url}/full");
+
     lens2logit_ok(
         &[
             "fetch",
@@ -741,16 +774,60 @@ fn fetch_list_shows_files_and_what_each_archive_holds() {
             "--task",
             "classification",
             "--zenodo",
-            &format!("{url}/full"),
+            &full,
             "--out",
             "c",
         ],
         dir.path(),
     );
+    // the paper's balanced set: per image one car tile, then one empty one
     let csv = std::fs::read_to_string(dir.path().join("c/labels.csv")).unwrap();
-    assert_eq!(csv.lines().count(), 8, "{csv}");
+    assert_eq!(csv.lines().count(), 5, "{csv}");
     assert!(
-        csv.contains("00_00000.tif,car") && csv.contains("00_00002.tif,no car"),
+        csv.contains("00_00000.tif,car") && csv.contains("00_00001.tif,no car"),
         "{csv}"
+    );
+    let all = [
+        "fetch",
+        "--dataset",
+        "drone",
+        "--task",
+        "classification",
+        "--drone-balance",
+        "all",
+        "--zenodo",
+        &full,
+        "--out",
+        "a",
+    ];
+    let out = lens2logit(&all, dir.path());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("wrote 7 tiles (drone classification at 100 %, all tiles)"),
+        "{said}"
+    );
+    let csv = std::fs::read_to_string(dir.path().join("a/labels.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 8, "{csv}");
+    assert!(csv.contains("00_00002.tif,no car"), "{csv}");
+    // the rule belongs to drone classification only
+    let out = lens2logit(
+        &[
+            "fetch",
+            "--dataset",
+            "drone",
+            "--drone-balance",
+            "all",
+            "--zenodo",
+            &full,
+            "--out",
+            "s",
+        ],
+        dir.path(),
+    );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && said.contains("--task classification"),
+        "{said}"
     );
 }

@@ -9,24 +9,13 @@
 // form: U and V never round-trip, which keeps dark pixels (where gamma's slope is steep and the
 // gradients cancel through batch norm) within float32's bounds.
 
-struct Dims {
-    batch: u32,
-    height: u32,
-    width: u32,
-    // bit 0: batch norm on the output
-    flags: u32,
-}
-
-struct Reduce {
-    kind: u32,
-    count: u32,
-    chunks: u32,
-    destination: u32,
-    scale: f32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
+// Prepended where the program is built (gpu/isp/mod.rs, from the Rust definitions): the
+// uniforms Dims and Reduce; the offsets in stats (S_*), the arena slots (F_*, B_*; B_STAGES the
+// tracked stages' gradients), the reduction kinds (K_*); where each parameter group starts in prm
+// and grads (BLACK_LEVEL, WHITE_BALANCE, COLOUR_CORRECTION, GAMMA_CORRECT, DEBAYER,
+// SHARPENING_FILTER, GAUSSIAN_BLUR); CLIP_MIN, CLIP_MAX, BN_EPS, BN_MOMENTUM; Y_FROM_RGB and
+// RGB_FROM_Y (the luma row of RGB_TO_YUV and the luma column of its inverse); the workgroup
+// sizes WORKGROUP and NARROW_WORKGROUP.
 
 @group(0) @binding(0) var<uniform> dims: Dims;
 @group(0) @binding(1) var<uniform> red: Reduce;
@@ -40,61 +29,6 @@ struct Reduce {
 @group(0) @binding(7) var<storage, read_write> stats: array<f32>;
 // Per stage, |dL/d stage| averaged over the batch and channels: (5, H, W), for snapshots.
 @group(0) @binding(8) var<storage, read_write> maps: array<f32>;
-
-// Prepended where the program is built, from the Rust definitions: the parameter layout of prm
-// and grads (IspParams::packed: BL, WB, CC, GAMMA, WD, WS, WBLUR, the first value of each
-// parameter), and Y_FROM_RGB and RGB_FROM_Y (the luma row of RGB_TO_YUV and the luma column of
-// its inverse, crate::isp::colour).
-// Offsets in stats.
-const S_MEAN: u32 = 0u;
-const S_VAR: u32 = 3u;
-const S_G: u32 = 6u;
-const S_GY: u32 = 9u;
-const S_RUN_MEAN: u32 = 12u;
-const S_RUN_VAR: u32 = 15u;
-
-// Forward arena slots (3-channel tensors take 3, planes 1).
-const F_RAW: u32 = 0u;
-const F_DEMOSAIC: u32 = 1u;
-const F_CORRECTED: u32 = 4u;
-const F_Y: u32 = 7u;
-const F_SHARPENED: u32 = 8u;
-const F_Y2: u32 = 11u;
-const F_DENOISED: u32 = 12u;
-const F_GAMMA: u32 = 15u;
-const F_OUTPUT: u32 = 18u;
-// Backward arena slots (gradients of the forward tensors).
-const B_OUTPUT: u32 = 0u;
-const B_GAMMA: u32 = 3u;
-const B_DENOISED: u32 = 6u;
-const B_YB: u32 = 9u;
-const B_Y2: u32 = 10u;
-const B_SHARPENED: u32 = 11u;
-const B_YS: u32 = 14u;
-const B_Y: u32 = 15u;
-const B_CORRECTED: u32 = 16u;
-const B_DEMOSAIC: u32 = 19u;
-const B_MOSAIC: u32 = 22u;
-const B_RAW: u32 = 25u;
-
-const CLIP_MIN: f32 = 1e-5;
-const CLIP_MAX: f32 = 1.0;
-const BN_EPS: f32 = 1e-5;
-// BatchNorm2d's default momentum.
-const BN_MOMENTUM: f32 = 0.1;
-
-// Reduction kinds.
-const K_BN_MEAN: u32 = 0u;
-const K_BN_VAR: u32 = 1u;
-const K_BN_G: u32 = 2u;
-const K_BN_GY: u32 = 3u;
-const K_GAMMA: u32 = 4u;
-const K_BLUR: u32 = 5u;
-const K_SHARP: u32 = 6u;
-const K_CC: u32 = 7u;
-const K_WB: u32 = 8u;
-const K_DEBAYER: u32 = 9u;
-const K_BLACK: u32 = 10u;
 
 struct Pixel {
     b: u32,
@@ -162,7 +96,7 @@ fn mosaic(b: u32, c: u32, y: i32, x: i32) -> f32 {
     if (channel_of(s) != c) {
         return 0.0;
     }
-    return fwd[at1(F_RAW, b, yx_of(y, x))] - prm[BL + s];
+    return fwd[at1(F_RAW, b, yx_of(y, x))] - prm[BLACK_LEVEL + s];
 }
 
 fn m3(base: u32, row: u32, col: u32) -> f32 {
@@ -181,7 +115,7 @@ fn luma(v: vec3<f32>) -> f32 {
 
 // ---------------------------------------------------------------- forward
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn debayer(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (gid.x >= n_px()) {
         return;
@@ -194,7 +128,7 @@ fn debayer(@builtin(global_invocation_id) gid: vec3<u32>) {
         for (var c = 0u; c < 3u; c++) {
             for (var ty = 0; ty < 3; ty++) {
                 for (var tx = 0; tx < 3; tx++) {
-                    let weight = prm[WD + ((k * 3u + c) * 3u + u32(ty)) * 3u + u32(tx)];
+                    let weight = prm[DEBAYER + ((k * 3u + c) * 3u + u32(ty)) * 3u + u32(tx)];
                     acc = fma(weight, mosaic(px.b, c, reflect(px.y + ty - 1, h), reflect(px.x + tx - 1, w)), acc);
                 }
             }
@@ -203,7 +137,7 @@ fn debayer(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn colour(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (gid.x >= n_px()) {
         return;
@@ -211,17 +145,17 @@ fn colour(@builtin(global_invocation_id) gid: vec3<u32>) {
     let px = pixel(gid.x);
     var balanced: vec3<f32>;
     for (var c = 0u; c < 3u; c++) {
-        balanced[c] = fwd[at3(F_DEMOSAIC, px.b, c, px.yx)] * prm[WB + c];
+        balanced[c] = fwd[at3(F_DEMOSAIC, px.b, c, px.yx)] * prm[WHITE_BALANCE + c];
     }
     var corrected: vec3<f32>;
     for (var k = 0u; k < 3u; k++) {
-        corrected[k] = dot_row(CC, k, balanced);
+        corrected[k] = dot_row(COLOUR_CORRECTION, k, balanced);
         fwd[at3(F_CORRECTED, px.b, k, px.yx)] = corrected[k];
     }
     fwd[at1(F_Y, px.b, px.yx)] = luma(corrected);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn sharpen(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (gid.x >= n_px()) {
         return;
@@ -233,7 +167,7 @@ fn sharpen(@builtin(global_invocation_id) gid: vec3<u32>) {
             let y = px.y + ty - 1;
             let x = px.x + tx - 1;
             if (inside(y, x)) {
-                ys += prm[WS + u32(ty * 3 + tx)] * fwd[at1(F_Y, px.b, yx_of(y, x))];
+                ys += prm[SHARPENING_FILTER + u32(ty * 3 + tx)] * fwd[at1(F_Y, px.b, yx_of(y, x))];
             }
         }
     }
@@ -246,7 +180,7 @@ fn sharpen(@builtin(global_invocation_id) gid: vec3<u32>) {
     fwd[at1(F_Y2, px.b, px.yx)] = luma(sharpened);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn blur_gamma(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (gid.x >= n_px()) {
         return;
@@ -258,11 +192,11 @@ fn blur_gamma(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var ty = 0; ty < 5; ty++) {
         for (var tx = 0; tx < 5; tx++) {
             let src = yx_of(reflect(px.y + ty - 2, h), reflect(px.x + tx - 2, w));
-            yb += prm[WBLUR + u32(ty * 5 + tx)] * fwd[at1(F_Y2, px.b, src)];
+            yb += prm[GAUSSIAN_BLUR + u32(ty * 5 + tx)] * fwd[at1(F_Y2, px.b, src)];
         }
     }
     let dy = yb - fwd[at1(F_Y2, px.b, px.yx)];
-    let inv_gamma = 1.0 / prm[GAMMA];
+    let inv_gamma = 1.0 / prm[GAMMA_CORRECT];
     for (var k = 0u; k < 3u; k++) {
         let denoised = fma(RGB_FROM_Y[k], dy, fwd[at3(F_SHARPENED, px.b, k, px.yx)]);
         fwd[at3(F_DENOISED, px.b, k, px.yx)] = denoised;
@@ -273,7 +207,7 @@ fn blur_gamma(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 // Batch norm with the statistics the reductions left in stats[S_MEAN..], stats[S_VAR..].
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn bn_apply(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (gid.x >= n_px()) {
         return;
@@ -287,7 +221,7 @@ fn bn_apply(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 // A training batch's statistics folded into the running ones, as PyTorch's BatchNorm2d does
 // (the running variance takes the unbiased batch variance).
-@compute @workgroup_size(64)
+@compute @workgroup_size(NARROW_WORKGROUP)
 fn bn_track(@builtin(global_invocation_id) gid: vec3<u32>) {
     let c = gid.x;
     if (c >= 3u) {
@@ -301,7 +235,7 @@ fn bn_track(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 // Evaluation: bn_apply normalises with the running statistics. The output is then an affine map
 // of its input per channel, so the batch terms of bn_backward vanish.
-@compute @workgroup_size(64)
+@compute @workgroup_size(NARROW_WORKGROUP)
 fn bn_recall(@builtin(global_invocation_id) gid: vec3<u32>) {
     let c = gid.x;
     if (c >= 3u) {
@@ -315,7 +249,7 @@ fn bn_recall(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 // ---------------------------------------------------------------- backward
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn bn_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (gid.x >= n_px()) {
         return;
@@ -333,13 +267,13 @@ fn bn_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn gamma_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (gid.x >= n_px()) {
         return;
     }
     let px = pixel(gid.x);
-    let gamma = prm[GAMMA];
+    let gamma = prm[GAMMA_CORRECT];
     for (var c = 0u; c < 3u; c++) {
         let denoised = fwd[at3(F_DENOISED, px.b, c, px.yx)];
         let out = fwd[at3(F_GAMMA, px.b, c, px.yx)];
@@ -363,7 +297,7 @@ fn to_y_gradient(slot: u32, px: Pixel) -> f32 {
 }
 
 // denoised = sharpened + RGB[:, 0] (yb - y2): the gradient of yb.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn denoise_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (gid.x >= n_px()) {
         return;
@@ -396,7 +330,7 @@ fn reflect_sources(p: i32, t: i32, pad: i32, n: i32) -> vec3<i32> {
 }
 
 // y2 -> yb is the 5x5 blur with reflect padding 2: its adjoint gathers over reflected sources.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn blur_adjoint(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (gid.x >= n_px()) {
         return;
@@ -409,7 +343,7 @@ fn blur_adjoint(@builtin(global_invocation_id) gid: vec3<u32>) {
         let qy = reflect_sources(px.y, ty, 2, h);
         for (var tx = 0; tx < 5; tx++) {
             let qx = reflect_sources(px.x, tx, 2, w);
-            let weight = prm[WBLUR + u32(ty * 5 + tx)];
+            let weight = prm[GAUSSIAN_BLUR + u32(ty * 5 + tx)];
             for (var a = 0; a < 3; a++) {
                 for (var b = 0; b < 3; b++) {
                     if (qy[a] >= 0 && qx[b] >= 0) {
@@ -424,7 +358,7 @@ fn blur_adjoint(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 // denoised passes sharpened through and y2 = YUV[0, :] sharpened: the sharpening stage's gradient.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn yuv2_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (gid.x >= n_px()) {
         return;
@@ -437,7 +371,7 @@ fn yuv2_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 // sharpened = corrected + RGB[:, 0] (ys - y): the gradient of ys.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn sharpen_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (gid.x >= n_px()) {
         return;
@@ -447,7 +381,7 @@ fn sharpen_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 // y -> ys is the 3x3 sharpening filter with zero padding: g_y[p] = sum_t w[t] g_ys[p - t + 1].
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn sharpen_adjoint(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (gid.x >= n_px()) {
         return;
@@ -459,7 +393,7 @@ fn sharpen_adjoint(@builtin(global_invocation_id) gid: vec3<u32>) {
             let y = px.y - ty + 1;
             let x = px.x - tx + 1;
             if (inside(y, x)) {
-                acc += prm[WS + u32(ty * 3 + tx)] * bwd[at1(B_YS, px.b, yx_of(y, x))];
+                acc += prm[SHARPENING_FILTER + u32(ty * 3 + tx)] * bwd[at1(B_YS, px.b, yx_of(y, x))];
             }
         }
     }
@@ -468,7 +402,7 @@ fn sharpen_adjoint(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 // sharpened passes corrected through and y = YUV[0, :] corrected: the colour-correction gradient.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn yuv_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (gid.x >= n_px()) {
         return;
@@ -481,7 +415,7 @@ fn yuv_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 // corrected = CC * (wb . demosaic): the demosaic stage's gradient.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn colour_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (gid.x >= n_px()) {
         return;
@@ -493,13 +427,13 @@ fn colour_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
         bwd[at3(B_CORRECTED, px.b, 2u, px.yx)],
     );
     for (var c = 0u; c < 3u; c++) {
-        let g_balanced = m3(CC, 0u, c) * g.x + m3(CC, 1u, c) * g.y + m3(CC, 2u, c) * g.z;
-        bwd[at3(B_DEMOSAIC, px.b, c, px.yx)] = prm[WB + c] * g_balanced;
+        let g_balanced = m3(COLOUR_CORRECTION, 0u, c) * g.x + m3(COLOUR_CORRECTION, 1u, c) * g.y + m3(COLOUR_CORRECTION, 2u, c) * g.z;
+        bwd[at3(B_DEMOSAIC, px.b, c, px.yx)] = prm[WHITE_BALANCE + c] * g_balanced;
     }
 }
 
 // mosaic -> demosaic is the 3x3 debayer convolution with reflect padding 1.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn debayer_adjoint(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (gid.x >= n_px()) {
         return;
@@ -514,7 +448,7 @@ fn debayer_adjoint(@builtin(global_invocation_id) gid: vec3<u32>) {
             for (var tx = 0; tx < 3; tx++) {
                 let qx = reflect_sources(px.x, tx, 1, w);
                 for (var k = 0u; k < 3u; k++) {
-                    let weight = prm[WD + ((k * 3u + c) * 3u + u32(ty)) * 3u + u32(tx)];
+                    let weight = prm[DEBAYER + ((k * 3u + c) * 3u + u32(ty)) * 3u + u32(tx)];
                     for (var a = 0; a < 3; a++) {
                         for (var b = 0; b < 3; b++) {
                             if (qy[a] >= 0 && qx[b] >= 0) {
@@ -554,7 +488,7 @@ fn contribution(kind: u32, j: u32, p: u32) -> f32 {
         }
         case K_GAMMA: {
             // d/dgamma exp(log(c) / gamma) = -out * log(c) / gamma^2
-            let gamma = prm[GAMMA];
+            let gamma = prm[GAMMA_CORRECT];
             var acc = 0.0;
             for (var c = 0u; c < 3u; c++) {
                 let clipped = clamp(fwd[at3(F_DENOISED, px.b, c, px.yx)], CLIP_MIN, CLIP_MAX);
@@ -580,13 +514,13 @@ fn contribution(kind: u32, j: u32, p: u32) -> f32 {
         case K_CC: {
             let k = j / 3u;
             let c = j % 3u;
-            let balanced = prm[WB + c] * fwd[at3(F_DEMOSAIC, px.b, c, px.yx)];
+            let balanced = prm[WHITE_BALANCE + c] * fwd[at3(F_DEMOSAIC, px.b, c, px.yx)];
             return bwd[at3(B_CORRECTED, px.b, k, px.yx)] * balanced;
         }
         case K_WB: {
             var g_balanced = 0.0;
             for (var k = 0u; k < 3u; k++) {
-                g_balanced += m3(CC, k, j) * bwd[at3(B_CORRECTED, px.b, k, px.yx)];
+                g_balanced += m3(COLOUR_CORRECTION, k, j) * bwd[at3(B_CORRECTED, px.b, k, px.yx)];
             }
             return g_balanced * fwd[at3(F_DEMOSAIC, px.b, j, px.yx)];
         }
@@ -611,16 +545,16 @@ fn contribution(kind: u32, j: u32, p: u32) -> f32 {
     }
 }
 
-var<workgroup> scratch: array<f32, 256>;
+var<workgroup> scratch: array<f32, WORKGROUP>;
 
 // Workgroup (j, chunk) sums contribution j over a strided share of the pixels.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn reduce(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let j = wid.x;
     let chunk = wid.y;
     var acc = 0.0;
-    var p = chunk * 256u + lid.x;
-    let stride = red.chunks * 256u;
+    var p = chunk * WORKGROUP + lid.x;
+    let stride = red.chunks * WORKGROUP;
     let total = n_px();
     loop {
         if (p >= total) {
@@ -631,7 +565,7 @@ fn reduce(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
     }
     scratch[lid.x] = acc;
     workgroupBarrier();
-    for (var s = 128u; s > 0u; s = s >> 1u) {
+    for (var s = WORKGROUP / 2u; s > 0u; s = s >> 1u) {
         if (lid.x < s) {
             scratch[lid.x] += scratch[lid.x + s];
         }
@@ -642,7 +576,7 @@ fn reduce(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
     }
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(NARROW_WORKGROUP)
 fn finalize(@builtin(global_invocation_id) gid: vec3<u32>) {
     let j = gid.x;
     if (j >= red.count) {
@@ -660,11 +594,7 @@ fn finalize(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
 }
 
-// Tracked stages' gradients (demosaic, colour_correction, sharpening, denoising, gamma), as
-// crate::isp::param::Stage orders them.
-const TRACKED: array<u32, 5> = array<u32, 5>(B_DEMOSAIC, B_CORRECTED, B_SHARPENED, B_DENOISED, B_GAMMA);
-
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn stage_maps(@builtin(global_invocation_id) gid: vec3<u32>) {
     let yx = gid.x;
     if (yx >= hw()) {
@@ -675,7 +605,7 @@ fn stage_maps(@builtin(global_invocation_id) gid: vec3<u32>) {
         var sum = 0.0;
         for (var b = 0u; b < dims.batch; b++) {
             for (var c = 0u; c < 3u; c++) {
-                sum += abs(bwd[at3(TRACKED[s], b, c, yx)]);
+                sum += abs(bwd[at3(B_STAGES[s], b, c, yx)]);
             }
         }
         maps[s * hw() + yx] = sum * scale;

@@ -8,10 +8,13 @@ use std::rc::Rc;
 
 use super::nn::GpuTensor;
 use super::program::{Binding, Program};
+use super::wgsl::{constants, uniform, Constant, Source, Uniform, WORKGROUP};
 use super::Gpu;
-use crate::isp::param::RunningStats;
 use crate::spec::colour::{yuv_to_rgb, RGB_TO_YUV};
-use crate::spec::isp::{packed_span, IspGradients, IspRun, NAMES, PACKED_LEN};
+use crate::spec::isp::{
+    packed_span, IspGradients, IspRun, BN_EPS, BN_INITIAL_MEAN, BN_INITIAL_VAR, BN_MOMENTUM,
+    CLIP_MAX, CLIP_MIN, NAMES, PACKED_LEN, PARAMETERS,
+};
 use crate::{Error, Result};
 
 /// The @compute functions of isp.wgsl.
@@ -38,12 +41,75 @@ const ENTRIES: [&str; 20] = [
     "stage_maps",
 ];
 
+/// Threads per workgroup of the kernels with few threads (one per channel or per reduced value).
+const NARROW_WORKGROUP: u32 = 64;
+/// Workgroups each reduction splits the pixels among; `finalize` sums their partial sums.
 const PARTIAL_CHUNKS: u32 = 64;
-/// Floats of batch norm's statistics (isp.wgsl's S_MEAN .. S_GY), then the running mean and
-/// variance (S_RUN_MEAN, S_RUN_VAR).
-const STATS_LEN: usize = 18;
-const STATS: [u32; 4] = [0, 3, 6, 9];
-const S_RUNNING: usize = 12;
+
+// Offsets in the statistics buffer: batch norm's mean, variance, mean g and mean g*y_hat (3 each),
+// then its running mean and variance.
+const S_MEAN: u32 = 0;
+const S_VAR: u32 = 3;
+const S_G: u32 = 6;
+const S_GY: u32 = 9;
+const S_RUN_MEAN: u32 = 12;
+const S_RUN_VAR: u32 = 15;
+const STATS_LEN: u32 = S_RUN_VAR + 3;
+
+// Forward arena slots, in units of B*H*W floats (3-channel tensors take 3, planes 1).
+const F_RAW: u32 = 0;
+const F_DEMOSAIC: u32 = 1;
+const F_CORRECTED: u32 = 4;
+const F_Y: u32 = 7;
+const F_SHARPENED: u32 = 8;
+const F_Y2: u32 = 11;
+const F_DENOISED: u32 = 12;
+const F_GAMMA: u32 = 15;
+const F_OUTPUT: u32 = 18;
+const F_SLOTS: u32 = F_OUTPUT + 3;
+// Backward arena slots (the gradients of the forward tensors).
+const B_OUTPUT: u32 = 0;
+const B_GAMMA: u32 = 3;
+const B_DENOISED: u32 = 6;
+const B_YB: u32 = 9;
+const B_Y2: u32 = 10;
+const B_SHARPENED: u32 = 11;
+const B_YS: u32 = 14;
+const B_Y: u32 = 15;
+const B_CORRECTED: u32 = 16;
+const B_DEMOSAIC: u32 = 19;
+const B_MOSAIC: u32 = 22;
+const B_RAW: u32 = 25;
+const B_SLOTS: u32 = B_RAW + 1;
+// The tracked stages (`spec::isp::Stage::ALL`) and their gradients.
+const F_STAGES: [u32; 5] = [F_DEMOSAIC, F_CORRECTED, F_SHARPENED, F_DENOISED, F_GAMMA];
+const B_STAGES: [u32; 5] = [B_DEMOSAIC, B_CORRECTED, B_SHARPENED, B_DENOISED, B_GAMMA];
+
+// Reduction kinds of `reduce`: batch norm's statistics (written to the statistics buffer) up to
+// K_BN_GY, then the parameter groups' gradients.
+const K_BN_MEAN: u32 = 0;
+const K_BN_VAR: u32 = 1;
+const K_BN_G: u32 = 2;
+const K_BN_GY: u32 = 3;
+const K_GAMMA: u32 = 4;
+const K_BLUR: u32 = 5;
+const K_SHARP: u32 = 6;
+const K_CC: u32 = 7;
+const K_WB: u32 = 8;
+const K_DEBAYER: u32 = 9;
+const K_BLACK: u32 = 10;
+
+/// The reduction that yields each parameter group's gradient (groups of
+/// `spec::isp::PARAMETERS`).
+const GROUP_REDUCTIONS: [(&str, u32); 7] = [
+    ("black_level", K_BLACK),
+    ("white_balance", K_WB),
+    ("colour_correction", K_CC),
+    ("gamma_correct", K_GAMMA),
+    ("debayer", K_DEBAYER),
+    ("sharpening_filter", K_SHARP),
+    ("gaussian_blur", K_BLUR),
+];
 
 /// Which statistics the processing's batch norm normalises with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,79 +120,100 @@ pub enum Norm {
     Running,
 }
 
-// Arena slots (units of B*H*W floats), as in isp.wgsl.
-const F_SLOTS: usize = 21;
-const B_SLOTS: usize = 26;
-const F_STAGES: [usize; 5] = [1, 4, 8, 12, 15];
-const F_OUTPUT: usize = 18;
-const B_STAGES: [usize; 5] = [19, 16, 11, 6, 3];
-const B_RAW: usize = 25;
-
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Dims {
-    batch: u32,
-    height: u32,
-    width: u32,
-    flags: u32,
+uniform! {
+    struct Dims {
+        batch: u32,
+        height: u32,
+        width: u32,
+        /// bit 0: batch norm on the output
+        flags: u32,
+    }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Reduce {
-    kind: u32,
-    count: u32,
-    chunks: u32,
-    destination: u32,
-    scale: f32,
-    _pad: [u32; 3],
+uniform! {
+    struct Reduce {
+        kind: u32,
+        count: u32,
+        chunks: u32,
+        destination: u32,
+        scale: f32,
+        _pad0: u32,
+        _pad1: u32,
+        _pad2: u32,
+    }
 }
-
-/// Reduction kinds of isp.wgsl.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    BnMean = 0,
-    BnVar = 1,
-    BnG = 2,
-    BnGy = 3,
-    Gamma = 4,
-    Blur = 5,
-    Sharp = 6,
-    Cc = 7,
-    Wb = 8,
-    Debayer = 9,
-    Black = 10,
-}
-
-/// Each parameter (its name in [`NAMES`]) with the reduction that yields its gradient and the
-/// isp.wgsl constant of its first packed value.
-const PARAMS: [(Kind, &str, &str); 7] = [
-    (Kind::Black, "BL", "black_level"),
-    (Kind::Wb, "WB", "white_balance"),
-    (Kind::Cc, "CC", "colour_correction"),
-    (Kind::Gamma, "GAMMA", "gamma_correct"),
-    (Kind::Debayer, "WD", "debayer"),
-    (Kind::Sharp, "WS", "sharpening_filter"),
-    (Kind::Blur, "WBLUR", "gaussian_blur"),
-];
 
 /// The compiled kernels; build once per device and reuse.
 pub struct GpuIsp {
     program: Rc<Program>,
 }
 
-fn groups(n: usize, size: usize) -> u32 {
-    n.div_ceil(size) as u32
+fn groups(n: usize, size: u32) -> u32 {
+    n.div_ceil(size as usize) as u32
 }
 
-/// The constants the kernels share with `isp::param` and `isp::colour`, as WGSL (defined once,
-/// in Rust).
-fn constants() -> Result<String> {
-    let mut wgsl = String::new();
-    for (_, constant, name) in PARAMS {
-        let (first, _) = packed_span(name)
-            .ok_or_else(|| Error::Gpu(format!("no ISP parameter named {name}")))?;
-        wgsl += &format!("const {constant}: u32 = {first}u;\n");
+/// Index of the first float of arena `slot` for `n` pixels.
+fn at(slot: u32, n: usize) -> usize {
+    slot as usize * n
+}
+
+/// isp.wgsl with its preamble: the uniforms, the layouts of the arenas and the statistics, the
+/// reduction kinds, where each parameter group starts in the packed parameters (a constant per
+/// group, its name in upper case: `DEBAYER`), the contracts' clip bounds and batch norm's
+/// constants, and `Y_FROM_RGB` and `RGB_FROM_Y` (the luma row of `spec::colour::RGB_TO_YUV` and
+/// the luma column of its inverse).
+pub(super) fn source() -> Source {
+    let mut shared = [Dims::WGSL, Reduce::WGSL].concat();
+    shared += &constants![
+        NARROW_WORKGROUP,
+        S_MEAN,
+        S_VAR,
+        S_G,
+        S_GY,
+        S_RUN_MEAN,
+        S_RUN_VAR,
+        F_RAW,
+        F_DEMOSAIC,
+        F_CORRECTED,
+        F_Y,
+        F_SHARPENED,
+        F_Y2,
+        F_DENOISED,
+        F_GAMMA,
+        F_OUTPUT,
+        B_OUTPUT,
+        B_GAMMA,
+        B_DENOISED,
+        B_YB,
+        B_Y2,
+        B_SHARPENED,
+        B_YS,
+        B_Y,
+        B_CORRECTED,
+        B_DEMOSAIC,
+        B_MOSAIC,
+        B_RAW,
+        B_STAGES,
+        K_BN_MEAN,
+        K_BN_VAR,
+        K_BN_G,
+        K_BN_GY,
+        K_GAMMA,
+        K_BLUR,
+        K_SHARP,
+        K_CC,
+        K_WB,
+        K_DEBAYER,
+        K_BLACK,
+        CLIP_MIN,
+        CLIP_MAX,
+        BN_EPS,
+        BN_MOMENTUM,
+    ];
+    let mut first = 0;
+    for p in &PARAMETERS {
+        shared += &(first as u32).declare(&p.group.to_uppercase());
+        first += p.len();
     }
     let inverse = yuv_to_rgb();
     let vec3 = |v: [f64; 3]| {
@@ -135,22 +222,21 @@ fn constants() -> Result<String> {
             v[0] as f32, v[1] as f32, v[2] as f32
         )
     };
-    wgsl += &format!(
+    shared += &format!(
         "const Y_FROM_RGB: vec3<f32> = {};\nconst RGB_FROM_Y: vec3<f32> = {};\n",
         vec3(RGB_TO_YUV[0]),
         vec3([inverse[0][0], inverse[1][0], inverse[2][0]])
     );
-    Ok(wgsl)
+    Source::new(&[&shared], &[include_str!("isp.wgsl")])
 }
 
 impl GpuIsp {
     pub async fn new(gpu: &Gpu) -> Result<Self> {
         use Binding::{Storage, Uniform};
-        let source = constants()? + include_str!("isp.wgsl");
         let program = Program::new(
             gpu,
             "parametrized ISP",
-            &source,
+            &source().text(),
             &[
                 Uniform, Uniform, Storage, Storage, Storage, Storage, Storage, Storage, Storage,
             ],
@@ -197,11 +283,11 @@ impl GpuIsp {
         gpu.submit(encoder);
 
         let mut regions: Vec<(&wgpu::Buffer, usize, usize)> =
-            vec![(&pass.fwd, F_OUTPUT * n, 3 * n)];
-        regions.extend(F_STAGES.iter().map(|&s| (&pass.fwd, s * n, 3 * n)));
+            vec![(&pass.fwd, at(F_OUTPUT, n), 3 * n)];
+        regions.extend(F_STAGES.iter().map(|&s| (&pass.fwd, at(s, n), 3 * n)));
         if upstream.is_some() {
-            regions.extend(B_STAGES.iter().map(|&s| (&pass.bwd, s * n, 3 * n)));
-            regions.push((&pass.bwd, B_RAW * n, n));
+            regions.extend(B_STAGES.iter().map(|&s| (&pass.bwd, at(s, n), 3 * n)));
+            regions.push((&pass.bwd, at(B_RAW, n), n));
             regions.push((pass.grads.buffer(), 0, PACKED_LEN));
         }
         let mut parts = gpu.read_regions(&regions).await?.into_iter();
@@ -243,8 +329,8 @@ pub struct IspPass {
     /// Every kernel's bind group over `params`, and over the alternative parameters if any.
     plain: wgpu::BindGroup,
     alternative: Option<wgpu::BindGroup>,
-    /// Each reduction with its output count.
-    reductions: Vec<(Kind, u32, wgpu::BindGroup)>,
+    /// Each reduction (its kind) with its output count.
+    reductions: Vec<(u32, u32, wgpu::BindGroup)>,
     // kept alive for the bind groups
     _buffers: Vec<wgpu::Buffer>,
 }
@@ -292,17 +378,18 @@ impl IspPass {
                 flags: batch_norm as u32,
             },
         );
-        let fwd = gpu.empty_storage_buffer("ISP forward arena", F_SLOTS * n);
-        let bwd = gpu.empty_storage_buffer("ISP backward arena", B_SLOTS * n);
+        let fwd = gpu.empty_storage_buffer("ISP forward arena", at(F_SLOTS, n));
+        let bwd = gpu.empty_storage_buffer("ISP backward arena", at(B_SLOTS, n));
         let params = GpuTensor::zeros(gpu, "ISP parameters", &[PACKED_LEN])?;
         let grads = GpuTensor::zeros(gpu, "ISP parameter gradients", &[PACKED_LEN])?;
         let maps = GpuTensor::zeros(gpu, "ISP stage maps", &[5, height, width])?;
         let partials = gpu.empty_storage_buffer("partial sums", 81 * PARTIAL_CHUNKS as usize);
-        let stats = gpu.empty_storage_buffer("ISP batch statistics", STATS_LEN);
+        let stats = gpu.empty_storage_buffer("ISP batch statistics", STATS_LEN as usize);
+        let [mean, var] = [BN_INITIAL_MEAN, BN_INITIAL_VAR].map(|v| v as f32);
         gpu.queue.write_buffer(
             &stats,
-            (S_RUNNING * 4) as u64,
-            bytemuck::cast_slice(&RunningStats::default().packed()),
+            (S_RUN_MEAN * 4) as u64,
+            bytemuck::cast_slice(&[mean, mean, mean, var, var, var]),
         );
         let bind = |reduce: &Reduce, prm: &wgpu::Buffer| {
             let red = gpu.uniform_buffer("reduce", reduce);
@@ -332,13 +419,18 @@ impl IspPass {
         });
         let inv_n = 1.0 / n as f32;
         let mut reductions = Vec::new();
-        let stat_kinds = [Kind::BnMean, Kind::BnVar, Kind::BnG, Kind::BnGy];
-        for (kind, destination) in stat_kinds.into_iter().zip(STATS) {
+        let statistics = [
+            (K_BN_MEAN, S_MEAN),
+            (K_BN_VAR, S_VAR),
+            (K_BN_G, S_G),
+            (K_BN_GY, S_GY),
+        ];
+        for (kind, destination) in statistics {
             reductions.push((kind, 3, destination, inv_n));
         }
-        for (kind, _, name) in PARAMS {
-            let (first, len) = packed_span(name)
-                .ok_or_else(|| Error::Gpu(format!("no ISP parameter named {name}")))?;
+        for (group, kind) in GROUP_REDUCTIONS {
+            let (first, len) = packed_span(group)
+                .ok_or_else(|| Error::Gpu(format!("no ISP parameter group named {group}")))?;
             reductions.push((kind, len as u32, first as u32, 1.0));
         }
         let reductions = reductions
@@ -346,12 +438,14 @@ impl IspPass {
             .map(|(kind, count, destination, scale)| {
                 let (group, red) = bind(
                     &Reduce {
-                        kind: kind as u32,
+                        kind,
                         count,
                         chunks: PARTIAL_CHUNKS,
                         destination,
                         scale,
-                        _pad: [0; 3],
+                        _pad0: 0,
+                        _pad1: 0,
+                        _pad2: 0,
                     },
                     params.buffer(),
                 );
@@ -416,7 +510,7 @@ impl IspPass {
         self.check_rgb(to)?;
         encoder.copy_buffer_to_buffer(
             &self.fwd,
-            (F_OUTPUT * n * 4) as u64,
+            (at(F_OUTPUT, n) * 4) as u64,
             to.buffer(),
             0,
             (3 * n * 4) as u64,
@@ -454,31 +548,37 @@ impl IspPass {
 
     fn run(&self, pass: &mut wgpu::ComputePass, entry: &str, group: &wgpu::BindGroup) {
         self.program
-            .dispatch(pass, entry, group, (groups(self.pixels(), 256), 1, 1));
+            .dispatch(pass, entry, group, (groups(self.pixels(), WORKGROUP), 1, 1));
     }
 
-    fn reduce(&self, pass: &mut wgpu::ComputePass, kind: Kind) {
+    fn reduce(&self, pass: &mut wgpu::ComputePass, kind: u32) {
         if let Some((_, count, group)) = self.reductions.iter().find(|(k, ..)| *k == kind) {
             let count = *count;
             self.program
                 .dispatch(pass, "reduce", group, (count, PARTIAL_CHUNKS, 1));
-            self.program
-                .dispatch(pass, "finalize", group, (groups(count as usize, 64), 1, 1));
+            self.program.dispatch(
+                pass,
+                "finalize",
+                group,
+                (groups(count as usize, NARROW_WORKGROUP), 1, 1),
+            );
         }
     }
 
-    /// Queues batch norm's running statistics (a session's, at the start of a phase).
-    pub fn write_running(&self, gpu: &Gpu, stats: &RunningStats) {
+    /// Queues batch norm's running statistics (a session's, at the start of a phase), packed:
+    /// the mean of each channel, then the variance.
+    pub fn write_running(&self, gpu: &Gpu, packed: &[f32; 6]) {
         gpu.queue.write_buffer(
             &self.stats,
-            (S_RUNNING * 4) as u64,
-            bytemuck::cast_slice(&stats.packed()),
+            (S_RUN_MEAN * 4) as u64,
+            bytemuck::cast_slice(packed),
         );
     }
 
-    /// Batch norm's running statistics: where to read them back from.
+    /// Batch norm's running statistics, packed as [`IspPass::write_running`] takes them: where
+    /// to read them back from.
     pub fn running_region(&self) -> (&wgpu::Buffer, usize, usize) {
-        (&self.stats, S_RUNNING, 6)
+        (&self.stats, S_RUN_MEAN as usize, 6)
     }
 
     /// Records the forward pass into the forward arena; `alternative` runs it with the
@@ -497,8 +597,8 @@ impl IspPass {
             };
             match norm {
                 Norm::Batch => {
-                    self.reduce(pass, Kind::BnMean);
-                    self.reduce(pass, Kind::BnVar);
+                    self.reduce(pass, K_BN_MEAN);
+                    self.reduce(pass, K_BN_VAR);
                     channels(pass, "bn_track");
                 }
                 Norm::Running => channels(pass, "bn_recall"),
@@ -512,45 +612,43 @@ impl IspPass {
     /// the parameters in `targets` (names or groups of [`NAMES`]) only: the others' gradients
     /// stay as they were.
     pub fn record_backward(&self, pass: &mut wgpu::ComputePass, targets: &[&str], norm: Norm) {
-        let wanted = |kind: Kind| {
-            PARAMS.iter().any(|&(k, _, name)| {
+        let wanted = |kind: u32| {
+            GROUP_REDUCTIONS.iter().any(|&(group, k)| {
                 k == kind
                     && targets
                         .iter()
-                        .any(|t| *t == name || t.split('.').next() == Some(name))
+                        .any(|t| *t == group || t.split('.').next() == Some(group))
             })
         };
-        let reduce = |pass: &mut wgpu::ComputePass, kind: Kind| {
+        let reduce = |pass: &mut wgpu::ComputePass, kind: u32| {
             if wanted(kind) {
                 self.reduce(pass, kind);
             }
         };
         let plain = &self.plain;
         if self.batch_norm && norm == Norm::Batch {
-            self.reduce(pass, Kind::BnG);
-            self.reduce(pass, Kind::BnGy);
+            self.reduce(pass, K_BN_G);
+            self.reduce(pass, K_BN_GY);
         }
         self.run(pass, "bn_backward", plain);
         self.run(pass, "gamma_backward", plain);
-        reduce(pass, Kind::Gamma);
+        reduce(pass, K_GAMMA);
         for entry in ["denoise_backward", "blur_adjoint", "yuv2_backward"] {
             self.run(pass, entry, plain);
         }
-        reduce(pass, Kind::Blur);
+        reduce(pass, K_BLUR);
         for entry in ["sharpen_backward", "sharpen_adjoint", "yuv_backward"] {
             self.run(pass, entry, plain);
         }
-        reduce(pass, Kind::Sharp);
+        reduce(pass, K_SHARP);
         self.run(pass, "colour_backward", plain);
-        reduce(pass, Kind::Cc);
-        reduce(pass, Kind::Wb);
+        reduce(pass, K_CC);
+        reduce(pass, K_WB);
         self.run(pass, "debayer_adjoint", plain);
-        reduce(pass, Kind::Debayer);
-        reduce(pass, Kind::Black);
+        reduce(pass, K_DEBAYER);
+        reduce(pass, K_BLACK);
     }
 
-    /// Records |dL/d stage| averaged over the batch and channels into [`IspPass::maps`] (after a
-    /// backward pass).
     /// Where the five tracked stages' outputs of the first tile lie, (3, H, W) each, for a
     /// readback.
     pub fn first_tile_stages(&self) -> Vec<(&wgpu::Buffer, usize, usize)> {
@@ -558,19 +656,43 @@ impl IspPass {
         let n = self.pixels();
         F_STAGES
             .iter()
-            .map(|&s| (&self.fwd, s * n, 3 * h * w))
+            .map(|&s| (&self.fwd, at(s, n), 3 * h * w))
             .collect()
     }
 
+    /// Records |dL/d stage| averaged over the batch and channels into [`IspPass::maps`] (after a
+    /// backward pass).
     pub fn record_stage_maps(&self, pass: &mut wgpu::ComputePass) {
         let (_, h, w) = self.dims;
-        self.program
-            .dispatch(pass, "stage_maps", &self.plain, (groups(h * w, 256), 1, 1));
+        self.program.dispatch(
+            pass,
+            "stage_maps",
+            &self.plain,
+            (groups(h * w, WORKGROUP), 1, 1),
+        );
     }
 }
 
 impl Reduce {
     fn zeroed() -> Self {
         bytemuck::Zeroable::zeroed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::isp::GROUPS;
+
+    /// Every parameter group's gradient has its reduction, and no reduction serves two groups.
+    #[test]
+    fn each_parameter_group_has_one_reduction() {
+        let mapped: Vec<&str> = GROUP_REDUCTIONS.iter().map(|(group, _)| *group).collect();
+        assert_eq!(mapped, GROUPS);
+        let mut kinds: Vec<u32> = GROUP_REDUCTIONS.iter().map(|(_, kind)| *kind).collect();
+        kinds.sort();
+        kinds.dedup();
+        assert_eq!(kinds.len(), GROUPS.len());
+        assert!(kinds.iter().all(|k| *k > K_BN_GY));
     }
 }

@@ -1,5 +1,5 @@
 //! The task models as device-resident training graphs built from `gpu::nn` ops, with the topology
-//! and parameter names of `crate::model` (torchvision's for the ResNets), so the CPU and GPU
+//! and parameter names of the `model` module (torchvision's for the ResNets), so the CPU and GPU
 //! backends exchange weights through a candle `VarMap` and can be compared.
 //!
 //! A graph is built once for (model, batch, height, width): every activation, gradient, parameter

@@ -3,39 +3,48 @@
 
 use candle_nn::ParamsAdamW;
 
+use super::super::wgsl::{uniform, Source, Uniform};
 use super::super::{Binding, Gpu, Program};
-use super::{expect_shape, flat_grid, u32_of, Dispatch, GpuTensor, Kernels};
+use super::{expect_shape, flat_grid, u32_of, Dispatch, GpuTensor, Kernels, GRID};
 use crate::Result;
 
-const SOURCE: &str = concat!(include_str!("grid.wgsl"), include_str!("adamw.wgsl"));
+pub(super) fn source() -> Source {
+    Source::new(&[AdamWStep::WGSL], &[GRID, include_str!("adamw.wgsl")])
+}
 
 pub(super) async fn program(gpu: &Gpu) -> Result<Program> {
     use Binding::{Storage, Uniform};
     Program::new(
         gpu,
         "adamw",
-        SOURCE,
+        &source().text(),
         &[Uniform, Storage, Storage, Storage, Storage],
         &["step"],
     )
     .await
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    count: u32,
-    _pad: [u32; 3],
-    lr: f32,
-    beta1: f32,
-    one_minus_beta1: f32,
-    beta2: f32,
-    one_minus_beta2: f32,
-    eps: f32,
-    decay: f32,
-    scale_m: f32,
-    scale_v: f32,
-    _pad_end: [f32; 3],
+uniform! {
+    /// One step's constants, for one parameter tensor (`count` values).
+    struct AdamWStep {
+        count: u32,
+        _pad0: u32,
+        _pad1: u32,
+        _pad2: u32,
+        lr: f32,
+        beta1: f32,
+        one_minus_beta1: f32,
+        beta2: f32,
+        one_minus_beta2: f32,
+        eps: f32,
+        /// 1 - lr weight_decay
+        decay: f32,
+        scale_m: f32,
+        scale_v: f32,
+        _pad3: f32,
+        _pad4: f32,
+        _pad5: f32,
+    }
 }
 
 /// AdamW over a list of (parameter, gradient) tensors, one step counter for all of them, as
@@ -63,7 +72,7 @@ impl AdamW {
             let count = u32_of(theta.element_count(), "an optimised parameter")?;
             let m = gpu.empty_storage_buffer("adamw m", theta.element_count());
             let v = gpu.empty_storage_buffer("adamw v", theta.element_count());
-            let uniform = gpu.uniform_buffer("adamw", &Params::zeroed());
+            let uniform = gpu.uniform_buffer("adamw", &AdamWStep::zeroed());
             let group = kernels
                 .adamw
                 .bind(gpu, &[&uniform, theta.buffer(), grad.buffer(), &m, &v]);
@@ -101,9 +110,11 @@ impl AdamW {
     pub fn step(&mut self, gpu: &Gpu, pass: &mut wgpu::ComputePass) {
         self.step += 1;
         let c = &self.config;
-        let base = Params {
+        let base = AdamWStep {
             count: 0,
-            _pad: [0; 3],
+            _pad0: 0,
+            _pad1: 0,
+            _pad2: 0,
             lr: c.lr as f32,
             beta1: c.beta1 as f32,
             one_minus_beta1: (1.0 - c.beta1) as f32,
@@ -113,10 +124,12 @@ impl AdamW {
             decay: (1.0 - c.lr * c.weight_decay) as f32,
             scale_m: (1.0 / (1.0 - c.beta1.powi(self.step))) as f32,
             scale_v: (1.0 / (1.0 - c.beta2.powi(self.step))) as f32,
-            _pad_end: [0.0; 3],
+            _pad3: 0.0,
+            _pad4: 0.0,
+            _pad5: 0.0,
         };
         for (uniform, count, dispatch) in &self.parts {
-            let params = Params {
+            let params = AdamWStep {
                 count: *count,
                 ..base
             };
@@ -127,7 +140,7 @@ impl AdamW {
     }
 }
 
-impl Params {
+impl AdamWStep {
     fn zeroed() -> Self {
         bytemuck::Zeroable::zeroed()
     }

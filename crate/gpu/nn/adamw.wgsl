@@ -3,34 +3,15 @@
 //   theta = theta (1 - lr wd) - lr (m scale_m) / (sqrt(v scale_v) + eps),
 // with the bias corrections scale_m = 1 / (1 - beta1^t), scale_v = 1 / (1 - beta2^t) computed on
 // the CPU in f64 each step (as candle does) and passed as f32.
+// The uniform AdamWStep and WORKGROUP are prepended from adamw.rs.
 
-struct AdamW {
-    count: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-    lr: f32,
-    beta1: f32,
-    one_minus_beta1: f32,
-    beta2: f32,
-    one_minus_beta2: f32,
-    eps: f32,
-    // 1 - lr weight_decay
-    decay: f32,
-    scale_m: f32,
-    scale_v: f32,
-    _pad3: f32,
-    _pad4: f32,
-    _pad5: f32,
-}
-
-@group(0) @binding(0) var<uniform> opt: AdamW;
+@group(0) @binding(0) var<uniform> opt: AdamWStep;
 @group(0) @binding(1) var<storage, read_write> theta: array<f32>;
 @group(0) @binding(2) var<storage, read_write> grad: array<f32>;
 @group(0) @binding(3) var<storage, read_write> m: array<f32>;
 @group(0) @binding(4) var<storage, read_write> v: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn step(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,

@@ -1,27 +1,39 @@
 //! Drives `batch_norm.wgsl`: BatchNorm2d in training and evaluation mode, forward and backward,
 //! the twin of `model::batch_norm` (PyTorch's momentum 0.1, eps 1e-5, unbiased running variance).
 
+use super::super::wgsl::{constants, uniform, Source, Uniform};
 use super::super::{Binding, Gpu, Program};
 use super::{
-    expect_shape, flat_grid, groups, record, u32_of, Dispatch, GpuTensor, Kernels, WORKGROUP,
+    expect_shape, flat_grid, groups, record, u32_of, Dispatch, GpuTensor, Kernels, CHUNK, GRID,
+    PER_THREAD,
 };
+use crate::spec::isp::{BN_EPS, BN_INITIAL_MEAN, BN_INITIAL_VAR, BN_MOMENTUM};
 use crate::{Error, Result};
 
-const SOURCE: &str = concat!(include_str!("grid.wgsl"), include_str!("batch_norm.wgsl"));
-
-const EPS: f32 = 1e-5;
-const MOMENTUM: f32 = 0.1;
-/// Values each first-level workgroup sums (PER_THREAD in batch_norm.wgsl times 256).
-const CHUNK: usize = 16 * WORKGROUP;
 /// Floats of per-channel state before the partial sums (see batch_norm.wgsl).
 const STATE_PER_CHANNEL: usize = 6;
+
+// The reductions of `partial_sums`: the sum of x, of (x - m) and (x - m)^2, and the gradient's
+// two sums with the batch's or the running statistics.
+const K_SUM: u32 = 0;
+const K_CENTERED: u32 = 1;
+const K_GRAD: u32 = 2;
+const K_GRAD_EVAL: u32 = 3;
+
+pub(super) fn source() -> Source {
+    let shared = constants![PER_THREAD, K_SUM, K_CENTERED, K_GRAD, K_GRAD_EVAL];
+    Source::new(
+        &[Norm::WGSL, &shared],
+        &[GRID, include_str!("batch_norm.wgsl")],
+    )
+}
 
 pub(super) async fn program(gpu: &Gpu) -> Result<Program> {
     use Binding::{Storage, Uniform};
     Program::new(
         gpu,
         "batch norm",
-        SOURCE,
+        &source().text(),
         &[
             Uniform, Storage, Storage, Storage, Storage, Storage, Storage, Storage, Storage,
         ],
@@ -42,17 +54,18 @@ pub(super) async fn program(gpu: &Gpu) -> Result<Program> {
     .await
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    batch: u32,
-    channels: u32,
-    plane: u32,
-    count: u32,
-    chunks: u32,
-    momentum: f32,
-    eps: f32,
-    _pad: u32,
+uniform! {
+    struct Norm {
+        batch: u32,
+        channels: u32,
+        plane: u32,
+        /// batch * plane: values per channel
+        count: u32,
+        chunks: u32,
+        momentum: f32,
+        eps: f32,
+        _pad0: u32,
+    }
 }
 
 /// Where the backward pass reads dy and writes dx, dgamma and dbeta.
@@ -94,15 +107,15 @@ impl BatchNorm2d {
         let what = "a batch norm";
         let uniform = gpu.uniform_buffer(
             "batch norm",
-            &Params {
+            &Norm {
                 batch: u32_of(batch, what)?,
                 channels: u32_of(channels, what)?,
                 plane: u32_of(h * w, what)?,
                 count: u32_of(count, what)?,
                 chunks: u32_of(chunks, what)?,
-                momentum: MOMENTUM,
-                eps: EPS,
-                _pad: 0,
+                momentum: BN_MOMENTUM as f32,
+                eps: BN_EPS as f32,
+                _pad0: 0,
             },
         );
         let state = GpuTensor::zeros(
@@ -178,7 +191,11 @@ impl BatchNorm2d {
             eval_forward,
             backward,
         };
-        layer.set_running(gpu, &vec![0.0; channels], &vec![1.0; channels])?;
+        layer.set_running(
+            gpu,
+            &vec![BN_INITIAL_MEAN as f32; channels],
+            &vec![BN_INITIAL_VAR as f32; channels],
+        )?;
         Ok(layer)
     }
 

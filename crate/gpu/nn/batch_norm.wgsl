@@ -9,17 +9,8 @@
 // and the mean is kept as the pair (m, lo) (x - m is exact for x near m), so a large mean with a
 // small spread loses nothing to f32.
 
-struct Norm {
-    batch: u32,
-    channels: u32,
-    plane: u32,
-    // batch * plane: values per channel
-    count: u32,
-    chunks: u32,
-    momentum: f32,
-    eps: f32,
-    _pad: u32,
-}
+// The uniform Norm, PER_THREAD, the reduction kinds K_* and WORKGROUP are prepended from
+// batch_norm.rs.
 
 @group(0) @binding(0) var<uniform> nm: Norm;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
@@ -33,8 +24,6 @@ struct Norm {
 // per channel: running mean, running variance, mean (m, lo), biased variance, 1 / sqrt(var + eps);
 // then two partial sums per (channel, chunk)
 @group(0) @binding(8) var<storage, read_write> state: array<f32>;
-
-const PER_THREAD: u32 = 16u;
 
 fn running_mean(c: u32) -> u32 { return c; }
 fn running_var(c: u32) -> u32 { return nm.channels + c; }
@@ -61,11 +50,6 @@ fn x_hat_eval(c: u32, e: u32) -> f32 {
     return (x[e] - state[running_mean(c)]) / sqrt(state[running_var(c)] + nm.eps);
 }
 
-const K_SUM: u32 = 0u;
-const K_CENTERED: u32 = 1u;
-const K_GRAD: u32 = 2u;
-const K_GRAD_EVAL: u32 = 3u;
-
 // The two values element e of channel c adds to the reduction `kind`.
 fn terms(kind: u32, c: u32, e: u32) -> vec2<f32> {
     switch kind {
@@ -85,12 +69,12 @@ fn terms(kind: u32, c: u32, e: u32) -> vec2<f32> {
     }
 }
 
-var<workgroup> sums: array<vec2<f32>, 256>;
+var<workgroup> sums: array<vec2<f32>, WORKGROUP>;
 
-// Tree sum of sums[0..256] into sums[0].
+// Tree sum of sums[0..WORKGROUP] into sums[0].
 fn tree(lid: u32) {
     workgroupBarrier();
-    for (var s = 128u; s > 0u; s = s >> 1u) {
+    for (var s = WORKGROUP / 2u; s > 0u; s = s >> 1u) {
         if (lid < s) {
             sums[lid] += sums[lid + s];
         }
@@ -101,10 +85,10 @@ fn tree(lid: u32) {
 // Workgroup (chunk, c): the chunk's two sums into its partial slot.
 fn partial_sums(kind: u32, lid: u32, wid: vec3<u32>) {
     let c = wid.y;
-    let first = wid.x * 256u * PER_THREAD;
+    let first = wid.x * WORKGROUP * PER_THREAD;
     var acc = vec2<f32>(0.0);
     for (var r = 0u; r < PER_THREAD; r++) {
-        let i = first + r * 256u + lid;
+        let i = first + r * WORKGROUP + lid;
         if (i < nm.count) {
             acc += terms(kind, c, element(c, i));
         }
@@ -121,7 +105,7 @@ fn partial_sums(kind: u32, lid: u32, wid: vec3<u32>) {
 // Workgroup c: the sum of channel c's partial pairs, left in sums[0].
 fn channel_total(lid: u32, c: u32) {
     var acc = vec2<f32>(0.0);
-    for (var chunk = lid; chunk < nm.chunks; chunk += 256u) {
+    for (var chunk = lid; chunk < nm.chunks; chunk += WORKGROUP) {
         let at = partial(c, chunk);
         acc += vec2<f32>(state[at], state[at + 1u]);
     }
@@ -129,12 +113,12 @@ fn channel_total(lid: u32, c: u32) {
     tree(lid);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn sum_x(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     partial_sums(K_SUM, lid, wid);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn mean(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     channel_total(lid, wid.x);
     if (lid == 0u) {
@@ -142,13 +126,13 @@ fn mean(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn sum_centered(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     partial_sums(K_CENTERED, lid, wid);
 }
 
 // The batch statistics, and the running ones moved towards them.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn statistics(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     let c = wid.x;
     channel_total(lid, c);
@@ -168,7 +152,7 @@ fn statistics(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) 
     }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn normalize(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -182,7 +166,7 @@ fn normalize(
     y[e] = x_hat(c, e) * gamma[c] + beta[c];
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn normalize_eval(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -196,18 +180,18 @@ fn normalize_eval(
     y[e] = x_hat_eval(c, e) * gamma[c] + beta[c];
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn sum_grad(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     partial_sums(K_GRAD, lid, wid);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn sum_grad_eval(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     partial_sums(K_GRAD_EVAL, lid, wid);
 }
 
 // dbeta = sum(g), dgamma = sum(g x_hat).
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn param_grads(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     channel_total(lid, wid.x);
     if (lid == 0u) {
@@ -217,7 +201,7 @@ fn param_grads(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id)
 }
 
 // dx = gamma / sigma (g - mean(g) - x_hat mean(g x_hat)).
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn input_grad(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -234,7 +218,7 @@ fn input_grad(
 }
 
 // With fixed (running) statistics the normalisation is affine: dx = g gamma / sigma.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn input_grad_eval(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,

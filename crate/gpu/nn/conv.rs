@@ -1,18 +1,13 @@
 //! Drives `conv.wgsl`: 2-D convolution (any square kernel, stride, zero padding; the models use
 //! 1, 3 and 7) forward and backward as implicit GEMMs, the twin of `model::ops::conv2d`.
 
+use super::super::wgsl::{uniform, Source, Uniform};
 use super::super::{Binding, Gpu, Program};
 use super::{
-    expect_shape, flat_grid, groups, shape_error, u32_of, Dispatch, GpuTensor, Kernels, Passes,
-    MAX_GROUPS, TILE,
+    expect_shape, flat_grid, groups, shape_error, tile_constants, u32_of, Dispatch, GpuTensor,
+    Kernels, Passes, GRID, MAX_GROUPS, TILE, TILE_KERNEL,
 };
 use crate::Result;
-
-const SOURCE: &str = concat!(
-    include_str!("grid.wgsl"),
-    include_str!("tile.wgsl"),
-    include_str!("conv.wgsl")
-);
 
 /// K terms per split of the weight gradient's reduction: each split sums this many in f32, the
 /// splits are then summed in a second pass, so long reductions (batch x pixels) stay accurate.
@@ -20,12 +15,19 @@ const SPLIT_TERMS: usize = 1024;
 /// Most partial-sum floats a layer keeps for its weight gradient (16 MB).
 const PARTIALS_BUDGET: usize = 4 << 20;
 
+pub(super) fn source() -> Source {
+    Source::new(
+        &[Conv::WGSL, &tile_constants()],
+        &[GRID, TILE_KERNEL, include_str!("conv.wgsl")],
+    )
+}
+
 pub(super) async fn program(gpu: &Gpu) -> Result<Program> {
     use Binding::{Storage, Uniform};
     Program::new(
         gpu,
         "convolution",
-        SOURCE,
+        &source().text(),
         &[
             Uniform, Storage, Storage, Storage, Storage, Storage, Storage, Storage, Storage,
         ],
@@ -34,24 +36,26 @@ pub(super) async fn program(gpu: &Gpu) -> Result<Program> {
     .await
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    batch: u32,
-    cin: u32,
-    height: u32,
-    width: u32,
-    cout: u32,
-    k: u32,
-    stride: u32,
-    pad: u32,
-    out_h: u32,
-    out_w: u32,
-    has_bias: u32,
-    splits: u32,
-    chunk: u32,
-    cols: u32,
-    _pad: [u32; 2],
+uniform! {
+    struct Conv {
+        batch: u32,
+        cin: u32,
+        height: u32,
+        width: u32,
+        cout: u32,
+        k: u32,
+        stride: u32,
+        pad: u32,
+        out_h: u32,
+        out_w: u32,
+        has_bias: u32,
+        splits: u32,
+        chunk: u32,
+        /// weight-gradient columns: cin k k, plus one for the bias
+        cols: u32,
+        _pad0: u32,
+        _pad1: u32,
+    }
 }
 
 /// The tensors a convolution reads and writes in the forward pass: x (B, Cin, H, W), weight
@@ -83,11 +87,11 @@ pub fn output_size(n: usize, k: usize, stride: usize, pad: usize) -> Option<usiz
 /// Workgroups for an output of `rows` x `columns` in 64 x 64 tiles: column tiles along x, wrapping
 /// into z past WebGPU's 65535 (conv.wgsl rebuilds the tile index), row tiles along y.
 fn wrapped_tiles(columns: usize, rows: usize, what: &str) -> Result<(u32, u32, u32)> {
-    let tiles = columns.div_ceil(TILE).max(1);
+    let tiles = columns.div_ceil(TILE as usize).max(1);
     let x = tiles.min(MAX_GROUPS);
     Ok((
         x as u32,
-        groups(rows.div_ceil(TILE), what)?,
+        groups(rows.div_ceil(TILE as usize), what)?,
         groups(tiles.div_ceil(x), what)?,
     ))
 }
@@ -139,7 +143,7 @@ impl Conv2d {
         let chunk = depth.div_ceil(splits).next_multiple_of(16);
         let splits = depth.div_ceil(chunk).max(1);
         let what = "a convolution";
-        let params = Params {
+        let params = Conv {
             batch: u32_of(batch, what)?,
             cin: u32_of(cin, what)?,
             height: u32_of(height, what)?,
@@ -154,7 +158,8 @@ impl Conv2d {
             splits: u32_of(splits, what)?,
             chunk: u32_of(chunk, what)?,
             cols: u32_of(cols, what)?,
-            _pad: [0; 2],
+            _pad0: 0,
+            _pad1: 0,
         };
         let uniform = gpu.uniform_buffer("conv2d", &params);
         let program = &kernels.conv;
@@ -217,8 +222,8 @@ impl Conv2d {
                         "weight_grad",
                         &group,
                         (
-                            groups(cols.div_ceil(TILE), what)?,
-                            groups(cout.div_ceil(TILE), what)?,
+                            groups(cols.div_ceil(TILE as usize), what)?,
+                            groups(cout.div_ceil(TILE as usize), what)?,
                             groups(splits, what)?,
                         ),
                     ),

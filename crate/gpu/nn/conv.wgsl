@@ -10,25 +10,7 @@
 // The output dimension of each product runs over batch and pixels together, so deep layers with
 // small images still fill the 64-wide tiles; its tiles wrap from grid x into z past 65535.
 
-struct Conv {
-    batch: u32,
-    cin: u32,
-    height: u32,
-    width: u32,
-    cout: u32,
-    k: u32,
-    stride: u32,
-    pad: u32,
-    out_h: u32,
-    out_w: u32,
-    has_bias: u32,
-    splits: u32,
-    chunk: u32,
-    // weight-gradient columns: cin k k, plus one for the bias
-    cols: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
+// The uniform Conv, the tile sizes TILE and DEPTH and WORKGROUP are prepended from conv.rs.
 
 @group(0) @binding(0) var<uniform> cv: Conv;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
@@ -55,7 +37,7 @@ fn x_tap(base: u32, r: u32, iy0: i32, ix0: i32) -> f32 {
     return x[base + (ci * cv.height + u32(iy)) * cv.width + u32(ix)];
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn forward(
     @builtin(local_invocation_index) lid: u32,
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -114,7 +96,7 @@ fn forward(
     }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn input_grad(
     @builtin(local_invocation_index) lid: u32,
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -178,7 +160,7 @@ fn input_grad(
     }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn weight_grad(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     let m0 = wid.y * TILE;
     let n0 = wid.x * TILE;
@@ -239,7 +221,7 @@ fn weight_grad(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id)
 }
 
 // Sums the split-K partial tiles (at most a few hundred each) into dw and db.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn weight_reduce(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,

@@ -2,20 +2,28 @@
 //! `lambda * D(out, reference) - task_loss` with respect to the ISP's output, where D (L2 or
 //! SSIM) keeps the output near the default processing; twin of `train::session`'s attack step.
 
+use super::super::wgsl::{constants, uniform, Constant, Source, Uniform};
 use super::super::{Binding, Gpu, Program};
-use super::{expect_shape, flat_grid, record, shape_error, u32_of, Dispatch, GpuTensor, Kernels};
+use super::{
+    expect_shape, flat_grid, record, shape_error, u32_of, Dispatch, GpuTensor, Kernels, GRID,
+};
+use crate::spec::forensics::{SSIM_C1, SSIM_C2, SSIM_WINDOW};
 use crate::Result;
 
-const SOURCE: &str = concat!(include_str!("grid.wgsl"), include_str!("distance.wgsl"));
-/// Side of SSIM's box window (as distance.wgsl's WINDOW).
-const WINDOW: usize = 7;
+pub(super) fn source() -> Source {
+    let shared = (SSIM_WINDOW as u32).declare("SSIM_WINDOW") + &constants![SSIM_C1, SSIM_C2];
+    Source::new(
+        &[Objective::WGSL, &shared],
+        &[GRID, include_str!("distance.wgsl")],
+    )
+}
 
 pub(super) async fn program(gpu: &Gpu) -> Result<Program> {
     use Binding::{Storage, Uniform};
     Program::new(
         gpu,
         "distance",
-        SOURCE,
+        &source().text(),
         &[Uniform, Storage, Storage, Storage, Storage, Storage],
         &["l2_grad", "ssim_windows", "ssim_grad"],
     )
@@ -31,17 +39,21 @@ pub enum Distance {
     Ssim,
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    count: u32,
-    windows: u32,
-    height: u32,
-    width: u32,
-    out_h: u32,
-    out_w: u32,
-    lambda: f32,
-    pad: u32,
+uniform! {
+    /// The forensic objective's sizes and weight.
+    struct Objective {
+        /// elements of out
+        count: u32,
+        /// SSIM windows: planes * out_h * out_w
+        windows: u32,
+        height: u32,
+        width: u32,
+        /// window positions per row and column: height - 6, width - 6
+        out_h: u32,
+        out_w: u32,
+        lambda: f32,
+        _pad0: u32,
+    }
 }
 
 /// Writes `upstream = lambda * dD/d(out) - task_grad`: the gradient of forensics' objective
@@ -71,19 +83,22 @@ impl ForensicObjective {
         expect_shape(op, "reference", reference, out.shape())?;
         expect_shape(op, "task_grad", task_grad, out.shape())?;
         expect_shape(op, "upstream", upstream, out.shape())?;
-        if distance == Distance::Ssim && (h < WINDOW || w < WINDOW) {
+        if distance == Distance::Ssim && (h < SSIM_WINDOW || w < SSIM_WINDOW) {
             return Err(shape_error(
                 op,
-                format!("SSIM's {WINDOW}x{WINDOW} window does not fit a {h}x{w} tile"),
+                format!("SSIM's {SSIM_WINDOW}x{SSIM_WINDOW} window does not fit a {h}x{w} tile"),
             ));
         }
         // SSIM window positions down and across (unused by L2, which takes smaller tiles)
-        let (out_h, out_w) = (h.saturating_sub(WINDOW - 1), w.saturating_sub(WINDOW - 1));
+        let (out_h, out_w) = (
+            h.saturating_sub(SSIM_WINDOW - 1),
+            w.saturating_sub(SSIM_WINDOW - 1),
+        );
         let windows = b * c * out_h * out_w;
         let what = "a forensic objective";
         let uniform = gpu.uniform_buffer(
             "distance",
-            &Params {
+            &Objective {
                 count: u32_of(out.element_count(), what)?,
                 windows: u32_of(windows, what)?,
                 height: u32_of(h, what)?,
@@ -91,7 +106,7 @@ impl ForensicObjective {
                 out_h: u32_of(out_h, what)?,
                 out_w: u32_of(out_w, what)?,
                 lambda,
-                pad: 0,
+                _pad0: 0,
             },
         );
         let program = &kernels.distance;

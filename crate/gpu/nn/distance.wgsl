@@ -10,20 +10,10 @@
 //         windows covering each pixel: dD/dx_q = -sum_p dS_p/dx_q / windows.
 // Both write upstream = lambda * dD/dout - task_grad.
 
-struct Distance {
-    // elements of out, and SSIM windows (planes * out_h * out_w)
-    count: u32,
-    windows: u32,
-    height: u32,
-    width: u32,
-    // window positions per row and column: height - 6, width - 6
-    out_h: u32,
-    out_w: u32,
-    lambda: f32,
-    _pad: u32,
-}
+// The uniform Objective, SSIM_WINDOW, SSIM_C1, SSIM_C2 and WORKGROUP are prepended from
+// distance.rs.
 
-@group(0) @binding(0) var<uniform> ds: Distance;
+@group(0) @binding(0) var<uniform> ds: Objective;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<storage, read_write> reference: array<f32>;
 @group(0) @binding(3) var<storage, read_write> task_grad: array<f32>;
@@ -31,11 +21,7 @@ struct Distance {
 // ssim: A of every window, then every B, then every C (3 * windows)
 @group(0) @binding(5) var<storage, read_write> coefficients: array<f32>;
 
-const WINDOW: u32 = 7u;
-const C1: f32 = 0.0001;
-const C2: f32 = 0.0009;
-
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn l2_grad(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -49,7 +35,7 @@ fn l2_grad(
     upstream[i] = ds.lambda * d_distance - task_grad[i];
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn ssim_windows(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -68,9 +54,9 @@ fn ssim_windows(
     var sxx = 0.0;
     var syy = 0.0;
     var sxy = 0.0;
-    for (var r = 0u; r < WINDOW; r++) {
+    for (var r = 0u; r < SSIM_WINDOW; r++) {
         let at = (plane * ds.height + row + r) * ds.width + col;
-        for (var c = 0u; c < WINDOW; c++) {
+        for (var c = 0u; c < SSIM_WINDOW; c++) {
             let x = out[at + c];
             let y = reference[at + c];
             sx += x;
@@ -80,13 +66,13 @@ fn ssim_windows(
             sxy += x * y;
         }
     }
-    let n = f32(WINDOW * WINDOW);
+    let n = f32(SSIM_WINDOW * SSIM_WINDOW);
     let mx = sx / n;
     let my = sy / n;
-    let n1 = 2.0 * mx * my + C1;
-    let n2 = 2.0 * (sxy / n - mx * my) + C2;
-    let d1 = mx * mx + my * my + C1;
-    let d2 = (sxx / n - mx * mx) + (syy / n - my * my) + C2;
+    let n1 = 2.0 * mx * my + SSIM_C1;
+    let n2 = 2.0 * (sxy / n - mx * my) + SSIM_C2;
+    let d1 = mx * mx + my * my + SSIM_C1;
+    let d2 = (sxx / n - mx * mx) + (syy / n - my * my) + SSIM_C2;
     let d = d1 * d2;
     let s = n1 * n2 / d;
     coefficients[p] = 2.0 * (my * (n2 - n1) + s * mx * (d1 - d2)) / d;
@@ -94,7 +80,7 @@ fn ssim_windows(
     coefficients[2u * ds.windows + p] = 2.0 * n1 / d;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn ssim_grad(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -109,8 +95,8 @@ fn ssim_grad(
     let py = (i % plane_size) / ds.width;
     let px = i % ds.width;
     // windows whose top-left corner (r, c) has r <= py < r + 7, likewise for c
-    let first_row = max(py, WINDOW - 1u) - (WINDOW - 1u);
-    let first_col = max(px, WINDOW - 1u) - (WINDOW - 1u);
+    let first_row = max(py, SSIM_WINDOW - 1u) - (SSIM_WINDOW - 1u);
+    let first_col = max(px, SSIM_WINDOW - 1u) - (SSIM_WINDOW - 1u);
     let last_row = min(py, ds.out_h - 1u);
     let last_col = min(px, ds.out_w - 1u);
     var sum = vec3<f32>(0.0);
@@ -125,6 +111,6 @@ fn ssim_grad(
             );
         }
     }
-    let d_ssim = (sum.x + sum.y * out[i] + sum.z * reference[i]) / f32(WINDOW * WINDOW);
+    let d_ssim = (sum.x + sum.y * out[i] + sum.z * reference[i]) / f32(SSIM_WINDOW * SSIM_WINDOW);
     upstream[i] = -ds.lambda * d_ssim / f32(ds.windows) - task_grad[i];
 }

@@ -1,17 +1,25 @@
 //! Drives `elementwise.wgsl`: ReLU, sums and the weak augmentation, forward and backward.
 
+use super::super::wgsl::{uniform, Source, Uniform};
 use super::super::{Binding, Gpu, Program};
-use super::{expect_shape, flat_grid, shape_error, u32_of, Dispatch, GpuTensor, Kernels, Passes};
+use super::{
+    expect_shape, flat_grid, shape_error, u32_of, Dispatch, GpuTensor, Kernels, Passes, GRID,
+};
 use crate::Result;
 
-const SOURCE: &str = concat!(include_str!("grid.wgsl"), include_str!("elementwise.wgsl"));
+pub(super) fn source() -> Source {
+    Source::new(
+        &[Elementwise::WGSL],
+        &[GRID, include_str!("elementwise.wgsl")],
+    )
+}
 
 pub(super) async fn program(gpu: &Gpu) -> Result<Program> {
     use Binding::{Storage, Uniform};
     Program::new(
         gpu,
         "elementwise",
-        SOURCE,
+        &source().text(),
         &[Uniform, Storage, Storage, Storage],
         &[
             "relu",
@@ -26,21 +34,22 @@ pub(super) async fn program(gpu: &Gpu) -> Result<Program> {
     .await
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    count: u32,
-    height: u32,
-    width: u32,
-    flags: u32,
+uniform! {
+    struct Elementwise {
+        count: u32,
+        height: u32,
+        width: u32,
+        /// bit 0: flip left-right, bit 1: flip up-down, bits 2-3: quarter turns counter-clockwise
+        flags: u32,
+    }
 }
 
 /// The uniform of an elementwise op over `t` (its last two dimensions as the plane).
-fn params(t: &GpuTensor) -> Result<Params> {
+fn params(t: &GpuTensor) -> Result<Elementwise> {
     let dims = t.shape();
     let plane = |i: usize| dims.len().checked_sub(i).map_or(1, |at| dims[at]);
     let what = "an elementwise op";
-    Ok(Params {
+    Ok(Elementwise {
         count: u32_of(t.element_count(), what)?,
         height: u32_of(plane(2), what)?,
         width: u32_of(plane(1), what)?,
@@ -190,7 +199,7 @@ impl Add {
 /// choice is a uniform set before each step ([`Augment::set`]); the op is built once.
 pub struct Augment {
     uniform: wgpu::Buffer,
-    base: Params,
+    base: Elementwise,
     passes: Passes,
 }
 
@@ -251,7 +260,7 @@ impl Augment {
         gpu.queue.write_buffer(
             &self.uniform,
             0,
-            bytemuck::bytes_of(&Params { flags, ..self.base }),
+            bytemuck::bytes_of(&Elementwise { flags, ..self.base }),
         );
         Ok(())
     }

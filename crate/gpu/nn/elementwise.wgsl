@@ -2,20 +2,14 @@
 // at a fork), and the weak augmentation of crate/train/augment.rs (flips, quarter turns) with its
 // adjoint.
 
-struct Elementwise {
-    count: u32,
-    height: u32,
-    width: u32,
-    // bit 0: flip left-right, bit 1: flip up-down, bits 2-3: quarter turns counter-clockwise
-    flags: u32,
-}
+// The uniform Elementwise and WORKGROUP are prepended from elementwise.rs.
 
 @group(0) @binding(0) var<uniform> ew: Elementwise;
 @group(0) @binding(1) var<storage, read_write> a: array<f32>;
 @group(0) @binding(2) var<storage, read_write> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn relu(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -28,7 +22,7 @@ fn relu(
 }
 
 // a: the forward input, b: dy. The gradient passes where x >= 0, as candle's relu backward.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn relu_backward(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -40,7 +34,7 @@ fn relu_backward(
     }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn add(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -52,7 +46,7 @@ fn add(
     }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn accumulate(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -64,7 +58,7 @@ fn accumulate(
     }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn copy(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -104,7 +98,7 @@ fn augment_source(i: u32) -> u32 {
     return base + y * cols + x;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn augment(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -117,7 +111,7 @@ fn augment(
 }
 
 // The augmentation permutes elements, so its adjoint scatters each gradient back (no collisions).
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn augment_backward(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,

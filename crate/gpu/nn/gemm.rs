@@ -1,37 +1,46 @@
 //! Drives `gemm.wgsl`: a tiled matrix product over strided operands, the building block of the
 //! linear layer (forward, both gradients and the bias gradient are each one product).
 
+use super::super::wgsl::{uniform, Source, Uniform};
 use super::super::{Binding, Gpu, Program};
-use super::{groups, u32_of, Dispatch, Kernels, TILE};
+use super::{groups, tile_constants, u32_of, Dispatch, Kernels, TILE, TILE_KERNEL};
 use crate::Result;
 
-const SOURCE: &str = concat!(include_str!("tile.wgsl"), include_str!("gemm.wgsl"));
+pub(super) fn source() -> Source {
+    Source::new(
+        &[Gemm::WGSL, &tile_constants()],
+        &[TILE_KERNEL, include_str!("gemm.wgsl")],
+    )
+}
 
 pub(super) async fn program(gpu: &Gpu) -> Result<Program> {
     use Binding::{Storage, Uniform};
     Program::new(
         gpu,
         "gemm",
-        SOURCE,
+        &source().text(),
         &[Uniform, Storage, Storage, Storage, Storage],
         &["gemm"],
     )
     .await
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    bias: u32,
-    a_row: u32,
-    a_col: u32,
-    b_row: u32,
-    b_col: u32,
-    c_row: u32,
-    _pad: [u32; 3],
+uniform! {
+    struct Gemm {
+        m: u32,
+        n: u32,
+        k: u32,
+        /// 1: add bias[j]
+        bias: u32,
+        a_row: u32,
+        a_col: u32,
+        b_row: u32,
+        b_col: u32,
+        c_row: u32,
+        _pad0: u32,
+        _pad1: u32,
+        _pad2: u32,
+    }
 }
 
 /// A matrix operand: its buffer and the strides of its rows and columns (in elements).
@@ -52,7 +61,7 @@ pub(super) fn product(
     bias: Option<&wgpu::Buffer>,
 ) -> Result<Dispatch> {
     let what = "a matrix product";
-    let params = Params {
+    let params = Gemm {
         m: u32_of(m, what)?,
         n: u32_of(n, what)?,
         k: u32_of(k, what)?,
@@ -62,7 +71,9 @@ pub(super) fn product(
         b_row: u32_of(b.row, what)?,
         b_col: u32_of(b.col, what)?,
         c_row: u32_of(c_row, what)?,
-        _pad: [0; 3],
+        _pad0: 0,
+        _pad1: 0,
+        _pad2: 0,
     };
     let uniform = gpu.uniform_buffer("gemm", &params);
     let group = kernels.gemm.bind(
@@ -76,8 +87,8 @@ pub(super) fn product(
         ],
     );
     let workgroups = (
-        groups(n.div_ceil(TILE), what)?,
-        groups(m.div_ceil(TILE), what)?,
+        groups(n.div_ceil(TILE as usize), what)?,
+        groups(m.div_ceil(TILE as usize), what)?,
         1,
     );
     Ok(Dispatch::new(&kernels.gemm, "gemm", &group, workgroups))

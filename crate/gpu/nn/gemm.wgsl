@@ -2,21 +2,7 @@
 // is just other strides: C[i, j] = sum_k a[i a_row + k a_col] b[k b_row + j b_col] + bias[j].
 // A stride pair (0, 0) reads one value for the whole operand (a vector of ones: column sums).
 
-struct Gemm {
-    m: u32,
-    n: u32,
-    k: u32,
-    // 1: add bias[j]
-    bias: u32,
-    a_row: u32,
-    a_col: u32,
-    b_row: u32,
-    b_col: u32,
-    c_row: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
+// The uniform Gemm, the tile sizes TILE and DEPTH and WORKGROUP are prepended from gemm.rs.
 
 @group(0) @binding(0) var<uniform> gm: Gemm;
 @group(0) @binding(1) var<storage, read_write> a: array<f32>;
@@ -24,7 +10,7 @@ struct Gemm {
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 @group(0) @binding(4) var<storage, read_write> bias: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn gemm(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     let m0 = wid.y * TILE;
     let n0 = wid.x * TILE;

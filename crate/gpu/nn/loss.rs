@@ -1,33 +1,41 @@
 //! Drives `loss.wgsl`: each task's loss, its gradient with respect to the logits and its metric
 //! counts, in one recorded step; the few stats floats are what a training step reads back.
 
+use super::super::wgsl::{constants, uniform, Source, Uniform, WORKGROUP};
 use super::super::{Binding, Gpu, Program};
-use super::{expect_shape, flat_grid, record, shape_error, u32_of, Dispatch, GpuTensor, Kernels};
+use super::{
+    expect_shape, flat_grid, record, shape_error, u32_of, Dispatch, GpuTensor, Kernels, CHUNK,
+    GRID, PER_THREAD,
+};
 use crate::Result;
 
-const SOURCE: &str = concat!(include_str!("grid.wgsl"), include_str!("loss.wgsl"));
-/// Elements per first-level workgroup of the Dice sums (16 per thread, as in loss.wgsl).
-const CHUNK: usize = 4096;
+pub(super) fn source() -> Source {
+    Source::new(
+        &[Loss::WGSL, &constants![PER_THREAD]],
+        &[GRID, include_str!("loss.wgsl")],
+    )
+}
 
 pub(super) async fn program(gpu: &Gpu) -> Result<Program> {
     use Binding::{Storage, Uniform};
     Program::new(
         gpu,
         "loss",
-        SOURCE,
+        &source().text(),
         &[Uniform, Storage, Storage, Storage, Storage, Storage],
         &["cross_entropy", "dice_partial", "dice_total", "dice_grad"],
     )
     .await
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    rows: u32,
-    classes: u32,
-    count: u32,
-    chunks: u32,
+uniform! {
+    struct Loss {
+        rows: u32,
+        classes: u32,
+        /// dice: elements, and first-level chunks of CHUNK
+        count: u32,
+        chunks: u32,
+    }
 }
 
 /// Mean softmax cross-entropy of logits (B, classes) against class indices (B, stored as f32),
@@ -62,7 +70,7 @@ impl CrossEntropy {
         let what = "a cross-entropy";
         let uniform = gpu.uniform_buffer(
             "cross-entropy",
-            &Params {
+            &Loss {
                 rows: u32_of(rows, what)?,
                 classes: u32_of(classes, what)?,
                 count: 0,
@@ -120,7 +128,7 @@ impl DiceLoss {
         let what = "a Dice loss";
         let uniform = gpu.uniform_buffer(
             "dice",
-            &Params {
+            &Loss {
                 rows: u32_of(b, what)?,
                 classes: 1,
                 count: u32_of(count, what)?,
@@ -146,7 +154,7 @@ impl DiceLoss {
                     program,
                     "dice_partial",
                     &group,
-                    flat_grid(chunks * super::WORKGROUP),
+                    flat_grid(chunks * WORKGROUP as usize),
                 ),
                 Dispatch::new(program, "dice_total", &group, (1, 1, 1)),
                 Dispatch::new(program, "dice_grad", &group, flat_grid(count)),

@@ -6,13 +6,7 @@
 //                  I = sum(p m); IoU counts of (l > 0) against m. Sums in two levels.
 // stats: [loss, correct rows | intersection, union, sum(p m), sum(p), sum(m)].
 
-struct Loss {
-    rows: u32,
-    classes: u32,
-    // dice: elements, and first-level chunks of 4096
-    count: u32,
-    chunks: u32,
-}
+// The uniform Loss, PER_THREAD and WORKGROUP are prepended from loss.rs.
 
 @group(0) @binding(0) var<uniform> ls: Loss;
 @group(0) @binding(1) var<storage, read_write> logits: array<f32>;
@@ -22,12 +16,12 @@ struct Loss {
 @group(0) @binding(4) var<storage, read_write> stats: array<f32>;
 @group(0) @binding(5) var<storage, read_write> partials: array<f32>;
 
-var<workgroup> quad: array<vec4<f32>, 256>;
-var<workgroup> single: array<f32, 256>;
+var<workgroup> quad: array<vec4<f32>, WORKGROUP>;
+var<workgroup> single: array<f32, WORKGROUP>;
 
 fn tree(lid: u32) {
     workgroupBarrier();
-    for (var s = 128u; s > 0u; s = s >> 1u) {
+    for (var s = WORKGROUP / 2u; s > 0u; s = s >> 1u) {
         if (lid < s) {
             quad[lid] += quad[lid + s];
             single[lid] += single[lid + s];
@@ -36,10 +30,10 @@ fn tree(lid: u32) {
     }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn cross_entropy(@builtin(local_invocation_index) lid: u32) {
     var acc = vec4<f32>(0.0);
-    for (var r = lid; r < ls.rows; r += 256u) {
+    for (var r = lid; r < ls.rows; r += WORKGROUP) {
         let row = r * ls.classes;
         var best = logits[row];
         var best_at = 0u;
@@ -77,8 +71,9 @@ fn sigmoid(l: f32) -> f32 {
     return 1.0 / (1.0 + exp(-l));
 }
 
-// Workgroup `chunk`: (sum p m, sum p, sum m, sum pred m) and sum pred over its 4096 elements.
-@compute @workgroup_size(256)
+// Workgroup `chunk`: (sum p m, sum p, sum m, sum pred m) and sum pred over its
+// WORKGROUP * PER_THREAD elements.
+@compute @workgroup_size(WORKGROUP)
 fn dice_partial(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -87,8 +82,8 @@ fn dice_partial(
     let chunk = flat_group(wid, groups);
     var acc = vec4<f32>(0.0);
     var predicted = 0.0;
-    for (var r = 0u; r < 16u; r++) {
-        let i = chunk * 4096u + r * 256u + lid;
+    for (var r = 0u; r < PER_THREAD; r++) {
+        let i = (chunk * PER_THREAD + r) * WORKGROUP + lid;
         if (i < ls.count) {
             let p = sigmoid(logits[i]);
             let m = targets[i];
@@ -109,11 +104,11 @@ fn dice_partial(
     }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn dice_total(@builtin(local_invocation_index) lid: u32) {
     var acc = vec4<f32>(0.0);
     var predicted = 0.0;
-    for (var chunk = lid; chunk < ls.chunks; chunk += 256u) {
+    for (var chunk = lid; chunk < ls.chunks; chunk += WORKGROUP) {
         let at = chunk * 5u;
         acc += vec4<f32>(partials[at], partials[at + 1u], partials[at + 2u], partials[at + 3u]);
         predicted += partials[at + 4u];
@@ -132,7 +127,7 @@ fn dice_total(@builtin(local_invocation_index) lid: u32) {
     }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn dice_grad(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,

@@ -2,7 +2,7 @@
 //! is built once for its shapes (uniforms, scratch buffers and bind groups made then) and a step
 //! only records dispatches into a compute pass, so no buffer is created while training.
 //!
-//! Every kernel has a CPU twin (candle or `crate::model`) it is checked against; layouts are
+//! Every kernel has a CPU twin (candle or the `model` module) it is checked against; layouts are
 //! PyTorch's (NCHW activations, (Cout, Cin, k, k) weights, (out, in) linear weights).
 //! Limits are WebGPU's defaults: 256 invocations and 16 KB of workgroup memory per workgroup,
 //! 65535 workgroups per dimension (long 1-D work wraps into a second dimension, see grid.wgsl),
@@ -22,6 +22,7 @@ pub mod tensor;
 
 use std::rc::Rc;
 
+use super::wgsl::{constants, WORKGROUP};
 use super::{Gpu, Program};
 use crate::{Error, Result};
 
@@ -36,10 +37,30 @@ pub use pool::{GlobalAvgPool, MaxPool2d};
 pub use resample::{Concat, ConcatGrads, Upsample};
 pub use tensor::GpuTensor;
 
-/// Threads per workgroup of every 1-D kernel (WebGPU's default maximum).
-const WORKGROUP: usize = 256;
 /// WebGPU's default maximum of workgroups along one dimension of a dispatch.
 const MAX_GROUPS: usize = 65535;
+/// Values each thread of a first-level reduction sums (batch norm's statistics, the Dice sums).
+const PER_THREAD: u32 = 16;
+/// Values one first-level workgroup of those reductions sums.
+const CHUNK: usize = (PER_THREAD * WORKGROUP) as usize;
+/// Rows and columns of the output tile of one workgroup in tile.wgsl.
+const TILE: u32 = 64;
+/// Depth of the slices of K that tile.wgsl stages in workgroup memory.
+const DEPTH: u32 = 16;
+const _: () = assert!(
+    TILE == 64 && DEPTH == 16 && WORKGROUP == 256,
+    "tile.wgsl's thread layout is written for 64x64 tiles, 16-deep slices and 256 threads"
+);
+
+/// Prepended to the kernels that run one thread per element: their flat index.
+const GRID: &str = include_str!("grid.wgsl");
+/// Prepended to the matrix-product kernels: the shared micro-kernel.
+const TILE_KERNEL: &str = include_str!("tile.wgsl");
+
+/// The tile sizes tile.wgsl is written for, as WGSL.
+fn tile_constants() -> String {
+    constants![TILE, DEPTH]
+}
 
 /// Every program of the layer library, compiled once per device and shared by the ops built from
 /// it.
@@ -69,6 +90,22 @@ impl Kernels {
             resample: Rc::new(resample::program(gpu).await?),
         })
     }
+}
+
+/// Every program's source, for the checks that need no device.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+pub(super) fn sources() -> Vec<super::wgsl::Source> {
+    vec![
+        adamw::source(),
+        batch_norm::source(),
+        conv::source(),
+        distance::source(),
+        elementwise::source(),
+        gemm::source(),
+        loss::source(),
+        pool::source(),
+        resample::source(),
+    ]
 }
 
 impl Kernels {
@@ -152,10 +189,10 @@ impl Passes {
     }
 }
 
-/// Workgroups for `threads` independent threads of a 256-wide kernel, wrapped into (x, y) so
+/// Workgroups for `threads` independent threads of a WORKGROUP-wide kernel, wrapped into (x, y) so
 /// neither exceeds 65535 (the kernel rebuilds the flat index with grid.wgsl's `flat_index`).
 fn flat_grid(threads: usize) -> (u32, u32, u32) {
-    let groups = threads.div_ceil(WORKGROUP).max(1);
+    let groups = threads.div_ceil(WORKGROUP as usize).max(1);
     let x = groups.min(MAX_GROUPS);
     (x as u32, groups.div_ceil(x) as u32, 1)
 }
@@ -191,6 +228,3 @@ fn expect_shape(op: &str, name: &str, tensor: &GpuTensor, shape: &[usize]) -> Re
 fn u32_of(value: usize, what: &str) -> Result<u32> {
     u32::try_from(value).map_err(|_| Error::Gpu(format!("{what} ({value}) exceeds 32 bits")))
 }
-
-/// Rows and columns of the output tile of one workgroup in tile.wgsl.
-const TILE: usize = 64;

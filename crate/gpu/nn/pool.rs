@@ -2,19 +2,30 @@
 //! and global average pooling, forward and backward; twins of `model::ops::max_pool2d` and the
 //! ResNet head's mean over H and W.
 
+use super::super::wgsl::{constants, uniform, Source, Uniform, WORKGROUP};
 use super::super::{Binding, Gpu, Program};
 use super::conv::output_size;
-use super::{expect_shape, flat_grid, shape_error, u32_of, Dispatch, GpuTensor, Kernels, Passes};
+use super::{
+    expect_shape, flat_grid, shape_error, u32_of, Dispatch, GpuTensor, Kernels, Passes, GRID,
+};
 use crate::Result;
 
-const SOURCE: &str = concat!(include_str!("grid.wgsl"), include_str!("pool.wgsl"));
+/// The argmax of a window that lies wholly in the padding.
+const NONE: u32 = u32::MAX;
+
+pub(super) fn source() -> Source {
+    Source::new(
+        &[Pool::WGSL, &constants![NONE]],
+        &[GRID, include_str!("pool.wgsl")],
+    )
+}
 
 pub(super) async fn program(gpu: &Gpu) -> Result<Program> {
     use Binding::{Storage, Uniform};
     Program::new(
         gpu,
         "pooling",
-        SOURCE,
+        &source().text(),
         &[Uniform, Storage, Storage, Storage, Storage, Storage],
         &[
             "max_pool",
@@ -26,24 +37,25 @@ pub(super) async fn program(gpu: &Gpu) -> Result<Program> {
     .await
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    planes: u32,
-    height: u32,
-    width: u32,
-    out_h: u32,
-    out_w: u32,
-    k: u32,
-    stride: u32,
-    pad: u32,
+uniform! {
+    struct Pool {
+        /// batch * channels
+        planes: u32,
+        height: u32,
+        width: u32,
+        out_h: u32,
+        out_w: u32,
+        k: u32,
+        stride: u32,
+        pad: u32,
+    }
 }
 
 /// Binds (x, y, argmax, dy, dx) for both directions of a pooling op.
 fn build(
     gpu: &Gpu,
     kernels: &Kernels,
-    params: &Params,
+    params: &Pool,
     (x, y, argmax): (&GpuTensor, &GpuTensor, &wgpu::Buffer),
     grads: Option<(&GpuTensor, &GpuTensor)>,
     entries: [&'static str; 2],
@@ -102,7 +114,7 @@ impl MaxPool2d {
         };
         expect_shape(op, "y", y, &[b, c, out_h, out_w])?;
         let what = "a max pool";
-        let params = Params {
+        let params = Pool {
             planes: u32_of(b * c, what)?,
             height: u32_of(h, what)?,
             width: u32_of(w, what)?,
@@ -148,7 +160,7 @@ impl GlobalAvgPool {
         let (b, c, h, w) = x.dims4(op, "x")?;
         expect_shape(op, "y", y, &[b, c])?;
         let what = "a global average pool";
-        let params = Params {
+        let params = Pool {
             planes: u32_of(b * c, what)?,
             height: u32_of(h, what)?,
             width: u32_of(w, what)?,
@@ -166,7 +178,7 @@ impl GlobalAvgPool {
             (x, y, &kernels.spare(gpu)),
             grads,
             ["avg_pool", "avg_pool_backward"],
-            (b * c) * super::WORKGROUP,
+            (b * c) * WORKGROUP as usize,
         )?))
     }
 

@@ -2,17 +2,7 @@
 // average pooling over NCHW planes, with their gradients. Gradients are gathers (each input
 // collects from the windows that contain it), so overlapping windows (3x3/2) need no atomics.
 
-struct Pool {
-    // batch * channels
-    planes: u32,
-    height: u32,
-    width: u32,
-    out_h: u32,
-    out_w: u32,
-    k: u32,
-    stride: u32,
-    pad: u32,
-}
+// The uniform Pool, NONE and WORKGROUP are prepended from pool.rs.
 
 @group(0) @binding(0) var<uniform> pl: Pool;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
@@ -22,9 +12,7 @@ struct Pool {
 @group(0) @binding(4) var<storage, read_write> dy: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dx: array<f32>;
 
-const NONE: u32 = 0xffffffffu;
-
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn max_pool(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -67,7 +55,7 @@ fn first_window(i: u32) -> u32 {
     return (u32(lowest) + pl.stride - 1u) / pl.stride;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn max_pool_backward(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -96,10 +84,10 @@ fn max_pool_backward(
     dx[i] = sum;
 }
 
-var<workgroup> sums: array<f32, 256>;
+var<workgroup> sums: array<f32, WORKGROUP>;
 
 // One workgroup per plane: its mean, as a strided sum then a tree.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn avg_pool(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -111,12 +99,12 @@ fn avg_pool(
     }
     let plane = pl.height * pl.width;
     var acc = 0.0;
-    for (var i = lid; i < plane; i += 256u) {
+    for (var i = lid; i < plane; i += WORKGROUP) {
         acc += x[p * plane + i];
     }
     sums[lid] = acc;
     workgroupBarrier();
-    for (var s = 128u; s > 0u; s = s >> 1u) {
+    for (var s = WORKGROUP / 2u; s > 0u; s = s >> 1u) {
         if (lid < s) {
             sums[lid] += sums[lid + s];
         }
@@ -127,7 +115,7 @@ fn avg_pool(
     }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn avg_pool_backward(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,

@@ -1,35 +1,43 @@
 //! Drives `resample.wgsl`: nearest upsampling by an integer factor and channel concatenation,
 //! forward and backward (the U-Net and U-Net++ decoders).
 
+use super::super::wgsl::{uniform, Source, Uniform};
 use super::super::{Binding, Gpu, Program};
-use super::{expect_shape, flat_grid, shape_error, u32_of, Dispatch, GpuTensor, Kernels, Passes};
+use super::{
+    expect_shape, flat_grid, shape_error, u32_of, Dispatch, GpuTensor, Kernels, Passes, GRID,
+};
 use crate::Result;
 
-const SOURCE: &str = concat!(include_str!("grid.wgsl"), include_str!("resample.wgsl"));
+pub(super) fn source() -> Source {
+    Source::new(&[Resample::WGSL], &[GRID, include_str!("resample.wgsl")])
+}
 
 pub(super) async fn program(gpu: &Gpu) -> Result<Program> {
     use Binding::{Storage, Uniform};
     Program::new(
         gpu,
         "resampling",
-        SOURCE,
+        &source().text(),
         &[Uniform, Storage, Storage],
         &["upsample", "upsample_backward", "concat", "concat_backward"],
     )
     .await
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    batch: u32,
-    channels: u32,
-    height: u32,
-    width: u32,
-    factor: u32,
-    large_channels: u32,
-    offset: u32,
-    accumulate: u32,
+uniform! {
+    struct Resample {
+        batch: u32,
+        /// of the small tensor
+        channels: u32,
+        height: u32,
+        width: u32,
+        factor: u32,
+        /// of the large tensor (concatenation), and where the part's channels start in it
+        large_channels: u32,
+        offset: u32,
+        /// 1: the concatenation's backward adds into the part's gradient instead of overwriting it
+        accumulate: u32,
+    }
 }
 
 /// Nearest upsampling (B, C, H, W) -> (B, C, f H, f W), as candle's `upsample_nearest2d` for
@@ -63,7 +71,7 @@ impl Upsample {
         let what = "an upsampling";
         let uniform = gpu.uniform_buffer(
             "upsample",
-            &Params {
+            &Resample {
                 batch: u32_of(b, what)?,
                 channels: u32_of(c, what)?,
                 height: u32_of(h, what)?,
@@ -143,7 +151,7 @@ impl Concat {
             expect_shape(op, "a part", part, &[b, c, h, w])?;
             let uniform = gpu.uniform_buffer(
                 "concat",
-                &Params {
+                &Resample {
                     batch: u32_of(b, what)?,
                     channels: u32_of(c, what)?,
                     height: u32_of(h, what)?,

@@ -2,19 +2,7 @@
 // skip connections), with gradients. `small` is the upsampling's input or one concatenated part,
 // `large` the upsampled or concatenated tensor; every kernel is a gather, one thread per output.
 
-struct Resample {
-    batch: u32,
-    // of the small tensor
-    channels: u32,
-    height: u32,
-    width: u32,
-    factor: u32,
-    // of the large tensor (concatenation), and where the part's channels start in it
-    large_channels: u32,
-    offset: u32,
-    // 1: the concatenation's backward adds into the part's gradient instead of overwriting it
-    accumulate: u32,
-}
+// The uniform Resample and WORKGROUP are prepended from resample.rs.
 
 @group(0) @binding(0) var<uniform> rs: Resample;
 @group(0) @binding(1) var<storage, read_write> small: array<f32>;
@@ -24,7 +12,7 @@ fn small_count() -> u32 {
     return rs.batch * rs.channels * rs.height * rs.width;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn upsample(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -42,7 +30,7 @@ fn upsample(
     large[i] = small[(plane * rs.height + yy) * rs.width + xx];
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn upsample_backward(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -75,7 +63,7 @@ fn in_large(i: u32) -> u32 {
     return (b * rs.large_channels + rs.offset) * plane + i % per_item;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn concat(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -87,7 +75,7 @@ fn concat(
     }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP)
 fn concat_backward(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,

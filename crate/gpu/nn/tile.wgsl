@@ -4,8 +4,8 @@
 // 16 staged in workgroup memory (2 x 4 KB), which the caller fills by gathering A and B however
 // its operands are laid out (for a convolution: im2col on the fly, no column buffer).
 
-const TILE: u32 = 64u;
-const DEPTH: u32 = 16u;
+// TILE and DEPTH are prepended from gpu/nn/mod.rs; the thread layout here is written for their
+// values and WORKGROUP's (checked there).
 
 // tile_a[k * 16 + m / 4][m % 4] = A[m0 + m, k0 + k]; tile_b[k * 16 + n / 4][n % 4] = B[k0 + k, n0 + n]
 var<workgroup> tile_a: array<vec4<f32>, 256>;

@@ -5,7 +5,7 @@
 
 use candle_core::{DType, Tensor};
 
-use crate::spec::isp::{BN_EPS, BN_MOMENTUM as MOMENTUM};
+use crate::spec::isp::{BN_EPS, BN_INITIAL_MEAN, BN_INITIAL_VAR, BN_MOMENTUM as MOMENTUM};
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -18,8 +18,8 @@ impl Default for RunningStats {
     /// PyTorch's initial buffers: mean 0, variance 1.
     fn default() -> Self {
         Self {
-            mean: [0.0; 3],
-            var: [1.0; 3],
+            mean: [BN_INITIAL_MEAN; 3],
+            var: [BN_INITIAL_VAR; 3],
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::gpu::models::StepStats;
 use crate::isp::param::{forward, IspParams, RunningStats};
 use crate::model::losses::{accuracy, cross_entropy, dice_loss, iou};
 use crate::model::{trainable, TaskModel};
+use crate::spec::forensics::{SSIM_C1, SSIM_C2, SSIM_WINDOW};
 use crate::spec::models::NormMode;
 use crate::train::augment::Augment;
 use crate::train::session::Penalty;
@@ -291,7 +292,7 @@ impl StepBackend for CpuBackend {
 
 /// 1 - SSIM with a 7x7 box window (differentiable; averaged over channels and positions).
 fn ssim_distance(x: &Tensor, y: &Tensor) -> Result<Tensor> {
-    let (c1, c2) = (0.01f64.powi(2), 0.03f64.powi(2));
+    let (c1, c2) = (SSIM_C1, SSIM_C2);
     let pool = box_mean_7x7;
     let (mx, my) = (pool(x)?, pool(y)?);
     let sxx = (pool(&x.sqr()?)? - mx.sqr()?)?;
@@ -305,7 +306,7 @@ fn ssim_distance(x: &Tensor, y: &Tensor) -> Result<Tensor> {
 /// The mean of every 7x7 window (stride 1, no padding) of (B, C, H, W), as sums of shifted
 /// views: candle's avg_pool2d has no backward for a stride below its size.
 fn box_mean_7x7(x: &Tensor) -> Result<Tensor> {
-    const K: usize = 7;
+    const K: usize = SSIM_WINDOW;
     let (_, _, h, w) = x.dims4()?;
     if h < K || w < K {
         return Err(Error::invalid(format!(

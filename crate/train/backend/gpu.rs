@@ -191,7 +191,7 @@ impl GpuBackend {
         let gpu = &self.gpu;
         self.graph.import(gpu, vars)?;
         self.isp.params().write(gpu, isp)?;
-        self.isp.write_running(gpu, stats);
+        self.isp.write_running(gpu, &stats.packed());
         self.default_params.write(gpu, isp_default)?;
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         if fresh {
