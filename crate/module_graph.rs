@@ -51,7 +51,12 @@ fn imports(source: &str, known: &BTreeSet<String>) -> BTreeSet<String> {
                 .next()
                 .unwrap_or("")],
         };
-        found.extend(names.into_iter().filter(|n| known.contains(*n)).map(String::from));
+        found.extend(
+            names
+                .into_iter()
+                .filter(|n| known.contains(*n))
+                .map(String::from),
+        );
     }
     found
 }
@@ -116,11 +121,24 @@ fn cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
 fn the_modules_import_one_way_and_gpu_only_the_contracts() {
     let graph = graph();
     for (module, imports) in &graph {
-        eprintln!("{module} -> {}", imports.iter().cloned().collect::<Vec<_>>().join(", "));
+        eprintln!(
+            "{module} -> {}",
+            imports.iter().cloned().collect::<Vec<_>>().join(", ")
+        );
     }
-    assert_eq!(cycle(&graph), None, "the modules import each other in a cycle");
-    let gpu: Vec<&String> = graph["gpu"].iter().filter(|m| *m != "spec" && *m != "error").collect();
-    assert!(gpu.is_empty(), "gpu imports {gpu:?}: only spec (and error) belong below it");
+    assert_eq!(
+        cycle(&graph),
+        None,
+        "the modules import each other in a cycle"
+    );
+    let gpu: Vec<&String> = graph["gpu"]
+        .iter()
+        .filter(|m| *m != "spec" && *m != "error")
+        .collect();
+    assert!(
+        gpu.is_empty(),
+        "gpu imports {gpu:?}: only spec (and error) belong below it"
+    );
     assert!(
         graph["spec"].iter().all(|m| m == "error"),
         "spec imports {:?}",
@@ -136,6 +154,7 @@ fn a_cycle_is_found() {
     ]);
     assert_eq!(cycle(&g), Some(vec!["a".into(), "b".into(), "a".into()]));
     let known = BTreeSet::from(["isp".to_string(), "gpu".to_string()]);
-    let text = "use crate::{isp::param, Error};\n// crate::gpu in a comment\nlet x = crate::gpu::Gpu;";
+    let text =
+        "use crate::{isp::param, Error};\n// crate::gpu in a comment\nlet x = crate::gpu::Gpu;";
     assert_eq!(imports(text, &known), known);
 }

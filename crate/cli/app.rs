@@ -1,8 +1,6 @@
 //! The clap application behind `lens2logit`.
 
-use crate::{
-    bench, experiment, fetch, isp, predict, runs, serve, settings, synth, train, views,
-};
+use crate::{bench, experiment, fetch, isp, predict, runs, serve, settings, synth, train, views};
 
 use std::process::ExitCode;
 

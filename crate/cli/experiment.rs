@@ -142,14 +142,22 @@ impl Common {
     }
 
     /// Runs `experiment` of `config` into the experiment's folder.
-    fn run(&self, experiment: Experiment, config: TrainConfig, kind: &str) -> Result<Outcome, String> {
+    fn run(
+        &self,
+        experiment: Experiment,
+        config: TrainConfig,
+        kind: &str,
+    ) -> Result<Outcome, String> {
         create(&self.out)?;
         let name = self
             .name
             .clone()
             .unwrap_or_else(|| format!("experiment {kind}"));
         let job = self.session.job(experiment, config, name)?;
-        let mlflow = self.mlflow.as_deref().map(|url| (url, self.experiment.as_str()));
+        let mlflow = self
+            .mlflow
+            .as_deref()
+            .map(|url| (url, self.experiment.as_str()));
         let mut sink = CliSink::new(RunsAt::Experiment(&self.out), &self.session, mlflow);
         run_job(job, &mut sink)
     }

@@ -11,12 +11,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use lens2logit::codecs::csv_field;
 use lens2logit::data::discovery::DatasetKind;
+use lens2logit::data::drone_balance::DroneBalance;
 use lens2logit::data::fetch::{fetch, FetchEvent, FetchRequest};
 use lens2logit::data::http::CancelToken;
 use lens2logit::data::inspect::inspect_record;
 use lens2logit::data::zenodo::{ZenodoClient, DEFAULT_BASE, DEFAULT_RECORD};
 use lens2logit::data::Task;
-use lens2logit::raw::cut::DroneBalance;
 use lens2logit::raw::intensity::LEVELS;
 
 use crate::common::write_file;

@@ -20,7 +20,9 @@ use lens2logit::spec::settings::{
     DEFAULT_SIDE, DEFAULT_STEPS, DEFAULT_TILES, DEFAULT_WEIGHT_DECAY,
 };
 use lens2logit::train::experiment::{forensics_ranking, SynthesisTable};
-use lens2logit::train::job::{Control, Experiment, Job as JobSpec, JobSink, Outcome, Progress};
+use lens2logit::train::job::{
+    Control, Experiment, Job as JobSpec, JobSink, Outcome, Progress, RunSource,
+};
 use lens2logit::train::timeline::timeline_gif;
 use lens2logit::train::{DeviceChoice, Mode, Session, TileSet, TrainConfig, TrainOptions};
 
@@ -252,7 +254,10 @@ pub fn train(args: TrainArgs) -> Result<(), String> {
     let job = args
         .session
         .job(Experiment::Session, config, args.name.clone())?;
-    let mlflow = args.mlflow.as_deref().map(|url| (url, args.experiment.as_str()));
+    let mlflow = args
+        .mlflow
+        .as_deref()
+        .map(|url| (url, args.experiment.as_str()));
     let mut sink = CliSink::new(RunsAt::Folder(&args.out), &args.session, mlflow);
     let outcome = run_job(job, &mut sink)?;
     let session = outcome
@@ -298,7 +303,11 @@ pub(crate) struct CliSink<'a> {
 }
 
 impl<'a> CliSink<'a> {
-    pub fn new(runs: RunsAt<'a>, session: &'a SessionArgs, mlflow: Option<(&'a str, &'a str)>) -> Self {
+    pub fn new(
+        runs: RunsAt<'a>,
+        session: &'a SessionArgs,
+        mlflow: Option<(&'a str, &'a str)>,
+    ) -> Self {
         Self {
             runs,
             session,
@@ -339,8 +348,10 @@ impl JobSink for CliSink<'_> {
                 eprintln!("training on {}", choice.describe());
                 self.bar = Some(
                     ProgressBar::new(total_steps as u64).with_style(
-                        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed} < {eta}]")
-                            .expect("valid template"),
+                        ProgressStyle::with_template(
+                            "{bar:30} {pos}/{len} {msg} [{elapsed} < {eta}]",
+                        )
+                        .expect("valid template"),
                     ),
                 );
             }
@@ -357,7 +368,12 @@ impl JobSink for CliSink<'_> {
         Ok(Control::Go)
     }
 
-    async fn keep(&mut self, run: &Run, session: &Session, folder: &str) -> lens2logit::Result<()> {
+    async fn keep(
+        &mut self,
+        session: &Session,
+        ended: &RunSource,
+        folder: &str,
+    ) -> lens2logit::Result<()> {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
@@ -373,7 +389,7 @@ impl JobSink for CliSink<'_> {
             camera: data.camera.clone(),
             batch: config.batch,
         };
-        let mut run = run.clone();
+        let mut run = Run::from_session(session, ended)?;
         let bytes = serde_json::to_vec_pretty(&run_config)
             .map_err(|e| lens2logit::Error::invalid(e.to_string()))?;
         run.insert("config.json", bytes)?;

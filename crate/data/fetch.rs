@@ -16,6 +16,7 @@ use futures_util::StreamExt;
 use super::archive::{read_archive, ArchiveEvent, Outcome, MAX_ENTRY_BYTES, MAX_NESTING};
 use super::census::Census;
 use super::discovery::{classify, parse_labels, DatasetKind, Entry, Rule};
+use super::drone_balance::{classification_tiles, DroneBalance, BALANCE_SEED};
 use super::http::{body_within, CancelToken};
 use super::ranged::{Http, RangeSource, RangedArchive};
 use super::sample;
@@ -23,8 +24,7 @@ use super::zenodo::{Opened, RemoteFile, ZenodoClient};
 use super::Task;
 use crate::codecs::hex;
 use crate::raw::cut::{
-    car_share, classification_label, classification_tiles, cut_tiles, keep_car_tiles, CutTile,
-    DroneBalance, BALANCE_SEED, CLASSES,
+    car_share, classification_label, cut_tiles, keep_car_tiles, CutTile, CLASSES,
 };
 use crate::raw::{decode_dng, decode_mask};
 use crate::{Error, Result};

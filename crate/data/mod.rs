@@ -4,6 +4,7 @@
 pub mod archive;
 pub mod census;
 pub mod discovery;
+pub mod drone_balance;
 pub mod fetch;
 pub mod http;
 pub mod inspect;

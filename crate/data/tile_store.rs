@@ -701,7 +701,7 @@ mod tests {
         let mut request = FetchRequest::new(DatasetKind::Drone);
         request.task = Task::Classification;
         let balanced = CacheKeys::new("5235536", &request).index();
-        request.drone_balance = crate::raw::cut::DroneBalance::All;
+        request.drone_balance = crate::data::drone_balance::DroneBalance::All;
         let all = CacheKeys::new("5235536", &request).index();
         assert_eq!(
             balanced,

@@ -12,8 +12,9 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{now_ms, Run, META};
+use super::{Run, META};
 use crate::data::http::sleep;
+use crate::train::job::now_ms;
 use crate::{Error, Result};
 
 // MLflow's limits (mlflow/utils/validation.py): a larger batch or a longer key is refused.

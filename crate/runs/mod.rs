@@ -19,7 +19,7 @@ mod tables;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 
-pub use record::{now_ms, RunMeta, RunSource};
+pub use record::RunMeta;
 pub use select::{select, Selection};
 pub use tables::{drift_csv, parse_curves, Curve};
 

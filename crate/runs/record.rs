@@ -9,6 +9,7 @@ use super::tables::{corruptions_csv, drift_csv, metrics_csv};
 use super::{Run, ISP, META, METRICS, MODEL, SNAPSHOTS, SUMMARY};
 use crate::model::save_weights;
 use crate::train::experiment::{forensics_csv, forensics_ranking};
+use crate::train::job::{now_ms, RunSource};
 use crate::train::{Session, Snapshot};
 use crate::{Error, Result};
 
@@ -49,18 +50,6 @@ pub struct RunMeta {
     /// Forensics: the attacked groups in attack order; each has `adversarial/<group>.png`.
     #[serde(default)]
     pub adversarial: Vec<String>,
-}
-
-/// What a run knows of a session beyond the session itself.
-#[derive(Debug, Clone)]
-pub struct RunSource {
-    /// The user's label; the mode, model and view when empty.
-    pub name: String,
-    /// The tiles' source, as the user named it.
-    pub dataset: String,
-    pub started_ms: u64,
-    /// Whether the session ran to its end.
-    pub finished: bool,
 }
 
 impl RunMeta {
@@ -150,14 +139,6 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-/// Milliseconds since the Unix epoch (the browser's clock in the page).
-pub fn now_ms() -> u64 {
-    web_time::SystemTime::now()
-        .duration_since(web_time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 pub fn adversarial_path(group: &str) -> String {
     let slug: String = group
         .chars()
@@ -215,7 +196,7 @@ impl Run {
                     .corruption_severity
                     .map_or("none".into(), |s| s.to_string()),
             ),
-            ("dataset".into(), source.dataset.clone()),
+            ("dataset".into(), session.data().label.clone()),
             ("tiles".into(), session.data().items.len().to_string()),
             ("train_tiles".into(), session.data().train.to_string()),
             ("classes".into(), session.data().classes.join(",")),
@@ -293,7 +274,7 @@ impl Run {
             task: summary.task.clone(),
             model: config.model.name().into(),
             view,
-            dataset: source.dataset.clone(),
+            dataset: session.data().label.clone(),
             device: session.device_label(),
             metric,
             steps: summary.curves.values().map(Vec::len).sum(),

@@ -131,7 +131,8 @@ pub const SETTINGS: &[Setting] = &[
         label: "Tiles to fetch",
         default: Value::Whole(DEFAULT_FETCH_LIMIT as u64),
         range: Range::whole(limits::FETCH_TILES),
-        doc: "tiles the page streams from Zenodo (a seeded, class-balanced sample; `fetch --limit` \
+        doc:
+            "tiles the page streams from Zenodo (a seeded, class-balanced sample; `fetch --limit` \
               takes them all where not given)",
     },
     Setting {
@@ -182,7 +183,8 @@ pub const SETTINGS: &[Setting] = &[
         range: Range::Choice {
             values: &["none", "20", "50", "100", "all"],
         },
-        doc: "fine-tuning: steps of each training phase with the backbone (the trunk, the encoder) \
+        doc:
+            "fine-tuning: steps of each training phase with the backbone (the trunk, the encoder) \
               frozen and its batch norms in evaluation mode; `none`, a number, or `all`",
     },
     Setting {
@@ -223,7 +225,8 @@ pub fn describe() -> serde_json::Value {
 
 /// The README's table of settings: setting, CLI flag, default, range.
 pub fn markdown() -> String {
-    let mut out = String::from("| setting | CLI flag | default | range |\n| --- | --- | --- | --- |\n");
+    let mut out =
+        String::from("| setting | CLI flag | default | range |\n| --- | --- | --- | --- |\n");
     for s in SETTINGS {
         let range = match s.range {
             Range::Whole { min, max } => format!("{min} to {max}"),
@@ -240,7 +243,10 @@ pub fn markdown() -> String {
             Value::Unset => "(see the note)".to_string(),
             d => format!("`{d}`"),
         };
-        out += &format!("| {}: {} | {flag} | {default} | {range} |\n", s.label, s.doc);
+        out += &format!(
+            "| {}: {} | {flag} | {default} | {range} |\n",
+            s.label, s.doc
+        );
     }
     out
 }
@@ -259,7 +265,11 @@ mod tests {
                 (_, Value::Unset) => true,
                 _ => false,
             };
-            assert!(ok, "{}: default {:?} outside {:?}", s.id, s.default, s.range);
+            assert!(
+                ok,
+                "{}: default {:?} outside {:?}",
+                s.id, s.default, s.range
+            );
         }
     }
 }

@@ -18,8 +18,25 @@ use crate::data::tiles::TileSet;
 use crate::gpu::Gpu;
 use crate::isp::static_pipeline::View;
 use crate::model::{Loaded, WeightsFile};
-use crate::runs::{now_ms, Run, RunSource};
 use crate::{Error, Result};
+
+/// Milliseconds since the Unix epoch (a run's start and end).
+pub fn now_ms() -> u64 {
+    web_time::SystemTime::now()
+        .duration_since(web_time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// What a run knows of a session beyond the session itself.
+#[derive(Debug, Clone)]
+pub struct RunSource {
+    /// The user's label; the mode, model and view when empty.
+    pub name: String,
+    pub started_ms: u64,
+    /// Whether the session ran to its end.
+    pub finished: bool,
+}
 
 /// What a job runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,9 +95,9 @@ pub enum Control {
 pub trait JobSink {
     /// Progress; a sink that pauses waits before it answers.
     async fn progress(&mut self, progress: Progress<'_>) -> Result<Control>;
-    /// A session that ended (finished or cancelled) as a run; `folder` names it within the job
-    /// (the training view, or the mode).
-    async fn keep(&mut self, run: &Run, session: &Session, folder: &str) -> Result<()>;
+    /// A session that ended (finished or cancelled), to keep as a run; `folder` names it within
+    /// the job (the training view, or the mode).
+    async fn keep(&mut self, session: &Session, ended: &RunSource, folder: &str) -> Result<()>;
     /// The synthesis table after each of its rows.
     async fn table(&mut self, table: &SynthesisTable) -> Result<()>;
 }
@@ -96,14 +113,21 @@ pub struct Outcome {
 /// What every row of a synthesis table must share: rows trained otherwise are not one
 /// experiment (`SynthesisTable::gather` refuses them). The same for the CLI's rows and the
 /// page's, so either gathers with the other.
-pub fn row_settings(config: &TrainConfig, data: &TileSet, weights: Option<&WeightsFile>) -> BTreeMap<String, String> {
+pub fn row_settings(
+    config: &TrainConfig,
+    data: &TileSet,
+    weights: Option<&WeightsFile>,
+) -> BTreeMap<String, String> {
     use sha2::{Digest, Sha256};
     let camera = serde_json::to_vec(&data.camera).unwrap_or_default();
     BTreeMap::from([
         ("task".into(), data.task.name().to_string()),
         ("model".into(), config.model.name().to_string()),
         ("data".into(), data.label.clone()),
-        ("camera".into(), hex(&Sha256::digest(&camera))[..12].to_string()),
+        (
+            "camera".into(),
+            hex(&Sha256::digest(&camera))[..12].to_string(),
+        ),
         ("steps".into(), config.steps.to_string()),
         ("batch".into(), config.batch.to_string()),
         ("lr".into(), config.lr.to_string()),
@@ -130,7 +154,10 @@ fn plan(experiment: Experiment, config: &TrainConfig) -> Vec<(String, Option<Vie
                 Some(view) => vec![view],
                 None => View::paper_views(),
             };
-            views.into_iter().map(|v| (v.to_string(), Some(v))).collect()
+            views
+                .into_iter()
+                .map(|v| (v.to_string(), Some(v)))
+                .collect()
         }
     }
 }
@@ -185,16 +212,12 @@ pub async fn run(job: Job, sink: &mut dyn JobSink) -> Result<Outcome> {
             (name, Some(view)) if count > 1 => format!("{name}: {view}"),
             (name, _) => name.to_string(),
         };
-        let run = Run::from_session(
-            &session,
-            &RunSource {
-                name: run_name,
-                dataset: session.data().label.clone(),
-                started_ms,
-                finished,
-            },
-        )?;
-        sink.keep(&run, &session, label).await?;
+        let ended = RunSource {
+            name: run_name,
+            started_ms,
+            finished,
+        };
+        sink.keep(&session, &ended, label).await?;
         if let (Some(table), Some(view), true) = (&mut table, view, finished) {
             table.add_row(*view, &session.summary)?;
             sink.table(table).await?;

@@ -7,6 +7,7 @@ use super::camera::CameraSource;
 use super::images::{LabelledImage, RgbaImage};
 use super::{cache, js_error, to_js, Lab};
 use lens2logit::data::discovery::{stem, DatasetKind};
+use lens2logit::data::drone_balance::DroneBalance;
 use lens2logit::data::fetch::{fetch, FetchRequest};
 use lens2logit::data::http::CancelToken;
 use lens2logit::data::inspect::inspect_record;
@@ -16,7 +17,6 @@ use lens2logit::data::tile_store::{
 };
 use lens2logit::data::zenodo::ZenodoClient;
 use lens2logit::data::Task;
-use lens2logit::raw::cut::DroneBalance;
 use lens2logit::train::TileSet;
 use lens2logit::viz;
 

@@ -16,7 +16,7 @@ use lens2logit::gpu::Gpu;
 use lens2logit::model::{load_strict, save_weights, seed_weights, TaskModel, WeightsFile};
 use lens2logit::runs::Run;
 use lens2logit::train::experiment::SynthesisTable;
-use lens2logit::train::job::{self, Control, Job, JobSink, Progress};
+use lens2logit::train::job::{self, Control, Job, JobSink, Progress, RunSource};
 use lens2logit::train::timeline::timeline_gif;
 use lens2logit::train::{DeviceChoice, Session, Snapshot, TileSet, TrainOptions};
 use lens2logit::viz::Rgba;
@@ -122,7 +122,10 @@ fn image(image: Rgba) -> Result<JsValue, JsError> {
     };
     set("width", image.width.into())?;
     set("height", image.height.into())?;
-    set("rgba", js_sys::Uint8Array::from(image.data.as_slice()).into())?;
+    set(
+        "rgba",
+        js_sys::Uint8Array::from(image.data.as_slice()).into(),
+    )?;
     Ok(object.into())
 }
 
@@ -173,7 +176,9 @@ impl PageSink {
 }
 
 fn js(e: JsError) -> lens2logit::Error {
-    lens2logit::Error::invalid(String::from(js_sys::Error::from(JsValue::from(e)).message()))
+    lens2logit::Error::invalid(String::from(
+        js_sys::Error::from(JsValue::from(e)).message(),
+    ))
 }
 
 #[async_trait(?Send)]
@@ -233,7 +238,13 @@ impl JobSink for PageSink {
         Ok(Control::Go)
     }
 
-    async fn keep(&mut self, run: &Run, _session: &Session, _folder: &str) -> lens2logit::Result<()> {
+    async fn keep(
+        &mut self,
+        session: &Session,
+        ended: &RunSource,
+        _folder: &str,
+    ) -> lens2logit::Result<()> {
+        let run = Run::from_session(session, ended)?;
         let zip = run.to_zip()?;
         let meta = to_js(run.meta()).map_err(js)?;
         let zip = js_sys::Uint8Array::from(zip.as_slice());
@@ -241,7 +252,8 @@ impl JobSink for PageSink {
             .keep
             .call2(&JsValue::NULL, &meta, &zip)
             .map_err(|_| lens2logit::Error::invalid("the page's lab log could not take the run"))?;
-        if let Err(error) = wasm_bindgen_futures::JsFuture::from(js_sys::Promise::from(kept)).await {
+        if let Err(error) = wasm_bindgen_futures::JsFuture::from(js_sys::Promise::from(kept)).await
+        {
             let message = js_sys::Error::from(error).message();
             self.save_errors.push(String::from(message));
         }

@@ -33,7 +33,11 @@ impl Lab {
                 (bytes, false, not_kept)
             }
         };
-        let name = url.rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or(&url);
+        let name = url
+            .rsplit('/')
+            .next()
+            .filter(|n| !n.is_empty())
+            .unwrap_or(&url);
         let described = serde_json::json!({
             "name": name, "url": url, "cached": cached, "notKept": not_kept,
         });

@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use lens2logit::data::Task;
 use lens2logit::runs::mlflow::Tracking;
-use lens2logit::runs::{Run, RunSource};
+use lens2logit::runs::Run;
 use lens2logit::spec::models::ModelKind;
+use lens2logit::train::job::{now_ms, RunSource};
 use lens2logit::train::{Mode, Session, TileSet, TrainConfig};
 use serde_json::{json, Value};
 
@@ -184,13 +185,13 @@ fn trained_run() -> Run {
     config.batch = 4;
     config.intensities = vec![100];
     config.snapshot_every = 5;
-    let data = TileSet::synthetic(Task::Classification, 16, 32, 0).unwrap();
+    let mut data = TileSet::synthetic(Task::Classification, 16, 32, 0).unwrap();
+    data.label = "synthetic".into();
     let mut session = Session::new(config, data).unwrap();
     while pollster::block_on(session.step()).unwrap().is_some() {}
     let source = RunSource {
         name: "mlflow round trip".into(),
-        dataset: "synthetic".into(),
-        started_ms: lens2logit::runs::now_ms() - 60_000,
+        started_ms: now_ms() - 60_000,
         finished: true,
     };
     Run::from_session(&session, &source).unwrap()

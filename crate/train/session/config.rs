@@ -8,8 +8,8 @@ use crate::raw::intensity::LEVELS;
 use crate::spec::isp::{ALL_GROUPS, GROUPS};
 use crate::spec::models::ModelKind;
 use crate::spec::settings::{
-    DEFAULT_ATTACK_LR, DEFAULT_ATTACK_STEPS, DEFAULT_BATCH, DEFAULT_LAMBDA, DEFAULT_LR, DEFAULT_SEED,
-    DEFAULT_STEPS, DEFAULT_WEIGHT_DECAY,
+    DEFAULT_ATTACK_LR, DEFAULT_ATTACK_STEPS, DEFAULT_BATCH, DEFAULT_LAMBDA, DEFAULT_LR,
+    DEFAULT_SEED, DEFAULT_STEPS, DEFAULT_WEIGHT_DECAY,
 };
 use crate::train::corruption::Corruption;
 use crate::{Error, Result};
