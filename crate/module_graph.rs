@@ -146,6 +146,30 @@ fn the_modules_import_one_way_and_gpu_only_the_contracts() {
     );
 }
 
+/// The README's list of the modules and what each imports, as the graph has it.
+#[test]
+fn the_readme_draws_the_graph_the_sources_have() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let block = readme
+        .split_once("<!-- modules: cargo test -p lens2logit --lib module_graph -->\n")
+        .and_then(|(_, rest)| rest.split_once("<!-- /modules -->"))
+        .map(|(list, _)| list)
+        .expect("the README's module list between its markers");
+    let mut drawn: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for line in block.lines().filter(|l| l.starts_with("- ")) {
+        let (modules, imports) = line[2..].split_once(" → ").expect("`module` → imports");
+        let imports: BTreeSet<String> = match imports {
+            "nothing" => BTreeSet::new(),
+            list => list.split(", ").map(String::from).collect(),
+        };
+        for module in modules.split(", ") {
+            drawn.insert(module.trim_matches('`').to_string(), imports.clone());
+        }
+    }
+    assert_eq!(drawn, graph(), "update the README's module list");
+}
+
 #[test]
 fn a_cycle_is_found() {
     let g = BTreeMap::from([

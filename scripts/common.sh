@@ -87,8 +87,19 @@ ensure_python_references() {
   export LENS2LOGIT_MLFLOW="$venv/bin/mlflow"
 }
 
-# The MLflow tests' name for it (tests/native/mlflow.rs tells how to get $LENS2LOGIT_MLFLOW).
-ensure_mlflow() { ensure_python_references; }
+# The PyTorch goldens of the pretrained models' parity tests (tests/reference/pretrained.py: seeded
+# torchvision and smp models saved as safetensors and .pth, their logits and one AdamW step), written
+# into target/pretrained once per version of the script (1.4 GB, under a minute).
+write_pretrained_references() {
+  local out="$ROOT/target/pretrained"
+  if [ ! -f "$out/.complete" ] || [ "$ROOT/tests/reference/pretrained.py" -nt "$out/.complete" ]; then
+    say "writing the pretrained models' PyTorch references into $out"
+    rm -rf "$out"
+    "$LENS2LOGIT_PYTHON" "$ROOT/tests/reference/pretrained.py" --out "$out"
+    touch "$out/.complete"
+  fi
+  export LENS2LOGIT_PRETRAINED="$out"
+}
 
 # The two real demo tiles live beside the checkout in ../shared (never copied in). A clone made
 # elsewhere (CI) finds them beside the repository it was cloned from.

@@ -9,6 +9,7 @@ ensure_nightly
 ensure_wasm_bindgen
 ensure_npm_packages
 ensure_python_references
+write_pretrained_references
 find_demo_data
 
 # lavapipe is the native GPU adapter here: without one the GPU tests fail (never skip).

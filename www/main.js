@@ -123,7 +123,7 @@ async function reachOrigins(reason) {
 
 const STATE = ['source', 'task', 'n', 'size', 'seed', 'dataset', 'zenodo-task', 'intensity', 'limit', 'zenodo', 'record',
   'debayer', 'sharpening', 'denoising', 'mode', 'model', 'steps', 'lr', 'batch', 'device', 'lambda', 'attack-steps', 'group', 'corruption',
-  'freeze-backbone', 'backbone-lr', 'weights-url', 'mlflow', 'experiment'];
+  'freeze-backbone', 'backbone-lr', 'weights-url', 'train-view', 'mlflow', 'experiment'];
 
 /** The controls' bounds, defaults and choices, from the core's description of every setting. */
 function applySettings(settings) {
@@ -630,7 +630,7 @@ const rememberedDevices = () => JSON.parse(localStorage.getItem(REMEMBERED_DEVIC
 /** A job's events: its sessions ('start'), their steps, the experiment's table, its weights. */
 listeners.job = (e) => {
   if (e.kind === 'weights') {
-    $('weights-info').value = `${e.url || e.name}: ${(e.bytes / 2 ** 20).toFixed(1)} MB, SHA-256 ${e.sha256}, ${e.tensors} tensors`;
+    $('weights-info').value = `${e.name}: ${(e.bytes / 2 ** 20).toFixed(1)} MB, SHA-256 ${e.sha256}, ${e.tensors} tensors, ${weightsOrigin}`;
     if (e.headReinitialised) showError(e.headReinitialised);
     return;
   }
@@ -831,6 +831,7 @@ $('start').onclick = guard(async () => {
   const options = sessionOptions();
   try {
     const weights = await chosenWeights();
+    weightsOrigin = weights?.origin ?? '';
     const result = await call('runJob', { options: { ...options, name: $('run-name').value }, weights });
     session.summary = result.summary;
     showResults(result);
@@ -862,15 +863,15 @@ const sessionOptions = () => ({
  * The weights the user named: a dropped file, or a URL (read from the browser's cache, or
  * fetched into it; its origin must be one the worker may reach). None: seeded random weights.
  */
+let weightsOrigin = '';
 async function chosenWeights() {
   const file = $('weights-file').files[0];
-  if (file) return { bytes: new Uint8Array(await file.arrayBuffer()), name: file.name };
+  if (file) return { bytes: new Uint8Array(await file.arrayBuffer()), name: file.name, origin: 'from your file' };
   const url = $('weights-url').value.trim();
   if (!url) return null;
   if (await reachOrigins('the weights URL is on another origin')) await load();
   const fetched = await call('fetchWeights', { url });
-  $('weights-info').value = `${fetched.name}: ${fetched.cached ? 'from the browser cache' : 'fetched'}${fetched.notKept ? ` (not cached: ${fetched.notKept})` : ''}`;
-  return fetched;
+  return { ...fetched, origin: `${fetched.cached ? 'from the browser cache' : 'fetched'}${fetched.notKept ? ` (not cached: ${fetched.notKept})` : ''}` };
 }
 
 /** The experiment's progress: session `index` of `count`, its step. */
@@ -890,9 +891,11 @@ $('run-experiment').onclick = guard(async () => {
   for (const id of ['pause', 'cancel']) $(id).disabled = false;
   $('experiment-progress').hidden = false;
   saveState();
-  const options = { ...sessionOptions(), mode: 'synthesis', experiment: 'synthesis', name: $('run-name').value || 'synthesis experiment' };
+  const options = { ...sessionOptions(), mode: 'synthesis', experiment: 'synthesis', trainView: $('train-view').value || null, name: $('run-name').value || 'synthesis experiment' };
   try {
-    const result = await call('runJob', { options, weights: await chosenWeights() });
+    const weights = await chosenWeights();
+    weightsOrigin = weights?.origin ?? '';
+    const result = await call('runJob', { options, weights });
     if (!result.finished) throw new Error('the experiment was cancelled; the finished trainings are in the lab log');
     const heading = document.createElement('h3');
     heading.textContent = 'The 12 x 12 table: trained on the row\'s view, tested on the column\'s';
@@ -1171,6 +1174,7 @@ guard(async () => {
     $(id).replaceChildren(...names(k).map((n) => new Option(n, n)));
   }
   $('sharpening').value = 'unsharp_masking';
+  $('train-view').append(...views.map((v) => new Option(v, v)));
   restoreControls();
   sourceControls();
   modeControls();

@@ -94,16 +94,7 @@ pub fn classification_tiles(
 mod tests {
     use super::*;
     use crate::raw::cut::cut_tiles;
-    use crate::raw::RawTile;
-
-    fn image(width: usize, height: usize) -> RawTile {
-        RawTile::new(
-            width,
-            height,
-            (0..width * height).map(|i| i as f32 / 1e6).collect(),
-        )
-        .unwrap()
-    }
+    use crate::raw::cut::tests::image;
 
     fn classified_image() -> Vec<CutTile> {
         let img = image(44, 4);

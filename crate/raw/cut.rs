@@ -147,10 +147,11 @@ pub fn keep_car_tiles(tiles: Vec<CutTile>, image_index: usize) -> Vec<CutTile> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn image(width: usize, height: usize) -> RawTile {
+    /// A test image whose samples are their places (in millionths).
+    pub(crate) fn image(width: usize, height: usize) -> RawTile {
         RawTile::new(
             width,
             height,

@@ -7,11 +7,9 @@ use std::rc::Rc;
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 
-use super::backend::{choose, BackendSpec, Choice, DeviceChoice, PhaseStart};
+use super::backend::{choose, start_model_alone, BackendSpec, Choice, DeviceChoice};
 use crate::gpu::Gpu;
-use crate::isp::param::RunningStats;
 use crate::model::{load_strict, seed_weights, Loaded, TaskModel, WeightsFile};
-use crate::spec::isp::PACKED_LEN;
 use crate::spec::models::ModelKind;
 use crate::{Error, Result};
 
@@ -47,19 +45,7 @@ pub async fn predict(
         forensics: None,
     };
     let (mut backend, chosen) = choose(choice, adapter, &spec).await?;
-    let identity = vec![0.0; PACKED_LEN];
-    backend
-        .start_phase(
-            &vars,
-            PhaseStart {
-                fresh_model: true,
-                isp: &identity,
-                running: RunningStats::default(),
-                isp_default: &identity,
-                isp_training: None,
-            },
-        )
-        .await?;
+    start_model_alone(backend.as_mut(), &vars).await?;
     let logits = backend.predict(x).await?;
     Ok((logits, loaded, chosen))
 }

@@ -27,6 +27,7 @@ mod mlflow;
 mod param_isp;
 mod pretrained;
 mod serve;
+mod settings;
 mod static_views;
 mod train;
 mod train_gpu;

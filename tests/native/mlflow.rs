@@ -25,7 +25,7 @@ impl MlflowServer {
     fn start() -> Self {
         let mlflow = std::env::var("LENS2LOGIT_MLFLOW").expect(
             "LENS2LOGIT_MLFLOW is not set: it names the `mlflow` executable these tests start \
-             (scripts/test.sh installs a pinned one: `source scripts/common.sh; ensure_mlflow`)",
+             (scripts/test.sh installs a pinned one: `source scripts/common.sh; ensure_python_references`)",
         );
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();

@@ -12,12 +12,10 @@ use std::rc::Rc;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{ParamsAdamW, VarMap};
 use lens2logit::codecs::read_npy;
-use lens2logit::isp::param::RunningStats;
 use lens2logit::model::{load_strict, seed_weights, TaskModel, WeightsFile};
-use lens2logit::spec::isp::PACKED_LEN;
 use lens2logit::spec::models::ModelKind;
 use lens2logit::train::backend::{
-    BackendSpec, Batch, CpuBackend, GpuBackend, Input, PhaseStart, StepBackend,
+    start_model_alone, BackendSpec, Batch, CpuBackend, GpuBackend, Input, StepBackend,
 };
 use lens2logit::train::predict::predict;
 use lens2logit::train::DeviceChoice;
@@ -163,25 +161,12 @@ fn step_losses(backend: &mut dyn StepBackend, case: &Case) -> (f32, f32) {
     seed_weights(&vars, 0).unwrap();
     let file = WeightsFile::read(&read(case.name, "safetensors"), "safetensors", None).unwrap();
     load_strict(&vars, case.kind, case.classes, &file).unwrap();
-    let identity = vec![0.0; PACKED_LEN];
     let batch = Batch {
         input: Input::Processed(input(case)),
         targets: targets(case),
     };
     pollster::block_on(async {
-        backend
-            .start_phase(
-                &vars,
-                PhaseStart {
-                    fresh_model: true,
-                    isp: &identity,
-                    running: RunningStats::default(),
-                    isp_default: &identity,
-                    isp_training: None,
-                },
-            )
-            .await
-            .unwrap();
+        start_model_alone(backend, &vars).await.unwrap();
         let augment = lens2logit::train::backend::NO_AUGMENTATION;
         let before = backend.train(&batch, augment, false).await.unwrap().loss;
         let after = backend.train(&batch, augment, false).await.unwrap().loss;
@@ -455,4 +440,102 @@ fn the_gpu_backend_freezes_the_backbone_for_the_first_steps() {
         "trained from the second step"
     );
     assert!(!same(&mean, &file.tensors["bn1.running_mean"]));
+}
+
+/// The recipe on this machine: Raw-Microscopy tiles from the Zenodo-like record, ResNet-18
+/// started from weights fetched by URL (a model hub's place), its backbone frozen for the first
+/// steps at its own rate; the run records the URL and the weights' SHA-256.
+#[test]
+fn the_recipe_fetches_tiles_and_weights_and_fine_tunes() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let url = runtime.block_on(crate::zenodo_like::start(
+        "no-www".as_ref(),
+        "no-pkg".as_ref(),
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let record = format!("{url}/ok");
+    crate::cli::lens2logit_ok(
+        &[
+            "fetch",
+            "--dataset",
+            "microscopy",
+            "--zenodo",
+            &record,
+            "--out",
+            "micro",
+        ],
+        dir.path(),
+    );
+    let weights = format!("{url}/weights/resnet18.pth");
+    let out = crate::cli::lens2logit(
+        &[
+            "train",
+            "--data",
+            "micro",
+            "--task",
+            "classification",
+            "--mode",
+            "synthesis",
+            "--model",
+            "resnet18",
+            "--init",
+            &weights,
+            "--freeze-backbone",
+            "2",
+            "--backbone-lr",
+            "0.0001",
+            "--steps",
+            "3",
+            "--batch",
+            "2",
+            "--intensities",
+            "100",
+            "--backend",
+            "cpu",
+            "--out",
+            "run",
+        ],
+        dir.path(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("starting from {weights}")),
+        "{stderr}"
+    );
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("run/run.json")).unwrap()).unwrap();
+    let sha = WeightsFile::read(&read("resnet18", "pth"), "resnet18.pth", None)
+        .unwrap()
+        .source
+        .sha256;
+    assert_eq!(meta["params"]["init_url"], weights.as_str());
+    assert_eq!(meta["params"]["init_sha256"], sha.as_str());
+    assert_eq!(meta["params"]["freeze_backbone"], "2");
+    // a weights URL that is not there is named
+    let out = crate::cli::lens2logit(
+        &[
+            "train",
+            "--data",
+            "micro",
+            "--task",
+            "classification",
+            "--mode",
+            "synthesis",
+            "--model",
+            "resnet18",
+            "--init",
+            &format!("{url}/weights/missing.pth"),
+            "--steps",
+            "1",
+            "--out",
+            "x",
+        ],
+        dir.path(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("missing.pth") && stderr.contains("404"),
+        "{stderr}"
+    );
 }

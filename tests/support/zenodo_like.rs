@@ -235,6 +235,20 @@ async fn photo(State(s): State<Arc<Served>>, UrlPath(name): UrlPath<String>) -> 
     }
 }
 
+/// Weights a model may start from, as a model hub serves them (with CORS, as the hubs do): the
+/// seeded PyTorch models the test command writes into `$LENS2LOGIT_PRETRAINED`.
+async fn weights(UrlPath(name): UrlPath<String>) -> Response {
+    let dir = std::env::var("LENS2LOGIT_PRETRAINED").unwrap_or_default();
+    let known = name.ends_with(".pth") || name.ends_with(".safetensors");
+    let path = std::path::Path::new(&dir).join(&name);
+    match std::fs::read(&path) {
+        Ok(bytes) if known && !name.contains('/') && !dir.is_empty() => {
+            ([(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")], bytes).into_response()
+        }
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
 /// The Zenodo-like routes, fresh fault state per call.
 pub fn routes() -> Router {
     let files = archives();
@@ -265,6 +279,7 @@ pub fn routes() -> Router {
         )
         .route("/{mode}/records/{record}/files/{key}", get(ranged))
         .route("/photos/{name}", get(photo))
+        .route("/weights/{name}", get(weights))
         .with_state(state)
 }
 

@@ -9,11 +9,9 @@ use candle_nn::VarMap;
 use serde::Serialize;
 use web_time::Instant;
 
-use super::{BackendSpec, Batch, CpuBackend, GpuBackend, Input, PhaseStart, StepBackend};
+use super::{start_model_alone, BackendSpec, Batch, CpuBackend, GpuBackend, Input, StepBackend};
 use crate::gpu::Gpu;
-use crate::isp::param::RunningStats;
 use crate::model::{seed_weights, TaskModel};
-use crate::spec::isp::PACKED_LEN;
 use crate::train::augment::Augment;
 use crate::{Error, Result};
 
@@ -144,19 +142,7 @@ async fn warm_step_ms(backend: &mut dyn StepBackend, spec: &BackendSpec) -> Resu
             false => Tensor::zeros(b, DType::U32, &device)?,
         },
     };
-    let isp = vec![0.0; PACKED_LEN];
-    backend
-        .start_phase(
-            &vars,
-            PhaseStart {
-                fresh_model: true,
-                isp: &isp,
-                running: RunningStats::default(),
-                isp_default: &isp,
-                isp_training: None,
-            },
-        )
-        .await?;
+    start_model_alone(backend, &vars).await?;
     backend.train(&batch, Augment::IDENTITY, false).await?;
     let started = Instant::now();
     backend.train(&batch, Augment::IDENTITY, false).await?;

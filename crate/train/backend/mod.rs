@@ -75,6 +75,24 @@ pub struct PhaseStart<'a> {
 /// Stage maps (|dL/d stage| per pixel, five stages) and the stages' outputs for the first tile.
 pub type StageMaps = (Vec<Vec<f32>>, Vec<Vec<f32>>);
 
+/// Starts a phase with the model alone: `vars`' weights, a fresh optimiser, no processing to
+/// speak of (timing a step, predicting, checking a model against its library).
+pub async fn start_model_alone(backend: &mut dyn StepBackend, vars: &VarMap) -> Result<()> {
+    let none = vec![0.0; crate::spec::isp::PACKED_LEN];
+    backend
+        .start_phase(
+            vars,
+            PhaseStart {
+                fresh_model: true,
+                isp: &none,
+                running: RunningStats::default(),
+                isp_default: &none,
+                isp_training: None,
+            },
+        )
+        .await
+}
+
 #[async_trait(?Send)]
 pub trait StepBackend {
     /// What the page and the CLI call the device: "WebGPU (SwiftShader Device)", "CPU (native)".
