@@ -93,11 +93,11 @@ pub const STEPS: Bound = Bound {
     min: 1,
     max: 1_000_000,
 };
-/// Seeds: whole numbers a JavaScript number holds exactly.
+/// Seeds: whole numbers a JavaScript number holds exactly (up to Number.MAX_SAFE_INTEGER).
 pub const SEED: Bound = Bound {
     name: "the seed",
     min: 0,
-    max: 1 << 53,
+    max: (1 << 53) - 1,
 };
 /// Snapshot interval (0: none).
 pub const SNAPSHOT_EVERY: Bound = Bound {

@@ -37,6 +37,21 @@ fn the_readme_lists_the_settings_the_core_defines() {
     assert_eq!(stdout(&["settings"]), markdown());
 }
 
+/// The option entries of a `--help`: each from its flag's line to the next flag's.
+fn entries(help: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in help.lines() {
+        if line.trim_start().starts_with('-') {
+            out.push(String::new());
+        }
+        if let Some(entry) = out.last_mut() {
+            entry.push_str(line);
+            entry.push('\n');
+        }
+    }
+    out
+}
+
 /// Each flag of `train` defaults to the described default.
 #[test]
 fn the_cli_flags_default_to_the_described_defaults() {
@@ -46,9 +61,12 @@ fn the_cli_flags_default_to_the_described_defaults() {
             continue;
         };
         let flag = format!("--{flag}");
-        let entry = help
-            .split("\n  -")
-            .find(|e| e.contains(&format!("{flag} ")) || e.contains(&format!("{flag}\n")))
+        let entry = entries(&help)
+            .into_iter()
+            .find(|e| {
+                let first = e.lines().next().unwrap_or("");
+                first.split([' ', ',']).any(|word| word == flag)
+            })
             .unwrap_or_else(|| panic!("train --help has no {flag}:\n{help}"));
         match default {
             Value::Unset => assert!(!entry.contains("[default:"), "{flag}: {entry}"),

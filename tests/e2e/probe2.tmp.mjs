@@ -1,0 +1,15 @@
+import { launch, openLab, startServer, startZenodoLike } from '/work/main/tests/e2e/harness.mjs';
+const server = await startServer();
+const hub = await startZenodoLike();
+const browser = await launch({ webgpu: true });
+const weights = `${hub.url}weights/resnet18.pth`;
+const page = await openLab(browser, `${server.url}?threads=1&n=16&size=32&steps=3&batch=4&mode=optimisation&model=resnet18&device=cpu&freeze-backbone=2&weights-url=${encodeURIComponent(weights)}`);
+page.on('console', (m) => console.log('console', m.type(), m.text()));
+await page.click('#start');
+await page.waitForTimeout(60000);
+console.log('errors', page.errors);
+console.log('error box', await page.$eval('#error', (e) => e.hidden ? 'hidden' : e.textContent));
+console.log('weights', await page.textContent('#weights-info'));
+console.log('device', await page.textContent('#train-device'));
+console.log('rows', await page.$$eval('#runs-table tbody tr', (r) => r.length));
+await browser.close(); server.stop(); hub.stop();
