@@ -44,7 +44,7 @@ test('the controls take their bounds, defaults and choices from the core', async
 
 test('a session starts from weights fetched by URL, cached, and recorded in its run', async () => {
   const weights = `${hub.url}weights/resnet18.pth`;
-  const page = await openLab(browser, `${server.url}?n=16&size=32&steps=3&batch=4&mode=optimisation&model=resnet18&device=cpu&freeze-backbone=2&weights-url=${encodeURIComponent(weights)}`);
+  const page = await openLab(browser, `${server.url}?n=16&size=32&steps=3&batch=4&mode=optimisation&model=resnet18&device=cpu&freeze-backbone=20&weights-url=${encodeURIComponent(weights)}`);
   for (const [round, origin] of [[1, 'fetched'], [2, 'from the browser cache']]) {
     await page.click('#start');
     await page.waitForFunction((n) => document.querySelectorAll('#runs-table tbody tr').length >= n, round, { timeout: 240_000 });
@@ -59,7 +59,7 @@ test('a session starts from weights fetched by URL, cached, and recorded in its 
   });
   assert.equal(meta.params.init_url, weights);
   assert.match(meta.params.init_sha256, /^[0-9a-f]{64}$/);
-  assert.equal(meta.params.freeze_backbone, '2');
+  assert.equal(meta.params.freeze_backbone, '20');
   await shot(page, 'pretrained-weights');
   assert.deepEqual(page.errors, []);
   await page.close();
