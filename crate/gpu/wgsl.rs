@@ -210,7 +210,7 @@ mod tests {
         assert!(isp.starts_with("const WORKGROUP: u32 = 256u;\n"), "{isp}");
         assert!(isp.contains("struct Reduce {\n    kind: u32,"), "{isp}");
         assert!(isp.contains("const BN_EPS: f32 = 1e-5;\n"), "{isp}");
-        assert!(isp.contains("const GAUSSIAN_BLUR: u32 = 107u;\n"), "{isp}");
+        assert!(isp.contains("const GAUSSIAN_BLUR: u32 = 26u;\n"), "{isp}");
         assert!(
             isp.contains("const B_STAGES: array<u32, 5> = array<u32, 5>(19u, 16u, 11u, 6u, 3u);"),
             "{isp}"

@@ -36,21 +36,21 @@ const fn parameter(
     IspParameter { name, group, shape }
 }
 
-/// The parameters in their packed order (black level, white balance, colour matrix, gamma, then
-/// the three convolutions): the order of `IspParams::packed`, of the GPU's parameter buffer and
-/// of forensics' attacks.
+/// The parameters in their packed order (black level, white balance, colour matrix, gamma, the
+/// sharpening and blur filters, the debayering): the order of `IspParams::packed`, of the GPU's
+/// parameter buffer and of forensics' attacks, group by group (the debayering last).
 pub const PARAMETERS: [IspParameter; 7] = [
     parameter("black_level", "black_level", &[4]),
     parameter("white_balance", "white_balance", &[1, 3]),
     parameter("colour_correction", "colour_correction", &[3, 3]),
     parameter("gamma_correct", "gamma_correct", &[1]),
-    parameter("debayer.weight", "debayer", &[3, 3, 3, 3]),
     parameter(
         "sharpening_filter.weight",
         "sharpening_filter",
         &[1, 1, 3, 3],
     ),
     parameter("gaussian_blur.weight", "gaussian_blur", &[1, 1, 5, 5]),
+    parameter("debayer.weight", "debayer", &[3, 3, 3, 3]),
 ];
 
 /// The parameters' state-dict names, in packed order.

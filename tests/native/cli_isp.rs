@@ -11,7 +11,7 @@ use lens2logit::isp::param::IspParams;
 use lens2logit::raw::CameraParams;
 use lens2logit::spec::isp::{shape_of, NAMES};
 
-use crate::shared::param_isp::{configs, golden, max_abs, relative, F32, F64};
+use crate::param_isp::{configs, golden, max_abs, relative, F32, F64};
 
 fn write_npy(path: &Path, t: &Tensor) {
     let data = t

@@ -106,9 +106,9 @@ const GROUP_REDUCTIONS: [(&str, u32); 7] = [
     ("white_balance", K_WB),
     ("colour_correction", K_CC),
     ("gamma_correct", K_GAMMA),
-    ("debayer", K_DEBAYER),
     ("sharpening_filter", K_SHARP),
     ("gaussian_blur", K_BLUR),
+    ("debayer", K_DEBAYER),
 ];
 
 /// Which statistics the processing's batch norm normalises with.

@@ -35,15 +35,18 @@ impl IspParams {
             .iter()
             .flat_map(|a| g.iter().map(move |b| a * b))
             .collect();
-        let values: [Vec<f64>; 7] = [
-            camera.black_level.to_vec(),
-            camera.white_balance.to_vec(),
-            camera.colour_matrix.to_vec(),
-            vec![camera.gamma],
-            debayer,
-            K_SHARP.iter().flatten().copied().collect(),
-            blur,
-        ];
+        let initial = |name: &str| -> Vec<f64> {
+            match name {
+                "black_level" => camera.black_level.to_vec(),
+                "white_balance" => camera.white_balance.to_vec(),
+                "colour_correction" => camera.colour_matrix.to_vec(),
+                "gamma_correct" => vec![camera.gamma],
+                "debayer.weight" => debayer.clone(),
+                "sharpening_filter.weight" => K_SHARP.iter().flatten().copied().collect(),
+                _ => blur.clone(),
+            }
+        };
+        let values = NAMES.map(initial);
         let vars = NAMES
             .iter()
             .zip(values)
@@ -165,30 +168,32 @@ impl IspParams {
         self.named().find(|(n, _)| *n == name).map(|(_, v)| v)
     }
 
-    fn at(&self, i: usize) -> &Tensor {
+    /// The parameter named `name` (one of [`NAMES`]).
+    fn at(&self, name: &str) -> &Tensor {
+        let i = NAMES.iter().position(|n| *n == name).unwrap_or(0);
         self.vars[i].as_tensor()
     }
 
     pub fn black_level(&self) -> &Tensor {
-        self.at(0)
+        self.at("black_level")
     }
     pub fn white_balance(&self) -> &Tensor {
-        self.at(1)
+        self.at("white_balance")
     }
     pub fn colour_correction(&self) -> &Tensor {
-        self.at(2)
+        self.at("colour_correction")
     }
     pub fn gamma_correct(&self) -> &Tensor {
-        self.at(3)
+        self.at("gamma_correct")
     }
     pub fn debayer(&self) -> &Tensor {
-        self.at(4)
+        self.at("debayer.weight")
     }
     pub fn sharpening_filter(&self) -> &Tensor {
-        self.at(5)
+        self.at("sharpening_filter.weight")
     }
     pub fn gaussian_blur(&self) -> &Tensor {
-        self.at(6)
+        self.at("gaussian_blur.weight")
     }
 
     pub fn dtype(&self) -> DType {

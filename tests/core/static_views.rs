@@ -10,7 +10,7 @@ use crate::shared::golden::read_npz;
 use crate::shared::static_views::{check, fixture_tile, golden_views};
 
 /// The repository's root (these tests belong to the CLI's package, `crate/cli`).
-const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 fn golden(name: &str) -> std::collections::HashMap<String, crate::shared::golden::Array> {
     let path = format!("{ROOT}/tests/golden/static_{name}.npz");
