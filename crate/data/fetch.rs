@@ -647,14 +647,25 @@ async fn read_needed<S: RangeSource>(
     // archives inside, in turn
     let nested = take(&mut wanted, &|e| matches!(e, Entry::Archive));
     for (index, _) in nested {
-        let found = Box::pin(read_nested(
-            &mut archive,
-            index,
-            context,
+        let inner_context = format!("{context}/{}", archive.paths()[index]);
+        if depth >= MAX_NESTING {
+            (gather.on)(FetchEvent::Warning(format!(
+                "{inner_context} is an archive nested deeper than {MAX_NESTING} levels and was skipped"
+            )))?;
+            continue;
+        }
+        let Some(bytes) = nested_bytes(&mut archive, index, gather, cancel).await? else {
+            continue;
+        };
+        let inner =
+            RangedArchive::open(&bytes[..], &inner_context, bytes.len() as u64, cancel).await?;
+        let found = Box::pin(read_needed(
+            inner,
+            &inner_context,
             gather,
             cancel,
             census,
-            depth,
+            depth + 1,
         ))
         .await?;
         outcome.entries += found.entries;
@@ -666,24 +677,15 @@ async fn read_needed<S: RangeSource>(
     Ok(outcome)
 }
 
-/// The archive at `index` inside `archive`: read whole into memory (it is an entry, within the
-/// entry limit), then by random access as [`read_needed`] reads its parent.
-async fn read_nested<S: RangeSource>(
+/// The bytes of the archive at `index` inside `archive`, read whole into memory (it is an entry,
+/// within the entry limit) to be read by random access in turn; `None` where it could not be read
+/// (the warnings say why).
+async fn nested_bytes<S: RangeSource>(
     archive: &mut RangedArchive<S>,
     index: usize,
-    context: &str,
     gather: &mut Gather<'_>,
     cancel: &CancelToken,
-    census: &mut Census,
-    depth: usize,
-) -> Result<Outcome> {
-    let path = archive.paths()[index].clone();
-    if depth >= MAX_NESTING {
-        (gather.on)(FetchEvent::Warning(format!(
-            "{context}/{path} is an archive nested deeper than {MAX_NESTING} levels and was skipped"
-        )))?;
-        return Ok(Outcome::default());
-    }
+) -> Result<Option<Vec<u8>>> {
     let mut bytes = None;
     let mut warnings = Vec::new();
     archive
@@ -702,12 +704,7 @@ async fn read_nested<S: RangeSource>(
              {MAX_ENTRY_BYTES} bytes: fetch with --stream to read larger ones as they come)"
         )))?;
     }
-    let Some(bytes) = bytes else {
-        return Ok(Outcome::default());
-    };
-    let inner_context = format!("{context}/{path}");
-    let inner = RangedArchive::open(&bytes[..], &inner_context, bytes.len() as u64, cancel).await?;
-    read_needed(inner, &inner_context, gather, cancel, census, depth + 1).await
+    Ok(bytes)
 }
 
 /// The sample's tiles, where it can be drawn now (else all, drawn from at the end).
