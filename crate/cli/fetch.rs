@@ -9,12 +9,12 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use lens2logit::codecs::csv_field;
 use lens2logit::data::discovery::DatasetKind;
 use lens2logit::data::drone_balance::DroneBalance;
 use lens2logit::data::fetch::{fetch, FetchEvent, FetchRequest};
 use lens2logit::data::http::CancelToken;
 use lens2logit::data::inspect::inspect_record;
+use lens2logit::data::tiles::{labels_csv, LABELS_CSV};
 use lens2logit::data::zenodo::{ZenodoClient, DEFAULT_BASE, DEFAULT_RECORD};
 use lens2logit::data::Task;
 use lens2logit::raw::intensity::LEVELS;
@@ -290,13 +290,11 @@ impl Received {
                 }
                 self.tiles.retain(|(f, _)| self.labels.contains_key(f));
             }
-            let mut csv = String::from("file,class\n");
-            for (file, _) in &self.tiles {
-                if let Some(class) = self.labels.get(file) {
-                    csv.push_str(&format!("{},{}\n", csv_field(file), csv_field(class)));
-                }
-            }
-            write_file(&out.join("labels.csv"), csv.as_bytes())?;
+            let labelled = self.tiles.iter().filter_map(|(file, _)| {
+                let class = self.labels.get(file)?;
+                Some((file.as_str(), class.as_str()))
+            });
+            write_file(&out.join(LABELS_CSV), labels_csv(labelled).as_bytes())?;
         }
         if dataset == DatasetKind::Drone {
             for (_, stem) in &self.tiles {
