@@ -1,4 +1,4 @@
-//! Arrays and images as bytes: float32 .npy in and out, 8-bit PNGs out. The caller decides where
+//! Arrays, images and tables as bytes: float32 .npy in and out, 8-bit PNGs out, CSV in and out. The caller decides where
 //! bytes come from and go (a file natively, a download or upload in the page).
 
 use std::io::Cursor;
@@ -161,18 +161,63 @@ pub fn tiff_f32(width: usize, height: usize, values: &[f32]) -> Result<Vec<u8>> 
     Ok(out.into_inner())
 }
 
-/// A CSV field, quoted where it holds a comma, a quote or a line break (RFC 4180).
-pub fn csv_field(field: &str) -> String {
-    if field.contains([',', '"', '\n']) {
-        format!("\"{}\"", field.replace('"', "\"\""))
-    } else {
-        field.to_string()
-    }
+/// CSV text: the header, then a record per row. The writer quotes a field where it holds a comma,
+/// a quote or a line break (RFC 4180); the caller formats the numbers, as the tables show them.
+pub fn csv_text<R>(
+    header: impl IntoIterator<Item: AsRef<str>>,
+    rows: impl IntoIterator<Item = R>,
+) -> String
+where
+    R: IntoIterator<Item: AsRef<str>>,
+{
+    // flexible: a record's length is the caller's, so that writing into memory cannot fail
+    let mut writer = csv::WriterBuilder::new()
+        .flexible(true)
+        .from_writer(Vec::new());
+    let header: csv::StringRecord = header.into_iter().collect();
+    std::iter::once(header)
+        .chain(rows.into_iter().map(|row| row.into_iter().collect()))
+        .try_for_each(|record| writer.write_record(&record))
+        .expect("CSV written into memory");
+    let bytes = writer.into_inner().expect("CSV flushed into memory");
+    String::from_utf8(bytes).expect("CSV of UTF-8 fields is UTF-8")
+}
+
+/// The records of CSV text after its header, each with the line it starts on (from 1); `file`
+/// names the text in errors (a field that is no UTF-8).
+pub fn csv_records(bytes: &[u8], file: &str) -> Result<Vec<(u64, csv::StringRecord)>> {
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(bytes);
+    reader
+        .records()
+        .map(|record| {
+            let record = record.map_err(|e| Error::decode(file, format!("CSV: {e}")))?;
+            let line = record.position().map_or(0, csv::Position::line);
+            Ok((line, record))
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_field_with_a_comma_and_a_quote_round_trips_through_csv() {
+        let odd = "frozen, \"static\" view";
+        let text = csv_text(["file", "class"], [[odd, "LYT"], ["b.tif", ""]]);
+        assert_eq!(
+            text,
+            "file,class\n\"frozen, \"\"static\"\" view\",LYT\nb.tif,\n"
+        );
+        let records = csv_records(text.as_bytes(), "t.csv").unwrap();
+        let fields: Vec<(u64, Vec<&str>)> = records
+            .iter()
+            .map(|(line, r)| (*line, r.iter().collect()))
+            .collect();
+        assert_eq!(fields, [(2, vec![odd, "LYT"]), (3, vec!["b.tif", ""])]);
+        let e = csv_records(b"a,b\n\xff,1\n", "t.csv").unwrap_err();
+        assert!(e.to_string().contains("t.csv"), "{e}");
+    }
 
     #[test]
     fn read_npy_any_rank_and_fortran_order() {

@@ -36,7 +36,7 @@ enum Command {
     /// Evaluate a trained run on the 12 static views and the intensity levels.
     Evaluate(train::EvaluateArgs),
     /// The paper's experiments as single actions: the 12 x 12 table, forensics, optimisation.
-    Experiment(experiment::ExperimentArgs),
+    Experiment(Box<experiment::ExperimentArgs>),
     /// A model's eval-mode logits from a weights file on a (B, 3, H, W) batch (.npy in and out).
     Predict(predict::PredictArgs),
     /// Benchmarks on this machine (one JSON line each).
@@ -58,7 +58,7 @@ pub fn main() -> ExitCode {
         Command::Fetch(args) => fetch::run(args),
         Command::Train(args) => train::train(*args),
         Command::Evaluate(args) => train::evaluate(args),
-        Command::Experiment(args) => experiment::run(args),
+        Command::Experiment(args) => experiment::run(*args),
         Command::Predict(args) => predict::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Runs(args) => runs::run(args),

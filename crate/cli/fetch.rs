@@ -9,12 +9,12 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use lens2logit::codecs::csv_field;
 use lens2logit::data::discovery::DatasetKind;
 use lens2logit::data::drone_balance::DroneBalance;
 use lens2logit::data::fetch::{fetch, FetchEvent, FetchRequest};
 use lens2logit::data::http::CancelToken;
 use lens2logit::data::inspect::inspect_record;
+use lens2logit::data::tiles::{labels_csv, LABELS_CSV};
 use lens2logit::data::zenodo::{ZenodoClient, DEFAULT_BASE, DEFAULT_RECORD};
 use lens2logit::data::Task;
 use lens2logit::raw::intensity::LEVELS;
@@ -82,6 +82,69 @@ pub struct FetchArgs {
 }
 
 pub fn run(args: FetchArgs) -> Result<(), String> {
+    let request = fetch_request(&args)?;
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    let cancel = CancelToken::default();
+    let on_ctrl_c = cancel.clone();
+    runtime.spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_ctrl_c.cancel();
+        }
+    });
+    let client = ZenodoClient::new(&args.zenodo, &args.record);
+    if args.list {
+        let report = runtime
+            .block_on(inspect_record(
+                &client,
+                !args.stream,
+                &cancel,
+                &mut |what| eprintln!("{what}"),
+            ))
+            .map_err(|e| e.to_string())?;
+        print!("{report}");
+        return Ok(());
+    }
+    let out = args
+        .out
+        .clone()
+        .expect("clap requires --out without --list");
+    std::fs::create_dir_all(out.join("masks"))
+        .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template(
+            "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} tiles: {prefix}",
+        )
+        .expect("valid template"),
+    );
+    let mut received = Received::new(out);
+    let result = runtime.block_on(fetch(&client, &request, &cancel, &mut |event| {
+        received.take(event, &bar)
+    }));
+    bar.finish_and_clear();
+    result.map_err(|e| e.to_string())?;
+
+    let dataset = request.dataset;
+    received.write_labels_and_masks(request.task, dataset)?;
+    if received.tiles.is_empty() {
+        return Err(format!(
+            "no {} tiles at intensity {} in record {} at {}",
+            dataset.name(),
+            args.intensity,
+            args.record,
+            args.zenodo
+        ));
+    }
+    eprintln!(
+        "wrote {} tiles ({}) to {}",
+        received.tiles.len(),
+        request.describe(),
+        received.out.display()
+    );
+    Ok(())
+}
+
+/// The request the arguments ask for, or why they contradict each other.
+fn fetch_request(args: &FetchArgs) -> Result<FetchRequest, String> {
     if !LEVELS.contains(&args.intensity) {
         return Err(format!(
             "--intensity {} is not one of the datasets' levels {LEVELS:?}",
@@ -117,46 +180,34 @@ pub fn run(args: FetchArgs) -> Result<(), String> {
     request.limit = args.limit;
     request.seed = args.seed;
     request.random_access = !args.stream;
-    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
-    let cancel = CancelToken::default();
-    let on_ctrl_c = cancel.clone();
-    runtime.spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            on_ctrl_c.cancel();
-        }
-    });
-    let client = ZenodoClient::new(&args.zenodo, &args.record);
-    if args.list {
-        let report = runtime
-            .block_on(inspect_record(
-                &client,
-                !args.stream,
-                &cancel,
-                &mut |what| eprintln!("{what}"),
-            ))
-            .map_err(|e| e.to_string())?;
-        print!("{report}");
-        return Ok(());
-    }
-    let out = args
-        .out
-        .clone()
-        .expect("clap requires --out without --list");
-    std::fs::create_dir_all(out.join("masks"))
-        .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-    let bar = ProgressBar::new(0).with_style(
-        ProgressStyle::with_template(
-            "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} tiles: {prefix}",
-        )
-        .expect("valid template"),
-    );
+    Ok(request)
+}
 
-    let mut written: HashMap<String, Vec<PathBuf>> = HashMap::new(); // archive key -> files
-    let mut tiles: Vec<(String, String)> = Vec::new(); // (file, stem)
-    let mut masks: HashMap<String, Vec<u8>> = HashMap::new();
-    let mut labels: HashMap<String, String> = HashMap::new();
-    let mut archive = String::new();
-    let result = runtime.block_on(fetch(&client, &request, &cancel, &mut |event| {
+/// What the fetch has written under `out` so far, and what it still has to write at the end.
+struct Received {
+    out: PathBuf,
+    /// archive key -> its files written, removed again if the archive is discarded
+    written: HashMap<String, Vec<PathBuf>>,
+    /// (file, stem)
+    tiles: Vec<(String, String)>,
+    masks: HashMap<String, Vec<u8>>,
+    labels: HashMap<String, String>,
+    archive: String,
+}
+
+impl Received {
+    fn new(out: PathBuf) -> Self {
+        Self {
+            out,
+            written: HashMap::new(),
+            tiles: Vec::new(),
+            masks: HashMap::new(),
+            labels: HashMap::new(),
+            archive: String::new(),
+        }
+    }
+
+    fn take(&mut self, event: FetchEvent, bar: &ProgressBar) -> lens2logit::Result<()> {
         match event {
             FetchEvent::Archive {
                 key,
@@ -171,7 +222,7 @@ pub fn run(args: FetchArgs) -> Result<(), String> {
                 bar.set_message(format!("{key} ({how})"));
                 bar.set_length(size);
                 bar.set_position(0);
-                archive = key;
+                self.archive = key;
             }
             FetchEvent::Progress { read, total, .. } => {
                 // by random access, the bytes to read are far fewer than the archive's size
@@ -186,16 +237,19 @@ pub fn run(args: FetchArgs) -> Result<(), String> {
                 bytes,
                 label,
             } => {
-                let path = out.join(&file);
+                let path = self.out.join(&file);
                 write_file(&path, &bytes).map_err(lens2logit::Error::invalid)?;
-                written.entry(archive.clone()).or_default().push(path);
+                self.written
+                    .entry(self.archive.clone())
+                    .or_default()
+                    .push(path);
                 if let Some(class) = label {
-                    labels.insert(file.clone(), class);
+                    self.labels.insert(file.clone(), class);
                 }
-                tiles.push((file, stem));
-                bar.set_prefix(tiles.len().to_string());
+                self.tiles.push((file, stem));
+                bar.set_prefix(self.tiles.len().to_string());
             }
-            FetchEvent::Labels(l) => labels.extend(l),
+            FetchEvent::Labels(l) => self.labels.extend(l),
             FetchEvent::Layout { key, lines } => {
                 bar.println(format!("{key}:"));
                 for line in lines {
@@ -204,12 +258,12 @@ pub fn run(args: FetchArgs) -> Result<(), String> {
             }
             FetchEvent::Sample(how) => bar.println(format!("sample: {how}")),
             FetchEvent::Mask { stem, bytes } => {
-                masks.insert(stem, bytes);
+                self.masks.insert(stem, bytes);
             }
             FetchEvent::Discard { key, reason } => {
-                for path in written.remove(&key).unwrap_or_default() {
+                for path in self.written.remove(&key).unwrap_or_default() {
                     let _ = std::fs::remove_file(&path);
-                    tiles.retain(|(f, _)| out.join(f) != path);
+                    self.tiles.retain(|(f, _)| self.out.join(f) != path);
                 }
                 bar.println(format!("warning: {reason}"));
             }
@@ -219,47 +273,36 @@ pub fn run(args: FetchArgs) -> Result<(), String> {
             | FetchEvent::ProcessedView { .. } => {}
         }
         Ok(())
-    }));
-    bar.finish_and_clear();
-    result.map_err(|e| e.to_string())?;
+    }
 
-    if request.task == Task::Classification {
-        // the dataset's labelled tiles (microscopy's labels drop rare classes and one tile)
-        if !labels.is_empty() {
-            for (file, _) in tiles.iter().filter(|(f, _)| !labels.contains_key(f)) {
-                let _ = std::fs::remove_file(out.join(file));
+    /// labels.csv for classification (keeping only the labelled tiles), masks/ for the drone.
+    fn write_labels_and_masks(&mut self, task: Task, dataset: DatasetKind) -> Result<(), String> {
+        let out = &self.out;
+        if task == Task::Classification {
+            // the dataset's labelled tiles (microscopy's labels drop rare classes and one tile)
+            if !self.labels.is_empty() {
+                for (file, _) in self
+                    .tiles
+                    .iter()
+                    .filter(|(f, _)| !self.labels.contains_key(f))
+                {
+                    let _ = std::fs::remove_file(out.join(file));
+                }
+                self.tiles.retain(|(f, _)| self.labels.contains_key(f));
             }
-            tiles.retain(|(f, _)| labels.contains_key(f));
+            let labelled = self.tiles.iter().filter_map(|(file, _)| {
+                let class = self.labels.get(file)?;
+                Some((file.as_str(), class.as_str()))
+            });
+            write_file(&out.join(LABELS_CSV), labels_csv(labelled).as_bytes())?;
         }
-        let mut csv = String::from("file,class\n");
-        for (file, _) in &tiles {
-            if let Some(class) = labels.get(file) {
-                csv.push_str(&format!("{},{}\n", csv_field(file), csv_field(class)));
+        if dataset == DatasetKind::Drone {
+            for (_, stem) in &self.tiles {
+                if let Some(png) = self.masks.get(stem) {
+                    write_file(&out.join("masks").join(format!("{stem}.png")), png)?;
+                }
             }
         }
-        write_file(&out.join("labels.csv"), csv.as_bytes())?;
+        Ok(())
     }
-    if dataset == DatasetKind::Drone {
-        for (_, stem) in &tiles {
-            if let Some(png) = masks.get(stem) {
-                write_file(&out.join("masks").join(format!("{stem}.png")), png)?;
-            }
-        }
-    }
-    if tiles.is_empty() {
-        return Err(format!(
-            "no {} tiles at intensity {} in record {} at {}",
-            dataset.name(),
-            args.intensity,
-            args.record,
-            args.zenodo
-        ));
-    }
-    eprintln!(
-        "wrote {} tiles ({}) to {}",
-        tiles.len(),
-        request.describe(),
-        out.display()
-    );
-    Ok(())
 }

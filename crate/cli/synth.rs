@@ -8,6 +8,7 @@ use rayon::prelude::*;
 
 use lens2logit::codecs::{png8, tiff_gray16};
 use lens2logit::data::synthetic::{sample, CELL_CLASSES};
+use lens2logit::data::tiles::{labels_csv, LABELS_CSV};
 use lens2logit::data::Task;
 
 use crate::common::write_file;
@@ -62,9 +63,9 @@ pub fn run(args: SynthArgs) -> Result<(), String> {
         ProgressStyle::with_template("{bar:40} {pos}/{len} tiles {elapsed}")
             .expect("valid template"),
     );
-    let labels: Vec<Option<String>> = (0..args.n)
+    let labels: Vec<Option<(String, &str)>> = (0..args.n)
         .into_par_iter()
-        .map(|i| -> Result<Option<String>, String> {
+        .map(|i| -> Result<Option<(String, &str)>, String> {
             let s =
                 sample(task, args.seed, i, args.size, args.intensity).map_err(|e| e.to_string())?;
             let name = format!("synthetic_{i:05}");
@@ -82,17 +83,13 @@ pub fn run(args: SynthArgs) -> Result<(), String> {
                 write_file(&masks.join(format!("{name}.png")), &png)?;
             }
             bar.inc(1);
-            Ok(s.label.map(|l| format!("{name}.tif,{}", CELL_CLASSES[l])))
+            Ok(s.label.map(|l| (format!("{name}.tif"), CELL_CLASSES[l])))
         })
         .collect::<Result<_, _>>()?;
     bar.finish_and_clear();
     if task == Task::Classification {
-        let mut csv = String::from("file,class\n");
-        for line in labels.into_iter().flatten() {
-            csv.push_str(&line);
-            csv.push('\n');
-        }
-        write_file(&args.out.join("labels.csv"), csv.as_bytes())?;
+        let csv = labels_csv(labels.iter().flatten().map(|(f, c)| (f.as_str(), *c)));
+        write_file(&args.out.join(LABELS_CSV), csv.as_bytes())?;
     }
     eprintln!(
         "wrote {} synthetic {} tiles to {}",

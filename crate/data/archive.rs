@@ -9,7 +9,8 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use async_zip::base::read::stream::ZipFileReader;
+use async_zip::base::read::stream::{Reading, Ready, ZipFileReader};
+use async_zip::base::read::WithEntry;
 use futures_util::io::{AsyncBufRead, AsyncRead, AsyncReadExt};
 use futures_util::{Stream, StreamExt, TryStreamExt};
 use md5::{Digest, Md5};
@@ -39,7 +40,7 @@ pub enum ArchiveEvent {
 }
 
 /// How an archive ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Outcome {
     pub entries: usize,
     /// Entries skipped for a failed CRC.
@@ -213,155 +214,35 @@ async fn read_zip(
         tail: tail.clone(),
     };
     let mut zip = ZipFileReader::new(source);
-    let mut outcome = Outcome {
-        entries: 0,
-        corrupt: 0,
-        md5_ok: None,
+    let mut entries = EntryReader {
+        name,
+        cancel,
+        classify,
+        sink,
+        depth,
+        tail,
+        outcome: Outcome::default(),
     };
     let mut reported = 0u64;
     loop {
         cancel.check()?;
-        let Some(mut reading) = zip
+        let Some(reading) = zip
             .next_with_entry()
             .await
             .map_err(|e| zip_error(name, e))?
         else {
             break;
         };
-        let entry_meta = reading.reader().entry();
-        let path = entry_meta
-            .filename()
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let (header_crc, size) = (entry_meta.crc32(), entry_meta.uncompressed_size());
-        let kind = classify(&path);
-        zip = match kind {
-            Some(Entry::Archive) if depth < MAX_NESTING => {
-                let inner_name = format!("{name}/{path}");
-                let inner_classify = |p: &str| classify(&format!("{path}/{p}"));
-                let mut inner_sink = |event: ArchiveEvent| match event {
-                    ArchiveEvent::Entry {
-                        path: p,
-                        entry,
-                        bytes,
-                    } => sink(ArchiveEvent::Entry {
-                        path: format!("{path}/{p}"),
-                        entry,
-                        bytes,
-                    }),
-                    // the outer archive's progress stands for both
-                    ArchiveEvent::Progress { .. } => Ok(()),
-                    warning => sink(warning),
-                };
-                let inner = Box::pin(read_zip(
-                    &inner_name,
-                    entry_chunks(&mut *reading.reader_mut()),
-                    None,
-                    None,
-                    cancel,
-                    &inner_classify,
-                    &mut inner_sink,
-                    depth + 1,
-                ))
-                .await;
-                match inner {
-                    Ok(found) => {
-                        outcome.entries += found.entries;
-                        outcome.corrupt += found.corrupt;
-                    }
-                    Err(Error::Cancelled) => return Err(Error::Cancelled),
-                    // a broken inner archive is that entry's fault: the outer one reads on
-                    Err(e) => sink(ArchiveEvent::Warning(format!(
-                        "{e}; its entries were skipped"
-                    )))?,
-                }
-                // what the inner reader left (after an error) still counts for the CRC
-                futures_util::io::copy(&mut *reading.reader_mut(), &mut futures_util::io::sink())
-                    .await
-                    .map_err(|e| zip_error(name, e.into()))?;
-                let actual = reading.reader_mut().compute_hash();
-                tail.borrow_mut().bytes.clear();
-                let next = reading.done().await.map_err(|e| zip_error(name, e))?;
-                let expected = if header_crc == 0 {
-                    tail.borrow().descriptor_crc().unwrap_or(0)
-                } else {
-                    header_crc
-                };
-                if actual != expected {
-                    outcome.corrupt += 1;
-                    sink(ArchiveEvent::Warning(format!(
-                        "{name}: the archive {path} inside it failed its CRC check: what it \
-                         delivered cannot be trusted"
-                    )))?;
-                }
-                next
-            }
-            Some(Entry::Archive) => {
-                sink(ArchiveEvent::Warning(format!(
-                    "{name}: {path} is an archive nested deeper than {MAX_NESTING} levels and \
-                     was skipped"
-                )))?;
-                reading.skip().await.map_err(|e| zip_error(name, e))?
-            }
-            Some(_) if size > MAX_ENTRY_BYTES => {
-                reading.skip().await.map_err(|e| zip_error(name, e))?
-            }
-            None => reading.skip().await.map_err(|e| zip_error(name, e))?,
-            Some(kind) => {
-                let mut bytes = Vec::with_capacity(size as usize);
-                // the header's size may lie (a zip bomb): read one byte past the limit at most,
-                // and inflate the rest of an oversized entry into nothing
-                let reader = reading.reader_mut();
-                (&mut *reader)
-                    .take(MAX_ENTRY_BYTES + 1)
-                    .read_to_end(&mut bytes)
-                    .await
-                    .map_err(|e| zip_error(name, e.into()))?;
-                let oversized = bytes.len() as u64 > MAX_ENTRY_BYTES;
-                if oversized {
-                    bytes = Vec::new();
-                    futures_util::io::copy(&mut *reader, &mut futures_util::io::sink())
-                        .await
-                        .map_err(|e| zip_error(name, e.into()))?;
-                }
-                let actual = reading.reader_mut().compute_hash();
-                tail.borrow_mut().bytes.clear();
-                let next = reading.done().await.map_err(|e| zip_error(name, e))?;
-                // sizes and CRC live in a data descriptor after the data when the header says 0
-                let expected = if header_crc == 0 && !bytes.is_empty() {
-                    tail.borrow().descriptor_crc().unwrap_or(0)
-                } else {
-                    header_crc
-                };
-                if oversized {
-                    outcome.corrupt += 1;
-                    sink(ArchiveEvent::Warning(format!(
-                        "{name}: {path} inflates past {MAX_ENTRY_BYTES} bytes (the lab's limit \
-                         for one file) and was skipped"
-                    )))?;
-                } else if actual == expected {
-                    outcome.entries += 1;
-                    sink(ArchiveEvent::Entry {
-                        path,
-                        entry: kind,
-                        bytes,
-                    })?;
-                } else {
-                    outcome.corrupt += 1;
-                    sink(ArchiveEvent::Warning(format!(
-                        "{name}: {path} failed its CRC check and was skipped"
-                    )))?;
-                }
-                next
-            }
-        };
+        zip = entries.read(reading).await?;
         let now = *read.borrow();
         if now >= reported + (1 << 20) {
             reported = now;
-            sink(ArchiveEvent::Progress { read: now, total })?;
+            (entries.sink)(ArchiveEvent::Progress { read: now, total })?;
         }
     }
+    let EntryReader {
+        sink, mut outcome, ..
+    } = entries;
     // the central directory follows the entries: read it too, so the MD5 covers the whole file
     let mut rest = Shared(shared);
     while let Some(chunk) = rest
@@ -388,4 +269,184 @@ async fn read_zip(
         outcome.md5_ok = Some(actual == expected.to_ascii_lowercase());
     }
     Ok(outcome)
+}
+
+/// An entry opened for reading, and the reader the archive goes on with once it is read.
+type Opened<'a, R> = ZipFileReader<Reading<'a, R, WithEntry<'a>>>;
+type Next<R> = ZipFileReader<Ready<R>>;
+
+/// Reads one archive's entries in turn: what each needs besides its own bytes, and what they
+/// add up to.
+struct EntryReader<'r> {
+    name: &'r str,
+    cancel: &'r CancelToken,
+    classify: &'r dyn Fn(&str) -> Option<Entry>,
+    sink: &'r mut dyn FnMut(ArchiveEvent) -> Result<()>,
+    depth: usize,
+    tail: Rc<RefCell<Tail>>,
+    outcome: Outcome,
+}
+
+impl EntryReader<'_> {
+    /// Reads, or skips, the entry `reading` holds, as `classify` calls it.
+    async fn read<R: AsyncBufRead + Unpin>(&mut self, reading: Opened<'_, R>) -> Result<Next<R>> {
+        let name = self.name;
+        let entry_meta = reading.reader().entry();
+        let path = entry_meta
+            .filename()
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let (header_crc, size) = (entry_meta.crc32(), entry_meta.uncompressed_size());
+        match (self.classify)(&path) {
+            Some(Entry::Archive) if self.depth < MAX_NESTING => {
+                self.archive(reading, path, header_crc).await
+            }
+            Some(Entry::Archive) => {
+                (self.sink)(ArchiveEvent::Warning(format!(
+                    "{name}: {path} is an archive nested deeper than {MAX_NESTING} levels and \
+                     was skipped"
+                )))?;
+                reading.skip().await.map_err(|e| zip_error(name, e))
+            }
+            Some(_) if size > MAX_ENTRY_BYTES => {
+                reading.skip().await.map_err(|e| zip_error(name, e))
+            }
+            None => reading.skip().await.map_err(|e| zip_error(name, e)),
+            Some(kind) => self.file(reading, path, kind, header_crc).await,
+        }
+    }
+
+    /// An archive inside this one, read as it streams: its entries go to the sink under its path.
+    async fn archive<R: AsyncBufRead + Unpin>(
+        &mut self,
+        mut reading: Opened<'_, R>,
+        path: String,
+        header_crc: u32,
+    ) -> Result<Next<R>> {
+        let name = self.name;
+        let inner_name = format!("{name}/{path}");
+        let classify = self.classify;
+        let inner_classify = |p: &str| classify(&format!("{path}/{p}"));
+        let sink = &mut *self.sink;
+        let mut inner_sink = |event: ArchiveEvent| match event {
+            ArchiveEvent::Entry {
+                path: p,
+                entry,
+                bytes,
+            } => sink(ArchiveEvent::Entry {
+                path: format!("{path}/{p}"),
+                entry,
+                bytes,
+            }),
+            // the outer archive's progress stands for both
+            ArchiveEvent::Progress { .. } => Ok(()),
+            warning => sink(warning),
+        };
+        let inner = Box::pin(read_zip(
+            &inner_name,
+            entry_chunks(&mut *reading.reader_mut()),
+            None,
+            None,
+            self.cancel,
+            &inner_classify,
+            &mut inner_sink,
+            self.depth + 1,
+        ))
+        .await;
+        match inner {
+            Ok(found) => {
+                self.outcome.entries += found.entries;
+                self.outcome.corrupt += found.corrupt;
+            }
+            Err(Error::Cancelled) => return Err(Error::Cancelled),
+            // a broken inner archive is that entry's fault: the outer one reads on
+            Err(e) => (self.sink)(ArchiveEvent::Warning(format!(
+                "{e}; its entries were skipped"
+            )))?,
+        }
+        // what the inner reader left (after an error) still counts for the CRC
+        futures_util::io::copy(&mut *reading.reader_mut(), &mut futures_util::io::sink())
+            .await
+            .map_err(|e| zip_error(name, e.into()))?;
+        let (crc_ok, next) = self.check_crc(reading, header_crc, true).await?;
+        if !crc_ok {
+            self.outcome.corrupt += 1;
+            (self.sink)(ArchiveEvent::Warning(format!(
+                "{name}: the archive {path} inside it failed its CRC check: what it \
+                 delivered cannot be trusted"
+            )))?;
+        }
+        Ok(next)
+    }
+
+    /// A file the lab reads, handed to the sink whole once its CRC is checked.
+    async fn file<R: AsyncBufRead + Unpin>(
+        &mut self,
+        mut reading: Opened<'_, R>,
+        path: String,
+        kind: Entry,
+        header_crc: u32,
+    ) -> Result<Next<R>> {
+        let name = self.name;
+        let mut bytes = Vec::with_capacity(reading.reader().entry().uncompressed_size() as usize);
+        // the header's size may lie (a zip bomb): read one byte past the limit at most,
+        // and inflate the rest of an oversized entry into nothing
+        let reader = reading.reader_mut();
+        (&mut *reader)
+            .take(MAX_ENTRY_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(|e| zip_error(name, e.into()))?;
+        let oversized = bytes.len() as u64 > MAX_ENTRY_BYTES;
+        if oversized {
+            bytes = Vec::new();
+            futures_util::io::copy(&mut *reader, &mut futures_util::io::sink())
+                .await
+                .map_err(|e| zip_error(name, e.into()))?;
+        }
+        let (crc_ok, next) = self
+            .check_crc(reading, header_crc, !bytes.is_empty())
+            .await?;
+        if oversized {
+            self.outcome.corrupt += 1;
+            (self.sink)(ArchiveEvent::Warning(format!(
+                "{name}: {path} inflates past {MAX_ENTRY_BYTES} bytes (the lab's limit \
+                 for one file) and was skipped"
+            )))?;
+        } else if crc_ok {
+            self.outcome.entries += 1;
+            (self.sink)(ArchiveEvent::Entry {
+                path,
+                entry: kind,
+                bytes,
+            })?;
+        } else {
+            self.outcome.corrupt += 1;
+            (self.sink)(ArchiveEvent::Warning(format!(
+                "{name}: {path} failed its CRC check and was skipped"
+            )))?;
+        }
+        Ok(next)
+    }
+
+    /// Ends an entry read to its end: whether its CRC matched, and the reader for the next one.
+    /// Sizes and CRC live in a data descriptor after the data when the header says 0 (and
+    /// `may_have_descriptor`).
+    async fn check_crc<R: AsyncBufRead + Unpin>(
+        &self,
+        mut reading: Opened<'_, R>,
+        header_crc: u32,
+        may_have_descriptor: bool,
+    ) -> Result<(bool, Next<R>)> {
+        let actual = reading.reader_mut().compute_hash();
+        self.tail.borrow_mut().bytes.clear();
+        let next = reading.done().await.map_err(|e| zip_error(self.name, e))?;
+        let expected = if header_crc == 0 && may_have_descriptor {
+            self.tail.borrow().descriptor_crc().unwrap_or(0)
+        } else {
+            header_crc
+        };
+        Ok((actual == expected, next))
+    }
 }

@@ -619,11 +619,7 @@ async fn read_needed<S: RangeSource>(
     let request = gather.request;
     // what an entry delivers is its record file's, whatever archive inside it held it
     let key = context.split('/').next().unwrap_or(context);
-    let mut outcome = Outcome {
-        entries: 0,
-        corrupt: 0,
-        md5_ok: None,
-    };
+    let mut outcome = Outcome::default();
     let take = |wanted: &mut Vec<(usize, Entry)>, what: &dyn Fn(&Entry) -> bool| {
         let (taken, rest): (Vec<_>, Vec<_>) = std::mem::take(wanted)
             .into_iter()
@@ -648,37 +644,19 @@ async fn read_needed<S: RangeSource>(
         });
         read_into(&mut archive, masks, key, gather, cancel, &mut outcome).await?;
     }
-    // archives inside: read whole into memory (they are entries, within the entry limit), then
-    // by random access in turn
+    // archives inside, in turn
     let nested = take(&mut wanted, &|e| matches!(e, Entry::Archive));
     for (index, _) in nested {
-        let path = archive.paths()[index].clone();
+        let inner_context = format!("{context}/{}", archive.paths()[index]);
         if depth >= MAX_NESTING {
             (gather.on)(FetchEvent::Warning(format!(
-                "{context}/{path} is an archive nested deeper than {MAX_NESTING} levels and was skipped"
+                "{inner_context} is an archive nested deeper than {MAX_NESTING} levels and was skipped"
             )))?;
             continue;
         }
-        let mut bytes = None;
-        let mut warnings = Vec::new();
-        archive
-            .read(vec![(index, Entry::Archive)], cancel, &mut |event| {
-                match event {
-                    ArchiveEvent::Entry { bytes: b, .. } => bytes = Some(b),
-                    ArchiveEvent::Warning(w) => warnings.push(w),
-                    ArchiveEvent::Progress { .. } => {}
-                }
-                Ok(())
-            })
-            .await?;
-        for w in warnings {
-            (gather.on)(FetchEvent::Warning(format!(
-                "{w} (archives inside archives are read whole by random access, up to \
-                 {MAX_ENTRY_BYTES} bytes: fetch with --stream to read larger ones as they come)"
-            )))?;
-        }
-        let Some(bytes) = bytes else { continue };
-        let inner_context = format!("{context}/{path}");
+        let Some(bytes) = nested_bytes(&mut archive, index, gather, cancel).await? else {
+            continue;
+        };
         let inner =
             RangedArchive::open(&bytes[..], &inner_context, bytes.len() as u64, cancel).await?;
         let found = Box::pin(read_needed(
@@ -693,8 +671,45 @@ async fn read_needed<S: RangeSource>(
         outcome.entries += found.entries;
         outcome.corrupt += found.corrupt;
     }
-    // the sample's tiles, where it can be drawn now (else all, drawn from at the end)
     let tiles = take(&mut wanted, &|e| matches!(e, Entry::Tile { .. }));
+    let rest = with_masks_and_views(gather, sampled(gather, tiles), wanted);
+    read_into(&mut archive, rest, key, gather, cancel, &mut outcome).await?;
+    Ok(outcome)
+}
+
+/// The bytes of the archive at `index` inside `archive`, read whole into memory (it is an entry,
+/// within the entry limit) to be read by random access in turn; `None` where it could not be read
+/// (the warnings say why).
+async fn nested_bytes<S: RangeSource>(
+    archive: &mut RangedArchive<S>,
+    index: usize,
+    gather: &mut Gather<'_>,
+    cancel: &CancelToken,
+) -> Result<Option<Vec<u8>>> {
+    let mut bytes = None;
+    let mut warnings = Vec::new();
+    archive
+        .read(vec![(index, Entry::Archive)], cancel, &mut |event| {
+            match event {
+                ArchiveEvent::Entry { bytes: b, .. } => bytes = Some(b),
+                ArchiveEvent::Warning(w) => warnings.push(w),
+                ArchiveEvent::Progress { .. } => {}
+            }
+            Ok(())
+        })
+        .await?;
+    for w in warnings {
+        (gather.on)(FetchEvent::Warning(format!(
+            "{w} (archives inside archives are read whole by random access, up to \
+             {MAX_ENTRY_BYTES} bytes: fetch with --stream to read larger ones as they come)"
+        )))?;
+    }
+    Ok(bytes)
+}
+
+/// The sample's tiles, where it can be drawn now (else all, drawn from at the end).
+fn sampled(gather: &Gather<'_>, tiles: Vec<(usize, Entry)>) -> Vec<(usize, Entry)> {
+    let request = gather.request;
     let files = || tiles.iter().filter_map(|(_, e)| tile_names(e));
     let chosen: Option<HashSet<String>> = match request.limit {
         None => None,
@@ -712,22 +727,30 @@ async fn read_needed<S: RangeSource>(
         }
         Some(_) => None,
     };
-    let tiles: Vec<(usize, Entry)> = tiles
+    tiles
         .into_iter()
         .filter(|(_, e)| {
             chosen
                 .as_ref()
                 .is_none_or(|c| tile_names(e).is_some_and(|(file, _)| c.contains(file)))
         })
-        .collect();
+        .collect()
+}
+
+/// The tiles to read and, of the `others` wanted, the masks and the paper's views of the tiles
+/// read (here, or in an archive read before, such as a zip of tiles beside a zip of masks),
+/// nothing of the other tiles'.
+fn with_masks_and_views(
+    gather: &mut Gather<'_>,
+    tiles: Vec<(usize, Entry)>,
+    others: Vec<(usize, Entry)>,
+) -> Vec<(usize, Entry)> {
     let stems: HashSet<String> = tiles
         .iter()
         .filter_map(|(_, e)| Some(tile_names(e)?.1.to_string()))
         .collect();
-    // masks and the paper's views of the tiles read (here, or in an archive read before, such as
-    // a zip of tiles beside a zip of masks), nothing of the others
     let read_before = std::mem::take(&mut gather.tile_stems);
-    let others: Vec<_> = wanted
+    let others: Vec<_> = others
         .into_iter()
         .filter(|(_, e)| match e {
             Entry::Mask { stem, full: false } | Entry::ProcessedView { stem, .. } => {
@@ -738,9 +761,7 @@ async fn read_needed<S: RangeSource>(
         })
         .collect();
     gather.tile_stems = read_before.into_iter().chain(stems).collect();
-    let rest = tiles.into_iter().chain(others).collect();
-    read_into(&mut archive, rest, key, gather, cancel, &mut outcome).await?;
-    Ok(outcome)
+    tiles.into_iter().chain(others).collect()
 }
 
 /// A record file that is no archive, read whole (a labels file, a mask, a DNG): `Ok(false)` when

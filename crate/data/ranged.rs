@@ -301,11 +301,7 @@ impl<S: RangeSource> RangedArchive<S> {
         cancel: &CancelToken,
         sink: &mut dyn FnMut(ArchiveEvent) -> Result<()>,
     ) -> Result<Outcome> {
-        let mut outcome = Outcome {
-            entries: 0,
-            corrupt: 0,
-            md5_ok: None,
-        };
+        let mut outcome = Outcome::default();
         // sizes come from the archive: refuse what would not fit in memory before fetching it
         let (mut wanted, too_large): (Vec<_>, Vec<_>) = wanted.into_iter().partition(|(i, _)| {
             let entry = &self.zip.file().entries()[*i];

@@ -136,6 +136,14 @@ impl TileStore {
         true
     }
 
+    /// Drops what the archive `key` delivered (it failed its check).
+    fn discard(&mut self, key: &str) {
+        self.tiles.retain(|t| t.archive.as_deref() != Some(key));
+        for views in self.paper_views.values_mut() {
+            views.retain(|v| v.archive != key);
+        }
+    }
+
     /// The paper's processed views of tile `i` that decode, by view name.
     pub fn paper_views_of(&self, i: usize) -> Vec<(String, Samples)> {
         let Some(tile) = self.tiles.get(i) else {
@@ -327,60 +335,14 @@ impl Streaming {
                 stem,
                 bytes,
                 label,
-            } => {
-                let raw = decode_lab_tile(&bytes, &file)?;
-                let mask = self
-                    .masks
-                    .get(&stem)
-                    .and_then(|png| decode_mask(png, &stem).ok());
-                // a class from the fetch (Raw-Drone's, from masks) is cached with the labels
-                if let Some(class) = &label {
-                    self.labels.insert(file.clone(), class.clone());
-                }
-                let class = label.or_else(|| self.labels.get(&file).cloned());
-                store.tiles.push(StoredTile {
-                    item: Item::plain(file.clone(), raw, mask),
-                    class: class.clone(),
-                    archive: Some(self.archive.clone()),
-                    bytes: Some(bytes),
-                });
-                Some(Notice::Tile {
-                    index: store.tiles.len() - 1,
-                    name: file,
-                    class,
-                })
-            }
-            FetchEvent::Labels(found) => {
-                self.labels.extend(found);
-                // a tile's class from its path stays where the labels do not name it
-                for t in &mut store.tiles {
-                    if let Some(class) = self.labels.get(&t.item.name) {
-                        t.class = Some(class.clone());
-                    }
-                }
-                Some(Notice::Labels {
-                    count: self.labels.len(),
-                })
-            }
+            } => Some(self.tile(store, file, &stem, bytes, label)?),
+            FetchEvent::Labels(found) => Some(self.labels(store, found)),
             FetchEvent::Mask { stem, bytes } => {
-                let prefix = format!("{stem}.");
-                for t in store
-                    .tiles
-                    .iter_mut()
-                    .filter(|t| t.item.name.starts_with(&prefix))
-                {
-                    t.item.mask = decode_mask(&bytes, &stem).ok();
-                }
-                self.masks.insert(stem, bytes);
+                self.mask(store, stem, bytes);
                 None
             }
             FetchEvent::Discard { key, reason } => {
-                store
-                    .tiles
-                    .retain(|t| t.archive.as_deref() != Some(key.as_str()));
-                for views in store.paper_views.values_mut() {
-                    views.retain(|v| v.archive != key);
-                }
+                store.discard(&key);
                 Some(Notice::Discard {
                     key,
                     reason,
@@ -393,25 +355,95 @@ impl Streaming {
             }
             FetchEvent::Warning(message) => Some(Notice::Warning { message }),
             FetchEvent::ProcessedView { view, stem, bytes } => {
-                let file = PaperViewFile {
-                    view,
-                    bytes,
-                    archive: self.archive.clone(),
-                };
-                if store.add_paper_view(stem, file) || self.paper_views_full {
-                    return Ok(None);
-                }
-                self.paper_views_full = true;
-                Some(Notice::Warning {
-                    message: format!(
-                        "the paper's processed views passed {} MB: the rest are not kept",
-                        PAPER_VIEW_BYTES >> 20
-                    ),
-                })
+                self.paper_view(store, view, stem, bytes)
             }
             FetchEvent::Layout { key, lines } => Some(Notice::Layout { key, lines }),
             FetchEvent::Sample(message) => Some(Notice::Sample { message }),
             FetchEvent::Listing(_) => None,
+        })
+    }
+
+    /// A tile decoded into the store, with its mask if it came first and its class.
+    fn tile(
+        &mut self,
+        store: &mut TileStore,
+        file: String,
+        stem: &str,
+        bytes: Vec<u8>,
+        label: Option<String>,
+    ) -> Result<Notice> {
+        let raw = decode_lab_tile(&bytes, &file)?;
+        let mask = self
+            .masks
+            .get(stem)
+            .and_then(|png| decode_mask(png, stem).ok());
+        // a class from the fetch (Raw-Drone's, from masks) is cached with the labels
+        if let Some(class) = &label {
+            self.labels.insert(file.clone(), class.clone());
+        }
+        let class = label.or_else(|| self.labels.get(&file).cloned());
+        store.tiles.push(StoredTile {
+            item: Item::plain(file.clone(), raw, mask),
+            class: class.clone(),
+            archive: Some(self.archive.clone()),
+            bytes: Some(bytes),
+        });
+        Ok(Notice::Tile {
+            index: store.tiles.len() - 1,
+            name: file,
+            class,
+        })
+    }
+
+    /// Labels found: they class the tiles they name, those stored and those to come.
+    fn labels(&mut self, store: &mut TileStore, found: HashMap<String, String>) -> Notice {
+        self.labels.extend(found);
+        // a tile's class from its path stays where the labels do not name it
+        for t in &mut store.tiles {
+            if let Some(class) = self.labels.get(&t.item.name) {
+                t.class = Some(class.clone());
+            }
+        }
+        Notice::Labels {
+            count: self.labels.len(),
+        }
+    }
+
+    /// A mask: its tile's, whether the tile is stored already or still to come.
+    fn mask(&mut self, store: &mut TileStore, stem: String, bytes: Vec<u8>) {
+        let prefix = format!("{stem}.");
+        for t in store
+            .tiles
+            .iter_mut()
+            .filter(|t| t.item.name.starts_with(&prefix))
+        {
+            t.item.mask = decode_mask(&bytes, &stem).ok();
+        }
+        self.masks.insert(stem, bytes);
+    }
+
+    /// One of the paper's processed views, kept while they fit; a warning the first time not.
+    fn paper_view(
+        &mut self,
+        store: &mut TileStore,
+        view: String,
+        stem: String,
+        bytes: Vec<u8>,
+    ) -> Option<Notice> {
+        let file = PaperViewFile {
+            view,
+            bytes,
+            archive: self.archive.clone(),
+        };
+        if store.add_paper_view(stem, file) || self.paper_views_full {
+            return None;
+        }
+        self.paper_views_full = true;
+        Some(Notice::Warning {
+            message: format!(
+                "the paper's processed views passed {} MB: the rest are not kept",
+                PAPER_VIEW_BYTES >> 20
+            ),
         })
     }
 

@@ -4,11 +4,31 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use crate::codecs::{csv_records, csv_text};
 use crate::data::synthetic::{self, Scene, CELL_CLASSES};
 use crate::data::Task;
 use crate::raw::intensity::scale_intensity;
 use crate::raw::{CameraParams, RawTile};
 use crate::{Error, Result};
+
+/// A directory's classes: `file,class`, a row per labelled tile.
+pub const LABELS_CSV: &str = "labels.csv";
+
+/// [`LABELS_CSV`]'s text, as `fetch` and `synth` write it: (file, class) in the order given.
+pub fn labels_csv<'a>(labels: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let rows = labels.into_iter().map(|(file, class)| [file, class]);
+    csv_text(["file", "class"], rows)
+}
+
+/// [`LABELS_CSV`]'s (file, class) pairs, trimmed; a row without a class is skipped.
+fn read_labels_csv(bytes: &[u8]) -> Result<Vec<(String, String)>> {
+    let records = csv_records(bytes, LABELS_CSV)?;
+    let pair = |(_, record): (u64, csv::StringRecord)| {
+        let [file, class] = [record.get(0)?, record.get(1)?].map(|f| f.trim().to_string());
+        Some((file, class))
+    };
+    Ok(records.into_iter().filter_map(pair).collect())
+}
 
 /// One labelled tile at full intensity.
 #[derive(Debug, Clone)]
@@ -185,13 +205,10 @@ impl TileSet {
             tiles.extend(photo_tiles(&dng.mosaic, stem, index, mask.as_deref())?);
         }
         match task {
-            Task::Classification if files.iter().any(|f| f == "labels.csv") || tiles.is_empty() => {
-                let csv = String::from_utf8(read("labels.csv")?)
-                    .map_err(|_| Error::invalid("labels.csv is not UTF-8 text"))?;
-                for (file, class) in csv.lines().skip(1).filter_map(|l| l.split_once(',')) {
-                    let file = file.trim().to_string();
+            Task::Classification if files.iter().any(|f| f == LABELS_CSV) || tiles.is_empty() => {
+                for (file, class) in read_labels_csv(&read(LABELS_CSV)?)? {
                     let raw = crate::raw::decode_lab_tile(&read(&file)?, &file)?;
-                    tiles.push((Item::plain(file, raw, None), Some(class.trim().to_string())));
+                    tiles.push((Item::plain(file, raw, None), Some(class)));
                 }
             }
             Task::Classification => {}

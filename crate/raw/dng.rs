@@ -380,6 +380,44 @@ fn to_lab(image: &RawImage, layout: &Layout, name: &str) -> Result<DngImage> {
     }
     let mosaic = RawTile::new(width, height, data).map_err(|e| err(e.to_string()))?;
 
+    let (camera, illuminant, wb_source) = lab_camera(image, (dy, dx), white, &err)?;
+
+    let pattern: String = layout
+        .cfa
+        .iter()
+        .map(|&c| ['R', 'G', 'B'][c as usize])
+        .collect();
+    let make_model = format!("{} {}", image.make.trim(), image.model.trim());
+    let summary = format!(
+        "{}: {width}x{height} RGGB mosaic from the {}x{} active area ({pattern} pattern, origin \
+         moved by {dy} row(s), {dx} column(s)); black level {:?} of white level {white}; white \
+         balance {:.3?} from {wb_source}; colour matrix from ColorMatrix ({illuminant:?})",
+        if make_model.trim().is_empty() {
+            "unknown camera"
+        } else {
+            make_model.trim()
+        },
+        right - left,
+        bottom - top,
+        camera.black_level.map(|b| (b * white).round()),
+        camera.white_balance,
+    );
+    Ok(DngImage {
+        mosaic,
+        camera,
+        summary,
+    })
+}
+
+/// The camera in the lab's terms, its black level read from the mosaic's origin (dy, dx) into
+/// the active area and scaled by `white`; with the ColorMatrix's illuminant and where the white
+/// balance came from.
+fn lab_camera(
+    image: &RawImage,
+    (dy, dx): (usize, usize),
+    white: f64,
+    err: &dyn Fn(String) -> Error,
+) -> Result<(CameraParams, Illuminant, &'static str)> {
     // DNG's black level repeats from the active area's origin; ours starts (dy, dx) into it
     let black = &image.blacklevel;
     let black_at = |sy: usize, sx: usize| -> f64 {
@@ -422,32 +460,7 @@ fn to_lab(image: &RawImage, layout: &Layout, name: &str) -> Result<DngImage> {
         gamma: 2.2,
     };
     camera.validate().map_err(|e| err(e.to_string()))?;
-
-    let pattern: String = layout
-        .cfa
-        .iter()
-        .map(|&c| ['R', 'G', 'B'][c as usize])
-        .collect();
-    let make_model = format!("{} {}", image.make.trim(), image.model.trim());
-    let summary = format!(
-        "{}: {width}x{height} RGGB mosaic from the {}x{} active area ({pattern} pattern, origin \
-         moved by {dy} row(s), {dx} column(s)); black level {:?} of white level {white}; white \
-         balance {:.3?} from {wb_source}; colour matrix from ColorMatrix ({illuminant:?})",
-        if make_model.trim().is_empty() {
-            "unknown camera"
-        } else {
-            make_model.trim()
-        },
-        right - left,
-        bottom - top,
-        black_level.map(|b| (b * white).round()),
-        white_balance,
-    );
-    Ok(DngImage {
-        mosaic,
-        camera,
-        summary,
-    })
+    Ok((camera, illuminant, wb_source))
 }
 
 /// The XYZ -> camera matrix, preferring the D65 calibration (the sRGB white point).

@@ -10,7 +10,7 @@ use super::{Run, ISP, META, METRICS, MODEL, SNAPSHOTS, SUMMARY};
 use crate::model::save_weights;
 use crate::train::experiment::{forensics_csv, forensics_ranking};
 use crate::train::job::{now_ms, RunSource};
-use crate::train::{Session, Snapshot};
+use crate::train::{Session, Snapshot, Summary};
 use crate::{Error, Result};
 
 /// The version of the run format this lab writes (and the newest it reads).
@@ -162,91 +162,6 @@ impl Run {
             crate::train::Mode::Synthesis => config.view.to_string(),
             _ => String::new(),
         };
-        let init = session.init().map(|i| &i.source);
-        let params = BTreeMap::from([
-            ("mode".into(), summary.mode.clone()),
-            ("task".into(), summary.task.clone()),
-            ("model".into(), config.model.name().to_string()),
-            ("steps".into(), config.steps.to_string()),
-            ("lr".into(), config.lr.to_string()),
-            ("weight_decay".into(), config.weight_decay.to_string()),
-            ("batch".into(), config.batch.to_string()),
-            ("seed".into(), config.seed.to_string()),
-            ("view".into(), config.view.to_string()),
-            (
-                "penalty".into(),
-                format!("{:?}", config.penalty).to_lowercase(),
-            ),
-            ("lambda".into(), config.lambda.to_string()),
-            ("groups".into(), config.groups.join(",")),
-            ("forensic_steps".into(), config.forensic_steps.to_string()),
-            ("snapshot_every".into(), config.snapshot_every.to_string()),
-            (
-                "intensities".into(),
-                config
-                    .intensities
-                    .iter()
-                    .map(u32::to_string)
-                    .collect::<Vec<_>>()
-                    .join(","),
-            ),
-            (
-                "corruption_severity".into(),
-                config
-                    .corruption_severity
-                    .map_or("none".into(), |s| s.to_string()),
-            ),
-            ("dataset".into(), session.data().label.clone()),
-            ("tiles".into(), session.data().items.len().to_string()),
-            ("train_tiles".into(), session.data().train.to_string()),
-            ("classes".into(), session.data().classes.join(",")),
-            ("device".into(), session.device_label()),
-            // where the model started: seeded random weights, or a file (fine-tuning)
-            (
-                "init".into(),
-                init.map_or("random (seeded)".into(), |i| i.name.clone()),
-            ),
-            (
-                "init_url".into(),
-                init.and_then(|i| i.url.clone()).unwrap_or_default(),
-            ),
-            (
-                "init_sha256".into(),
-                init.map(|i| i.sha256.clone()).unwrap_or_default(),
-            ),
-            ("freeze_backbone".into(), config.freeze_backbone.label()),
-            (
-                "backbone_lr".into(),
-                config.backbone_lr.unwrap_or(config.lr).to_string(),
-            ),
-        ]);
-
-        let metric = summary.metric.clone();
-        let mut metrics = BTreeMap::new();
-        for (phase, value) in &summary.final_metric {
-            metrics.insert(format!("val_{metric}/{phase}"), f64::from(*value));
-        }
-        // the headline: the last training phase's, in the order the phases ran
-        if let Some(last) = summary
-            .phase_order
-            .iter()
-            .rev()
-            .find(|p| summary.final_metric.contains_key(*p))
-        {
-            metrics.insert(
-                format!("val_{metric}"),
-                f64::from(summary.final_metric[last]),
-            );
-        }
-        for (group, (before, after, drop)) in &summary.forensics {
-            metrics.insert(format!("forensics_before/{group}"), f64::from(*before));
-            metrics.insert(format!("forensics_after/{group}"), f64::from(*after));
-            metrics.insert(format!("forensics_drop/{group}"), f64::from(*drop));
-        }
-        for (view, drop) in &summary.view_drops {
-            metrics.insert(format!("view_drop/{view}"), f64::from(*drop));
-        }
-
         let adversarial: Vec<String> = session.adversarial.iter().map(|(g, _)| g.clone()).collect();
         let started_ms = source.started_ms;
         let meta = RunMeta {
@@ -276,57 +191,158 @@ impl Run {
             view,
             dataset: session.data().label.clone(),
             device: session.device_label(),
-            metric,
+            metric: summary.metric.clone(),
             steps: summary.curves.values().map(Vec::len).sum(),
-            params,
-            metrics,
+            params: session_params(session),
+            metrics: summary_metrics(summary),
             adversarial: adversarial.clone(),
         };
 
-        let mut files = BTreeMap::new();
-        files.insert(META.to_string(), meta.to_json()?);
-        let json = serde_json::to_vec_pretty(summary)
-            .map_err(|e| Error::invalid(format!("{SUMMARY}: {e}")))?;
-        files.insert(SUMMARY.into(), json);
-        files.insert(METRICS.into(), metrics_csv(summary).into_bytes());
-        if !summary.views.is_empty() {
-            files.insert(
-                "tables/drift.csv".into(),
-                drift_csv(
-                    &summary.views,
-                    &config.intensities,
-                    &config.view.to_string(),
-                )
-                .into_bytes(),
-            );
-        }
-        if !summary.forensics.is_empty() {
-            files.insert(
-                "tables/forensics.csv".into(),
-                forensics_csv(&forensics_ranking(summary)).into_bytes(),
-            );
-        }
-        if !summary.corruptions.is_empty() {
-            files.insert(
-                "tables/corruptions.csv".into(),
-                corruptions_csv(summary).into_bytes(),
-            );
-        }
-        if !session.snapshots.is_empty() {
-            files.insert(SNAPSHOTS.into(), write_snapshots(&session.snapshots)?);
-        }
-        for (i, group) in adversarial.iter().enumerate() {
-            let image = session.adversarial_image(i)?;
-            let png = crate::codecs::png8(image.width, image.height, 4, &image.data)?;
-            files.insert(adversarial_path(group), png);
-        }
-        files.insert(MODEL.into(), save_weights(session.model_vars())?);
-        files.insert(
-            ISP.into(),
-            session.isp().to_safetensors(Some(session.isp_running()))?,
-        );
+        let mut files = BTreeMap::from([(META.to_string(), meta.to_json()?)]);
+        files.extend(session_files(session, &adversarial)?);
         Run::from_files(files)
     }
+}
+/// The run's params: the session's settings, its data, its device and where the model started.
+fn session_params(session: &Session) -> BTreeMap<String, String> {
+    let (config, summary) = (session.config(), &session.summary);
+    let init = session.init().map(|i| &i.source);
+    BTreeMap::from([
+        ("mode".into(), summary.mode.clone()),
+        ("task".into(), summary.task.clone()),
+        ("model".into(), config.model.name().to_string()),
+        ("steps".into(), config.steps.to_string()),
+        ("lr".into(), config.lr.to_string()),
+        ("weight_decay".into(), config.weight_decay.to_string()),
+        ("batch".into(), config.batch.to_string()),
+        ("seed".into(), config.seed.to_string()),
+        ("view".into(), config.view.to_string()),
+        (
+            "penalty".into(),
+            format!("{:?}", config.penalty).to_lowercase(),
+        ),
+        ("lambda".into(), config.lambda.to_string()),
+        ("groups".into(), config.groups.join(",")),
+        ("forensic_steps".into(), config.forensic_steps.to_string()),
+        ("snapshot_every".into(), config.snapshot_every.to_string()),
+        (
+            "intensities".into(),
+            config
+                .intensities
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        (
+            "corruption_severity".into(),
+            config
+                .corruption_severity
+                .map_or("none".into(), |s| s.to_string()),
+        ),
+        ("dataset".into(), session.data().label.clone()),
+        ("tiles".into(), session.data().items.len().to_string()),
+        ("train_tiles".into(), session.data().train.to_string()),
+        ("classes".into(), session.data().classes.join(",")),
+        ("device".into(), session.device_label()),
+        // where the model started: seeded random weights, or a file (fine-tuning)
+        (
+            "init".into(),
+            init.map_or("random (seeded)".into(), |i| i.name.clone()),
+        ),
+        (
+            "init_url".into(),
+            init.and_then(|i| i.url.clone()).unwrap_or_default(),
+        ),
+        (
+            "init_sha256".into(),
+            init.map(|i| i.sha256.clone()).unwrap_or_default(),
+        ),
+        ("freeze_backbone".into(), config.freeze_backbone.label()),
+        (
+            "backbone_lr".into(),
+            config.backbone_lr.unwrap_or(config.lr).to_string(),
+        ),
+    ])
+}
+
+/// The run's final metrics: each phase's validation metric, the headline, the forensics and the
+/// views' drops.
+fn summary_metrics(summary: &Summary) -> BTreeMap<String, f64> {
+    let metric = &summary.metric;
+    let mut metrics = BTreeMap::new();
+    for (phase, value) in &summary.final_metric {
+        metrics.insert(format!("val_{metric}/{phase}"), f64::from(*value));
+    }
+    // the headline: the last training phase's, in the order the phases ran
+    if let Some(last) = summary
+        .phase_order
+        .iter()
+        .rev()
+        .find(|p| summary.final_metric.contains_key(*p))
+    {
+        metrics.insert(
+            format!("val_{metric}"),
+            f64::from(summary.final_metric[last]),
+        );
+    }
+    for (group, (before, after, drop)) in &summary.forensics {
+        metrics.insert(format!("forensics_before/{group}"), f64::from(*before));
+        metrics.insert(format!("forensics_after/{group}"), f64::from(*after));
+        metrics.insert(format!("forensics_drop/{group}"), f64::from(*drop));
+    }
+    for (view, drop) in &summary.view_drops {
+        metrics.insert(format!("view_drop/{view}"), f64::from(*drop));
+    }
+    metrics
+}
+
+/// The run's files besides its description: results, tables, snapshots, adversarial images and
+/// weights.
+fn session_files(session: &Session, adversarial: &[String]) -> Result<BTreeMap<String, Vec<u8>>> {
+    let (config, summary) = (session.config(), &session.summary);
+    let mut files = BTreeMap::new();
+    let json = serde_json::to_vec_pretty(summary)
+        .map_err(|e| Error::invalid(format!("{SUMMARY}: {e}")))?;
+    files.insert(SUMMARY.into(), json);
+    files.insert(METRICS.into(), metrics_csv(summary).into_bytes());
+    if !summary.views.is_empty() {
+        files.insert(
+            "tables/drift.csv".into(),
+            drift_csv(
+                &summary.views,
+                &config.intensities,
+                &config.view.to_string(),
+            )
+            .into_bytes(),
+        );
+    }
+    if !summary.forensics.is_empty() {
+        files.insert(
+            "tables/forensics.csv".into(),
+            forensics_csv(&forensics_ranking(summary)).into_bytes(),
+        );
+    }
+    if !summary.corruptions.is_empty() {
+        files.insert(
+            "tables/corruptions.csv".into(),
+            corruptions_csv(summary).into_bytes(),
+        );
+    }
+    if !session.snapshots.is_empty() {
+        files.insert(SNAPSHOTS.into(), write_snapshots(&session.snapshots)?);
+    }
+    for (i, group) in adversarial.iter().enumerate() {
+        let image = session.adversarial_image(i)?;
+        let png = crate::codecs::png8(image.width, image.height, 4, &image.data)?;
+        files.insert(adversarial_path(group), png);
+    }
+    files.insert(MODEL.into(), save_weights(session.model_vars())?);
+    files.insert(
+        ISP.into(),
+        session.isp().to_safetensors(Some(session.isp_running()))?,
+    );
+    Ok(files)
 }
 
 /// The snapshots as safetensors: tensor `NNNN/<stage>` is snapshot NNNN's |gradient| map at

@@ -1,10 +1,10 @@
 //! A run's tables as CSV, the form a notebook or a spreadsheet reads.
 
-use crate::codecs::csv_field;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::codecs::{csv_records, csv_text};
 use crate::isp::static_pipeline::View;
 use crate::train::Summary;
 use crate::{Error, Result};
@@ -18,46 +18,43 @@ pub struct Curve {
 
 /// Every step of the session, phases in the order they ran: `phase,step,loss,metric`.
 pub fn metrics_csv(summary: &Summary) -> String {
-    let mut out = String::from("phase,step,loss,metric\n");
-    for phase in &summary.phase_order {
-        for (step, loss, metric) in summary.curves.get(phase).into_iter().flatten() {
-            out.push_str(&format!("{},{step},{loss},{metric}\n", csv_field(phase)));
-        }
-    }
-    out
+    let rows = summary.phase_order.iter().flat_map(|phase| {
+        let steps = summary.curves.get(phase).into_iter().flatten();
+        steps.map(move |(step, loss, metric)| {
+            [
+                phase.clone(),
+                step.to_string(),
+                loss.to_string(),
+                metric.to_string(),
+            ]
+        })
+    });
+    csv_text(["phase", "step", "loss", "metric"], rows)
 }
 
 /// The curves of `metrics.csv`, phases in the order they ran.
 pub fn parse_curves(bytes: &[u8]) -> Result<Vec<Curve>> {
-    let bad = |line: usize, why: &str| {
+    let bad = |line: u64, why: &str| {
         Error::decode(
             super::METRICS,
             format!("line {line}: {why} (expected phase,step,loss,metric)"),
         )
     };
-    let text = std::str::from_utf8(bytes).map_err(|e| Error::decode(super::METRICS, e))?;
     let mut curves: Vec<Curve> = Vec::new();
-    for (i, line) in text.lines().enumerate().skip(1) {
-        if line.is_empty() {
-            continue;
-        }
-        // the phase may be quoted (it may hold commas); the three numbers never are
-        let mut fields = line.rsplitn(4, ',');
-        let (metric, loss, step, phase) =
-            match (fields.next(), fields.next(), fields.next(), fields.next()) {
-                (Some(m), Some(l), Some(s), Some(p)) => (m, l, s, p),
-                _ => return Err(bad(i + 1, "not four fields")),
-            };
-        let phase = phase.trim_matches('"').replace("\"\"", "\"");
+    for (line, record) in csv_records(bytes, super::METRICS)? {
+        let &[phase, step, loss, metric] = record.iter().collect::<Vec<_>>().as_slice() else {
+            return Err(bad(line, "not four fields"));
+        };
+        let phase = phase.to_string();
         let step: usize = step
             .parse()
-            .map_err(|_| bad(i + 1, "the step is no count"))?;
+            .map_err(|_| bad(line, "the step is no count"))?;
         let loss: f32 = loss
             .parse()
-            .map_err(|_| bad(i + 1, "the loss is no number"))?;
+            .map_err(|_| bad(line, "the loss is no number"))?;
         let metric: f32 = metric
             .parse()
-            .map_err(|_| bad(i + 1, "the metric is no number"))?;
+            .map_err(|_| bad(line, "the metric is no number"))?;
         match curves.last_mut() {
             Some(c) if c.phase == phase => c.steps.push((step, loss, metric)),
             _ => curves.push(Curve {
@@ -83,35 +80,40 @@ pub fn drift_csv(
             .and_then(|row| row.get(&intensity))
             .map_or(String::new(), |m| format!("{m:.4}"))
     };
-    let mut out = format!("intensity,{}\n", views.join(","));
-    for &intensity in intensities {
-        let row: Vec<String> = views.iter().map(|v| cell(v, intensity)).collect();
-        out.push_str(&format!("{intensity},{}\n", row.join(",")));
-    }
+    let mut rows: Vec<Vec<String>> = intensities
+        .iter()
+        .map(|&intensity| {
+            let cells = views.iter().map(|v| cell(v, intensity));
+            std::iter::once(intensity.to_string())
+                .chain(cells)
+                .collect()
+        })
+        .collect();
     if let Some(base) = table.get(train_view).and_then(|row| row.get(&100)) {
-        let drops: Vec<String> = views
-            .iter()
-            .map(|v| {
-                table
-                    .get(v)
-                    .and_then(|row| row.get(&100))
-                    .map_or(String::new(), |m| format!("{:.4}", base - m))
-            })
-            .collect();
-        out.push_str(&format!("drop_at_100,{}\n", drops.join(",")));
+        let drops = views.iter().map(|v| {
+            table
+                .get(v)
+                .and_then(|row| row.get(&100))
+                .map_or(String::new(), |m| format!("{:.4}", base - m))
+        });
+        rows.push(std::iter::once("drop_at_100".into()).chain(drops).collect());
     }
-    out
+    let header = std::iter::once("intensity".to_string()).chain(views.iter().cloned());
+    csv_text(header, rows)
 }
 
 pub fn corruptions_csv(summary: &Summary) -> String {
-    let mut out = String::from("corruption,metric,drop\n");
-    for (corruption, (metric, drop)) in &summary.corruptions {
-        out.push_str(&format!(
-            "{},{metric:.4},{drop:.4}\n",
-            csv_field(corruption)
-        ));
-    }
-    out
+    let rows = summary
+        .corruptions
+        .iter()
+        .map(|(corruption, (metric, drop))| {
+            [
+                corruption.clone(),
+                format!("{metric:.4}"),
+                format!("{drop:.4}"),
+            ]
+        });
+    csv_text(["corruption", "metric", "drop"], rows)
 }
 
 #[cfg(test)]

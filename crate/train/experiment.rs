@@ -4,7 +4,7 @@
 //! each, e.g. the tasks of a job array); forensics' per-group drops, largest first; optimisation's
 //! final metric per phase. As CSV and as labelled figures (PNG through `crate::codecs::png8`).
 
-use crate::codecs::csv_field;
+use crate::codecs::csv_text;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -293,15 +293,16 @@ fn differing_key(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -> 
 
 /// A CSV of labelled rows: `train_view,<header>`, cells with 4 decimals (empty where missing).
 fn table_csv(header: &[String], rows: &[(View, Vec<Option<f32>>)]) -> String {
-    let mut out = format!("train_view,{}\n", header.join(","));
-    for (view, cells) in rows {
-        let cells: Vec<String> = cells
+    let rows = rows.iter().map(|(view, cells)| {
+        let cells = cells
             .iter()
-            .map(|c| c.map_or(String::new(), |m| format!("{m:.4}")))
-            .collect();
-        out.push_str(&format!("{view},{}\n", cells.join(",")));
-    }
-    out
+            .map(|c| c.map_or(String::new(), |m| format!("{m:.4}")));
+        std::iter::once(view.to_string()).chain(cells)
+    });
+    csv_text(
+        std::iter::once("train_view").chain(header.iter().map(String::as_str)),
+        rows,
+    )
 }
 
 /// Figures' text scale (font pixels per image pixel), margin, and a heatmap cell's size and gap.
@@ -395,14 +396,15 @@ pub fn forensics_ranking(summary: &Summary) -> Vec<(String, f32, f32, f32)> {
 
 /// `forensics.csv`: `group,before,after,drop`, the largest drop first.
 pub fn forensics_csv(ranking: &[(String, f32, f32, f32)]) -> String {
-    let mut out = String::from("group,before,after,drop\n");
-    for (group, before, after, drop) in ranking {
-        out.push_str(&format!(
-            "{},{before:.4},{after:.4},{drop:.4}\n",
-            csv_field(group)
-        ));
-    }
-    out
+    let rows = ranking.iter().map(|(group, before, after, drop)| {
+        [
+            group.clone(),
+            format!("{before:.4}"),
+            format!("{after:.4}"),
+            format!("{drop:.4}"),
+        ]
+    });
+    csv_text(["group", "before", "after", "drop"], rows)
 }
 
 /// Length of a bar of metric 1 in the forensics chart, a bar's height and a row's.
@@ -458,19 +460,17 @@ pub fn forensics_image(metric: &str, ranking: &[(String, f32, f32, f32)]) -> Rgb
 
 /// `optimisation.csv`: `phase,final_metric`, the phases in the order they ran.
 pub fn optimisation_csv(summary: &Summary) -> String {
-    let mut out = String::from("phase,final_metric\n");
     let ran = summary.phase_order.iter();
     // phases that never ran a step (none in the lab's modes) still have their final metric
     let rest = summary
         .final_metric
         .keys()
         .filter(|p| !summary.phase_order.contains(p));
-    for phase in ran.chain(rest) {
-        if let Some(metric) = summary.final_metric.get(phase) {
-            out.push_str(&format!("{},{metric:.4}\n", csv_field(phase)));
-        }
-    }
-    out
+    let rows = ran.chain(rest).filter_map(|phase| {
+        let metric = summary.final_metric.get(phase)?;
+        Some([phase.clone(), format!("{metric:.4}")])
+    });
+    csv_text(["phase", "final_metric"], rows)
 }
 
 #[cfg(test)]

@@ -8,6 +8,8 @@ use std::time::Instant;
 use candle_core::{Device, Tensor, Var};
 use candle_nn::{Optimizer, ParamsAdamW, VarMap};
 use lens2logit::gpu::models::{GraphSpec, TaskGraph};
+use lens2logit::gpu::nn::Kernels;
+use lens2logit::gpu::Gpu;
 use lens2logit::model::losses::{accuracy, cross_entropy, dice_loss, iou};
 use lens2logit::model::{seed_weights, trainable, TaskModel};
 use lens2logit::spec::models::{ModelKind, NormMode};
@@ -117,154 +119,13 @@ fn parity(kind: ModelKind, classes: usize, (batch_size, size): (usize, usize), c
         return;
     };
     let started = Instant::now();
-    let spec = GraphSpec {
-        model: kind,
-        classes,
-        batch: batch_size,
-        height: size,
-        width: size,
-        input_grad: true,
-    };
-    let config = ParamsAdamW {
-        lr: 1e-3,
-        weight_decay: 0.01,
-        ..Default::default()
-    };
-    let vars = VarMap::new();
-    let model = TaskModel::new(kind, classes, &vars, &Device::Cpu).unwrap();
-    seed_weights(&vars, 7).unwrap();
-    let mut graph = TaskGraph::new(&gpu, &kernels, spec, config.clone()).unwrap();
-    graph.import(&gpu, &vars).unwrap();
-    let mut optimiser = candle_nn::AdamW::new(
-        trainable(&vars).into_iter().map(|(_, v)| v).collect(),
-        config,
-    )
-    .unwrap();
+    let mut twins = Twins::new(gpu, &kernels, kind, classes, (batch_size, size));
     let built = started.elapsed();
-
-    // one step on the same batch
-    let first = batch(&spec, 0);
-    let x = Var::from_tensor(&first.x_cpu).unwrap();
-    let (loss, metric) = cpu_loss(&model, kind, x.as_tensor(), &first.targets_cpu, true);
-    let grads = loss.backward().unwrap();
-    optimiser.step(&grads).unwrap();
-    let cpu_loss_value = loss.to_scalar::<f32>().unwrap();
-    let ours = pollster::block_on(graph.train_step(&gpu, &first.x, &first.targets)).unwrap();
-    let loss_err = relative_scalar(ours.loss, cpu_loss_value);
-    eprintln!(
-        "{}: step 1 loss gpu {} cpu {cpu_loss_value} (relative error {loss_err:.2e}), metric gpu {} cpu {metric}",
-        kind.name(),
-        ours.loss,
-        ours.metric
-    );
-    assert!(loss_err <= LOSS_BOUND, "loss: relative error {loss_err:e}");
-    assert!((ours.metric - metric).abs() <= 1e-6, "metric differs");
-
-    let dx_gpu = pollster::block_on(graph.input_grad().unwrap().read(&gpu)).unwrap();
-    let dx_err = relative(&dx_gpu, &values(grads.get(x.as_tensor()).unwrap()));
-    eprintln!(
-        "{}: input gradient relative error {dx_err:.2e}",
-        kind.name()
-    );
-    assert!(dx_err <= TENSOR_BOUND, "input gradient: {dx_err:e}");
-
-    let mut worst_grad = (String::new(), 0.0f32);
-    for (name, ours) in pollster::block_on(graph.gradients(&gpu)).unwrap() {
-        let var = vars.data().lock().unwrap()[&name].clone();
-        let err = relative(&ours, &values(grads.get(var.as_tensor()).unwrap()));
-        assert!(
-            err <= TENSOR_BOUND,
-            "gradient of {name}: relative error {err:e}"
-        );
-        if err >= worst_grad.1 {
-            worst_grad = (name, err);
-        }
-    }
-    eprintln!(
-        "{}: worst parameter gradient {} ({:.2e})",
-        kind.name(),
-        worst_grad.0,
-        worst_grad.1
-    );
-
-    let exported = VarMap::new();
-    pollster::block_on(graph.export(&gpu, &exported)).unwrap();
-    let theirs = vars.data().lock().unwrap();
-    let ours_vars = exported.data().lock().unwrap();
-    assert_eq!(
-        theirs.len(),
-        ours_vars.len(),
-        "the graph exports every variable"
-    );
-    let (mut worst_param, mut worst_stat) = (("", 0.0f32), ("", 0.0f32));
-    let mut names: Vec<&String> = theirs.keys().collect();
-    names.sort();
-    for name in names {
-        let err = relative(
-            &values(ours_vars[name].as_tensor()),
-            &values(theirs[name].as_tensor()),
-        );
-        let bound = if name.contains("running_") {
-            TENSOR_BOUND
-        } else {
-            update_bound
-        };
-        assert!(err <= bound, "{name}: relative error {err:e}");
-        let worst = if name.contains("running_") {
-            &mut worst_stat
-        } else {
-            &mut worst_param
-        };
-        if err >= worst.1 {
-            *worst = (name, err);
-        }
-    }
-    eprintln!(
-        "{}: after one step, worst parameter {} ({:.2e}), worst running statistic {} ({:.2e})",
-        kind.name(),
-        worst_param.0,
-        worst_param.1,
-        worst_stat.0,
-        worst_stat.1
-    );
-    drop((theirs, ours_vars));
-
-    // evaluation mode (running statistics) on another batch
-    let other = batch(&spec, 99);
-    let (eval_loss, eval_metric) = cpu_loss(&model, kind, &other.x_cpu, &other.targets_cpu, false);
-    let eval_loss = eval_loss.to_scalar::<f32>().unwrap();
-    let ours_eval = pollster::block_on(graph.evaluate(&gpu, &other.x, &other.targets)).unwrap();
-    let eval_err = relative_scalar(ours_eval.loss, eval_loss);
-    eprintln!(
-        "{}: evaluation loss gpu {} cpu {eval_loss} ({eval_err:.2e}), metric gpu {} cpu {eval_metric}",
-        kind.name(),
-        ours_eval.loss,
-        ours_eval.metric
-    );
-    assert!(eval_err <= TENSOR_BOUND, "evaluation loss: {eval_err:e}");
+    twins.first_step();
+    twins.compare_parameters(update_bound);
+    twins.compare_evaluation();
     let one_step = started.elapsed();
-
-    // the loss curves of a run
-    let mut worst = 0.0f32;
-    let mut gpu_time = 0.0;
-    for step in 1..=steps {
-        let b = batch(&spec, step);
-        let (loss, _) = cpu_loss(&model, kind, &b.x_cpu, &b.targets_cpu, true);
-        let grads = loss.backward().unwrap();
-        optimiser.step(&grads).unwrap();
-        let cpu = loss.to_scalar::<f32>().unwrap();
-        let at = Instant::now();
-        let ours = pollster::block_on(graph.train_step(&gpu, &b.x, &b.targets)).unwrap();
-        gpu_time += at.elapsed().as_secs_f64();
-        let err = relative_scalar(ours.loss, cpu);
-        worst = worst.max(err);
-        assert!(
-            err <= CURVE_BOUND,
-            "step {}: loss gpu {} cpu {cpu} ({err:e})",
-            step + 1,
-            ours.loss
-        );
-    }
+    let (worst, gpu_time) = twins.loss_curve(steps);
     eprintln!(
         "{}: {steps} more steps, worst loss relative error {worst:.2e}; build {:.1} s, first step \
          and checks {:.1} s, {:.0} ms per GPU step, total {:.1} s on {}",
@@ -273,8 +134,201 @@ fn parity(kind: ModelKind, classes: usize, (batch_size, size): (usize, usize), c
         (one_step - built).as_secs_f64(),
         1e3 * gpu_time / steps.max(1) as f64,
         started.elapsed().as_secs_f64(),
-        gpu.adapter_name()
+        twins.gpu.adapter_name()
     );
+}
+
+/// The same model on both backends, from the same seeded weights, each with its AdamW.
+struct Twins {
+    kind: ModelKind,
+    spec: GraphSpec,
+    vars: VarMap,
+    model: TaskModel,
+    optimiser: candle_nn::AdamW,
+    gpu: Gpu,
+    graph: TaskGraph,
+}
+
+impl Twins {
+    fn new(
+        gpu: Gpu,
+        kernels: &Kernels,
+        kind: ModelKind,
+        classes: usize,
+        (batch_size, size): (usize, usize),
+    ) -> Self {
+        let spec = GraphSpec {
+            model: kind,
+            classes,
+            batch: batch_size,
+            height: size,
+            width: size,
+            input_grad: true,
+        };
+        let config = ParamsAdamW {
+            lr: 1e-3,
+            weight_decay: 0.01,
+            ..Default::default()
+        };
+        let vars = VarMap::new();
+        let model = TaskModel::new(kind, classes, &vars, &Device::Cpu).unwrap();
+        seed_weights(&vars, 7).unwrap();
+        let graph = TaskGraph::new(&gpu, kernels, spec, config.clone()).unwrap();
+        graph.import(&gpu, &vars).unwrap();
+        let optimiser = candle_nn::AdamW::new(
+            trainable(&vars).into_iter().map(|(_, v)| v).collect(),
+            config,
+        )
+        .unwrap();
+        Self {
+            kind,
+            spec,
+            vars,
+            model,
+            optimiser,
+            gpu,
+            graph,
+        }
+    }
+
+    /// One step on the same batch: its loss, metric, input gradient and parameter gradients.
+    fn first_step(&mut self) {
+        let (kind, gpu) = (self.kind, &self.gpu);
+        let first = batch(&self.spec, 0);
+        let x = Var::from_tensor(&first.x_cpu).unwrap();
+        let (loss, metric) = cpu_loss(&self.model, kind, x.as_tensor(), &first.targets_cpu, true);
+        let grads = loss.backward().unwrap();
+        self.optimiser.step(&grads).unwrap();
+        let cpu_loss_value = loss.to_scalar::<f32>().unwrap();
+        let ours =
+            pollster::block_on(self.graph.train_step(gpu, &first.x, &first.targets)).unwrap();
+        let loss_err = relative_scalar(ours.loss, cpu_loss_value);
+        eprintln!(
+            "{}: step 1 loss gpu {} cpu {cpu_loss_value} (relative error {loss_err:.2e}), metric gpu {} cpu {metric}",
+            kind.name(),
+            ours.loss,
+            ours.metric
+        );
+        assert!(loss_err <= LOSS_BOUND, "loss: relative error {loss_err:e}");
+        assert!((ours.metric - metric).abs() <= 1e-6, "metric differs");
+
+        let dx_gpu = pollster::block_on(self.graph.input_grad().unwrap().read(gpu)).unwrap();
+        let dx_err = relative(&dx_gpu, &values(grads.get(x.as_tensor()).unwrap()));
+        eprintln!(
+            "{}: input gradient relative error {dx_err:.2e}",
+            kind.name()
+        );
+        assert!(dx_err <= TENSOR_BOUND, "input gradient: {dx_err:e}");
+
+        let mut worst_grad = (String::new(), 0.0f32);
+        for (name, ours) in pollster::block_on(self.graph.gradients(gpu)).unwrap() {
+            let var = self.vars.data().lock().unwrap()[&name].clone();
+            let err = relative(&ours, &values(grads.get(var.as_tensor()).unwrap()));
+            assert!(
+                err <= TENSOR_BOUND,
+                "gradient of {name}: relative error {err:e}"
+            );
+            if err >= worst_grad.1 {
+                worst_grad = (name, err);
+            }
+        }
+        eprintln!(
+            "{}: worst parameter gradient {} ({:.2e})",
+            kind.name(),
+            worst_grad.0,
+            worst_grad.1
+        );
+    }
+
+    /// The parameters (within `update_bound`) and running statistics after the update.
+    fn compare_parameters(&self, update_bound: f32) {
+        let exported = VarMap::new();
+        pollster::block_on(self.graph.export(&self.gpu, &exported)).unwrap();
+        let theirs = self.vars.data().lock().unwrap();
+        let ours_vars = exported.data().lock().unwrap();
+        assert_eq!(
+            theirs.len(),
+            ours_vars.len(),
+            "the graph exports every variable"
+        );
+        let (mut worst_param, mut worst_stat) = (("", 0.0f32), ("", 0.0f32));
+        let mut names: Vec<&String> = theirs.keys().collect();
+        names.sort();
+        for name in names {
+            let err = relative(
+                &values(ours_vars[name].as_tensor()),
+                &values(theirs[name].as_tensor()),
+            );
+            let bound = if name.contains("running_") {
+                TENSOR_BOUND
+            } else {
+                update_bound
+            };
+            assert!(err <= bound, "{name}: relative error {err:e}");
+            let worst = if name.contains("running_") {
+                &mut worst_stat
+            } else {
+                &mut worst_param
+            };
+            if err >= worst.1 {
+                *worst = (name, err);
+            }
+        }
+        eprintln!(
+            "{}: after one step, worst parameter {} ({:.2e}), worst running statistic {} ({:.2e})",
+            self.kind.name(),
+            worst_param.0,
+            worst_param.1,
+            worst_stat.0,
+            worst_stat.1
+        );
+    }
+
+    /// Evaluation mode (running statistics) on another batch.
+    fn compare_evaluation(&self) {
+        let kind = self.kind;
+        let other = batch(&self.spec, 99);
+        let (eval_loss, eval_metric) =
+            cpu_loss(&self.model, kind, &other.x_cpu, &other.targets_cpu, false);
+        let eval_loss = eval_loss.to_scalar::<f32>().unwrap();
+        let ours_eval =
+            pollster::block_on(self.graph.evaluate(&self.gpu, &other.x, &other.targets)).unwrap();
+        let eval_err = relative_scalar(ours_eval.loss, eval_loss);
+        eprintln!(
+            "{}: evaluation loss gpu {} cpu {eval_loss} ({eval_err:.2e}), metric gpu {} cpu {eval_metric}",
+            kind.name(),
+            ours_eval.loss,
+            ours_eval.metric
+        );
+        assert!(eval_err <= TENSOR_BOUND, "evaluation loss: {eval_err:e}");
+    }
+
+    /// The loss curves of `steps` more training steps: the worst relative error, and the seconds
+    /// the GPU's steps took.
+    fn loss_curve(&mut self, steps: u64) -> (f32, f64) {
+        let mut worst = 0.0f32;
+        let mut gpu_time = 0.0;
+        for step in 1..=steps {
+            let b = batch(&self.spec, step);
+            let (loss, _) = cpu_loss(&self.model, self.kind, &b.x_cpu, &b.targets_cpu, true);
+            let grads = loss.backward().unwrap();
+            self.optimiser.step(&grads).unwrap();
+            let cpu = loss.to_scalar::<f32>().unwrap();
+            let at = Instant::now();
+            let ours =
+                pollster::block_on(self.graph.train_step(&self.gpu, &b.x, &b.targets)).unwrap();
+            gpu_time += at.elapsed().as_secs_f64();
+            let err = relative_scalar(ours.loss, cpu);
+            worst = worst.max(err);
+            assert!(
+                err <= CURVE_BOUND,
+                "step {}: loss gpu {} cpu {cpu} ({err:e})",
+                step + 1,
+                ours.loss
+            );
+        }
+        (worst, gpu_time)
+    }
 }
 
 #[test]

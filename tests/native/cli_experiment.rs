@@ -138,28 +138,47 @@ fn synthesis_trains_on_each_view_and_tests_on_all_twelve() {
     }
 }
 
+/// The two training views the row jobs train on (rows 2 and 9 of the table).
+const TWO: &str = "bilinear-unsharp_masking-gaussian_denoising";
+const NINE: &str = "menon2007-sharpening_filter-median_denoising";
+
 #[test]
 fn row_jobs_gathered_are_the_rows_of_the_full_run() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (two, nine) = (
-        "bilinear-unsharp_masking-gaussian_denoising",
-        "menon2007-sharpening_filter-median_denoising",
-    );
-    synthesis(d, &["--train-view", two, "--out", "row2"]);
-    synthesis(d, &["--train-view", two, "--out", "row2-again"]);
-    // determinism first: the same job twice measures the same numbers, to the last bit
-    let table = |folder: &str| json(&d.join(folder).join("synthesis.json"));
-    assert_eq!(table("row2")["rows"], table("row2-again")["rows"]);
+    let one_row = row_jobs_are_deterministic_rows(d);
+    gather_without_all_rows_names_the_missing(d);
+    synthesis(d, &["--out", "full"]);
+    partial_gather_is_the_full_run_s_rows(d, one_row);
+    gather_with_the_full_run_is_the_whole_table(d);
+    gathers_of_rows_that_disagree_are_refused(d);
+}
 
-    synthesis(d, &["--train-view", nine, "--out", "row9"]);
+fn synthesis_table(d: &Path, folder: &str) -> serde_json::Value {
+    json(&d.join(folder).join("synthesis.json"))
+}
+
+/// Rows 2 (twice) and 9 as jobs: the same job twice measures the same numbers, to the last bit,
+/// and a row job's table is one row. The height of its heatmap.
+fn row_jobs_are_deterministic_rows(d: &Path) -> u32 {
+    synthesis(d, &["--train-view", TWO, "--out", "row2"]);
+    synthesis(d, &["--train-view", TWO, "--out", "row2-again"]);
+    // determinism first
+    assert_eq!(
+        synthesis_table(d, "row2")["rows"],
+        synthesis_table(d, "row2-again")["rows"]
+    );
+
+    synthesis(d, &["--train-view", NINE, "--out", "row9"]);
     let row = csv(&d.join("row2/synthesis_12x12.csv"));
     assert_eq!(row.len(), 2, "one row");
-    assert_eq!(row[1][0], two);
-    let one_row = png_size(&d.join("row2/synthesis_12x12.png")).1;
-    assert!(d.join("row2/runs").join(two).join("run.json").is_file());
+    assert_eq!(row[1][0], TWO);
+    assert!(d.join("row2/runs").join(TWO).join("run.json").is_file());
+    png_size(&d.join("row2/synthesis_12x12.png")).1
+}
 
-    // a gather without the other ten rows names them and writes nothing
+/// A gather without the other ten rows names them and writes nothing.
+fn gather_without_all_rows_names_the_missing(d: &Path) {
     let out = lens2logit(&["experiment", "gather", "row2", "row9", "--out", "g"], d);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
@@ -168,9 +187,12 @@ fn row_jobs_gathered_are_the_rows_of_the_full_run() {
         stderr.contains("bilinear-sharpening_filter-gaussian_denoising"),
         "{stderr}"
     );
-    assert!(!stderr.contains(&format!("{two},")), "{stderr}");
+    assert!(!stderr.contains(&format!("{TWO},")), "{stderr}");
     assert!(!d.join("g").exists());
+}
 
+/// `--partial` gathers rows 9 and 2 into the full run's rows, in the paper's order.
+fn partial_gather_is_the_full_run_s_rows(d: &Path, one_row: u32) {
     lens2logit_ok(
         &[
             "experiment",
@@ -183,7 +205,6 @@ fn row_jobs_gathered_are_the_rows_of_the_full_run() {
         ],
         d,
     );
-    synthesis(d, &["--out", "full"]);
     let full = csv(&d.join("full/synthesis_12x12.csv"));
     let gathered = csv(&d.join("g/synthesis_12x12.csv"));
     assert_eq!(gathered[0], full[0]);
@@ -191,14 +212,16 @@ fn row_jobs_gathered_are_the_rows_of_the_full_run() {
     let full_row = |view: &str| full.iter().find(|r| r[0] == view).unwrap().clone();
     assert_eq!(
         gathered[1..],
-        [full_row(two), full_row(nine)],
+        [full_row(TWO), full_row(NINE)],
         "paper order"
     );
-    assert_ne!(full_row(two)[1..], full_row(nine)[1..]);
+    assert_ne!(full_row(TWO)[1..], full_row(NINE)[1..]);
     let listed = stdout(&["runs", "list", "--dir", "g/runs"], d);
     assert_eq!(listed.lines().count(), 1 + 2, "{listed}");
+}
 
-    // with the full run, the same rows twice (the same numbers) make the whole table
+/// With the full run, the same rows twice (the same numbers) make the whole table.
+fn gather_with_the_full_run_is_the_whole_table(d: &Path) {
     lens2logit_ok(
         &[
             "experiment",
@@ -221,10 +244,14 @@ fn row_jobs_gathered_are_the_rows_of_the_full_run() {
         std::fs::read(d.join("all/synthesis_12x12.png")).unwrap(),
         std::fs::read(d.join("full/synthesis_12x12.png")).unwrap()
     );
+}
 
+/// A row whose numbers differ from the same view's elsewhere, rows trained with other settings
+/// and a folder that is no synthesis output are refused, naming why.
+fn gathers_of_rows_that_disagree_are_refused(d: &Path) {
     // a row whose numbers differ from the same view's elsewhere is refused, naming both
-    let mut edited = table("row2-again");
-    let cell = &mut edited["rows"][two][two]["100"];
+    let mut edited = synthesis_table(d, "row2-again");
+    let cell = &mut edited["rows"][TWO][TWO]["100"];
     *cell = serde_json::json!(cell.as_f64().unwrap() + 0.25);
     std::fs::write(
         d.join("row2-again/synthesis.json"),
@@ -238,12 +265,12 @@ fn row_jobs_gathered_are_the_rows_of_the_full_run() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        stderr.contains(&format!("training view {two} is in full and in row2-again")),
+        stderr.contains(&format!("training view {TWO} is in full and in row2-again")),
         "{stderr}"
     );
 
     // rows trained with other settings are not one table
-    synthesis(d, &["--train-view", nine, "--seed", "1", "--out", "seed1"]);
+    synthesis(d, &["--train-view", NINE, "--seed", "1", "--out", "seed1"]);
     let out = lens2logit(
         &["experiment", "gather", "row2", "seed1", "--out", "bad"],
         d,

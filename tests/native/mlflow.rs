@@ -223,12 +223,21 @@ fn assert_close(logged: &Value, value: f64, what: &str) {
 fn a_run_goes_to_mlflow_and_comes_back_whole() {
     let server = MlflowServer::start();
     let run = trained_run();
-    let meta = run.meta();
     let tracking = Tracking::new(&format!("{}/", server.url)).unwrap();
+    let id = logged_with_progress(&tracking, &run);
+    the_server_shows_the_run(&server, &id, &run);
+    the_curves_are_histories(&server, &id, &run);
+    the_files_are_artifacts_and_come_back(&server, &tracking, &id, &run);
+    what_mlflow_limits_is_made_to_fit(&server, &tracking, &id, &run);
+    unknown_and_foreign_runs_are_named(&server, &tracking, &id);
+    the_page_may_call_mlflow(&server);
+}
 
+/// The run logged, its progress reported up to all of its files; its MLflow id.
+fn logged_with_progress(tracking: &Tracking, run: &Run) -> String {
     let mut progress = Vec::new();
     let id = block_on(
-        tracking.log_run("lens2logit tests", &run, &mut |done, total| {
+        tracking.log_run("lens2logit tests", run, &mut |done, total| {
             progress.push((done, total))
         }),
     )
@@ -236,9 +245,13 @@ fn a_run_goes_to_mlflow_and_comes_back_whole() {
     let files = run.files().count();
     assert_eq!(progress.len(), files + 1);
     assert_eq!(progress.last(), Some(&(files, files)));
+    id
+}
 
-    // the server's own view: name, times, status, tags, params, final metrics
-    let got = server.get("runs/get", &[("run_id", &id)]);
+/// The server's own view: name, times, status, tags, params, final metrics.
+fn the_server_shows_the_run(server: &MlflowServer, id: &str, run: &Run) {
+    let meta = run.meta();
+    let got = server.get("runs/get", &[("run_id", id)]);
     let info = &got["run"]["info"];
     assert_eq!(info["run_name"], json!(meta.name));
     assert_eq!(info["status"], json!("FINISHED"));
@@ -261,14 +274,17 @@ fn a_run_goes_to_mlflow_and_comes_back_whole() {
     for (name, value) in &meta.metrics {
         assert_close(&metrics[name], *value, name);
     }
+}
 
-    // the curves: one history per phase and quantity, over one step count across phases
+/// One history per phase and quantity, over one step count across phases.
+fn the_curves_are_histories(server: &MlflowServer, id: &str, run: &Run) {
+    let meta = run.meta();
     let curves = run.curves().unwrap();
     assert_eq!(curves.len(), 2, "frozen and joint processing");
     let mut step = 0;
     for curve in &curves {
-        let loss = server.history(&id, &format!("{}/loss", curve.phase));
-        let metric = server.history(&id, &format!("{}/{}", curve.phase, meta.metric));
+        let loss = server.history(id, &format!("{}/loss", curve.phase));
+        let metric = server.history(id, &format!("{}/{}", curve.phase, meta.metric));
         assert_eq!(loss.len(), curve.steps.len(), "{}", curve.phase);
         assert_eq!(metric.len(), curve.steps.len(), "{}", curve.phase);
         for (i, (_, l, _)) in curve.steps.iter().enumerate() {
@@ -281,9 +297,16 @@ fn a_run_goes_to_mlflow_and_comes_back_whole() {
         step += curve.steps.len();
     }
     assert_eq!(step, meta.steps);
+}
 
-    // every file is an artifact at its own path, of its own size
-    let listed = server.artifacts(&id);
+/// Every file is an artifact at its own path, of its own size, and comes back byte for byte.
+fn the_files_are_artifacts_and_come_back(
+    server: &MlflowServer,
+    tracking: &Tracking,
+    id: &str,
+    run: &Run,
+) {
+    let listed = server.artifacts(id);
     let own: BTreeMap<String, u64> = run
         .files()
         .map(|(name, bytes)| (name.to_string(), bytes.len() as u64))
@@ -291,11 +314,18 @@ fn a_run_goes_to_mlflow_and_comes_back_whole() {
     assert_eq!(listed, own);
 
     // and comes back byte for byte
-    let back = block_on(tracking.fetch_run(&id)).unwrap();
-    assert_eq!(back, run);
+    let back = block_on(tracking.fetch_run(id)).unwrap();
+    assert_eq!(&back, run);
+}
 
-    // a second run goes into the same experiment; a cancelled one ends KILLED; what MLflow
-    // limits (long values, NaN, odd phase names) is made to fit
+/// A second run goes into the same experiment; a cancelled one ends KILLED; what MLflow limits
+/// (long values, NaN, odd phase names) is made to fit, and file names it cannot keep are refused.
+fn what_mlflow_limits_is_made_to_fit(
+    server: &MlflowServer,
+    tracking: &Tracking,
+    id: &str,
+    run: &Run,
+) {
     let mut edge = run.meta().clone();
     edge.status = "cancelled".into();
     edge.params.insert("long".into(), "x".repeat(7000));
@@ -329,7 +359,7 @@ fn a_run_goes_to_mlflow_and_comes_back_whole() {
     assert_eq!(got["run"]["info"]["status"], json!("KILLED"));
     assert_eq!(
         got["run"]["info"]["experiment_id"],
-        server.get("runs/get", &[("run_id", &id)])["run"]["info"]["experiment_id"]
+        server.get("runs/get", &[("run_id", id)])["run"]["info"]["experiment_id"]
     );
     let params = pairs(&got["run"]["data"]["params"]);
     assert_eq!(params["long"].as_str().unwrap().len(), 6000);
@@ -337,8 +367,10 @@ fn a_run_goes_to_mlflow_and_comes_back_whole() {
     assert_eq!(loss.len(), 2);
     assert!(loss.iter().any(|m| m["value"] == json!("NaN")), "{loss:?}");
     assert_eq!(block_on(tracking.fetch_run(&edge_id)).unwrap(), edge_run);
+}
 
-    // an unknown run, and a run this lab did not log, are named as such
+/// An unknown run, and a run this lab did not log, are named as such.
+fn unknown_and_foreign_runs_are_named(server: &MlflowServer, tracking: &Tracking, id: &str) {
     let e = block_on(tracking.fetch_run("0123456789abcdef0123456789abcdef"))
         .unwrap_err()
         .to_string();
@@ -346,7 +378,8 @@ fn a_run_goes_to_mlflow_and_comes_back_whole() {
         e.contains(&server.url) && e.contains("RESOURCE_DOES_NOT_EXIST") && e.contains("not found"),
         "{e}"
     );
-    let experiment = got["run"]["info"]["experiment_id"].clone();
+    let experiment =
+        server.get("runs/get", &[("run_id", id)])["run"]["info"]["experiment_id"].clone();
     let foreign = server.post(
         "runs/create",
         json!({"experiment_id": experiment, "run_name": "not ours"}),
@@ -359,9 +392,11 @@ fn a_run_goes_to_mlflow_and_comes_back_whole() {
         e.contains("has no run.json") && e.contains("not logged by this lab"),
         "{e}"
     );
+}
 
-    // the lab's page (http://127.0.0.1:8080) may call the REST API and the artifact proxy: MLflow
-    // allows localhost origins by default
+/// The lab's page (http://127.0.0.1:8080) may call the REST API and the artifact proxy: MLflow
+/// allows localhost origins by default.
+fn the_page_may_call_mlflow(server: &MlflowServer) {
     let preflight = reqwest::blocking::Client::new()
         .request(
             reqwest::Method::OPTIONS,

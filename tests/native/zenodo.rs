@@ -763,7 +763,12 @@ fn fetch_list_shows_files_and_what_each_archive_holds() {
     }
     // nothing written without --out
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
 
+#[test]
+fn fetch_drone_classification_keeps_the_paper_s_balanced_set_or_all_tiles() {
+    let (_rt, url) = server();
+    let dir = tempfile::tempdir().unwrap();
     let full = format!("{url}/full");
 
     lens2logit_ok(

@@ -283,34 +283,7 @@ async fn batch_norm_case(
         .affine(1.0, 0.5)
         .unwrap();
     let dy = randn(&shape, seed + 5, 0.0, 1.0);
-    let f64_of = |t: &Tensor| t.to_dtype(DType::F64).unwrap();
-    let (xv, gv, bv) = (f64_var(&x), f64_var(&gamma), f64_var(&beta));
-    let reference = candle_nn::BatchNorm::new(
-        c,
-        f64_of(&run_mean),
-        f64_of(&run_var),
-        gv.as_tensor().clone(),
-        bv.as_tensor().clone(),
-        1e-5,
-    )
-    .unwrap();
-    let gradients = |y: &Tensor| {
-        let g = (y.clone() * f64_of(&dy))
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        [&xv, &gv, &bv].map(|v| g.get(v.as_tensor()).unwrap().clone())
-    };
-    let y_train = candle_nn::ModuleT::forward_t(&reference, xv.as_tensor(), true).unwrap();
-    let train_grads = gradients(&y_train);
-    let (mean_after, var_after) = (
-        reference.running_mean().clone(),
-        reference.running_var().clone(),
-    );
-    let y_eval = candle_nn::ModuleT::forward_t(&reference, xv.as_tensor(), false).unwrap();
-    let eval_grads = gradients(&y_eval);
+    let reference = BatchNormReference::new(&x, &gamma, &beta, (&run_mean, &run_var), &dy);
 
     let gx = upload(gpu, "x", &x);
     let (gg, gb) = (upload(gpu, "gamma", &gamma), upload(gpu, "beta", &beta));
@@ -336,47 +309,83 @@ async fn batch_norm_case(
     bn.set_running(gpu, &values(&run_mean), &values(&run_var))
         .unwrap();
     let name = format!("batch norm {shape:?} mean {mean} std {std}");
-    for (mode, train, y_ref, grads) in [
-        ("train", true, &y_train, &train_grads),
-        ("eval", false, &y_eval, &eval_grads),
-    ] {
+    let r = &reference;
+    for (mode, train, (y_ref, grads)) in [("train", true, &r.train), ("eval", false, &r.eval)] {
         submit(gpu, |pass| {
             bn.forward(pass, train);
             bn.backward(pass, train).unwrap();
         });
-        check(
-            &format!("{name} {mode} y"),
-            &read(gpu, &gy).await,
-            y_ref,
-            BOUND,
-        );
-        check(
-            &format!("{name} {mode} dx"),
-            &read(gpu, &gdx).await,
-            &grads[0],
-            BOUND,
-        );
-        check(
-            &format!("{name} {mode} dgamma"),
-            &read(gpu, &gdg).await,
-            &grads[1],
-            BOUND,
-        );
-        check(
-            &format!("{name} {mode} dbeta"),
-            &read(gpu, &gdb).await,
-            &grads[2],
-            BOUND,
-        );
+        let outputs = [("y", &gy, y_ref), ("dx", &gdx, &grads[0])];
+        let param_grads = [("dgamma", &gdg, &grads[1]), ("dbeta", &gdb, &grads[2])];
+        for (what, output, expected) in outputs.into_iter().chain(param_grads) {
+            check(
+                &format!("{name} {mode} {what}"),
+                &read(gpu, output).await,
+                expected,
+                BOUND,
+            );
+        }
         if train {
             let (mean_gpu, var_gpu) = bn.read_running(gpu).await.unwrap();
+            let (mean_after, var_after) = &r.running_after_train;
             check(
                 &format!("{name} running mean"),
                 &mean_gpu,
-                &mean_after,
+                mean_after,
                 BOUND,
             );
-            check(&format!("{name} running var"), &var_gpu, &var_after, BOUND);
+            check(&format!("{name} running var"), &var_gpu, var_after, BOUND);
+        }
+    }
+}
+
+/// candle-nn's BatchNorm in f64: y and [dx, dgamma, dbeta] of sum(y * dy) in a training step,
+/// the running statistics after it, then y and the gradients in evaluation.
+struct BatchNormReference {
+    train: (Tensor, [Tensor; 3]),
+    running_after_train: (Tensor, Tensor),
+    eval: (Tensor, [Tensor; 3]),
+}
+
+impl BatchNormReference {
+    fn new(
+        x: &Tensor,
+        gamma: &Tensor,
+        beta: &Tensor,
+        (run_mean, run_var): (&Tensor, &Tensor),
+        dy: &Tensor,
+    ) -> Self {
+        let f64_of = |t: &Tensor| t.to_dtype(DType::F64).unwrap();
+        let (xv, gv, bv) = (f64_var(x), f64_var(gamma), f64_var(beta));
+        let reference = candle_nn::BatchNorm::new(
+            x.dim(1).unwrap(),
+            f64_of(run_mean),
+            f64_of(run_var),
+            gv.as_tensor().clone(),
+            bv.as_tensor().clone(),
+            1e-5,
+        )
+        .unwrap();
+        let step = |train: bool| {
+            let y = candle_nn::ModuleT::forward_t(&reference, xv.as_tensor(), train).unwrap();
+            let g = (y.clone() * f64_of(dy))
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let grads = [&xv, &gv, &bv].map(|v| g.get(v.as_tensor()).unwrap().clone());
+            (y, grads)
+        };
+        let train = step(true);
+        let running_after_train = (
+            reference.running_mean().clone(),
+            reference.running_var().clone(),
+        );
+        Self {
+            train,
+            running_after_train,
+            eval: step(false),
         }
     }
 }

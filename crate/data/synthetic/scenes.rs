@@ -178,6 +178,69 @@ impl Nucleus {
                 .windows(2)
                 .any(|w| segment_distance((x, y), (w[0].0, w[0].1), (w[1].0, w[1].1)) < self.strand)
     }
+
+    /// The nucleus of a leukocyte of `class` in the cell at (cx, cy) of radius `cell_r`, its
+    /// lobes or indentation turned by `angle`.
+    fn of_class(
+        rng: &mut ChaCha8Rng,
+        class: usize,
+        (cx, cy): (f32, f32),
+        cell_r: f32,
+        angle: f32,
+    ) -> Self {
+        match class {
+            1 => {
+                let r = cell_r * rng.random_range(0.72..0.86);
+                let (ox, oy) = (
+                    cell_r * rng.random_range(-0.08..0.08),
+                    cell_r * rng.random_range(-0.08..0.08),
+                );
+                let bite = r * rng.random_range(0.0..0.4);
+                Nucleus {
+                    lobes: vec![(cx + ox, cy + oy, r)],
+                    bite: Some((
+                        cx + ox + 1.1 * r * angle.cos(),
+                        cy + oy + 1.1 * r * angle.sin(),
+                        bite,
+                    )),
+                    strand: 0.0,
+                }
+            }
+            2 => {
+                let r = cell_r * rng.random_range(0.52..0.64);
+                let bite = r * rng.random_range(0.3..0.7);
+                Nucleus {
+                    lobes: vec![(cx, cy, r)],
+                    bite: Some((
+                        cx + 1.05 * r * angle.cos(),
+                        cy + 1.05 * r * angle.sin(),
+                        bite,
+                    )),
+                    strand: 0.0,
+                }
+            }
+            _ => {
+                let count = if class == 0 {
+                    rng.random_range(2..=3)
+                } else {
+                    rng.random_range(2..=5)
+                };
+                let lobe_r = cell_r * rng.random_range(0.22..0.30);
+                let arc = cell_r * rng.random_range(0.35..0.5);
+                let spread = rng.random_range(1.6..3.0f32);
+                Nucleus {
+                    lobes: (0..count)
+                        .map(|k| {
+                            let a = angle - spread / 2.0 + spread * k as f32 / (count - 1) as f32;
+                            (cx + arc * a.cos(), cy + arc * a.sin(), lobe_r)
+                        })
+                        .collect(),
+                    bite: None,
+                    strand: cell_r * 0.06,
+                }
+            }
+        }
+    }
 }
 
 fn segment_distance(p: (f32, f32), a: (f32, f32), b: (f32, f32)) -> f32 {
@@ -227,58 +290,7 @@ fn cell_scene(rng: &mut ChaCha8Rng, size: usize, class: usize) -> Vec<f32> {
         _ => rng.random_range(0.24..0.33),
     };
     let angle: f32 = rng.random_range(0.0..std::f32::consts::TAU);
-    let nucleus = match class {
-        1 => {
-            let r = cell_r * rng.random_range(0.72..0.86);
-            let (ox, oy) = (
-                cell_r * rng.random_range(-0.08..0.08),
-                cell_r * rng.random_range(-0.08..0.08),
-            );
-            let bite = r * rng.random_range(0.0..0.4);
-            Nucleus {
-                lobes: vec![(cx + ox, cy + oy, r)],
-                bite: Some((
-                    cx + ox + 1.1 * r * angle.cos(),
-                    cy + oy + 1.1 * r * angle.sin(),
-                    bite,
-                )),
-                strand: 0.0,
-            }
-        }
-        2 => {
-            let r = cell_r * rng.random_range(0.52..0.64);
-            let bite = r * rng.random_range(0.3..0.7);
-            Nucleus {
-                lobes: vec![(cx, cy, r)],
-                bite: Some((
-                    cx + 1.05 * r * angle.cos(),
-                    cy + 1.05 * r * angle.sin(),
-                    bite,
-                )),
-                strand: 0.0,
-            }
-        }
-        _ => {
-            let count = if class == 0 {
-                rng.random_range(2..=3)
-            } else {
-                rng.random_range(2..=5)
-            };
-            let lobe_r = cell_r * rng.random_range(0.22..0.30);
-            let arc = cell_r * rng.random_range(0.35..0.5);
-            let spread = rng.random_range(1.6..3.0f32);
-            Nucleus {
-                lobes: (0..count)
-                    .map(|k| {
-                        let a = angle - spread / 2.0 + spread * k as f32 / (count - 1) as f32;
-                        (cx + arc * a.cos(), cy + arc * a.sin(), lobe_r)
-                    })
-                    .collect(),
-                bite: None,
-                strand: cell_r * 0.06,
-            }
-        }
-    };
+    let nucleus = Nucleus::of_class(rng, class, (cx, cy), cell_r, angle);
     let cytoplasm = match class {
         0 => jitter(rng, [0.88, 0.76, 0.80], 0.04),
         1 => jitter(rng, [0.78, 0.78, 0.90], 0.04),
@@ -327,42 +339,90 @@ fn cell_scene(rng: &mut ChaCha8Rng, size: usize, class: usize) -> Vec<f32> {
             }
         })
         .collect();
-    let mut rgb = Vec::with_capacity(size * size * 3);
-    for y in 0..size {
-        for x in 0..size {
-            let (px, py) = (x as f32 + 0.5, y as f32 + 0.5);
-            let mut colour = background;
-            for &(rx, ry, r) in &red_cells {
-                let d = ((px - rx).powi(2) + (py - ry).powi(2)).sqrt();
-                if d < r {
-                    colour = lerp(red_cell, background, 0.5 * (1.0 - d / r).powi(2));
-                }
-            }
-            let d = ((px - cx).powi(2) + (py - cy).powi(2)).sqrt();
-            // soft cell edge
-            let edge = ((cell_r - d) / (1.5 * unit)).clamp(0.0, 1.0);
-            if edge > 0.0 {
-                let g = glass[y * size + x];
-                let cyto = lerp(cytoplasm, granule_colour, granules.at(x, y))
-                    .map(|v| (v + g).clamp(0.0, 1.0));
-                let cyto = lerp(cyto, background, pale.at(x, y));
-                colour = lerp(colour, cyto, edge);
-            }
-            if nucleus.contains(px, py) {
-                colour = lerp(
-                    nucleus_colour,
-                    nucleus_colour.map(|v| v * 0.6),
-                    chromatin.at(x, y),
-                );
-                if class == 0 || class == 3 {
-                    // granules lie over the nucleus too
-                    colour = lerp(colour, granule_colour, 0.5 * granules.at(x, y));
-                }
-            }
-            rgb.extend_from_slice(&colour);
-        }
+    Smear {
+        background,
+        red_cell,
+        red_cells,
+        centre: (cx, cy),
+        cell_r,
+        unit,
+        cytoplasm,
+        glass,
+        granules,
+        granule_colour,
+        granules_over_nucleus: class == 0 || class == 3,
+        pale,
+        nucleus,
+        nucleus_colour,
+        chromatin,
     }
-    rgb
+    .paint(size)
+}
+
+/// A leukocyte's scene as drawn, to be painted pixel by pixel.
+struct Smear {
+    background: Rgb,
+    red_cell: Rgb,
+    /// Red cells' discs (x, y, r).
+    red_cells: Vec<(f32, f32, f32)>,
+    centre: (f32, f32),
+    cell_r: f32,
+    /// One pixel at 64 px.
+    unit: f32,
+    cytoplasm: Rgb,
+    /// The cytoplasm's fine texture, per pixel.
+    glass: Vec<f32>,
+    granules: Spots,
+    granule_colour: Rgb,
+    granules_over_nucleus: bool,
+    /// Vacuoles.
+    pale: Spots,
+    nucleus: Nucleus,
+    nucleus_colour: Rgb,
+    chromatin: Spots,
+}
+
+impl Smear {
+    /// Its RGB pixels, row by row.
+    fn paint(&self, size: usize) -> Vec<f32> {
+        let (cx, cy) = self.centre;
+        let mut rgb = Vec::with_capacity(size * size * 3);
+        for y in 0..size {
+            for x in 0..size {
+                let (px, py) = (x as f32 + 0.5, y as f32 + 0.5);
+                let mut colour = self.background;
+                for &(rx, ry, r) in &self.red_cells {
+                    let d = ((px - rx).powi(2) + (py - ry).powi(2)).sqrt();
+                    if d < r {
+                        colour = lerp(self.red_cell, self.background, 0.5 * (1.0 - d / r).powi(2));
+                    }
+                }
+                let d = ((px - cx).powi(2) + (py - cy).powi(2)).sqrt();
+                // soft cell edge
+                let edge = ((self.cell_r - d) / (1.5 * self.unit)).clamp(0.0, 1.0);
+                if edge > 0.0 {
+                    let g = self.glass[y * size + x];
+                    let cyto = lerp(self.cytoplasm, self.granule_colour, self.granules.at(x, y))
+                        .map(|v| (v + g).clamp(0.0, 1.0));
+                    let cyto = lerp(cyto, self.background, self.pale.at(x, y));
+                    colour = lerp(colour, cyto, edge);
+                }
+                if self.nucleus.contains(px, py) {
+                    colour = lerp(
+                        self.nucleus_colour,
+                        self.nucleus_colour.map(|v| v * 0.6),
+                        self.chromatin.at(x, y),
+                    );
+                    if self.granules_over_nucleus {
+                        // granules lie over the nucleus too
+                        colour = lerp(colour, self.granule_colour, 0.5 * self.granules.at(x, y));
+                    }
+                }
+                rgb.extend_from_slice(&colour);
+            }
+        }
+        rgb
+    }
 }
 
 /// Aerial ground (grass and asphalt with texture) with one to four small cars and their shadows;

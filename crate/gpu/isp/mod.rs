@@ -345,25 +345,7 @@ impl IspPass {
         batch_norm: bool,
         alternative: Option<&GpuTensor>,
     ) -> Result<Self> {
-        if height < 3 || width < 3 {
-            return Err(Error::invalid(
-                "the ISP's reflect padding needs tiles of at least 3x3",
-            ));
-        }
-        // in u64: on wasm32 the arena's bytes can pass usize's end before the check
-        let pixels = (batch as u64) * (height as u64) * (width as u64);
-        let arena = B_SLOTS as u64 * pixels * 4;
-        let limit = gpu.device.limits().max_storage_buffer_binding_size;
-        if arena > limit {
-            let fits = limit / (B_SLOTS as u64 * (height * width) as u64 * 4);
-            return Err(Error::Gpu(format!(
-                "a batch of {batch} tiles of {height}x{width} needs {} MB per buffer, more than \
-                 this GPU's {} MB: use a batch of at most {fits}, smaller tiles or the CPU backend",
-                arena >> 20,
-                limit >> 20
-            )));
-        }
-        let n = pixels as usize;
+        let n = Self::pixels_that_fit(gpu, (batch, height, width))?;
         if alternative.is_some_and(|a| a.element_count() != PACKED_LEN) {
             return Err(Error::invalid(
                 "the alternative ISP parameters are not packed",
@@ -417,23 +399,7 @@ impl IspPass {
             kept.push(red);
             group
         });
-        let inv_n = 1.0 / n as f32;
-        let mut reductions = Vec::new();
-        let statistics = [
-            (K_BN_MEAN, S_MEAN),
-            (K_BN_VAR, S_VAR),
-            (K_BN_G, S_G),
-            (K_BN_GY, S_GY),
-        ];
-        for (kind, destination) in statistics {
-            reductions.push((kind, 3, destination, inv_n));
-        }
-        for (group, kind) in GROUP_REDUCTIONS {
-            let (first, len) = packed_span(group)
-                .ok_or_else(|| Error::Gpu(format!("no ISP parameter group named {group}")))?;
-            reductions.push((kind, len as u32, first as u32, 1.0));
-        }
-        let reductions = reductions
+        let reductions = Self::reductions(n)?
             .into_iter()
             .map(|(kind, count, destination, scale)| {
                 let (group, red) = bind(
@@ -469,6 +435,51 @@ impl IspPass {
             reductions,
             _buffers: kept,
         })
+    }
+
+    /// The pixels of a (B, H, W) batch, or why its arenas do not fit this GPU's buffers.
+    fn pixels_that_fit(gpu: &Gpu, (batch, height, width): (usize, usize, usize)) -> Result<usize> {
+        if height < 3 || width < 3 {
+            return Err(Error::invalid(
+                "the ISP's reflect padding needs tiles of at least 3x3",
+            ));
+        }
+        // in u64: on wasm32 the arena's bytes can pass usize's end before the check
+        let pixels = (batch as u64) * (height as u64) * (width as u64);
+        let arena = B_SLOTS as u64 * pixels * 4;
+        let limit = gpu.device.limits().max_storage_buffer_binding_size;
+        if arena > limit {
+            let fits = limit / (B_SLOTS as u64 * (height * width) as u64 * 4);
+            return Err(Error::Gpu(format!(
+                "a batch of {batch} tiles of {height}x{width} needs {} MB per buffer, more than \
+                 this GPU's {} MB: use a batch of at most {fits}, smaller tiles or the CPU backend",
+                arena >> 20,
+                limit >> 20
+            )));
+        }
+        Ok(pixels as usize)
+    }
+
+    /// The reductions over `n` pixels, as (kind, outputs, destination, scale): the batch
+    /// statistics' means, then each parameter group's gradient sums.
+    fn reductions(n: usize) -> Result<Vec<(u32, u32, u32, f32)>> {
+        let inv_n = 1.0 / n as f32;
+        let mut reductions = Vec::new();
+        let statistics = [
+            (K_BN_MEAN, S_MEAN),
+            (K_BN_VAR, S_VAR),
+            (K_BN_G, S_G),
+            (K_BN_GY, S_GY),
+        ];
+        for (kind, destination) in statistics {
+            reductions.push((kind, 3, destination, inv_n));
+        }
+        for (group, kind) in GROUP_REDUCTIONS {
+            let (first, len) = packed_span(group)
+                .ok_or_else(|| Error::Gpu(format!("no ISP parameter group named {group}")))?;
+            reductions.push((kind, len as u32, first as u32, 1.0));
+        }
+        Ok(reductions)
     }
 
     fn pixels(&self) -> usize {

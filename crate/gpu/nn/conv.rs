@@ -78,6 +78,11 @@ pub struct ConvGrads<'a> {
 
 pub struct Conv2d(Passes);
 
+/// The operation, as shape errors name it.
+const OP: &str = "conv2d";
+/// What is too large, as size errors name it.
+const WHAT: &str = "a convolution";
+
 /// Output length of a window of `k` with `stride` and `pad` over `n` pixels, if it fits.
 pub fn output_size(n: usize, k: usize, stride: usize, pad: usize) -> Option<usize> {
     let padded = n + 2 * pad;
@@ -105,62 +110,7 @@ impl Conv2d {
         pad: usize,
         grads: Option<ConvGrads>,
     ) -> Result<Self> {
-        let op = "conv2d";
-        let (batch, cin, height, width) = t.x.dims4(op, "x")?;
-        let (cout, wcin, k, k2) = t.weight.dims4(op, "weight")?;
-        if wcin != cin || k2 != k {
-            return Err(shape_error(
-                op,
-                format!(
-                    "weight {:?} does not fit x {:?}",
-                    t.weight.shape(),
-                    t.x.shape()
-                ),
-            ));
-        }
-        let (Some(out_h), Some(out_w)) = (
-            output_size(height, k, stride, pad),
-            output_size(width, k, stride, pad),
-        ) else {
-            return Err(shape_error(
-                op,
-                format!(
-                    "a {k}x{k} window (stride {stride}, pad {pad}) does not fit {height}x{width}"
-                ),
-            ));
-        };
-        expect_shape(op, "y", t.y, &[batch, cout, out_h, out_w])?;
-        if let Some(bias) = t.bias {
-            expect_shape(op, "bias", bias, &[cout])?;
-        }
-        let has_bias = t.bias.is_some();
-        let taps = cin * k * k;
-        let cols = taps + has_bias as usize;
-        let depth = batch * out_h * out_w;
-        // split the weight gradient's K so each split sums ~SPLIT_TERMS terms, within the budget
-        let wanted = depth.div_ceil(SPLIT_TERMS).max(1);
-        let splits = wanted.min((PARTIALS_BUDGET / (cout * cols).max(1)).max(1));
-        let chunk = depth.div_ceil(splits).next_multiple_of(16);
-        let splits = depth.div_ceil(chunk).max(1);
-        let what = "a convolution";
-        let params = Conv {
-            batch: u32_of(batch, what)?,
-            cin: u32_of(cin, what)?,
-            height: u32_of(height, what)?,
-            width: u32_of(width, what)?,
-            cout: u32_of(cout, what)?,
-            k: u32_of(k, what)?,
-            stride: u32_of(stride, what)?,
-            pad: u32_of(pad, what)?,
-            out_h: u32_of(out_h, what)?,
-            out_w: u32_of(out_w, what)?,
-            has_bias: has_bias as u32,
-            splits: u32_of(splits, what)?,
-            chunk: u32_of(chunk, what)?,
-            cols: u32_of(cols, what)?,
-            _pad0: 0,
-            _pad1: 0,
-        };
+        let params = Self::params(t, stride, pad)?;
         let uniform = gpu.uniform_buffer("conv2d", &params);
         let program = &kernels.conv;
         let group = program.bind(
@@ -177,70 +127,155 @@ impl Conv2d {
                 &kernels.spare(gpu),
             ],
         );
+        let [batch, cout, out_h, out_w] =
+            [params.batch, params.cout, params.out_h, params.out_w].map(|v| v as usize);
         let forward = vec![Dispatch::new(
             program,
             "forward",
             &group,
-            wrapped_tiles(depth, cout, what)?,
+            wrapped_tiles(batch * out_h * out_w, cout, WHAT)?,
         )];
         let backward = match grads {
             None => None,
-            Some(g) => {
-                expect_shape(op, "dy", g.dy, t.y.shape())?;
-                expect_shape(op, "dweight", g.dweight, t.weight.shape())?;
-                match (g.dbias, has_bias) {
-                    (Some(db), true) => expect_shape(op, "dbias", db, &[cout])?,
-                    (None, false) => {}
-                    _ => {
-                        return Err(shape_error(
-                            op,
-                            "dbias must be given exactly when the layer has a bias".into(),
-                        ))
-                    }
-                }
-                if let Some(dx) = g.dx {
-                    expect_shape(op, "dx", dx, t.x.shape())?;
-                }
-                let partials = GpuTensor::zeros(gpu, "conv2d partials", &[splits, cout, cols])?;
-                let group = program.bind(
-                    gpu,
-                    &[
-                        &uniform,
-                        t.x.buffer(),
-                        t.weight.buffer(),
-                        &kernels.spare(gpu),
-                        g.dy.buffer(),
-                        g.dx.map_or(&kernels.spare(gpu), |d| d.buffer()),
-                        g.dweight.buffer(),
-                        g.dbias.map_or(&kernels.spare(gpu), |d| d.buffer()),
-                        partials.buffer(),
-                    ],
-                );
-                let mut steps = vec![
-                    Dispatch::new(
-                        program,
-                        "weight_grad",
-                        &group,
-                        (
-                            groups(cols.div_ceil(TILE as usize), what)?,
-                            groups(cout.div_ceil(TILE as usize), what)?,
-                            groups(splits, what)?,
-                        ),
-                    ),
-                    Dispatch::new(program, "weight_reduce", &group, flat_grid(cout * cols)),
-                ];
-                if g.dx.is_some() {
-                    steps.push(Dispatch::new(
-                        program,
-                        "input_grad",
-                        &group,
-                        wrapped_tiles(batch * height * width, cin, what)?,
-                    ));
-                }
-                Some(steps)
-            }
+            Some(g) => Some(Self::backward_steps(
+                gpu, kernels, t, &g, &params, &uniform,
+            )?),
         };
-        Ok(Self(Passes::new(op, forward, backward)))
+        Ok(Self(Passes::new(OP, forward, backward)))
+    }
+
+    /// The shader's parameters for x and weight (checked against each other and y), with the
+    /// weight gradient's reduction split.
+    fn params(t: &ConvTensors, stride: usize, pad: usize) -> Result<Conv> {
+        let (batch, cin, height, width) = t.x.dims4(OP, "x")?;
+        let (cout, wcin, k, k2) = t.weight.dims4(OP, "weight")?;
+        if wcin != cin || k2 != k {
+            return Err(shape_error(
+                OP,
+                format!(
+                    "weight {:?} does not fit x {:?}",
+                    t.weight.shape(),
+                    t.x.shape()
+                ),
+            ));
+        }
+        let (Some(out_h), Some(out_w)) = (
+            output_size(height, k, stride, pad),
+            output_size(width, k, stride, pad),
+        ) else {
+            return Err(shape_error(
+                OP,
+                format!(
+                    "a {k}x{k} window (stride {stride}, pad {pad}) does not fit {height}x{width}"
+                ),
+            ));
+        };
+        expect_shape(OP, "y", t.y, &[batch, cout, out_h, out_w])?;
+        if let Some(bias) = t.bias {
+            expect_shape(OP, "bias", bias, &[cout])?;
+        }
+        let has_bias = t.bias.is_some();
+        let taps = cin * k * k;
+        let cols = taps + has_bias as usize;
+        let depth = batch * out_h * out_w;
+        // split the weight gradient's K so each split sums ~SPLIT_TERMS terms, within the budget
+        let wanted = depth.div_ceil(SPLIT_TERMS).max(1);
+        let splits = wanted.min((PARTIALS_BUDGET / (cout * cols).max(1)).max(1));
+        let chunk = depth.div_ceil(splits).next_multiple_of(16);
+        let splits = depth.div_ceil(chunk).max(1);
+        Ok(Conv {
+            batch: u32_of(batch, WHAT)?,
+            cin: u32_of(cin, WHAT)?,
+            height: u32_of(height, WHAT)?,
+            width: u32_of(width, WHAT)?,
+            cout: u32_of(cout, WHAT)?,
+            k: u32_of(k, WHAT)?,
+            stride: u32_of(stride, WHAT)?,
+            pad: u32_of(pad, WHAT)?,
+            out_h: u32_of(out_h, WHAT)?,
+            out_w: u32_of(out_w, WHAT)?,
+            has_bias: has_bias as u32,
+            splits: u32_of(splits, WHAT)?,
+            chunk: u32_of(chunk, WHAT)?,
+            cols: u32_of(cols, WHAT)?,
+            _pad0: 0,
+            _pad1: 0,
+        })
+    }
+
+    /// The backward pass's dispatches into `g` (its shapes checked): dW (and db) in splits summed
+    /// by a second pass, then dx where wanted.
+    fn backward_steps(
+        gpu: &Gpu,
+        kernels: &Kernels,
+        t: &ConvTensors,
+        g: &ConvGrads,
+        params: &Conv,
+        uniform: &wgpu::Buffer,
+    ) -> Result<Vec<Dispatch>> {
+        let [batch, cin, height, width, cout, cols, splits] = [
+            params.batch,
+            params.cin,
+            params.height,
+            params.width,
+            params.cout,
+            params.cols,
+            params.splits,
+        ]
+        .map(|v| v as usize);
+        expect_shape(OP, "dy", g.dy, t.y.shape())?;
+        expect_shape(OP, "dweight", g.dweight, t.weight.shape())?;
+        match (g.dbias, t.bias.is_some()) {
+            (Some(db), true) => expect_shape(OP, "dbias", db, &[cout])?,
+            (None, false) => {}
+            _ => {
+                return Err(shape_error(
+                    OP,
+                    "dbias must be given exactly when the layer has a bias".into(),
+                ))
+            }
+        }
+        if let Some(dx) = g.dx {
+            expect_shape(OP, "dx", dx, t.x.shape())?;
+        }
+        let partials = GpuTensor::zeros(gpu, "conv2d partials", &[splits, cout, cols])?;
+        let program = &kernels.conv;
+        let group = program.bind(
+            gpu,
+            &[
+                uniform,
+                t.x.buffer(),
+                t.weight.buffer(),
+                &kernels.spare(gpu),
+                g.dy.buffer(),
+                g.dx.map_or(&kernels.spare(gpu), |d| d.buffer()),
+                g.dweight.buffer(),
+                g.dbias.map_or(&kernels.spare(gpu), |d| d.buffer()),
+                partials.buffer(),
+            ],
+        );
+        let mut steps = vec![
+            Dispatch::new(
+                program,
+                "weight_grad",
+                &group,
+                (
+                    groups(cols.div_ceil(TILE as usize), WHAT)?,
+                    groups(cout.div_ceil(TILE as usize), WHAT)?,
+                    groups(splits, WHAT)?,
+                ),
+            ),
+            Dispatch::new(program, "weight_reduce", &group, flat_grid(cout * cols)),
+        ];
+        if g.dx.is_some() {
+            steps.push(Dispatch::new(
+                program,
+                "input_grad",
+                &group,
+                wrapped_tiles(batch * height * width, cin, WHAT)?,
+            ));
+        }
+        Ok(steps)
     }
 
     pub fn forward(&self, pass: &mut wgpu::ComputePass) {
