@@ -19,7 +19,7 @@ test('a 256 px small U-Net session with batch 8 runs; batch 64 is refused with t
     const results = await inWorker(page, [
       ['init', { preferGpu: false }],
       ['loadSynthetic', { task: 'segmentation', n: 12, seed: 2, size: 256 }],
-      ['train', { options: session(8) }],
+      ['runJob', { options: session(8) }],
     ]);
     const { finished, summary } = results[2];
     assert.equal(finished, true);
@@ -29,7 +29,7 @@ test('a 256 px small U-Net session with batch 8 runs; batch 64 is refused with t
     const refused = await inWorker(page, [
       ['init', { preferGpu: false }],
       ['loadSynthetic', { task: 'segmentation', n: 12, seed: 2, size: 256 }],
-      ['train', { options: session(64) }],
+      ['runJob', { options: session(64) }],
     ]).then(() => null, (e) => e.message);
     assert.match(refused ?? '', /unet_small session on 256x256 px tiles with batch 64 needs about [\d.]+ GB, more than the [\d.]+ GB this page can use: use a batch of at most \d+/);
     const fits = Number(/at most (\d+)/.exec(refused)[1]);

@@ -25,7 +25,7 @@ async function session(page, threads) {
     ['loadSynthetic', { task: 'classification', n: 24, seed: 3, size: 128 }],
     ['select', { index: 0 }],
     ['views', {}],
-    ['train', { options }],
+    ['runJob', { options }],
   ]);
   let checksum = 0;
   for (const v of views) for (let i = 0; i < v.rgba.length; i += 7) checksum = (checksum * 31 + v.rgba[i]) % 1_000_000_007;
