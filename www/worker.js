@@ -157,8 +157,7 @@ const methods = {
   // the lab log
   async listRuns({ selection }) {
     const all = await store.listRuns();
-    const facets = Object.fromEntries(['mode', 'model', 'view', 'dataset'].map((k) => [k, [...new Set(all.map((m) => m[k]))].sort()]));
-    return { rows: wasm.selectRuns(all, selection), total: all.length, facets, usage: (await store.usage()).text };
+    return { ...wasm.selectRuns(all, selection), total: all.length, usage: (await store.usage()).text };
   },
   async openRun({ id }) {
     return readRun(await store.getZip(id), (view) => ({
@@ -187,6 +186,7 @@ const methods = {
   resume: () => trainControl?.resume(),
   cancel: () => trainControl?.cancel(),
   saveModel: () => trainer.saveModel(),
+  resultsCsv: () => trainer.resultsCsv(),
   timelineGif: () => trainer.timelineGif(),
   runTimelineGif: async ({ id }) => readRun(await store.getZip(id), (view) => view.timelineGif()),
   // benchmarks (tests/bench/run.mjs): the same code a session runs, timed in this worker

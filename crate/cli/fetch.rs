@@ -9,10 +9,10 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use lens2logit::data::cancel::CancelToken;
 use lens2logit::data::discovery::DatasetKind;
 use lens2logit::data::drone_balance::DroneBalance;
 use lens2logit::data::fetch::{fetch, FetchEvent, FetchRequest};
-use lens2logit::data::http::CancelToken;
 use lens2logit::data::inspect::inspect_record;
 use lens2logit::data::tiles::{labels_csv, LABELS_CSV};
 use lens2logit::data::zenodo::{ZenodoClient, DEFAULT_BASE, DEFAULT_RECORD};

@@ -446,7 +446,7 @@ pub(crate) fn run_job(job: JobSpec, sink: &mut CliSink) -> Result<Outcome, Strin
 pub(crate) fn read_weights(source: &str) -> Result<WeightsFile, String> {
     if source.starts_with("http://") || source.starts_with("https://") {
         let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
-        let cancel = lens2logit::data::http::CancelToken::default();
+        let cancel = lens2logit::data::cancel::CancelToken::default();
         let bytes = runtime
             .block_on(lens2logit::data::http::fetch_bytes(
                 source,

@@ -17,8 +17,8 @@ use md5::{Digest, Md5};
 
 use crate::codecs::hex;
 
+use super::cancel::CancelToken;
 use super::discovery::Entry;
-use super::http::CancelToken;
 use crate::{Error, Result};
 
 /// Largest entry read into memory; tiles and label files are far smaller.

@@ -3,7 +3,7 @@
 //! as "car" tiles, or every classified tile where asked.
 
 use super::sample::sort_seeded;
-use crate::raw::cut::{classification_label, tile_name, CutTile};
+use crate::raw::cut::{classification_label, renumbered, CutTile};
 use crate::{Error, Result};
 
 /// Which of an image's classified tiles Raw-Drone's classification set keeps.
@@ -73,21 +73,14 @@ pub fn classification_tiles(
         return kept;
     }
     let k = classes[0].len().min(classes[1].len());
-    classes
-        .into_iter()
-        .flat_map(|mut class| {
-            sort_seeded(BALANCE_SEED, &mut class, |t| t.name.clone());
-            class.truncate(k);
-            // the names are the places in the image, zero-padded
-            class.sort_by(|a, b| a.name.cmp(&b.name));
-            class
-        })
-        .enumerate()
-        .map(|(i, t)| CutTile {
-            name: tile_name(image_index, i),
-            ..t
-        })
-        .collect()
+    let kept = classes.into_iter().flat_map(|mut class| {
+        sort_seeded(BALANCE_SEED, &mut class, |t| t.name.clone());
+        class.truncate(k);
+        // the names are the places in the image, zero-padded
+        class.sort_by(|a, b| a.name.cmp(&b.name));
+        class
+    });
+    renumbered(kept, image_index)
 }
 
 #[cfg(test)]

@@ -14,10 +14,11 @@ use std::collections::{HashMap, HashSet};
 use futures_util::StreamExt;
 
 use super::archive::{read_archive, ArchiveEvent, Outcome, MAX_ENTRY_BYTES, MAX_NESTING};
+use super::cancel::CancelToken;
 use super::census::Census;
 use super::discovery::{classify, parse_labels, DatasetKind, Entry, Rule};
 use super::drone_balance::{classification_tiles, DroneBalance, BALANCE_SEED};
-use super::http::{body_within, CancelToken};
+use super::http::body_within;
 use super::ranged::{Http, RangeSource, RangedArchive};
 use super::sample;
 use super::zenodo::{Opened, RemoteFile, ZenodoClient};

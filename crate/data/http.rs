@@ -2,34 +2,10 @@
 //! (reqwest on fetch): retries with backoff that honour Retry-After on 429 and 5xx, and
 //! cancellation between attempts and between chunks.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
+use super::cancel::CancelToken;
 use crate::{Error, Result};
-
-/// Cancels a download from anywhere (a button in the page, Ctrl-C in the CLI).
-#[derive(Clone, Default)]
-pub struct CancelToken(Arc<AtomicBool>);
-
-impl CancelToken {
-    pub fn cancel(&self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-
-    pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-
-    /// An error when cancelled, to end work with `?`.
-    pub fn check(&self) -> Result<()> {
-        if self.is_cancelled() {
-            Err(Error::Cancelled)
-        } else {
-            Ok(())
-        }
-    }
-}
 
 /// How often and how patiently to retry.
 #[derive(Debug, Clone, Copy)]

@@ -8,9 +8,9 @@ use std::fmt::Write;
 use futures_util::StreamExt;
 
 use super::archive::{read_archive, ArchiveEvent, MAX_NESTING};
+use super::cancel::CancelToken;
 use super::census::Census;
 use super::discovery::{classify, Entry};
-use super::http::CancelToken;
 use super::ranged::{Http, RangeSource, RangedArchive};
 use super::zenodo::{Opened, ZenodoClient};
 use crate::Result;

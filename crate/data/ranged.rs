@@ -18,8 +18,9 @@ use async_zip::base::read::seek::ZipFileReader;
 use futures_util::io::{AsyncBufRead, AsyncRead, AsyncReadExt, AsyncSeek, SeekFrom};
 
 use super::archive::{zip_error, ArchiveEvent, Outcome, MAX_ENTRY_BYTES};
+use super::cancel::CancelToken;
 use super::discovery::Entry;
-use super::http::{body_within, CancelToken};
+use super::http::body_within;
 use super::zenodo::ZenodoClient;
 use crate::{Error, Result};
 

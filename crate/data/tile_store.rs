@@ -490,8 +490,8 @@ pub type CachedTile = (String, Vec<u8>, Option<Vec<u8>>);
 /// to decode are skipped, and a file with no readable tile is an error naming the first failure.
 pub async fn read_dropped_file(name: &str, bytes: Vec<u8>) -> Result<Dropped> {
     use crate::data::archive::{read_archive, ArchiveEvent};
+    use crate::data::cancel::CancelToken;
     use crate::data::discovery::{classify_loose, Entry};
-    use crate::data::http::CancelToken;
     use futures_util::StreamExt;
 
     if name.to_ascii_lowercase().ends_with(".dng") {

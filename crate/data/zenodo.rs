@@ -9,7 +9,8 @@
 
 use serde::Deserialize;
 
-use super::http::{get, CancelToken, RetryPolicy};
+use super::cancel::CancelToken;
+use super::http::{get, RetryPolicy};
 use crate::{Error, Result};
 
 pub const DEFAULT_BASE: &str = "https://zenodo.org";

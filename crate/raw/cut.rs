@@ -135,9 +135,18 @@ pub fn centre_tile(image: &RawTile, side: usize) -> Result<RawTile> {
 /// The segmentation set's tiles of one image: those with any car pixel, numbered anew from 0 in
 /// their order (`class_detection`, then `enumerate` in `create_tiles_dataset`).
 pub fn keep_car_tiles(tiles: Vec<CutTile>, image_index: usize) -> Vec<CutTile> {
+    renumbered(
+        tiles
+            .into_iter()
+            .filter(|t| t.car_share.is_some_and(|s| s > 0.0)),
+        image_index,
+    )
+}
+
+/// `tiles` numbered anew in order, `{image:02}_{i:05}`.
+pub fn renumbered(tiles: impl IntoIterator<Item = CutTile>, image_index: usize) -> Vec<CutTile> {
     tiles
         .into_iter()
-        .filter(|t| t.car_share.is_some_and(|s| s > 0.0))
         .enumerate()
         .map(|(i, t)| CutTile {
             name: tile_name(image_index, i),

@@ -11,6 +11,7 @@
 //! - `adversarial/<group>.png`: forensics' adversarial processing of the first validation tile;
 //! - `model.safetensors`, `isp.safetensors`: the trained task model and processing.
 
+#[cfg(any(target_arch = "wasm32", feature = "net"))]
 pub mod mlflow;
 mod record;
 mod select;
@@ -20,8 +21,8 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 
 pub use record::RunMeta;
-pub use select::{select, Selection};
-pub use tables::{drift_csv, parse_curves, Curve};
+pub use select::{facets, select, Selection};
+pub use tables::{drift_csv, parse_curves, results_csv, Curve};
 
 use crate::train::Snapshot;
 use crate::{Error, Result};

@@ -20,6 +20,25 @@ pub struct Selection {
     pub sort: Option<String>,
 }
 
+/// The values a runs table can be filtered by: each field's distinct values, sorted (empty ones
+/// left out).
+pub fn facets(runs: &[RunMeta]) -> std::collections::BTreeMap<&'static str, Vec<String>> {
+    let fields: [(&'static str, fn(&RunMeta) -> &str); 4] = [
+        ("mode", |m| &m.mode),
+        ("model", |m| &m.model),
+        ("view", |m| &m.view),
+        ("dataset", |m| &m.dataset),
+    ];
+    fields
+        .into_iter()
+        .map(|(name, field)| {
+            let values: std::collections::BTreeSet<&str> =
+                runs.iter().map(field).filter(|v| !v.is_empty()).collect();
+            (name, values.into_iter().map(String::from).collect())
+        })
+        .collect()
+}
+
 pub fn select(mut runs: Vec<RunMeta>, selection: &Selection) -> Result<Vec<RunMeta>> {
     let wanted = |want: &Option<String>, have: &str| {
         want.as_deref().is_none_or(|w| w.is_empty() || w == have)

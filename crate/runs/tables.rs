@@ -102,6 +102,21 @@ pub fn drift_csv(
     csv_text(header, rows)
 }
 
+/// Every table of a session in one CSV, as the page exports it: the curves, then the drift table
+/// and the corruption baseline where the session has them, each after a blank line.
+pub fn results_csv(summary: &Summary, intensities: &[u32], train_view: &str) -> String {
+    let mut out = metrics_csv(summary);
+    if !summary.views.is_empty() {
+        out += "\n";
+        out += &drift_csv(&summary.views, intensities, train_view);
+    }
+    if !summary.corruptions.is_empty() {
+        out += "\n";
+        out += &corruptions_csv(summary);
+    }
+    out
+}
+
 pub fn corruptions_csv(summary: &Summary) -> String {
     let rows = summary
         .corruptions

@@ -5,7 +5,7 @@ use wasm_bindgen::prelude::*;
 
 use super::{js_error, to_js, RgbaImage};
 use lens2logit::runs::mlflow::Tracking;
-use lens2logit::runs::{select, Run, RunMeta, Selection};
+use lens2logit::runs::{facets, select, Run, RunMeta, Selection};
 use lens2logit::train::timeline::timeline_gif;
 use lens2logit::train::Snapshot;
 use lens2logit::viz::Rgba;
@@ -120,15 +120,18 @@ pub(crate) fn snapshot_output(
     Ok(s.output_image(stage).map_err(js_error)?.into())
 }
 
-/// The runs table's rows: `metas` (run.json of each stored run) filtered and sorted by
-/// `selection` ({mode, model, view, dataset, text, sort}).
+/// The runs table: `metas` (run.json of each stored run) filtered and sorted by `selection`
+/// ({mode, model, view, dataset, text, sort}): `{rows, facets}`, the facets the values each
+/// filter offers.
 #[wasm_bindgen(js_name = selectRuns)]
 pub fn select_runs(metas: JsValue, selection: JsValue) -> Result<JsValue, JsError> {
     let metas: Vec<RunMeta> = serde_wasm_bindgen::from_value(metas)
         .map_err(|e| JsError::new(&format!("stored runs: {e}")))?;
     let selection: Selection = serde_wasm_bindgen::from_value(selection)
         .map_err(|e| JsError::new(&format!("runs filter: {e}")))?;
-    to_js(&select(metas, &selection).map_err(js_error)?)
+    let facets = facets(&metas);
+    let rows = select(metas.clone(), &selection).map_err(js_error)?;
+    to_js(&serde_json::json!({ "rows": rows, "facets": facets }))
 }
 
 /// Logs a stored run (its zip) to the MLflow tracking server at `url`, in `experiment`;

@@ -6,10 +6,10 @@ use wasm_bindgen::prelude::*;
 use super::camera::CameraSource;
 use super::images::{LabelledImage, RgbaImage};
 use super::{cache, js_error, to_js, Lab};
+use lens2logit::data::cancel::CancelToken;
 use lens2logit::data::discovery::{stem, DatasetKind};
 use lens2logit::data::drone_balance::DroneBalance;
 use lens2logit::data::fetch::{fetch, FetchRequest};
-use lens2logit::data::http::CancelToken;
 use lens2logit::data::inspect::inspect_record;
 use lens2logit::data::synthetic;
 use lens2logit::data::tile_store::{

@@ -407,6 +407,19 @@ impl Trainer {
         to_js(&json)
     }
 
+    /// Every table of the last session in one CSV (curves, drift table, corruption baseline).
+    #[wasm_bindgen(js_name = resultsCsv)]
+    pub fn results_csv(&self) -> Result<String, JsError> {
+        self.with(|s| {
+            let config = s.config();
+            Ok(lens2logit::runs::results_csv(
+                &s.summary,
+                &config.intensities,
+                &config.view.to_string(),
+            ))
+        })
+    }
+
     /// The groups forensics attacked, in attack order: `adversarialImage(i)` shows group `i`.
     #[wasm_bindgen(js_name = adversarialGroups)]
     pub fn adversarial_groups(&self) -> Result<Vec<String>, JsError> {

@@ -7,7 +7,8 @@ use wasm_bindgen::prelude::*;
 
 use super::{cache, js_error, to_js, Lab};
 use lens2logit::codecs::hex;
-use lens2logit::data::http::{fetch_bytes, CancelToken};
+use lens2logit::data::cancel::CancelToken;
+use lens2logit::data::http::fetch_bytes;
 use lens2logit::spec::limits::WEIGHTS_BYTES;
 
 /// The cache key of the weights at `url`.

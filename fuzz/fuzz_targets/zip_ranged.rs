@@ -5,7 +5,7 @@
 
 use lens2logit::data::archive::ArchiveEvent;
 use lens2logit::data::discovery::Entry;
-use lens2logit::data::http::CancelToken;
+use lens2logit::data::cancel::CancelToken;
 use lens2logit::data::ranged::RangedArchive;
 use libfuzzer_sys::fuzz_target;
 

@@ -7,7 +7,7 @@
 
 use lens2logit::data::archive::{read_archive, ArchiveEvent};
 use lens2logit::data::discovery::classify_loose;
-use lens2logit::data::http::CancelToken;
+use lens2logit::data::cancel::CancelToken;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

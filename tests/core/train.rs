@@ -174,7 +174,7 @@ fn isp_parameter_gradients_through_a_model_match_finite_differences() {
 /// Splits packed values into the parameters' chunks (black_level 4, white_balance 3, ...).
 fn split(v: &[f64]) -> Vec<Vec<f64>> {
     let mut at = 0;
-    PARAMETERS
+    lens2logit::spec::isp::PARAMETERS
         .iter()
         .map(|p| p.len())
         .map(|n| {

@@ -158,7 +158,7 @@ async function startMlflow(pageOrigin) {
 test('with a tracking server set, a session is logged to a real MLflow server and comes back with the CLI', async () => {
   const mlflow = await startMlflow(new URL(server.url).origin);
   try {
-    const page = await openLab(browser, `${server.url}?n=16&size=32&steps=2&batch=4&mlflow=${encodeURIComponent(mlflow.url)}&experiment=page-tests`);
+    const page = await openLab(browser, `${server.url}?n=16&size=32&steps=2&batch=4&mlflow=${encodeURIComponent(mlflow.url)}&mlflow-experiment=page-tests`);
     await session(page, 'logged from the page', 'synthesis');
     await page.waitForSelector('body[data-mlflow-logged="1"]', { timeout: 120_000 });
     const status = await page.textContent('#mlflow-status');

@@ -139,8 +139,9 @@ fn the_recipe_fetches_tiles_and_weights_and_fine_tunes() {
         dir.path(),
     );
     let weights = format!("{url}/weights/resnet18.pth");
-    let out = crate::cli::lens2logit(
-        &[
+    // a ResNet-18 on the fetched tiles, started from `init`
+    let train = |init: &str, rest: &[&str]| {
+        let base = [
             "train",
             "--data",
             "micro",
@@ -151,7 +152,13 @@ fn the_recipe_fetches_tiles_and_weights_and_fine_tunes() {
             "--model",
             "resnet18",
             "--init",
-            &weights,
+            init,
+        ];
+        crate::cli::lens2logit(&[&base[..], rest].concat(), dir.path())
+    };
+    let out = train(
+        &weights,
+        &[
             "--freeze-backbone",
             "2",
             "--backbone-lr",
@@ -167,7 +174,6 @@ fn the_recipe_fetches_tiles_and_weights_and_fine_tunes() {
             "--out",
             "run",
         ],
-        dir.path(),
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -185,25 +191,9 @@ fn the_recipe_fetches_tiles_and_weights_and_fine_tunes() {
     assert_eq!(meta["params"]["init_sha256"], sha.as_str());
     assert_eq!(meta["params"]["freeze_backbone"], "2");
     // a weights URL that is not there is named
-    let out = crate::cli::lens2logit(
-        &[
-            "train",
-            "--data",
-            "micro",
-            "--task",
-            "classification",
-            "--mode",
-            "synthesis",
-            "--model",
-            "resnet18",
-            "--init",
-            &format!("{url}/weights/missing.pth"),
-            "--steps",
-            "1",
-            "--out",
-            "x",
-        ],
-        dir.path(),
+    let out = train(
+        &format!("{url}/weights/missing.pth"),
+        &["--steps", "1", "--out", "x"],
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -3,10 +3,10 @@
 
 use std::time::Instant;
 
+use lens2logit::data::cancel::CancelToken;
 use lens2logit::data::discovery::DatasetKind;
 use lens2logit::data::drone_balance::DroneBalance;
 use lens2logit::data::fetch::{fetch, FetchEvent, FetchRequest, FetchSummary};
-use lens2logit::data::http::CancelToken;
 use lens2logit::data::zenodo::{Opened, ZenodoClient};
 use lens2logit::raw::decode_tile;
 use lens2logit::Error;

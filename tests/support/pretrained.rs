@@ -35,19 +35,13 @@ pub fn relative(ours: &[f32], theirs: &[f32]) -> f32 {
 
 /// Whether two tensors hold the same values.
 pub fn same(a: &Tensor, b: &Tensor) -> bool {
-    let a = a
-        .to_dtype(DType::F32)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
-    let b = b
-        .to_dtype(DType::F32)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
-    a == b
+    let values = |t: &Tensor| -> Vec<f32> {
+        t.to_dtype(DType::F32)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+    };
+    values(a) == values(b)
 }

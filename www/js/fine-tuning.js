@@ -110,20 +110,6 @@ export const modeControls = () => {
   for (const el of document.querySelectorAll('[data-mode]')) el.hidden = el.dataset.mode !== $('mode').value;
 };
 
-function curvesCsv() {
-  let csv = 'phase,step,loss,metric\n';
-  for (const [phase, rows] of Object.entries(session.curves)) for (const [s, l, m] of rows) csv += `"${phase}",${s},${l},${m}\n`;
-  if (session.summary?.views) {
-    csv += '\nview,intensity,metric\n';
-    for (const [v, row] of Object.entries(session.summary.views)) for (const [i, m] of Object.entries(row)) csv += `${v},${i},${m}\n`;
-  }
-  if (session.summary?.corruptions) {
-    csv += '\ncorruption,metric,drop\n';
-    for (const [name, [m, d]] of Object.entries(session.summary.corruptions)) csv += `${name},${m},${d}\n`;
-  }
-  return csv;
-}
-
 /** The page's session settings, as the Start button and the experiment read them. */
 const sessionOptions = () => ({
   mode: $('mode').value, model: $('model').value || null, steps: Number($('steps').value),
@@ -260,7 +246,7 @@ export function wireFineTuning() {
     $('pause').textContent = paused ? 'Pause' : 'Resume';
   };
   $('cancel').onclick = () => call('cancel');
-  $('export-curves').onclick = () => download('lens2logit_curves.csv', curvesCsv(), 'text/csv');
+  $('export-curves').onclick = guard(async () => download('lens2logit_curves.csv', await call('resultsCsv'), 'text/csv'));
   $('export-timeline').onclick = guard(async () => download('lens2logit_timeline.gif', await call('timelineGif'), 'image/gif'));
   $('export-model').onclick = guard(async () => download('model.safetensors', await call('saveModel'), 'application/octet-stream'));
   $('export-isp').onclick = guard(async () => download('isp.safetensors', await call('saveIsp'), 'application/octet-stream'));

@@ -85,7 +85,7 @@ export async function logToMlflow(ids) {
   const status = $('mlflow-status');
   for (const id of ids) {
     try {
-      const mlflowRun = await call('logRun', { id, url: $('mlflow').value, experiment: $('experiment').value || 'lens2logit' });
+      const mlflowRun = await call('logRun', { id, url: $('mlflow').value, experiment: $('mlflow-experiment').value || 'lens2logit' });
       status.value = `logged run ${id} as MLflow run ${mlflowRun}`;
     } catch (error) {
       status.value = '';
@@ -178,7 +178,7 @@ export function wireLabLog() {
     // the worker may reach the server only if its policy names it: a new one may take over
     if (await reachOrigins('the MLflow server changed')) await load();
   });
-  $('experiment').onchange = saveState;
+  $('mlflow-experiment').onchange = saveState;
   $('runs-mlflow').onclick = guard(async () => {
     const ids = selectedRuns();
     if (!ids.length) throw new Error('Tick the runs to log to MLflow.');
