@@ -20,10 +20,13 @@ pub struct Selection {
     pub sort: Option<String>,
 }
 
+/// A field of a run's description.
+type Field = fn(&RunMeta) -> &str;
+
 /// The values a runs table can be filtered by: each field's distinct values, sorted (empty ones
 /// left out).
 pub fn facets(runs: &[RunMeta]) -> std::collections::BTreeMap<&'static str, Vec<String>> {
-    let fields: [(&'static str, fn(&RunMeta) -> &str); 4] = [
+    let fields: [(&'static str, Field); 4] = [
         ("mode", |m| &m.mode),
         ("model", |m| &m.model),
         ("view", |m| &m.view),

@@ -6,9 +6,9 @@
 
 use candle_core::{DType, Device, Tensor, Var};
 use lens2logit::gpu::nn::{
-    AdamW, Add, Augment, BatchNorm2d, Concat, ConcatGrads, Conv2d, ConvGrads, ConvTensors,
-    CrossEntropy, DiceLoss, Distance, ForensicObjective, GlobalAvgPool, GpuTensor, Kernels, Linear,
-    LinearGrads, MaxPool2d, NormGrads, Relu, Upsample,
+    Add, BatchNorm2d, Concat, ConcatGrads, Conv2d, ConvGrads, ConvTensors, CrossEntropy,
+    DeviceAdamW, DiceLoss, Distance, FlipTurn, ForensicObjective, GlobalAvgPool, GpuTensor,
+    Kernels, Linear, LinearGrads, MaxPool2d, NormGrads, Relu, Upsample,
 };
 use lens2logit::gpu::Gpu;
 use lens2logit::model::losses;
@@ -483,7 +483,7 @@ pub async fn augmentation_and_adjoint(gpu: &Gpu, kernels: &Kernels) {
         let dy = randn(&shape, 501, 0.0, 1.0);
         let (gx, gdy) = (upload(gpu, "x", &x), upload(gpu, "dy", &dy));
         let (gy, gdx) = (zeros(gpu, "y", &shape), zeros(gpu, "dx", &shape));
-        let aug = Augment::new(gpu, kernels, &gx, &gy, Some((&gdy, &gdx))).unwrap();
+        let aug = FlipTurn::new(gpu, kernels, &gx, &gy, Some((&gdy, &gdx))).unwrap();
         if !all_turns {
             assert!(
                 aug.set(gpu, false, false, 1).is_err(),
@@ -763,7 +763,7 @@ pub async fn adamw_steps(gpu: &Gpu, kernels: &Kernels) {
         .map(|t| zeros(gpu, "grad", t.dims()))
         .collect();
     let pairs: Vec<(&GpuTensor, &GpuTensor)> = gthetas.iter().zip(&ggrads).collect();
-    let mut adamw = AdamW::new(gpu, kernels, &pairs, config).unwrap();
+    let mut adamw = DeviceAdamW::new(gpu, kernels, &pairs, config).unwrap();
     for step in 0..5u64 {
         if step == 3 {
             reference.set_learning_rate(0.003);

@@ -13,7 +13,7 @@ use std::rc::Rc;
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{ParamsAdamW, VarMap};
 
-use super::nn::{AdamW, CrossEntropy, DiceLoss, GpuTensor, Kernels};
+use super::nn::{CrossEntropy, DeviceAdamW, DiceLoss, GpuTensor, Kernels};
 use super::Gpu;
 use crate::spec::models::{ModelKind, NormMode};
 use crate::{Error, Result};
@@ -62,8 +62,8 @@ pub struct TaskGraph {
     norms: Vec<Norm>,
     /// The backbone's parameters and the head's, each with its own learning rate (fine-tuning
     /// may freeze the backbone).
-    backbone: AdamW,
-    head: AdamW,
+    backbone: DeviceAdamW,
+    head: DeviceAdamW,
 }
 
 impl TaskGraph {
@@ -114,8 +114,8 @@ impl TaskGraph {
                 .map(|p| (&*p.value, &*p.grad))
                 .collect()
         };
-        let backbone = AdamW::new(gpu, kernels, &group(true), optimiser.clone())?;
-        let head = AdamW::new(gpu, kernels, &group(false), optimiser)?;
+        let backbone = DeviceAdamW::new(gpu, kernels, &group(true), optimiser.clone())?;
+        let head = DeviceAdamW::new(gpu, kernels, &group(false), optimiser)?;
         let Builder {
             layers,
             mut backward,

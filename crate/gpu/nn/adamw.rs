@@ -49,7 +49,7 @@ uniform! {
 
 /// AdamW over a list of (parameter, gradient) tensors, one step counter for all of them, as
 /// `candle_nn::AdamW` (decoupled weight decay theta (1 - lr wd), bias-corrected moments).
-pub struct AdamW {
+pub struct DeviceAdamW {
     config: ParamsAdamW,
     step: i32,
     /// Per parameter: its uniform (the counts differ) and its dispatch.
@@ -58,7 +58,7 @@ pub struct AdamW {
     moments: Vec<[wgpu::Buffer; 2]>,
 }
 
-impl AdamW {
+impl DeviceAdamW {
     pub fn new(
         gpu: &Gpu,
         kernels: &Kernels,

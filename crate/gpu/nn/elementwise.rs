@@ -196,14 +196,14 @@ impl Add {
 
 /// The paper's weak augmentation on a (B, C, H, W) batch, as `train::augment::Augment`: flips
 /// left-right and up-down, then quarter turns counter-clockwise (odd turns need H == W). The
-/// choice is a uniform set before each step ([`Augment::set`]); the op is built once.
-pub struct Augment {
+/// choice is a uniform set before each step ([`FlipTurn::set`]); the op is built once.
+pub struct FlipTurn {
     uniform: wgpu::Buffer,
     base: Elementwise,
     passes: Passes,
 }
 
-impl Augment {
+impl FlipTurn {
     /// `grads` is (dy, dx) where the gradient must flow back through the augmentation (into a
     /// trained ISP).
     pub fn new(

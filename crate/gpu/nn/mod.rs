@@ -26,11 +26,11 @@ use super::wgsl::{constants, WORKGROUP};
 use super::{Gpu, Program};
 use crate::{Error, Result};
 
-pub use adamw::AdamW;
+pub use adamw::DeviceAdamW;
 pub use batch_norm::{BatchNorm2d, NormGrads};
 pub use conv::{Conv2d, ConvGrads, ConvTensors};
 pub use distance::{Distance, ForensicObjective};
-pub use elementwise::{Add, Augment, Relu};
+pub use elementwise::{Add, FlipTurn, Relu};
 pub use linear::{Linear, LinearGrads};
 pub use loss::{CrossEntropy, DiceLoss};
 pub use pool::{GlobalAvgPool, MaxPool2d};

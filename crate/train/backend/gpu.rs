@@ -14,7 +14,7 @@ use super::{BackendSpec, Batch, PhaseStart, StageMaps, StepBackend};
 use crate::codecs::f32_values;
 use crate::gpu::isp::{GpuIsp, IspPass, Norm};
 use crate::gpu::models::{GraphSpec, StepStats, TaskGraph};
-use crate::gpu::nn::{AdamW, Augment, Distance, ForensicObjective, GpuTensor, Kernels};
+use crate::gpu::nn::{DeviceAdamW, Distance, FlipTurn, ForensicObjective, GpuTensor, Kernels};
 use crate::gpu::Gpu;
 use crate::isp::param::RunningStats;
 use crate::spec::isp::PACKED_LEN;
@@ -40,12 +40,12 @@ pub struct GpuBackend {
     /// The ISP's output before augmentation, and the gradient flowing back into the ISP.
     processed: GpuTensor,
     processed_grad: GpuTensor,
-    augment: Augment,
+    augment: FlipTurn,
     /// Forensics: the default processing's output and the objective's gradient.
     reference: GpuTensor,
     objective: Option<ForensicObjective>,
     /// The ISP's optimiser and the parameters it trains, where the phase trains them.
-    isp_opt: Option<(AdamW, Vec<&'static str>)>,
+    isp_opt: Option<(DeviceAdamW, Vec<&'static str>)>,
 }
 
 /// The device memory the browser lets one page hold, about (WebGPU does not say; Chromium's
@@ -133,7 +133,7 @@ impl GpuBackend {
         let processed = GpuTensor::zeros(&gpu, "processed batch", &rgb)?;
         let processed_grad = GpuTensor::zeros(&gpu, "processed batch gradient", &rgb)?;
         let input_grad = graph.input_grad()?;
-        let augment = Augment::new(
+        let augment = FlipTurn::new(
             &gpu,
             &kernels,
             &processed,
@@ -204,7 +204,10 @@ impl GpuBackend {
             None => None,
             Some((targets, params)) => {
                 let pairs = [(self.isp.params(), self.isp.grads())];
-                Some((AdamW::new(gpu, &self.kernels, &pairs, params)?, targets))
+                Some((
+                    DeviceAdamW::new(gpu, &self.kernels, &pairs, params)?,
+                    targets,
+                ))
             }
         };
         Ok(())
