@@ -130,6 +130,8 @@ ensure_nightly() {
 # (atomics, rayon over Web Workers) runs where the page is cross-origin isolated. Both at
 # opt-level 3 (speed before size), then precompressed (brotli, gzip) for `lens2logit serve`.
 build_page() {
+  # the lab log's SQLite is C, compiled for wasm32 by clang
+  ensure_apt clang
   say "building the page's wasm module (one thread)"
   cargo build -p lens2logit-web --lib --target wasm32-unknown-unknown --profile wasm-release
   rm -rf pkg
@@ -146,6 +148,9 @@ build_page() {
              --export=__tls_size --export=__tls_align --export=__tls_base; do
     link="$link -C link-arg=$arg"
   done
+  # SQLite's C shares the memory too: atomics and bulk memory (sqlite-wasm-rs' README), and the
+  # one thread-local model Debian's clang 14 emits for wasm32
+  CFLAGS_wasm32_unknown_unknown="-matomics -mbulk-memory -ftls-model=local-exec" \
   CARGO_PROFILE_WASM_RELEASE_STRIP=debuginfo \
   RUSTFLAGS="--cfg getrandom_backend=\"wasm_js\" -C target-feature=+simd128,+atomics,+bulk-memory,+mutable-globals$link" \
     cargo "+$NIGHTLY" build -p lens2logit-web --lib --target wasm32-unknown-unknown --profile wasm-release \

@@ -3,7 +3,7 @@
 # and page tests (Playwright driving Chromium against `lens2logit serve`), then a summary.
 source "$(dirname "$0")/common.sh"
 
-ensure_apt chromium chromium-driver mesa-vulkan-drivers libvulkan1 brotli
+ensure_apt chromium chromium-driver mesa-vulkan-drivers libvulkan1 brotli sqlite3
 ensure_wasm_target
 ensure_nightly
 ensure_wasm_bindgen

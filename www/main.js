@@ -12,7 +12,7 @@ import { load, sourceControls, wireData } from './js/data.js';
 import { $ } from './js/dom.js';
 import { initCharts, modeControls, trainViewChoices, wireFineTuning } from './js/fine-tuning.js';
 import { draw, wireImages } from './js/images.js';
-import { refreshRuns, wireLabLog } from './js/lab-log.js';
+import { refreshRuns, sqlExamples, wireLabLog } from './js/lab-log.js';
 import { wireProcessing } from './js/processing.js';
 import { applySettings, lab, restoreControls } from './js/state.js';
 import { viewChoices, wireStaticPipeline } from './js/static-pipeline.js';
@@ -42,6 +42,7 @@ guard(async () => {
   lab.views = ready.views;
   lab.paramSpecs = ready.params;
   applySettings(ready.settings);
+  sqlExamples(ready.sqlExamples);
   draw($('legend'), ready.legend);
   viewChoices();
   trainViewChoices(lab.views);

@@ -13,6 +13,7 @@ let lab = null;
 let fetchControl = null;
 let trainControl = null;
 let trainer = null;
+let labLog = null;
 
 /** A Rust RgbaImage as a transferable object. */
 function image(img) {
@@ -86,7 +87,7 @@ const methods = {
     if (threaded) await wasm.initThreadPool(Math.max(1, threads || navigator.hardwareConcurrency || 1));
     const Lab = wasm.Lab;
     lab = await Lab.create(preferGpu);
-    return { settings: Lab.settings(), backend: lab.backend, gpu: lab.isGpu, threads: Lab.threads(), isolated: self.crossOriginIsolated, views: Lab.viewNames(), params: Lab.paramNames().map((n) => ({ name: n, shape: Array.from(Lab.paramShape(n)) })), legend: image(Lab.colourLegend(256, 12)) };
+    return { settings: Lab.settings(), sqlExamples: wasm.LabLog.examples(), backend: lab.backend, gpu: lab.isGpu, threads: Lab.threads(), isolated: self.crossOriginIsolated, views: Lab.viewNames(), params: Lab.paramNames().map((n) => ({ name: n, shape: Array.from(Lab.paramShape(n)) })), legend: image(Lab.colourLegend(256, 12)) };
   },
   loadChart: ({ size }) => { lab.loadChart(size); return { count: 1, task: lab.task }; },
   setCamera: ({ camera }) => lab.setCamera(camera),
@@ -174,6 +175,13 @@ const methods = {
     return runs;
   },
   deleteRuns: ({ ids }) => store.deleteRuns(ids),
+  // the lab log's SQL database, made on first use and brought in step with the store each time
+  async sqlQuery({ sql }) {
+    labLog ??= new wasm.LabLog();
+    const ids = (await store.listRuns()).map((meta) => meta.id);
+    for (const id of labLog.retain(ids)) labLog.addZip(new Uint8Array(await store.getZip(id)));
+    return labLog.query(sql);
+  },
   exportRun: async ({ id }) => ({ name: `lens2logit_run_${id}.zip`, zip: new Uint8Array(await store.getZip(id)) }),
   logRun: async ({ id, url, experiment }) => wasm.logRunToMlflow(url, experiment, new Uint8Array(await store.getZip(id)), (done, total) => event('mlflow', { done, total })),
   async importRun({ bytes }) {

@@ -55,7 +55,7 @@ pub struct FetchArgs {
     #[arg(long, value_enum)]
     drone_balance: Option<DroneBalanceArg>,
     /// Intensity level in percent: 1, 5, 10, 25, 50, 75 or 100.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = lens2logit::spec::limits::FULL_INTENSITY)]
     intensity: u32,
     /// Take a seeded sample of this many tiles, balanced by class for classification.
     #[arg(long)]

@@ -1,12 +1,14 @@
 //! `lens2logit runs`: the lab log on the command line. Run folders (what `train --out` writes)
-//! are listed, shown, exported as the page's run zip and imported from a zip or an MLflow server.
+//! are listed, shown, queried with SQL, exported as the page's run zip and imported from a zip or
+//! an MLflow server.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 
 use lens2logit::runs::mlflow::Tracking;
+use lens2logit::runs::sql::{LabDb, EXAMPLES, RUN_FILES};
 use lens2logit::runs::{select, Run, RunMeta, Selection, META};
 
 use crate::common::{read_file, write_file};
@@ -29,6 +31,40 @@ enum RunsCommand {
     Import(ImportArgs),
     /// Log a run to an MLflow tracking server (what `train --mlflow` does after training).
     Log(LogArgs),
+    /// Answer an SQL query over the runs (tables: see the README, or `--examples`).
+    Sql(SqlArgs),
+    /// Write the runs' SQL database as a file that any SQLite tool opens.
+    Db(DbArgs),
+}
+
+#[derive(Args)]
+struct SqlArgs {
+    /// One query (SELECT or WITH); the lab log refuses changes.
+    #[arg(required_unless_present = "examples")]
+    query: Option<String>,
+    /// Print the example queries instead.
+    #[arg(long)]
+    examples: bool,
+    #[arg(long, default_value = "runs")]
+    dir: PathBuf,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Args)]
+struct DbArgs {
+    #[arg(long, default_value = "runs")]
+    dir: PathBuf,
+    /// The database file to write (replaced whole).
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -106,7 +142,59 @@ pub fn run(args: RunsArgs) -> Result<(), String> {
         }
         RunsCommand::Import(a) => import(a),
         RunsCommand::Log(a) => log_to_mlflow(&open(&a.run, &a.dir)?, &a.mlflow, &a.experiment),
+        RunsCommand::Sql(a) => sql(a),
+        RunsCommand::Db(a) => {
+            let db = lab_db(&a.dir)?;
+            db.save(&a.out).map_err(|e| e.to_string())?;
+            eprintln!(
+                "wrote {} (tables as in the README's lab log section)",
+                a.out.display()
+            );
+            Ok(())
+        }
     }
+}
+
+fn sql(args: SqlArgs) -> Result<(), String> {
+    let Some(query) = args.query.filter(|_| !args.examples) else {
+        for (title, query) in EXAMPLES {
+            println!("-- {title}\n{query};\n");
+        }
+        return Ok(());
+    };
+    let answer = lab_db(&args.dir)?
+        .query(&query)
+        .map_err(|e| e.to_string())?;
+    match args.format {
+        Format::Table => print!("{}", answer.to_table()),
+        Format::Csv => print!("{}", answer.to_csv()),
+        Format::Json => println!("{}", answer.to_json()),
+    }
+    let shown = answer.rows.len();
+    match answer.truncated {
+        true => eprintln!("the first {shown} rows (the query has more: narrow it or add a LIMIT)"),
+        false => eprintln!("{shown} rows"),
+    }
+    Ok(())
+}
+
+/// The SQL database of the run folders in `dir`, from each run's description, summary and curves
+/// (the weights and images stay unread); a run that fails to read is skipped, saying why.
+fn lab_db(dir: &Path) -> Result<LabDb, String> {
+    let mut db = LabDb::new().map_err(|e| e.to_string())?;
+    for folder in run_folders(dir)? {
+        let mut files = BTreeMap::new();
+        for name in RUN_FILES {
+            if folder.join(name).is_file() {
+                files.insert(name.to_string(), read_file(&folder.join(name))?);
+            }
+        }
+        let added = Run::from_files(files).and_then(|run| db.add(&run));
+        if let Err(e) = added {
+            eprintln!("skipping {}: {e}", folder.display());
+        }
+    }
+    Ok(db)
 }
 
 /// Logs `run` to the tracking server at `url`, with progress over its artifacts.
@@ -224,9 +312,8 @@ fn open(run: &str, dir: &Path) -> Result<Run, String> {
     ))
 }
 
-/// The runs of the run folders in `dir` (folders holding run.json); those that fail to read are
-/// skipped, saying why.
-fn runs_in(dir: &Path) -> Result<Vec<RunMeta>, String> {
+/// The run folders in `dir` (folders holding run.json).
+fn run_folders(dir: &Path) -> Result<Vec<PathBuf>, String> {
     let entries = std::fs::read_dir(dir).map_err(|e| {
         format!(
             "cannot list {}: {e} (runs live in run folders there; `train --out {}/NAME` writes one)",
@@ -234,14 +321,19 @@ fn runs_in(dir: &Path) -> Result<Vec<RunMeta>, String> {
             dir.display()
         )
     })?;
+    let folders = entries.flatten().map(|entry| entry.path());
+    Ok(folders.filter(|path| path.join(META).is_file()).collect())
+}
+
+/// The runs of the run folders in `dir`; those that fail to read are skipped, saying why.
+fn runs_in(dir: &Path) -> Result<Vec<RunMeta>, String> {
     let mut runs = Vec::new();
-    for entry in entries.flatten() {
-        let meta = entry.path().join(META);
-        if meta.is_file() {
-            match read_file(&meta).and_then(|b| RunMeta::parse(&b).map_err(|e| e.to_string())) {
-                Ok(meta) => runs.push(meta),
-                Err(e) => eprintln!("skipping {}: {e}", entry.path().display()),
-            }
+    for folder in run_folders(dir)? {
+        match read_file(&folder.join(META))
+            .and_then(|b| RunMeta::parse(&b).map_err(|e| e.to_string()))
+        {
+            Ok(meta) => runs.push(meta),
+            Err(e) => eprintln!("skipping {}: {e}", folder.display()),
         }
     }
     Ok(runs)

@@ -60,7 +60,7 @@ impl FetchRequest {
                 DatasetKind::Microscopy => Task::Classification,
                 DatasetKind::Drone => Task::Segmentation,
             },
-            intensity: 100,
+            intensity: crate::spec::limits::FULL_INTENSITY,
             limit: None,
             seed: 0,
             random_access: true,

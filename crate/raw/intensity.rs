@@ -6,8 +6,7 @@
 use super::{BayerSite, CameraParams, RawTile};
 use crate::{Error, Result};
 
-/// The intensity levels (percent) of the paper's datasets, folder `raw_scaleNNN`.
-pub const LEVELS: [u32; 7] = [1, 5, 10, 25, 50, 75, 100];
+pub use crate::spec::limits::INTENSITY_LEVELS as LEVELS;
 
 /// The tile as it would have been recorded with `percent` of the light.
 pub fn scale_intensity(tile: &RawTile, percent: f64, camera: &CameraParams) -> Result<RawTile> {

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::tracking::key;
 use super::{Run, META};
 use crate::data::http::sleep;
 use crate::train::job::now_ms;
@@ -20,7 +21,6 @@ use crate::{Error, Result};
 // MLflow's limits (mlflow/utils/validation.py): a larger batch or a longer key is refused.
 const MAX_PARAMS_PER_BATCH: usize = 100;
 const MAX_METRICS_PER_BATCH: usize = 1000;
-const MAX_KEY: usize = 250;
 // Longer values are truncated by the server; we truncate first, so what is sent is what is kept.
 const MAX_PARAM_VALUE: usize = 6000;
 const MAX_TAG_VALUE: usize = 8000;
@@ -164,19 +164,8 @@ impl Tracking {
         }
         let meta = run.meta();
         let experiment_id = self.experiment(experiment).await?;
-        let mut tags = vec![
-            ("lens2logit.run_id", meta.id.as_str()),
-            ("lens2logit.mode", meta.mode.as_str()),
-            ("lens2logit.task", meta.task.as_str()),
-            ("lens2logit.model", meta.model.as_str()),
-            ("lens2logit.dataset", meta.dataset.as_str()),
-            ("lens2logit.device", meta.device.as_str()),
-            ("mlflow.source.name", "Lens2Logit Lab"),
-        ];
-        if !meta.view.is_empty() {
-            tags.push(("lens2logit.view", meta.view.as_str()));
-        }
-        let tags: Vec<Value> = tags
+        let tags: Vec<Value> = run
+            .tags()
             .into_iter()
             .map(|(k, v)| json!({"key": k, "value": truncate(v, MAX_TAG_VALUE)}))
             .collect();
@@ -380,34 +369,11 @@ impl Tracking {
             self.log_batch(&info.run_id, "params", batch).await?;
         }
 
-        // the curves over one step count across phases, spread between start and end in time
-        let curves = run.curves()?;
-        let steps: usize = curves.iter().map(|c| c.steps.len()).sum();
-        let span = meta.finished_ms.saturating_sub(meta.started_ms);
-        let metric = |name: String, value: f64, step: usize, timestamp: u64| json!({"key": key(&name), "value": number(value), "step": step, "timestamp": timestamp});
-        let mut metrics = Vec::with_capacity(2 * steps + meta.metrics.len());
-        let mut step = 0;
-        for curve in &curves {
-            for &(_, loss, value) in &curve.steps {
-                step += 1;
-                let at = meta.started_ms + span * step as u64 / steps as u64;
-                metrics.push(metric(
-                    format!("{}/loss", curve.phase),
-                    loss.into(),
-                    step,
-                    at,
-                ));
-                metrics.push(metric(
-                    format!("{}/{}", curve.phase, meta.metric),
-                    value.into(),
-                    step,
-                    at,
-                ));
-            }
-        }
-        for (name, value) in &meta.metrics {
-            metrics.push(metric(name.clone(), *value, step, meta.finished_ms));
-        }
+        let metrics: Vec<Value> = run
+            .metric_history()?
+            .into_iter()
+            .map(|p| json!({"key": p.key, "value": number(p.value), "step": p.step, "timestamp": p.timestamp_ms}))
+            .collect();
         for batch in metrics.chunks(MAX_METRICS_PER_BATCH) {
             self.log_batch(&info.run_id, "metrics", batch).await?;
         }
@@ -721,31 +687,6 @@ fn child(dir: &str, path: &str) -> Option<String> {
     plain.then(|| path.to_string())
 }
 
-/// A metric or param key MLflow accepts: letters, digits, `_-. :/` (anything else becomes `_`),
-/// no empty, `.` or `..` path parts (MLflow refuses keys that normalise to another path), at most
-/// 250 characters.
-fn key(raw: &str) -> String {
-    let mapped: String = raw
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "_-. :/".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let joined = mapped
-        .split('/')
-        .filter(|part| !part.is_empty() && *part != "." && *part != "..")
-        .collect::<Vec<_>>()
-        .join("/");
-    match joined.is_empty() {
-        true => "_".into(),
-        false => joined.chars().take(MAX_KEY).collect(),
-    }
-}
-
 /// The first `max` characters of `value` (MLflow counts characters, not bytes).
 fn truncate(value: &str, max: usize) -> &str {
     value
@@ -770,19 +711,6 @@ fn number(v: f64) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn keys_are_what_mlflow_accepts() {
-        assert_eq!(key("frozen, static/loss"), "frozen_ static/loss");
-        assert_eq!(
-            key("val_accuracy/attack colour_correction"),
-            "val_accuracy/attack colour_correction"
-        );
-        assert_eq!(key("/a//b/./../c/"), "a/b/c");
-        assert_eq!(key("ünïcode→x"), "_n_code_x");
-        assert_eq!(key("//"), "_");
-        assert_eq!(key(&"x".repeat(300)).len(), MAX_KEY);
-    }
 
     #[test]
     fn values_are_cut_at_characters_and_non_finite_numbers_are_strings() {

@@ -15,7 +15,9 @@
 pub mod mlflow;
 mod record;
 mod select;
+pub mod sql;
 mod tables;
+mod tracking;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -23,6 +25,7 @@ use std::io::{Read, Write};
 pub use record::RunMeta;
 pub use select::{facets, select, Selection};
 pub use tables::{drift_csv, parse_curves, results_csv, Curve};
+pub use tracking::MetricPoint;
 
 use crate::train::Snapshot;
 use crate::{Error, Result};
@@ -167,10 +170,15 @@ impl Run {
 
     /// A run from its zip, every entry's size and CRC checked while it inflates.
     pub fn from_zip(bytes: &[u8]) -> Result<Self> {
-        Self::from_zip_within(bytes, MAX_BYTES)
+        Self::from_zip_within(bytes, MAX_BYTES, |_| true)
     }
 
-    fn from_zip_within(bytes: &[u8], max_bytes: u64) -> Result<Self> {
+    /// The files `names` of a run zip (`run.json` among them), the others left compressed.
+    pub fn from_zip_files(bytes: &[u8], names: &[&str]) -> Result<Self> {
+        Self::from_zip_within(bytes, MAX_BYTES, |name| names.contains(&name))
+    }
+
+    fn from_zip_within(bytes: &[u8], max_bytes: u64, keep: impl Fn(&str) -> bool) -> Result<Self> {
         let not_a_run = |e: &dyn std::fmt::Display| Error::decode("a run zip", e);
         let mut zip =
             zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| not_a_run(&e))?;
@@ -189,6 +197,9 @@ impl Run {
             }
             let name = entry.name().map_err(|e| not_a_run(&e))?.to_string();
             check_name(&name)?;
+            if !keep(&name) {
+                continue;
+            }
             // the declared size may lie: read one byte past what is left of the budget
             let left = max_bytes - total;
             let mut data = Vec::new();
@@ -300,7 +311,7 @@ mod tests {
         }
         let bytes = zip.finish().unwrap().into_inner();
         assert!(bytes.len() < 1 << 20);
-        let e = Run::from_zip_within(&bytes, 16 << 20)
+        let e = Run::from_zip_within(&bytes, 16 << 20, |_| true)
             .unwrap_err()
             .to_string();
         assert!(

@@ -105,6 +105,19 @@ pub const SNAPSHOT_EVERY: Bound = Bound {
     min: 0,
     max: 1_000_000,
 };
+/// The intensity levels (percent) of the paper's datasets, folder `raw_scaleNNN`.
+pub const INTENSITY_LEVELS: [u32; 7] = [1, 5, 10, 25, 50, 75, 100];
+/// The intensity a stream or a fetch takes where none is given: the full light.
+pub const FULL_INTENSITY: u32 = 100;
+/// ImageNet-C's corruption severities.
+pub const CORRUPTION_SEVERITY: Bound = Bound {
+    name: "the corruption severity",
+    min: 1,
+    max: 5,
+};
+/// A lab log query's time (ms), after which it is stopped, and the rows it shows at most.
+pub const QUERY_MS: u64 = 5_000;
+pub const QUERY_ROWS: usize = 10_000;
 /// Intensity levels, in percent of the full signal.
 pub const INTENSITY: Bound = Bound {
     name: "an intensity (%)",

@@ -61,6 +61,8 @@ pub enum Range {
     Real { min: f64, max: f64, step: f64 },
     /// One of the values.
     Choice { values: &'static [&'static str] },
+    /// One of the numbers.
+    Levels { values: &'static [u32] },
 }
 
 impl Range {
@@ -85,6 +87,8 @@ pub struct Setting {
     pub flag: Option<&'static str>,
     pub label: &'static str,
     pub default: Value,
+    /// What an empty value means, where the setting may be left empty.
+    pub unset: Option<&'static str>,
     pub range: Range,
     pub doc: &'static str,
 }
@@ -106,6 +110,7 @@ pub const SETTINGS: &[Setting] = &[
         flag: Some("n"),
         label: "Synthetic tiles",
         default: Value::Whole(DEFAULT_TILES as u64),
+        unset: None,
         range: Range::whole(limits::SYNTHETIC_TILES),
         doc: "tiles of the synthetic dataset (the offline default)",
     },
@@ -114,6 +119,7 @@ pub const SETTINGS: &[Setting] = &[
         flag: Some("size"),
         label: "Tile side (px)",
         default: Value::Whole(DEFAULT_SIDE as u64),
+        unset: None,
         range: Range::whole(limits::SYNTHETIC_SIDE),
         doc: "side of the synthetic tiles",
     },
@@ -122,6 +128,7 @@ pub const SETTINGS: &[Setting] = &[
         flag: Some("seed"),
         label: "Seed",
         default: Value::Whole(DEFAULT_SEED),
+        unset: None,
         range: Range::whole(limits::SEED),
         doc: "the session's seed: its tiles, split, weights and batches",
     },
@@ -130,24 +137,47 @@ pub const SETTINGS: &[Setting] = &[
         flag: None,
         label: "Tiles to fetch",
         default: Value::Whole(DEFAULT_FETCH_LIMIT as u64),
+        unset: None,
         range: Range::whole(limits::FETCH_TILES),
         doc:
             "tiles the page streams from Zenodo (a seeded, class-balanced sample; `fetch --limit` \
               takes them all where not given)",
     },
     Setting {
+        id: "intensity",
+        flag: None,
+        label: "Intensity (%)",
+        default: Value::Whole(limits::FULL_INTENSITY as u64),
+        unset: None,
+        range: Range::Levels {
+            values: &limits::INTENSITY_LEVELS,
+        },
+        doc: "the light of the tiles the page streams (`fetch --intensity`), one of the datasets' levels",
+    },
+    Setting {
+        id: "corruption",
+        flag: Some("corruption-severity"),
+        label: "Corruption baseline (severity)",
+        default: Value::Unset,
+        unset: Some("none"),
+        range: Range::whole(limits::CORRUPTION_SEVERITY),
+        doc: "synthesis: the training view also under ImageNet-C's noise, blur and contrast corruptions",
+    },
+    Setting {
         id: "model",
         flag: Some("model"),
         label: "Model",
         default: Value::Unset,
+        unset: Some("the task's browser-sized model (resnet_small, unet_small)"),
         range: Range::Choice { values: &MODELS },
-        doc: "the task model; empty: the task's browser-sized one (resnet_small, unet_small)",
+        doc: "the task model",
     },
     Setting {
         id: "steps",
         flag: Some("steps"),
         label: "Steps",
         default: Value::Whole(DEFAULT_STEPS as u64),
+        unset: None,
         range: Range::whole(limits::STEPS),
         doc: "steps of each training phase",
     },
@@ -156,6 +186,7 @@ pub const SETTINGS: &[Setting] = &[
         flag: Some("lr"),
         label: "Learning rate",
         default: Value::Real(DEFAULT_LR),
+        unset: None,
         range: Range::real(limits::LEARNING_RATE, 0.0005),
         doc: "AdamW's learning rate (the model's, and the processing's where it trains)",
     },
@@ -164,6 +195,7 @@ pub const SETTINGS: &[Setting] = &[
         flag: Some("weight-decay"),
         label: "Weight decay",
         default: Value::Real(DEFAULT_WEIGHT_DECAY),
+        unset: None,
         range: Range::real(limits::WEIGHT_DECAY, 0.0001),
         doc: "AdamW's weight decay",
     },
@@ -172,6 +204,7 @@ pub const SETTINGS: &[Setting] = &[
         flag: Some("batch"),
         label: "Batch",
         default: Value::Whole(DEFAULT_BATCH as u64),
+        unset: None,
         range: Range::whole(limits::BATCH),
         doc: "tiles per step",
     },
@@ -180,6 +213,7 @@ pub const SETTINGS: &[Setting] = &[
         flag: Some("freeze-backbone"),
         label: "Freeze the backbone",
         default: Value::Text(DEFAULT_FREEZE),
+        unset: None,
         range: Range::Choice {
             values: &["none", "20", "50", "100", "all"],
         },
@@ -192,14 +226,16 @@ pub const SETTINGS: &[Setting] = &[
         flag: Some("backbone-lr"),
         label: "Backbone learning rate",
         default: Value::Unset,
+        unset: Some("the learning rate"),
         range: Range::real(limits::LEARNING_RATE, 0.0001),
-        doc: "fine-tuning: the backbone's own learning rate; empty: the learning rate",
+        doc: "fine-tuning: the backbone's own learning rate",
     },
     Setting {
         id: "lambda",
         flag: Some("lambda"),
         label: "Lambda",
         default: Value::Real(DEFAULT_LAMBDA),
+        unset: None,
         range: Range::real(limits::LAMBDA, 1.0),
         doc: "forensics: weight of the distance to the default processing against the task loss",
     },
@@ -208,6 +244,7 @@ pub const SETTINGS: &[Setting] = &[
         flag: Some("forensic-steps"),
         label: "Attack steps",
         default: Value::Whole(DEFAULT_ATTACK_STEPS as u64),
+        unset: None,
         range: Range::whole(limits::STEPS),
         doc: "forensics: steps of each group's attack",
     },
@@ -231,17 +268,17 @@ pub fn markdown() -> String {
         let range = match s.range {
             Range::Whole { min, max } => format!("{min} to {max}"),
             Range::Real { min, max, .. } => format!("{min} to {max}"),
-            Range::Choice { values } => values
+            Range::Choice { values } => values.join(", "),
+            Range::Levels { values } => values
                 .iter()
-                .filter(|v| !v.is_empty())
-                .copied()
+                .map(u32::to_string)
                 .collect::<Vec<_>>()
                 .join(", "),
         };
         let flag = s.flag.map_or(String::new(), |f| format!("`--{f}`"));
-        let default = match s.default {
-            Value::Unset => "(see the note)".to_string(),
-            d => format!("`{d}`"),
+        let default = match (s.default, s.unset) {
+            (Value::Unset, Some(unset)) => format!("empty: {unset}"),
+            (d, _) => format!("`{d}`"),
         };
         out += &format!(
             "| {}: {} | {flag} | {default} | {range} |\n",
@@ -262,7 +299,10 @@ mod tests {
                 (Range::Whole { min, max }, Value::Whole(v)) => (min..=max).contains(&v),
                 (Range::Real { min, max, .. }, Value::Real(v)) => (min..=max).contains(&v),
                 (Range::Choice { values }, Value::Text(v)) => values.contains(&v),
-                (_, Value::Unset) => true,
+                (Range::Levels { values }, Value::Whole(v)) => {
+                    values.iter().any(|&l| l as u64 == v)
+                }
+                (_, Value::Unset) => s.unset.is_some(),
                 _ => false,
             };
             assert!(

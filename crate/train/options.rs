@@ -57,12 +57,6 @@ pub fn whole(bound: &Bound, value: f64) -> Result<u64> {
     bound.check(value as u64)
 }
 
-const SEVERITY: Bound = Bound {
-    name: "the corruption severity",
-    min: 1,
-    max: 5,
-};
-
 impl TrainOptions {
     /// The job these settings ask for on `task`'s tiles: the experiment and the configuration
     /// its sessions start from.
@@ -145,7 +139,7 @@ impl TrainOptions {
         }
         c.corruption_severity = self
             .corruption_severity
-            .map(|s| whole(&SEVERITY, s).map(|s| s as u8))
+            .map(|s| whole(&limits::CORRUPTION_SEVERITY, s).map(|s| s as u8))
             .transpose()?;
         c.validate()?;
         Ok(c)

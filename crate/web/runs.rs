@@ -1,10 +1,12 @@
 //! The lab log in the page: a stored run (its zip, as `lens2logit runs export` writes it) opened
-//! for display, and the runs table's filter. The worker keeps the zips in IndexedDB.
+//! for display, the runs table's filter, and the SQL database. The worker keeps the zips in
+//! IndexedDB.
 
 use wasm_bindgen::prelude::*;
 
 use super::{js_error, to_js, RgbaImage};
 use lens2logit::runs::mlflow::Tracking;
+use lens2logit::runs::sql::{LabDb, EXAMPLES, RUN_FILES};
 use lens2logit::runs::{facets, select, Run, RunMeta, Selection};
 use lens2logit::train::timeline::timeline_gif;
 use lens2logit::train::Snapshot;
@@ -152,4 +154,53 @@ pub async fn log_run_to_mlflow(
         .log_run(&experiment, &run, &mut on_progress)
         .await
         .map_err(js_error)
+}
+
+/// The lab log's SQL database in this worker, kept in step with the stored runs before each query.
+#[wasm_bindgen]
+pub struct LabLog {
+    db: LabDb,
+}
+
+#[wasm_bindgen]
+impl LabLog {
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> Result<LabLog, JsError> {
+        Ok(LabLog {
+            db: LabDb::new().map_err(js_error)?,
+        })
+    }
+
+    /// Drops the runs not in `ids`; the ids to add (`addZip`) before the next query.
+    pub fn retain(&mut self, ids: Vec<String>) -> Result<Vec<String>, JsError> {
+        self.db.retain(&ids).map_err(js_error)
+    }
+
+    /// Adds a stored run from its zip (its description, summary and curves only).
+    #[wasm_bindgen(js_name = addZip)]
+    pub fn add_zip(&mut self, zip: &[u8]) -> Result<(), JsError> {
+        let run = Run::from_zip_files(zip, &RUN_FILES).map_err(js_error)?;
+        self.db.add(&run).map_err(js_error)
+    }
+
+    /// The answer to one read-only query: {columns, rows, truncated, csv}.
+    pub fn query(&mut self, sql: &str) -> Result<JsValue, JsError> {
+        let answer = self.db.query(sql).map_err(js_error)?;
+        let csv = answer.to_csv();
+        to_js(&serde_json::json!({
+            "columns": answer.columns,
+            "rows": answer.rows,
+            "truncated": answer.truncated,
+            "csv": csv,
+        }))
+    }
+
+    /// The example questions: [{title, sql}].
+    pub fn examples() -> Result<JsValue, JsError> {
+        let list: Vec<_> = EXAMPLES
+            .iter()
+            .map(|(title, sql)| serde_json::json!({"title": title, "sql": sql}))
+            .collect();
+        to_js(&list)
+    }
 }

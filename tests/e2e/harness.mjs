@@ -57,6 +57,17 @@ export async function openPage(browser, url) {
   return page;
 }
 
+/** Runs a short session in `mode` (named `name`, with `seed`, where given) and waits until its run is in the runs table. */
+export async function runSession(page, { mode, name, seed }) {
+  const before = Number(await page.getAttribute('body', 'data-runs'));
+  await page.selectOption('#mode', mode);
+  if (name !== undefined) await page.fill('#run-name', name);
+  if (seed !== undefined) await page.fill('#seed', String(seed));
+  await page.click('#start');
+  await page.waitForSelector(`body[data-results="${mode}"]`, { timeout: 240_000 });
+  await page.waitForSelector(`body[data-runs="${before + 1}"]`, { timeout: 30_000 });
+}
+
 export const shot = (page, name) => page.screenshot({ path: join(screenshots, `${name}.png`), fullPage: true });
 
 /** Opens the page and waits until its first data is loaded. */

@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { launch, openLab, root, shot, startServer } from './harness.mjs';
+import { launch, openLab, root, runSession, shot, startServer } from './harness.mjs';
 
 const cli = join(root, 'target', 'release', 'lens2logit');
 let server;
@@ -23,16 +23,6 @@ after(async () => {
   server.stop();
 });
 
-/** Runs a short session named `name` and waits until it is in the runs table. */
-async function session(page, name, mode) {
-  const before = Number(await page.getAttribute('body', 'data-runs'));
-  await page.selectOption('#mode', mode);
-  await page.fill('#run-name', name);
-  await page.click('#start');
-  await page.waitForSelector(`body[data-results="${mode}"]`, { timeout: 240_000 });
-  await page.waitForSelector(`body[data-runs="${before + 1}"]`, { timeout: 30_000 });
-}
-
 async function tick(page, names) {
   for (const box of await page.$$('#runs-table input[type=checkbox]')) await box.uncheck();
   for (const name of names) await page.check(`#runs-table tr:has(td:text-is("${name}")) input`);
@@ -45,8 +35,8 @@ const banner = async (page) => {
 
 test('sessions are kept as runs across reloads; the runs table filters, opens, compares, exports, imports and deletes', async () => {
   const page = await openLab(browser, `${server.url}?n=16&size=32&steps=3&batch=4`);
-  await session(page, 'first synthesis', 'synthesis');
-  await session(page, 'joint tuning', 'optimisation');
+  await runSession(page, { name: 'first synthesis', mode: 'synthesis' });
+  await runSession(page, { name: 'joint tuning', mode: 'optimisation' });
 
   await page.reload();
   await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
@@ -159,7 +149,7 @@ test('with a tracking server set, a session is logged to a real MLflow server an
   const mlflow = await startMlflow(new URL(server.url).origin);
   try {
     const page = await openLab(browser, `${server.url}?n=16&size=32&steps=2&batch=4&mlflow=${encodeURIComponent(mlflow.url)}&mlflow-experiment=page-tests`);
-    await session(page, 'logged from the page', 'synthesis');
+    await runSession(page, { name: 'logged from the page', mode: 'synthesis' });
     await page.waitForSelector('body[data-mlflow-logged="1"]', { timeout: 120_000 });
     const status = await page.textContent('#mlflow-status');
     const [, mlflowRun] = /as MLflow run ([0-9a-f]+)/.exec(status) ?? [];
@@ -171,7 +161,7 @@ test('with a tracking server set, a session is logged to a real MLflow server an
 
     // a server that is down: a clear message, and the run stays in the lab log
     mlflow.stop();
-    await session(page, 'not logged', 'synthesis');
+    await runSession(page, { name: 'not logged', mode: 'synthesis' });
     assert.match(await banner(page), /^cannot reach the MLflow tracking server at http:\/\/127\.0\.0\.1:\d+ .*: Failed to fetch \(run \S+ stays in the lab log/);
     assert.equal(await page.getAttribute('body', 'data-runs'), '2');
     assert.deepEqual(page.errors, []);

@@ -1,5 +1,5 @@
 // 5. The lab log: the stored runs (filtered, sorted), one opened or several compared, exported,
-// imported, deleted, and logged to an MLflow tracking server.
+// imported, deleted, logged to an MLflow tracking server, and asked SQL queries.
 
 import uPlot from '../vendor/uplot/uPlot.esm.js';
 import { load } from './data.js';
@@ -95,7 +95,49 @@ export async function logToMlflow(ids) {
   document.body.dataset.mlflowLogged = String(ids.length);
 }
 
+/** The example questions of the SQL box, from the core. */
+export function sqlExamples(examples) {
+  $('sql-example').append(...examples.map(({ title, sql }) => new Option(title, sql)));
+}
+
+/** The answer to the SQL box's query, as a table (and CSV to download). */
+const runQuery = guard(async () => {
+  const status = $('sql-status');
+  const table = $('sql-answer');
+  table.replaceChildren();
+  $('sql-csv').disabled = true;
+  status.value = 'querying...';
+  let answer;
+  try {
+    answer = await call('sqlQuery', { sql: $('sql').value });
+  } catch (error) {
+    status.value = error.message;
+    document.body.dataset.sql = 'error';
+    return;
+  }
+  const header = table.insertRow();
+  for (const name of answer.columns) {
+    const th = document.createElement('th');
+    th.scope = 'col';
+    th.textContent = name;
+    header.append(th);
+  }
+  for (const values of answer.rows) {
+    const row = table.insertRow();
+    for (const v of values) row.insertCell().textContent = v ?? '';
+  }
+  const more = answer.truncated ? ' (the first rows only: the query has more; narrow it or add a LIMIT)' : '';
+  status.value = `${answer.rows.length} rows${more}`;
+  $('sql-csv').onclick = () => download('lens2logit_query.csv', answer.csv, 'text/csv');
+  $('sql-csv').disabled = false;
+  document.body.dataset.sql = String(answer.rows.length);
+});
+
 export function wireLabLog() {
+  $('sql-example').onchange = () => {
+    if ($('sql-example').value) $('sql').value = $('sql-example').value;
+  };
+  $('sql-run').onclick = runQuery;
   for (const k of ['mode', 'model', 'view', 'dataset', 'sort']) $(`runs-${k}`).onchange = refreshRuns;
   $('runs-text').oninput = refreshRuns;
 

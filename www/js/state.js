@@ -14,15 +14,20 @@ export function applySettings(settings) {
     const el = $(s.id);
     if (!el) continue;
     const { range } = s;
-    if (range.type === 'choice') {
-      const label = (v) => v || 'browser-sized (the task\'s default)';
-      el.replaceChildren(...(s.default === null ? [''] : []).concat(range.values).map((v) => new Option(label(v), v)));
+    if (el instanceof HTMLSelectElement) {
+      const unset = s.default === null ? [new Option(s.unset, '')] : [];
+      el.replaceChildren(...unset, ...choices(range).map((v) => new Option(v, v)));
     } else {
       Object.assign(el, { min: range.min, max: range.max, step: range.type === 'whole' ? 1 : range.step });
     }
     el.value = s.default ?? '';
   }
 }
+
+/** A setting's values, for a list to choose from. */
+const choices = (range) => (range.type === 'whole'
+  ? Array.from({ length: range.max - range.min + 1 }, (_, i) => String(range.min + i))
+  : range.values.map(String));
 
 /** The URL the page was opened with. */
 export const url = new URLSearchParams(location.search);

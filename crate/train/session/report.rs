@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
@@ -79,8 +79,9 @@ impl Snapshot {
     }
 }
 
-/// What a session found, written to summary.json.
-#[derive(Debug, Clone, Default, Serialize)]
+/// What a session found, written to summary.json (and read back by the lab log's database).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Summary {
     pub mode: String,
     pub task: String,
