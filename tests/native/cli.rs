@@ -20,3 +20,19 @@ pub fn lens2logit_ok(args: &[&str], dir: &Path) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `train` on a synthetic classification set small enough for seconds; callers add the
+/// intensities, a mode and an output.
+pub const TINY_TRAIN: &[&str] = &[
+    "train",
+    "--data",
+    "synthetic",
+    "--task",
+    "classification",
+    "--n",
+    "8",
+    "--size",
+    "32",
+    "--batch",
+    "2",
+];

@@ -4,24 +4,10 @@
 
 use std::path::Path;
 
-use crate::cli::{lens2logit, lens2logit_ok};
+use crate::cli::{lens2logit, lens2logit_ok, TINY_TRAIN};
 
-/// `train` on a synthetic classification set small enough for seconds; add a mode and an output.
-const TINY: &[&str] = &[
-    "train",
-    "--data",
-    "synthetic",
-    "--task",
-    "classification",
-    "--n",
-    "8",
-    "--size",
-    "32",
-    "--batch",
-    "2",
-    "--intensities",
-    "100",
-];
+/// [`TINY_TRAIN`] is measured at full light only.
+const FULL_LIGHT: &[&str] = &["--intensities", "100"];
 
 fn train(dir: &Path, out: &str, mode: &str, name: &str) {
     let args = [
@@ -38,7 +24,7 @@ fn train(dir: &Path, out: &str, mode: &str, name: &str) {
         "--out",
         out,
     ];
-    lens2logit_ok(&[TINY, &args].concat(), dir);
+    lens2logit_ok(&[TINY_TRAIN, FULL_LIGHT, &args].concat(), dir);
 }
 
 fn stdout(args: &[&str], dir: &Path) -> String {
@@ -169,7 +155,8 @@ fn broken_runs_are_refused_by_name() {
     std::fs::write(dir.path().join("precious/notes.txt"), b"mine").unwrap();
     let out = lens2logit(
         &[
-            TINY,
+            TINY_TRAIN,
+            FULL_LIGHT,
             &["--mode", "synthesis", "--steps", "1", "--out", "precious"],
         ]
         .concat(),
@@ -198,7 +185,8 @@ fn a_tracking_server_that_is_down_leaves_the_run_kept_with_a_clear_message() {
     let url = format!("http://127.0.0.1:{port}");
     let out = lens2logit(
         &[
-            TINY,
+            TINY_TRAIN,
+            FULL_LIGHT,
             &[
                 "--mode",
                 "synthesis",

@@ -7,23 +7,12 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::cli::{lens2logit, lens2logit_ok};
+use crate::cli::{lens2logit, lens2logit_ok, TINY_TRAIN};
 use lens2logit::runs::sql::EXAMPLES;
 
 /// A short session on a tiny synthetic set, measured at 100 % and 10 % of the light.
 fn session(dir: &Path, out: &str, mode: &str, seed: &str) {
     let args = [
-        "train",
-        "--data",
-        "synthetic",
-        "--task",
-        "classification",
-        "--n",
-        "8",
-        "--size",
-        "32",
-        "--batch",
-        "2",
         "--intensities",
         "100,10",
         "--steps",
@@ -39,7 +28,7 @@ fn session(dir: &Path, out: &str, mode: &str, seed: &str) {
         "--out",
         out,
     ];
-    lens2logit_ok(&args, dir);
+    lens2logit_ok(&[TINY_TRAIN, &args].concat(), dir);
 }
 
 /// The answer to `query` as JSON rows.
