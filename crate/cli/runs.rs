@@ -173,7 +173,7 @@ fn sql(args: SqlArgs) -> Result<(), String> {
     let shown = answer.rows.len();
     match answer.truncated {
         true => eprintln!("the first {shown} rows (the query has more: narrow it or add a LIMIT)"),
-        false => eprintln!("{shown} rows"),
+        false => eprintln!("{shown} {}", if shown == 1 { "row" } else { "rows" }),
     }
     Ok(())
 }

@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use rusqlite::limits::Limit;
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, ErrorCode};
 use serde::Serialize;
@@ -139,6 +140,9 @@ impl LabDb {
     pub fn new() -> Result<Self> {
         let connection = Connection::open_in_memory().map_err(|e| failed("opening", &e))?;
         connection
+            .set_limit(Limit::SQLITE_LIMIT_LENGTH, limits::QUERY_VALUE_BYTES as i32)
+            .map_err(|e| failed("bounding the values of", &e))?;
+        connection
             .execute_batch(SCHEMA)
             .map_err(|e| failed("creating the tables of", &e))?;
         Ok(Self { connection })
@@ -262,6 +266,10 @@ fn answer(connection: &Connection, sql: &str, time_ms: u64) -> Result<Answer> {
             "the query ran longer than {:.1} s and was stopped: narrow it (a WHERE, a LIMIT) or \
              check a recursive query's end",
             time_ms as f64 / 1000.0
+        )),
+        Some(ErrorCode::TooBig) => Error::invalid(format!(
+            "the query makes a value over {} MiB, more than the lab log answers: {e}",
+            limits::QUERY_VALUE_BYTES >> 20
         )),
         _ => Error::invalid(format!("the query failed: {e}")),
     };
@@ -555,6 +563,21 @@ mod tests {
         assert!(now_ms() - started < 5_000);
         // the connection answers again afterwards
         assert_eq!(db.query("SELECT count(*) FROM runs").unwrap().rows[0][0], 5);
+    }
+
+    #[test]
+    fn a_huge_value_is_refused_at_once() {
+        let mut db = lab();
+        let started = now_ms();
+        for sql in [
+            "SELECT length(randomblob(900000000))",
+            "SELECT zeroblob(1000000000)",
+            "SELECT printf('%.*c', 100000000, 'x')",
+        ] {
+            let e = db.query(sql).unwrap_err().to_string();
+            assert!(e.contains("makes a value over 16 MiB"), "{sql}: {e}");
+        }
+        assert!(now_ms() - started < 1_000);
     }
 
     #[test]
