@@ -130,8 +130,6 @@ ensure_nightly() {
 # (atomics, rayon over Web Workers) runs where the page is cross-origin isolated. Both at
 # opt-level 3 (speed before size), then precompressed (brotli, gzip) for `lens2logit serve`.
 build_page() {
-  # the lab log's SQLite is C, compiled for wasm32 by clang
-  ensure_apt clang
   say "building the page's wasm module (one thread)"
   cargo build -p lens2logit-web --lib --target wasm32-unknown-unknown --profile wasm-release
   rm -rf pkg
@@ -148,9 +146,6 @@ build_page() {
              --export=__tls_size --export=__tls_align --export=__tls_base; do
     link="$link -C link-arg=$arg"
   done
-  # SQLite's C shares the memory too: atomics and bulk memory (sqlite-wasm-rs' README), and the
-  # one thread-local model Debian's clang 14 emits for wasm32
-  CFLAGS_wasm32_unknown_unknown="-matomics -mbulk-memory -ftls-model=local-exec" \
   CARGO_PROFILE_WASM_RELEASE_STRIP=debuginfo \
   RUSTFLAGS="--cfg getrandom_backend=\"wasm_js\" -C target-feature=+simd128,+atomics,+bulk-memory,+mutable-globals$link" \
     cargo "+$NIGHTLY" build -p lens2logit-web --lib --target wasm32-unknown-unknown --profile wasm-release \
@@ -162,12 +157,20 @@ build_page() {
   sed -i "s#import('../../..')#import('../../../lens2logit.js')#" \
     pkg/threads/snippets/wasm-bindgen-rayon-*/src/workerHelpers.js
 
+  # the lab log's SQL module, loaded when the SQL box is first used: SQLite's C, compiled for
+  # wasm32 by clang, one thread (it runs beside either module, with a memory of its own)
+  ensure_apt clang
+  say "building the page's SQL module (SQLite)"
+  cargo build -p lens2logit-labdb-web --lib --target wasm32-unknown-unknown --profile wasm-release
+  wasm-bindgen --target web --no-typescript --out-dir pkg/labdb --out-name lens2logit_labdb \
+    target/wasm32-unknown-unknown/wasm-release/lens2logit_labdb_web.wasm
+
   find pkg -name '*.wasm' -o -name '*.js' | while read -r f; do
     brotli -f -q 11 -o "$f.br" "$f"
     gzip -f -9 -k "$f"
   done
   local f
-  for f in pkg/lens2logit_bg.wasm pkg/threads/lens2logit_bg.wasm; do
+  for f in pkg/lens2logit_bg.wasm pkg/threads/lens2logit_bg.wasm pkg/labdb/lens2logit_labdb_bg.wasm; do
     say "$f: $(stat -c %s "$f") bytes, brotli $(stat -c %s "$f.br"), gzip $(stat -c %s "$f.gz")"
   done
 }

@@ -15,6 +15,13 @@ let trainControl = null;
 let trainer = null;
 let labLog = null;
 
+/** The SQL module, loaded, and the lab log's database it opens. */
+async function openLabLog() {
+  const sql = await import('./pkg/labdb/lens2logit_labdb.js');
+  await sql.default();
+  return sql.LabLog.open();
+}
+
 /** A Rust RgbaImage as a transferable object. */
 function image(img) {
   const out = { width: img.width, height: img.height, rgba: img.takeRgba() };
@@ -87,7 +94,7 @@ const methods = {
     if (threaded) await wasm.initThreadPool(Math.max(1, threads || navigator.hardwareConcurrency || 1));
     const Lab = wasm.Lab;
     lab = await Lab.create(preferGpu);
-    return { settings: Lab.settings(), sqlExamples: wasm.LabLog.examples(), backend: lab.backend, gpu: lab.isGpu, threads: Lab.threads(), isolated: self.crossOriginIsolated, views: Lab.viewNames(), params: Lab.paramNames().map((n) => ({ name: n, shape: Array.from(Lab.paramShape(n)) })), legend: image(Lab.colourLegend(256, 12)) };
+    return { settings: Lab.settings(), sqlExamples: wasm.sqlExamples(), backend: lab.backend, gpu: lab.isGpu, threads: Lab.threads(), isolated: self.crossOriginIsolated, views: Lab.viewNames(), params: Lab.paramNames().map((n) => ({ name: n, shape: Array.from(Lab.paramShape(n)) })), legend: image(Lab.colourLegend(256, 12)) };
   },
   loadChart: ({ size }) => { lab.loadChart(size); return { count: 1, task: lab.task }; },
   setCamera: ({ camera }) => lab.setCamera(camera),
@@ -175,12 +182,21 @@ const methods = {
     return runs;
   },
   deleteRuns: ({ ids }) => store.deleteRuns(ids),
-  // the lab log's SQL database, made on first use and brought in step with the store each time
+  // the lab log's SQL database: its module (SQLite) loaded on first use, the database opened
+  // from OPFS, and brought in step with the store before each query
   async sqlQuery({ sql }) {
-    labLog ??= new wasm.LabLog();
+    labLog ??= openLabLog();
+    let log;
+    try {
+      log = await labLog;
+    } catch (error) {
+      labLog = null;
+      throw error;
+    }
     const ids = (await store.listRuns()).map((meta) => meta.id);
-    for (const id of labLog.retain(ids)) labLog.addZip(new Uint8Array(await store.getZip(id)));
-    return labLog.query(sql);
+    const added = log.retain(ids);
+    for (const id of added) log.add(wasm.sqlRows(new Uint8Array(await store.getZip(id))));
+    return { ...log.query(sql), storage: log.storage, added: added.length };
   },
   exportRun: async ({ id }) => ({ name: `lens2logit_run_${id}.zip`, zip: new Uint8Array(await store.getZip(id)) }),
   logRun: async ({ id, url, experiment }) => wasm.logRunToMlflow(url, experiment, new Uint8Array(await store.getZip(id)), (done, total) => event('mlflow', { done, total })),

@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand, ValueEnum};
+use lens2logit_labdb::{LabDb, EXAMPLES};
 
 use lens2logit::runs::mlflow::Tracking;
-use lens2logit::runs::sql::{LabDb, EXAMPLES, RUN_FILES};
+use lens2logit::runs::sql::RUN_FILES;
 use lens2logit::runs::{select, Run, RunMeta, Selection, META};
 
 use crate::common::{read_file, write_file};
@@ -189,7 +190,10 @@ fn lab_db(dir: &Path) -> Result<LabDb, String> {
                 files.insert(name.to_string(), read_file(&folder.join(name))?);
             }
         }
-        let added = Run::from_files(files).and_then(|run| db.add(&run));
+        let added = Run::from_files(files)
+            .and_then(|run| run.sql_rows())
+            .map_err(|e| e.to_string())
+            .and_then(|rows| db.add(&rows).map_err(|e| e.to_string()));
         if let Err(e) = added {
             eprintln!("skipping {}: {e}", folder.display());
         }

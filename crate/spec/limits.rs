@@ -115,12 +115,6 @@ pub const CORRUPTION_SEVERITY: Bound = Bound {
     min: 1,
     max: 5,
 };
-/// A lab log query's time (ms), after which it is stopped, and the rows it shows at most.
-pub const QUERY_MS: u64 = 5_000;
-pub const QUERY_ROWS: usize = 10_000;
-/// Bytes of one text or blob a lab log query may make (SQLite makes a large one in a single step,
-/// which the query's time bound cannot stop; the runs' own values are far smaller).
-pub const QUERY_VALUE_BYTES: usize = 16 << 20;
 /// Intensity levels, in percent of the full signal.
 pub const INTENSITY: Bound = Bound {
     name: "an intensity (%)",

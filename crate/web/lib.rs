@@ -18,7 +18,7 @@ use wasm_bindgen::prelude::*;
 
 use camera::CameraSource;
 pub use images::RgbaImage;
-pub use runs::{LabLog, RunView};
+pub use runs::RunView;
 pub use tiles::FetchControl;
 pub use train::{TrainControl, Trainer};
 /// `initThreadPool(n)` in the threaded module: rayon's pool as n Web Workers sharing the memory.

@@ -1,12 +1,13 @@
 //! The lab log in the page: a stored run (its zip, as `lens2logit runs export` writes it) opened
-//! for display, the runs table's filter, and the SQL database. The worker keeps the zips in
+//! for display, the runs table's filter, and its rows for the SQL module. The worker keeps the zips in
 //! IndexedDB.
 
+use lens2logit_labdb::EXAMPLES;
 use wasm_bindgen::prelude::*;
 
 use super::{js_error, to_js, RgbaImage};
 use lens2logit::runs::mlflow::Tracking;
-use lens2logit::runs::sql::{LabDb, EXAMPLES, RUN_FILES};
+use lens2logit::runs::sql::RUN_FILES;
 use lens2logit::runs::{facets, select, Run, RunMeta, Selection};
 use lens2logit::train::timeline::timeline_gif;
 use lens2logit::train::Snapshot;
@@ -156,51 +157,22 @@ pub async fn log_run_to_mlflow(
         .map_err(js_error)
 }
 
-/// The lab log's SQL database in this worker, kept in step with the stored runs before each query.
-#[wasm_bindgen]
-pub struct LabLog {
-    db: LabDb,
+/// A stored run's rows in the lab log's SQL tables, as JSON, from its zip (its description,
+/// summary and curves only): what the SQL module (`lens2logit-labdb-web`) adds.
+#[wasm_bindgen(js_name = sqlRows)]
+pub fn sql_rows(zip: &[u8]) -> Result<String, JsError> {
+    let rows = Run::from_zip_files(zip, &RUN_FILES)
+        .and_then(|run| run.sql_rows())
+        .map_err(js_error)?;
+    serde_json::to_string(&rows).map_err(|e| JsError::new(&e.to_string()))
 }
 
-#[wasm_bindgen]
-impl LabLog {
-    #[wasm_bindgen(constructor)]
-    pub fn new() -> Result<LabLog, JsError> {
-        Ok(LabLog {
-            db: LabDb::new().map_err(js_error)?,
-        })
-    }
-
-    /// Drops the runs not in `ids`; the ids to add (`addZip`) before the next query.
-    pub fn retain(&mut self, ids: Vec<String>) -> Result<Vec<String>, JsError> {
-        self.db.retain(&ids).map_err(js_error)
-    }
-
-    /// Adds a stored run from its zip (its description, summary and curves only).
-    #[wasm_bindgen(js_name = addZip)]
-    pub fn add_zip(&mut self, zip: &[u8]) -> Result<(), JsError> {
-        let run = Run::from_zip_files(zip, &RUN_FILES).map_err(js_error)?;
-        self.db.add(&run).map_err(js_error)
-    }
-
-    /// The answer to one read-only query: {columns, rows, truncated, csv}.
-    pub fn query(&mut self, sql: &str) -> Result<JsValue, JsError> {
-        let answer = self.db.query(sql).map_err(js_error)?;
-        let csv = answer.to_csv();
-        to_js(&serde_json::json!({
-            "columns": answer.columns,
-            "rows": answer.rows,
-            "truncated": answer.truncated,
-            "csv": csv,
-        }))
-    }
-
-    /// The example questions: [{title, sql}].
-    pub fn examples() -> Result<JsValue, JsError> {
-        let list: Vec<_> = EXAMPLES
-            .iter()
-            .map(|(title, sql)| serde_json::json!({"title": title, "sql": sql}))
-            .collect();
-        to_js(&list)
-    }
+/// The lab log's example questions, [{title, sql}], shown before the SQL module is loaded.
+#[wasm_bindgen(js_name = sqlExamples)]
+pub fn sql_examples() -> Result<JsValue, JsError> {
+    let list: Vec<_> = EXAMPLES
+        .iter()
+        .map(|(title, sql)| serde_json::json!({"title": title, "sql": sql}))
+        .collect();
+    to_js(&list)
 }

@@ -47,9 +47,14 @@ export async function launch({ webgpu = true } = {}) {
   });
 }
 
-/** Opens a page that records console errors and uncaught exceptions in `page.errors`. */
+export const viewport = { width: 1280, height: 800 };
+
+/**
+ * Opens a page that records console errors and uncaught exceptions in `page.errors`: in a context
+ * of its own from a browser, or in `browser`'s storage where it is a context (a second tab).
+ */
 export async function openPage(browser, url) {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  const page = 'newContext' in browser ? await browser.newPage({ viewport }) : await browser.newPage();
   page.errors = [];
   page.on('console', (msg) => { if (msg.type() === 'error') page.errors.push(msg.text()); });
   page.on('pageerror', (err) => page.errors.push(String(err)));

@@ -1,6 +1,8 @@
 // The lab log's SQL box: runs made by short sessions in the page answer the example questions,
 // the same runs exported to the CLI give the same answers; a write and a runaway query are refused
-// with a message; the database follows a delete and an import.
+// with a message; the database follows a delete and an import. Its module (SQLite) loads on the
+// box's first use; the database is kept in OPFS for the next visit, and a second tab, which
+// cannot share it, answers from one in memory.
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -8,7 +10,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { launch, openLab, root, runSession, startServer } from './harness.mjs';
+import { launch, openLab, root, runSession, startServer, viewport } from './harness.mjs';
 
 const cli = join(root, 'target', 'release', 'lens2logit');
 let server;
@@ -36,7 +38,9 @@ async function ask(page, sql) {
 }
 
 test('the example questions answer in the page and the CLI from the same runs; writes and runaways are refused', async () => {
-  const page = await openLab(browser, `${server.url}?n=16&size=16&steps=2&batch=4&attack-steps=1&device=cpu`);
+  // one browser profile: the pages share the run store and OPFS, as tabs do
+  const context = await browser.newContext({ viewport });
+  const page = await openLab(context, `${server.url}?n=16&size=16&steps=2&batch=4&attack-steps=1&device=cpu`);
   await runSession(page, { mode: 'synthesis', seed: 1 });
   await runSession(page, { mode: 'synthesis', seed: 2 });
   await runSession(page, { mode: 'forensics', seed: 1 });
@@ -55,13 +59,22 @@ test('the example questions answer in the page and the CLI from the same runs; w
   }
   const cliCsv = (sql) => execFileSync(cli, ['runs', 'sql', '--dir', join(dir, 'runs'), '--format', 'csv', sql], { stdio: 'pipe' }).toString();
 
+  const requested = [];
+  page.on('request', (request) => requested.push(request.url()));
+  const sqlModule = () => requested.filter((url) => url.includes('/pkg/labdb/'));
   const examples = await page.$$eval('#sql-example option', (options) => options.slice(1).map((o) => o.value));
   assert.equal(examples.length, 3);
   for (const [i, sql] of examples.entries()) {
     await page.selectOption('#sql-example', { index: i + 1 });
     assert.equal(await page.inputValue('#sql'), sql);
+    if (i === 0) assert.deepEqual(sqlModule(), [], 'no SQL module before the first query');
     const { status, csv } = await ask(page, sql);
     assert.ok(csv, `example ${i + 1}: ${status}`);
+    if (i === 0) {
+      assert.ok(sqlModule().some((url) => url.endsWith('.wasm')), `the SQL module on first use: ${requested}`);
+      assert.match(status, /database kept in this browser \(OPFS\)/);
+      assert.equal(await page.getAttribute('body', 'data-sql-added'), '3');
+    }
     assert.ok(csv.trim().split('\n').length >= 2, `example ${i + 1} has rows: ${csv}`);
     assert.equal(csv, cliCsv(sql), `example ${i + 1}: the page and the CLI agree`);
   }
@@ -93,5 +106,21 @@ test('the example questions answer in the page and the CLI from the same runs; w
   await page.waitForSelector('body[data-runs="3"]');
   assert.equal(await count(), 'n\n3\n');
   assert.deepEqual(page.errors, []);
+
+  // a second tab cannot share the kept database while this one holds it: it answers from memory
+  const tab = await openLab(context, server.url);
+  const beside = await ask(tab, 'SELECT count(*) AS n FROM runs');
+  assert.equal(beside.csv, 'n\n3\n');
+  assert.match(beside.status, /database in memory for this visit \(OPFS refused it/);
+  await tab.close();
   await page.close();
+
+  // the next visit finds the runs kept: nothing to add again
+  const next = await openLab(context, server.url);
+  const kept = await ask(next, 'SELECT count(*) AS n FROM runs');
+  assert.equal(kept.csv, 'n\n3\n');
+  assert.match(kept.status, /database kept in this browser \(OPFS\)/);
+  assert.equal(await next.getAttribute('body', 'data-sql-added'), '0');
+  assert.deepEqual([...page.errors, ...tab.errors, ...next.errors], []);
+  await context.close();
 });

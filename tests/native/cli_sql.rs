@@ -8,7 +8,7 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::cli::{lens2logit, lens2logit_ok, TINY_TRAIN};
-use lens2logit::runs::sql::EXAMPLES;
+use lens2logit_labdb::EXAMPLES;
 
 /// A short session on a tiny synthetic set, measured at 100 % and 10 % of the light.
 fn session(dir: &Path, out: &str, mode: &str, seed: &str) {

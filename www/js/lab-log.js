@@ -127,10 +127,11 @@ const runQuery = guard(async () => {
     for (const v of values) row.insertCell().textContent = v ?? '';
   }
   const more = answer.truncated ? ' (the first rows only: the query has more; narrow it or add a LIMIT)' : '';
-  status.value = `${answer.rows.length} ${answer.rows.length === 1 ? 'row' : 'rows'}${more}`;
+  status.value = `${answer.rows.length} ${answer.rows.length === 1 ? 'row' : 'rows'}${more} · database ${answer.storage}`;
   $('sql-csv').onclick = () => download('lens2logit_query.csv', answer.csv, 'text/csv');
   $('sql-csv').disabled = false;
   document.body.dataset.sql = String(answer.rows.length);
+  document.body.dataset.sqlAdded = String(answer.added);
 });
 
 export function wireLabLog() {
