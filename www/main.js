@@ -9,7 +9,7 @@
 import { isolate } from './coi.js';
 import { wireCamera } from './js/camera.js';
 import { load, sourceControls, wireData } from './js/data.js';
-import { $ } from './js/dom.js';
+import { $, markOverflowingBoxes } from './js/dom.js';
 import { initCharts, modeControls, trainViewChoices, wireFineTuning } from './js/fine-tuning.js';
 import { draw, wireImages } from './js/images.js';
 import { refreshRuns, sqlExamples, wireLabLog } from './js/lab-log.js';
@@ -24,6 +24,7 @@ import { initWorker, onRestart, startWorker, urlOrigins, wireBackendSwitch } fro
 await isolate();
 
 wireStatus();
+markOverflowingBoxes();
 startWorker(urlOrigins());
 // a worker that takes over from a crashed one loads the tiles the page's settings name again
 onRestart(load);
