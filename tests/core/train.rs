@@ -2,6 +2,7 @@
 //! gradient through the ISP and a tiny model matches finite differences.
 
 use lens2logit::data::Task;
+use lens2logit::isp::static_pipeline::View;
 use lens2logit::spec::models::ModelKind;
 use lens2logit::train::{Mode, TileSet, TrainConfig};
 
@@ -183,4 +184,64 @@ fn split(v: &[f64]) -> Vec<Vec<f64>> {
             chunk
         })
         .collect()
+}
+
+/// A synthesis session's evaluation comes as steps, a cell each (the 12 views at each level, then
+/// the corruptions), with the time left falling to zero; the table is the one the model gives
+/// evaluated at once, and the drops follow from it.
+#[test]
+fn the_evaluation_after_training_reports_a_step_per_cell() {
+    let mut config = TrainConfig::new(Mode::Synthesis, ModelKind::ResNetSmall);
+    config.steps = 3;
+    config.batch = 4;
+    config.intensities = vec![100, 10];
+    config.corruption_severity = Some(2);
+    config.snapshot_every = 0;
+    let data = TileSet::synthetic(Task::Classification, 24, 16, 3).unwrap();
+    let mut session = lens2logit::train::Session::new(config, data).unwrap();
+    let cells = 12 * 2 + 3;
+    assert_eq!(session.total_steps(), 3 + cells);
+    let mut reports = Vec::new();
+    while let Some(report) = pollster::block_on(session.step()).unwrap() {
+        reports.push(report);
+    }
+    let (training, evaluating): (Vec<_>, Vec<_>) =
+        reports.iter().partition(|r| r.evaluating.is_none());
+    assert_eq!(training.len(), 3);
+    assert_eq!(evaluating.len(), cells);
+    for (k, r) in evaluating.iter().enumerate() {
+        assert_eq!(
+            (r.phase.as_str(), r.step, r.steps),
+            ("evaluate views", k + 1, cells)
+        );
+        assert!(r.loss.is_nan() && (0.0..=1.0).contains(&r.metric));
+    }
+    let first = format!("{} at 100 %", View::paper_views()[0]);
+    assert_eq!(evaluating[0].evaluating.as_deref(), Some(first.as_str()));
+    assert_eq!(
+        evaluating[cells - 1].evaluating.as_deref(),
+        Some("contrast corruption")
+    );
+    assert!(reports
+        .windows(2)
+        .all(|w| w[1].global_step == w[0].global_step + 1));
+    assert!(evaluating[1].left_ms > 0.0 && reports.last().unwrap().left_ms == 0.0);
+    // the curves hold the training steps only
+    assert_eq!(
+        session.summary.curves.values().map(Vec::len).sum::<usize>(),
+        3
+    );
+
+    let summary = session.summary.clone();
+    let table = pollster::block_on(session.view_table(&[100, 10])).unwrap();
+    assert_eq!(summary.views, table);
+    let trained = session.config().view.to_string();
+    let base = table[&trained][&100];
+    for (view, drop) in &summary.view_drops {
+        assert!((drop - (base - table[view][&100])).abs() < 1e-6, "{view}");
+    }
+    for (name, (metric, drop)) in &summary.corruptions {
+        assert!((drop - (base - metric)).abs() < 1e-6, "{name}");
+    }
+    assert_eq!(summary.corruptions.len(), 3);
 }

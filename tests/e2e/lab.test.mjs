@@ -141,6 +141,21 @@ test('pause, resume and cancel a session', async () => {
   await page.close();
 });
 
+test('the evaluation after training shows its progress and time left, and Cancel stops it', async () => {
+  const page = await openLab(browser, `${server.url}?n=48&size=64&steps=2&batch=4&mode=synthesis&device=cpu`);
+  await page.click('#start');
+  await page.waitForFunction(() => Number(document.body.dataset.evaluated) >= 1, null, { timeout: 120_000 });
+  const first = Number(await page.getAttribute('body', 'data-evaluated'));
+  assert.match(await page.textContent('#train-rate'), /^evaluate views: \S+ at \d+ % \(\d+\/84\), [\d.]+ tiles\/s, \d+ s left$/);
+  await page.waitForFunction((n) => Number(document.body.dataset.evaluated) > n, first, { timeout: 60_000 });
+  await page.click('#cancel');
+  await page.waitForSelector('#start:not([disabled])', { timeout: 60_000 });
+  assert.match(await page.textContent('#results h3'), /Cancelled/);
+  assert.ok(Number(await page.getAttribute('body', 'data-evaluated')) < 84, 'the evaluation stopped before its end');
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
 /** Waits until the parametrized view on screen was made with the parameters in the URL. */
 const rendered = (page) => page.waitForFunction(
   () => document.body.dataset.ispParams === (new URLSearchParams(location.search).get('params') ?? ''),

@@ -80,12 +80,17 @@ function jobEvent(e) {
   }
   if (e.kind !== 'step') return;
   const { report, snapshots } = e;
+  $('train-progress').value = report.global_step;
+  const left = `${report.samples_per_s.toFixed(1)} tiles/s, ${(report.left_ms / 1000).toFixed(0)} s left`;
+  if (report.evaluating) {
+    $('train-rate').value = `${report.phase}: ${report.evaluating} (${report.step}/${report.steps}), ${left}`;
+    document.body.dataset.evaluated = String(report.step);
+    return;
+  }
   const curve = (session.curves[report.phase] ??= []);
   curve.push([report.step, report.loss, report.metric]);
   plotCurves();
-  $('train-progress').value = report.global_step;
-  const left = (report.total_steps - report.global_step) * report.step_ms / 1000;
-  $('train-rate').value = `${report.phase}: step ${report.step}/${report.steps}, ${report.samples_per_s.toFixed(1)} tiles/s, ${left.toFixed(0)} s left`;
+  $('train-rate').value = `${report.phase}: step ${report.step}/${report.steps}, ${left}`;
   if (snapshots.length) {
     session.snapshots.push(...snapshots);
     const slider = $('timeline');
@@ -144,7 +149,8 @@ function experimentProgress({ kind, index, count, label, report }) {
   const bar = $('experiment-progress');
   bar.max = count * report.total_steps;
   bar.value = index * report.total_steps + report.global_step;
-  $('experiment-rate').value = `training ${index + 1}/${count}: ${label}, step ${report.global_step}/${report.total_steps}`;
+  const what = report.evaluating ? `evaluating ${report.evaluating}` : 'training';
+  $('experiment-rate').value = `${index + 1}/${count}: ${label}, ${what}, step ${report.global_step}/${report.total_steps}, ${(report.left_ms / 1000).toFixed(0)} s left in this row`;
 }
 
 /** The training views the experiment may train on: the core's static views. */

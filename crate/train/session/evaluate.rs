@@ -1,12 +1,46 @@
 //! A session's evaluations: the validation metric of a phase, and synthesis' drift table (every
-//! static view at every intensity level) with the post-hoc corruption baseline beside it.
+//! static view at every intensity level) with the post-hoc corruption baseline beside it. The
+//! drift table is a phase of steps, a cell each, so that it reports progress and stops on Cancel
+//! as training does (12 views x 7 levels take minutes at 256 px).
 
 use std::collections::BTreeMap;
 
 use super::{Front, Phase, Session};
 use crate::isp::static_pipeline::View;
 use crate::train::corruption::Corruption;
+use crate::train::TrainConfig;
 use crate::Result;
+
+/// One cell of the evaluation after training: a static view at an intensity level (percent), or
+/// a corruption of the training view at full light.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Cell {
+    View(View, u32),
+    Corrupted(Corruption),
+}
+
+impl Cell {
+    /// The cell, as the progress line names it.
+    fn label(self) -> String {
+        match self {
+            Cell::View(view, intensity) => format!("{view} at {intensity} %"),
+            Cell::Corrupted(corruption) => format!("{} corruption", corruption.name()),
+        }
+    }
+}
+
+/// The cells `config`'s evaluation computes, in order: the views row by row, then the corruptions.
+pub(super) fn evaluation_cells(config: &TrainConfig) -> Vec<Cell> {
+    let views = View::paper_views()
+        .into_iter()
+        .flat_map(|view| config.intensities.iter().map(move |&i| Cell::View(view, i)));
+    let corruptions = config
+        .corruption_severity
+        .map(|_| Corruption::ALL.map(Cell::Corrupted))
+        .into_iter()
+        .flatten();
+    views.chain(corruptions).collect()
+}
 
 impl Session {
     /// The model's metric on the validation tiles (eval mode).
@@ -34,24 +68,52 @@ impl Session {
             // a model evaluated without training (a run's checkpoint): its backend takes it now
             self.start_phase(&Phase::Evaluate).await?;
         }
-        let mut table = BTreeMap::new();
+        let mut table: BTreeMap<String, BTreeMap<u32, f32>> = BTreeMap::new();
         for view in View::paper_views() {
-            let mut row = BTreeMap::new();
             for &intensity in intensities {
-                row.insert(
-                    intensity,
-                    self.metric_on(&Front::Static(view), intensity).await?,
-                );
+                let metric = self.metric_on(&Front::Static(view), intensity).await?;
+                table
+                    .entry(view.to_string())
+                    .or_default()
+                    .insert(intensity, metric);
             }
-            table.insert(view.to_string(), row);
         }
         Ok(table)
     }
 
-    /// Synthesis: the drift table and the drops relative to the training view.
-    pub(super) async fn evaluate_views(&mut self) -> Result<()> {
-        let intensities = self.config.intensities.clone();
-        self.summary.views = self.view_table(&intensities).await?;
+    /// Evaluates cell `k` of the evaluation into the summary (the drops once the last is in):
+    /// its metric and its name.
+    pub(super) async fn evaluation_step(&mut self, k: usize) -> Result<(f32, String)> {
+        let cells = evaluation_cells(&self.config);
+        let cell = cells[k];
+        let metric = match cell {
+            Cell::View(view, intensity) => {
+                let metric = self.metric_on(&Front::Static(view), intensity).await?;
+                self.summary
+                    .views
+                    .entry(view.to_string())
+                    .or_default()
+                    .insert(intensity, metric);
+                metric
+            }
+            Cell::Corrupted(corruption) => {
+                let severity = self.config.corruption_severity.unwrap_or_default();
+                let front = Front::Corrupted(self.config.view, corruption, severity);
+                let metric = self.metric_on(&front, 100).await?;
+                self.summary
+                    .corruptions
+                    .insert(corruption.name().to_string(), (metric, 0.0));
+                metric
+            }
+        };
+        if k + 1 == cells.len() {
+            self.evaluation_drops();
+        }
+        Ok((metric, cell.label()))
+    }
+
+    /// The drops of every view and corruption relative to the training view at full light.
+    fn evaluation_drops(&mut self) {
         let trained = self.config.view.to_string();
         let base = self
             .summary
@@ -65,15 +127,8 @@ impl Session {
                 self.summary.view_drops.insert(view.clone(), base - m);
             }
         }
-        if let Some(severity) = self.config.corruption_severity {
-            for corruption in Corruption::ALL {
-                let front = Front::Corrupted(self.config.view, corruption, severity);
-                let metric = self.metric_on(&front, 100).await?;
-                self.summary
-                    .corruptions
-                    .insert(corruption.name().to_string(), (metric, base - metric));
-            }
+        for (metric, drop) in self.summary.corruptions.values_mut() {
+            *drop = base - *metric;
         }
-        Ok(())
     }
 }

@@ -32,6 +32,7 @@ use super::corruption::Corruption;
 use super::render_cache::{RenderCache, RENDER_BUDGET};
 use crate::data::tiles::TileSet;
 use crate::data::Task;
+use crate::gpu::models::StepStats;
 use crate::gpu::Gpu;
 use crate::isp::param::{IspParams, RunningStats};
 use crate::isp::static_pipeline::View;
@@ -95,6 +96,39 @@ pub struct Session {
     /// Where the steps run, chosen before the first ([`Session::choose_device`]; the CPU where
     /// nothing was chosen).
     backend: Option<(Box<dyn StepBackend>, Choice)>,
+    /// The steps' times so far, for the time left.
+    timing: Timing,
+}
+
+/// The time steps of each kind took so far: training and attack steps, and evaluation cells.
+#[derive(Debug, Default)]
+struct Timing {
+    train: Mean,
+    eval: Mean,
+}
+
+#[derive(Debug, Default)]
+struct Mean {
+    total_ms: f64,
+    steps: usize,
+}
+
+impl Mean {
+    fn mean(&self) -> f64 {
+        self.total_ms / self.steps.max(1) as f64
+    }
+}
+
+impl Timing {
+    fn add(&mut self, evaluating: bool, ms: f64) {
+        let kind = if evaluating {
+            &mut self.eval
+        } else {
+            &mut self.train
+        };
+        kind.total_ms += ms;
+        kind.steps += 1;
+    }
 }
 
 /// A session's starting weights: their source and the values set (kept for phases that start
@@ -110,7 +144,7 @@ fn phase_len(config: &TrainConfig, phase: &Phase) -> usize {
     match phase {
         Phase::Train { .. } => config.steps,
         Phase::Attack { .. } => config.forensic_steps,
-        Phase::Evaluate => 0,
+        Phase::Evaluate => evaluate::evaluation_cells(config).len(),
     }
 }
 
@@ -199,6 +233,7 @@ impl Session {
             init: None,
             started: false,
             backend: None,
+            timing: Timing::default(),
         })
     }
 
@@ -352,61 +387,91 @@ impl Session {
     /// Runs one optimisation step (after a whole evaluation phase where one comes first); None
     /// when the session is done.
     pub async fn step(&mut self) -> Result<Option<StepReport>> {
-        let phase = loop {
-            let Some(phase) = self.phases.get(self.phase).cloned() else {
-                return Ok(None);
-            };
-            if !matches!(phase, Phase::Evaluate) {
-                break phase;
-            }
-            self.evaluate_views().await?;
-            self.phase += 1;
-            self.phase_step = 0;
+        let Some(phase) = self.phases.get(self.phase).cloned() else {
+            return Ok(None);
         };
-        if self.phase_step == 0 {
+        // the evaluation takes the model as training left it; a model that did not train (a
+        // run's checkpoint) is handed to the backend first
+        if self.phase_step == 0 && (!matches!(phase, Phase::Evaluate) || !self.started) {
             self.start_phase(&phase).await?;
         }
         let started = Instant::now();
-        let stats = match &phase {
-            Phase::Train { front, .. } => self.train_step(front).await?,
-            Phase::Attack { .. } => self.attack_step().await?,
-            Phase::Evaluate => return Err(Error::invalid("an evaluation phase has no steps")),
+        let (stats, evaluating) = match &phase {
+            Phase::Train { front, .. } => (self.train_step(front).await?, None),
+            Phase::Attack { .. } => (self.attack_step().await?, None),
+            Phase::Evaluate => {
+                let (metric, cell) = self.evaluation_step(self.phase_step).await?;
+                let loss = f32::NAN;
+                (StepStats { loss, metric }, Some(cell))
+            }
         };
         self.phase_step += 1;
         self.global_step += 1;
         let steps = phase_len(&self.config, &phase);
         let name = self.phase_name(&phase);
-        if !self.summary.curves.contains_key(&name) {
-            self.summary.phase_order.push(name.clone());
-        }
-        self.summary.curves.entry(name.clone()).or_default().push((
-            self.phase_step,
-            stats.loss,
-            stats.metric,
-        ));
-        if self.config.snapshot_every > 0
-            && self.global_step.is_multiple_of(self.config.snapshot_every)
-        {
-            self.snapshot(&name).await?;
+        if evaluating.is_none() {
+            if !self.summary.curves.contains_key(&name) {
+                self.summary.phase_order.push(name.clone());
+            }
+            self.summary.curves.entry(name.clone()).or_default().push((
+                self.phase_step,
+                stats.loss,
+                stats.metric,
+            ));
+            if self.config.snapshot_every > 0
+                && self.global_step.is_multiple_of(self.config.snapshot_every)
+            {
+                self.snapshot(&name).await?;
+            }
         }
         let step_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let report = StepReport {
+        self.timing.add(evaluating.is_some(), step_ms);
+        let samples = match evaluating {
+            Some(_) => self.data.val_items().len(),
+            None => self.config.batch,
+        };
+        let step = self.phase_step;
+        if self.phase_step >= steps {
+            if evaluating.is_none() {
+                self.finish_phase(&phase).await?;
+            }
+            self.phase += 1;
+            self.phase_step = 0;
+        }
+        Ok(Some(StepReport {
             phase: name,
-            step: self.phase_step,
+            step,
             steps,
             global_step: self.global_step,
             total_steps: self.total_steps(),
             loss: stats.loss,
             metric: stats.metric,
             step_ms,
-            samples_per_s: self.config.batch as f64 / (step_ms / 1000.0).max(1e-9),
-        };
-        if self.phase_step >= steps {
-            self.finish_phase(&phase).await?;
-            self.phase += 1;
-            self.phase_step = 0;
+            samples_per_s: samples as f64 / (step_ms / 1000.0).max(1e-9),
+            evaluating,
+            left_ms: self.left_ms(),
+        }))
+    }
+
+    /// The time the steps still to come will take, from the steps so far: training and attack
+    /// steps at their mean, the evaluation's cells at theirs (before the first, at half a training
+    /// step per validation batch: a forward pass without the backward).
+    fn left_ms(&self) -> f64 {
+        let (mut train, mut eval) = (0, 0);
+        for (i, phase) in self.phases.iter().enumerate().skip(self.phase) {
+            let done = if i == self.phase { self.phase_step } else { 0 };
+            let left = phase_len(&self.config, phase).saturating_sub(done);
+            match phase {
+                Phase::Evaluate => eval += left,
+                _ => train += left,
+            }
         }
-        Ok(Some(report))
+        let train_ms = self.timing.train.mean();
+        let eval_ms = match self.timing.eval.steps {
+            0 => train_ms * self.val_batches().len() as f64 / 2.0,
+            _ => self.timing.eval.mean(),
+        };
+        train as f64 * train_ms + eval as f64 * eval_ms
     }
 
     fn phase_name(&self, phase: &Phase) -> String {

@@ -21,7 +21,13 @@ pub struct StepReport {
     /// Accuracy or IoU of the batch.
     pub metric: f32,
     pub step_ms: f64,
+    /// Tiles per second: the batch's while training, the validation tiles' while evaluating.
     pub samples_per_s: f64,
+    /// The evaluation's cell this step computed (a view at a level, a corruption); none while
+    /// training. Such a step has no loss and is no point of a curve.
+    pub evaluating: Option<String>,
+    /// The time the rest of the session will take, estimated from its steps so far.
+    pub left_ms: f64,
 }
 
 /// The parametrized ISP at one step, stage by stage, as the paper's gradient timeline shows it:
