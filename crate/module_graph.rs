@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-/// The top-level modules of `crate/` (the facade, the lab log's database and the CLI are packages
-/// of their own).
+/// The top-level modules of `crate/` (the facade, the lab log's database, the server and the CLI
+/// are packages of their own).
 fn modules(root: &Path) -> BTreeSet<String> {
     std::fs::read_dir(root)
         .unwrap()
@@ -15,8 +15,10 @@ fn modules(root: &Path) -> BTreeSet<String> {
             let name = e.file_name().to_string_lossy().into_owned();
             let stem = name.strip_suffix(".rs").unwrap_or(&name).to_string();
             let is_module = e.path().is_dir() || name.ends_with(".rs");
-            (is_module && !["lib", "web", "cli", "labdb", "module_graph"].contains(&stem.as_str()))
-                .then_some(stem)
+            (is_module
+                && !["lib", "web", "cli", "serve", "labdb", "module_graph"]
+                    .contains(&stem.as_str()))
+            .then_some(stem)
         })
         .collect()
 }

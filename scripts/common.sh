@@ -192,6 +192,12 @@ build_site() {
   say "dist/: $(find dist -type f | wc -l) files, $(du -sh dist | cut -f1); upload it to any static host"
 }
 
+# the page's server alone: no core, no GPU or HTTP client stack to compile for serving
+build_server() {
+  say "building the page's server"
+  cargo build --release -p lens2logit-serve
+}
+
 build_cli() {
   say "building the native CLI"
   cargo build --release -p lens2logit-cli --bin lens2logit --examples

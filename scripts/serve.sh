@@ -7,5 +7,5 @@ ensure_wasm_target
 ensure_nightly
 ensure_wasm_bindgen
 build_page
-build_cli
-exec target/release/lens2logit serve "$@"
+build_server
+exec target/release/lens2logit-serve "$@"

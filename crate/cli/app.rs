@@ -1,6 +1,6 @@
 //! The clap application behind `lens2logit`.
 
-use crate::{bench, experiment, fetch, isp, predict, runs, serve, settings, synth, train, views};
+use crate::{bench, experiment, fetch, isp, predict, runs, settings, synth, train, views};
 
 use std::process::ExitCode;
 
@@ -20,7 +20,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the lab's page (www/ and the wasm in pkg/) with cross-origin isolation.
-    Serve(serve::ServeArgs),
+    Serve(lens2logit_serve::ServeArgs),
     /// Render the paper's static views (3 demosaicings x 2 sharpenings x 2 denoisings) of raw tiles.
     Views(views::ViewsArgs),
     /// Write the parametrized ISP's initial parameters for a camera (safetensors).
@@ -50,7 +50,7 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => lens2logit_serve::run(args),
         Command::Views(args) => views::run(args),
         Command::Params(args) => isp::params(args),
         Command::Grad(args) => isp::grad(args),

@@ -2,8 +2,9 @@
 //! on each of the 12 static views in turn and tests each on all 12 and the intensity levels (the
 //! 12 x 12 table and the intensity table, as CSV and heatmaps, and a run folder per training);
 //! with `--train-view` it trains one row (one job of a job array) and `gather` joins the rows.
-//! `forensics` and `optimisation` run their mode once and write its table. The tables are built
-//! in `lens2logit::train::experiment`; this file holds the arguments, progress and files.
+//! `forensics` and `optimisation` run their mode once and write its table. Each writes its folder
+//! whole or not at all. The tables are built in `lens2logit::train::experiment`; this file holds
+//! the arguments, progress and files.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -21,7 +22,7 @@ use lens2logit::train::job::{Experiment, Outcome};
 use lens2logit::train::{TrainConfig, TrainOptions};
 use lens2logit::viz::Rgba;
 
-use crate::common::{read_file, write_file};
+use crate::common::{holds_only, name_of, read_file, write_file, write_folder, Replaceable};
 use crate::train::{run_job, AttackArgs, CliSink, RunsAt, SessionArgs};
 
 /// What a synthesis experiment writes, row job or whole: the table with every intensity (what
@@ -29,6 +30,24 @@ use crate::train::{run_job, AttackArgs, CliSink, RunsAt, SessionArgs};
 const TABLE: &str = "synthesis.json";
 const MATRIX: &str = "synthesis_12x12";
 const BY_INTENSITY: &str = "synthesis_intensity";
+
+/// An experiment's folder as the experiments and `gather` write it, replaced whole by the next.
+const EXPERIMENT_FOLDER: Replaceable = Replaceable {
+    what: "an experiment's folder (its tables, heatmaps and runs/)",
+    holds: |dir| {
+        holds_only(dir, |path| {
+            let name = name_of(path);
+            let tables = [MATRIX, BY_INTENSITY, "forensics", "optimisation", "curves"];
+            name == "runs"
+                || name == TABLE
+                || tables.iter().any(|t| {
+                    [".csv", ".png"]
+                        .iter()
+                        .any(|e| name.strip_suffix(e) == Some(t))
+                })
+        })
+    },
+};
 
 #[derive(Args)]
 pub struct ExperimentArgs {
@@ -141,30 +160,36 @@ impl Common {
         }
     }
 
-    /// Runs `experiment` of `config` into the experiment's folder.
-    fn run(
+    /// Runs `experiment` of `config`, then `finish` (what the experiment writes of its outcome,
+    /// into the folder it gets), into the experiment's folder whole or not at all; runs that
+    /// MLflow did not take are named once the folder stands.
+    fn run<T>(
         &self,
         experiment: Experiment,
         config: TrainConfig,
         kind: &str,
-    ) -> Result<Outcome, String> {
-        create(&self.out)?;
+        finish: impl FnOnce(Outcome, &Path) -> Result<T, String>,
+    ) -> Result<T, String> {
         let name = self
             .name
             .clone()
             .unwrap_or_else(|| format!("experiment {kind}"));
-        let job = self.session.job(experiment, config, name)?;
         let mlflow = self
             .mlflow
             .as_deref()
             .map(|url| (url, self.experiment.as_str()));
-        let mut sink = CliSink::new(RunsAt::Experiment(&self.out), &self.session, mlflow);
-        run_job(job, &mut sink)
+        let (value, logged) = write_folder(&self.out, &EXPERIMENT_FOLDER, |writing| {
+            let job = self.session.job(experiment, config, name)?;
+            let runs = RunsAt::Experiment {
+                writing,
+                out: &self.out,
+            };
+            let mut sink = CliSink::new(runs, &self.session, mlflow);
+            let outcome = run_job(job, &mut sink)?;
+            Ok((finish(outcome, writing)?, sink.logged()))
+        })?;
+        logged.map(|()| value)
     }
-}
-
-fn create(dir: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))
 }
 
 fn write_png(path: &Path, image: &Rgba) -> Result<(), String> {
@@ -173,8 +198,7 @@ fn write_png(path: &Path, image: &Rgba) -> Result<(), String> {
     write_file(path, &png)
 }
 
-/// The table, its CSVs and heatmaps into `dir` (rewritten after every row: a stopped experiment
-/// keeps the rows it finished).
+/// The table, its CSVs and heatmaps into `dir` (rewritten after every row).
 pub(crate) fn write_synthesis(table: &SynthesisTable, dir: &Path) -> Result<(), String> {
     write_file(
         &dir.join(TABLE),
@@ -207,8 +231,9 @@ fn synthesis(args: SynthesisArgs) -> Result<(), String> {
     let experiment = Experiment::Synthesis {
         train_view: args.train_view,
     };
-    let outcome = c.run(experiment, config, "synthesis")?;
-    let rows = outcome.table.map_or(0, |t| t.rows.len());
+    let rows = c.run(experiment, config, "synthesis", |outcome, _| {
+        Ok(outcome.table.map_or(0, |t| t.rows.len()))
+    })?;
     eprintln!(
         "{rows} training(s) in {:.1} s; wrote {MATRIX}.csv, {BY_INTENSITY}.csv and their heatmaps to {}",
         started.elapsed().as_secs_f64(),
@@ -242,12 +267,14 @@ fn gather(args: GatherArgs) -> Result<(), String> {
         }
         eprintln!("warning: {what}");
     }
-    create(&args.out)?;
-    let mut copied = 0;
-    for dir in &args.rows {
-        copied += copy_runs(&dir.join("runs"), &args.out.join("runs"))?;
-    }
-    write_synthesis(&table, &args.out)?;
+    let copied = write_folder(&args.out, &EXPERIMENT_FOLDER, |out| {
+        let mut copied = 0;
+        for dir in &args.rows {
+            copied += copy_runs(&dir.join("runs"), &out.join("runs"))?;
+        }
+        write_synthesis(&table, out)?;
+        Ok(copied)
+    })?;
     eprintln!(
         "gathered {} rows from {} folders ({copied} run folders) into {}",
         table.rows.len(),
@@ -257,19 +284,11 @@ fn gather(args: GatherArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// Copies the run folders in `from` into `to` (the same name; none where `from` is `to`).
+/// Copies the run folders in `from` into `to` (the same name).
 fn copy_runs(from: &Path, to: &Path) -> Result<usize, String> {
     if !from.is_dir() {
         return Ok(0);
     }
-    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    };
-    if same(from, to) {
-        return Ok(0);
-    }
-    create(to)?;
     let mut copied = 0;
     let entries =
         std::fs::read_dir(from).map_err(|e| format!("cannot list {}: {e}", from.display()))?;
@@ -293,17 +312,19 @@ fn forensics(args: ForensicsArgs) -> Result<(), String> {
     let config = options
         .config(c.session.task.into())
         .map_err(|e| e.to_string())?;
-    let outcome = c.run(Experiment::Session, config, "forensics")?;
-    let session = outcome.last.ok_or("the experiment ran no session")?;
-    let ranking = forensics_ranking(&session.summary);
-    write_file(
-        &c.out.join("forensics.csv"),
-        forensics_csv(&ranking).as_bytes(),
-    )?;
-    write_png(
-        &c.out.join("forensics.png"),
-        &forensics_image(&session.summary.metric, &ranking),
-    )?;
+    let ranking = c.run(Experiment::Session, config, "forensics", |outcome, out| {
+        let session = outcome.last.ok_or("the experiment ran no session")?;
+        let ranking = forensics_ranking(&session.summary);
+        write_file(
+            &out.join("forensics.csv"),
+            forensics_csv(&ranking).as_bytes(),
+        )?;
+        write_png(
+            &out.join("forensics.png"),
+            &forensics_image(&session.summary.metric, &ranking),
+        )?;
+        Ok(ranking)
+    })?;
     for (group, before, after, drop) in &ranking {
         eprintln!("{group}: {before:.3} -> {after:.3} (drop {drop:.3})");
     }
@@ -320,20 +341,27 @@ fn optimisation(args: OptimisationArgs) -> Result<(), String> {
         .options("optimisation")
         .config(c.session.task.into())
         .map_err(|e| e.to_string())?;
-    let outcome = c.run(Experiment::Session, config, "optimisation")?;
-    let session = outcome.last.ok_or("the experiment ran no session")?;
-    let run = crate::runs::read_dir(&c.out.join("runs").join("optimisation"))?;
-    write_file(
-        &c.out.join("optimisation.csv"),
-        optimisation_csv(&session.summary).as_bytes(),
+    let summary = c.run(
+        Experiment::Session,
+        config,
+        "optimisation",
+        |outcome, out| {
+            let session = outcome.last.ok_or("the experiment ran no session")?;
+            let run = crate::runs::read_dir(&out.join("runs").join("optimisation"))?;
+            write_file(
+                &out.join("optimisation.csv"),
+                optimisation_csv(&session.summary).as_bytes(),
+            )?;
+            // the run's own curves, every step of both phases
+            let curves = run
+                .file(METRICS)
+                .ok_or_else(|| format!("the optimisation run has no {METRICS}"))?;
+            write_file(&out.join("curves.csv"), curves)?;
+            Ok(session.summary)
+        },
     )?;
-    // the run's own curves, every step of both phases
-    let curves = run
-        .file(METRICS)
-        .ok_or_else(|| format!("the optimisation run has no {METRICS}"))?;
-    write_file(&c.out.join("curves.csv"), curves)?;
-    for (phase, metric) in &session.summary.final_metric {
-        eprintln!("{phase}: validation {} {metric:.3}", session.summary.metric);
+    for (phase, metric) in &summary.final_metric {
+        eprintln!("{phase}: validation {} {metric:.3}", summary.metric);
     }
     eprintln!(
         "wrote optimisation.csv and curves.csv to {}",

@@ -1,9 +1,10 @@
 //! `lens2logit fetch`: a dataset from Zenodo (or a mirror) into a directory, read by random access
 //! where the server allows it, else streamed: tiles under their own names, labels.csv
 //! (classification: microscopy, or drone car / no car from the masks) and masks/ (drone), the
-//! layout `synth` writes too. `--list` shows what the record holds instead.
+//! layout `synth` writes too, whole or not at all. `--list` shows what the record holds instead.
 
 use std::collections::HashMap;
+use std::fmt::Display;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
@@ -19,7 +20,7 @@ use lens2logit::data::zenodo::{ZenodoClient, DEFAULT_BASE, DEFAULT_RECORD};
 use lens2logit::data::Task;
 use lens2logit::raw::intensity::LEVELS;
 
-use crate::common::write_file;
+use crate::common::{write_file, write_folder, DATASET};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum DatasetArg {
@@ -84,13 +85,8 @@ pub struct FetchArgs {
 pub fn run(args: FetchArgs) -> Result<(), String> {
     let request = fetch_request(&args)?;
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    // Ctrl-C stops the command (and removes the folder being written: `write_folder`)
     let cancel = CancelToken::default();
-    let on_ctrl_c = cancel.clone();
-    runtime.spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            on_ctrl_c.cancel();
-        }
-    });
     let client = ZenodoClient::new(&args.zenodo, &args.record);
     if args.list {
         let report = runtime
@@ -106,41 +102,46 @@ pub fn run(args: FetchArgs) -> Result<(), String> {
     }
     let out = args
         .out
-        .clone()
+        .as_deref()
         .expect("clap requires --out without --list");
-    std::fs::create_dir_all(out.join("masks"))
-        .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-    let bar = ProgressBar::new(0).with_style(
-        ProgressStyle::with_template(
-            "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} tiles: {prefix}",
-        )
-        .expect("valid template"),
-    );
-    let mut received = Received::new(out);
-    let result = runtime.block_on(fetch(&client, &request, &cancel, &mut |event| {
-        received.take(event, &bar)
-    }));
-    bar.finish_and_clear();
-    result.map_err(|e| e.to_string())?;
-
-    let dataset = request.dataset;
-    received.write_labels_and_masks(request.task, dataset)?;
-    if received.tiles.is_empty() {
-        return Err(format!(
-            "no {} tiles at intensity {} in record {} at {}",
-            dataset.name(),
-            args.intensity,
-            args.record,
-            args.zenodo
-        ));
-    }
+    let tiles = write_folder(out, &DATASET, |partial| {
+        let bar = ProgressBar::new(0).with_style(
+            ProgressStyle::with_template(
+                "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} tiles: {prefix}",
+            )
+            .expect("valid template"),
+        );
+        let mut received = Received::new(partial.to_path_buf());
+        let result = runtime.block_on(fetch(&client, &request, &cancel, &mut |event| {
+            received.take(event, &bar)
+        }));
+        bar.finish_and_clear();
+        result.map_err(|e| e.to_string())?;
+        let dataset = request.dataset;
+        received.write_labels_and_masks(request.task, dataset)?;
+        if received.tiles.is_empty() {
+            return Err(format!(
+                "no {} tiles at intensity {} in record {} at {}",
+                dataset.name(),
+                args.intensity,
+                args.record,
+                args.zenodo
+            ));
+        }
+        Ok(received.tiles.len())
+    })?;
     eprintln!(
-        "wrote {} tiles ({}) to {}",
-        received.tiles.len(),
+        "wrote {tiles} tiles ({}) to {}",
         request.describe(),
-        received.out.display()
+        out.display()
     );
     Ok(())
+}
+
+/// A line of the fetch's report above the progress bar, printed where stderr is no terminal too
+/// (a log, a pipe), where the bar's own `println` prints nothing.
+fn say(bar: &ProgressBar, line: impl Display) {
+    bar.suspend(|| eprintln!("{line}"));
 }
 
 /// The request the arguments ask for, or why they contradict each other.
@@ -251,12 +252,12 @@ impl Received {
             }
             FetchEvent::Labels(l) => self.labels.extend(l),
             FetchEvent::Layout { key, lines } => {
-                bar.println(format!("{key}:"));
+                say(bar, format!("{key}:"));
                 for line in lines {
-                    bar.println(line);
+                    say(bar, line);
                 }
             }
-            FetchEvent::Sample(how) => bar.println(format!("sample: {how}")),
+            FetchEvent::Sample(how) => say(bar, format!("sample: {how}")),
             FetchEvent::Mask { stem, bytes } => {
                 self.masks.insert(stem, bytes);
             }
@@ -265,9 +266,9 @@ impl Received {
                     let _ = std::fs::remove_file(&path);
                     self.tiles.retain(|(f, _)| self.out.join(f) != path);
                 }
-                bar.println(format!("warning: {reason}"));
+                say(bar, format!("warning: {reason}"));
             }
-            FetchEvent::Warning(w) => bar.println(format!("warning: {w}")),
+            FetchEvent::Warning(w) => say(bar, format!("warning: {w}")),
             FetchEvent::Listing(_)
             | FetchEvent::Verified { .. }
             | FetchEvent::ProcessedView { .. } => {}
@@ -297,9 +298,12 @@ impl Received {
             write_file(&out.join(LABELS_CSV), labels_csv(labelled).as_bytes())?;
         }
         if dataset == DatasetKind::Drone {
+            let masks = out.join("masks");
+            std::fs::create_dir_all(&masks)
+                .map_err(|e| format!("cannot create {}: {e}", masks.display()))?;
             for (_, stem) in &self.tiles {
                 if let Some(png) = self.masks.get(stem) {
-                    write_file(&out.join("masks").join(format!("{stem}.png")), png)?;
+                    write_file(&masks.join(format!("{stem}.png")), png)?;
                 }
             }
         }

@@ -17,8 +17,6 @@ mod predict;
 #[cfg(not(target_arch = "wasm32"))]
 mod runs;
 #[cfg(not(target_arch = "wasm32"))]
-mod serve;
-#[cfg(not(target_arch = "wasm32"))]
 mod settings;
 #[cfg(not(target_arch = "wasm32"))]
 mod synth;

@@ -12,7 +12,7 @@ use lens2logit::runs::mlflow::Tracking;
 use lens2logit::runs::sql::RUN_FILES;
 use lens2logit::runs::{select, Run, RunMeta, Selection, META};
 
-use crate::common::{read_file, write_file};
+use crate::common::{read_file, write_file, write_folder, Replaceable};
 
 #[derive(Args)]
 pub struct RunsArgs {
@@ -257,44 +257,26 @@ pub fn read_dir(dir: &Path) -> Result<Run, String> {
     Run::from_files(files).map_err(|e| format!("{}: {e}", dir.display()))
 }
 
-/// Writes the run as folder `dir`, whole or not at all: into a sibling folder first, then renamed.
-/// An existing `dir` is replaced only if it is empty or a run folder.
+/// A run folder: what `train --out`, `runs import` and the experiments write (one per run).
+pub const RUN_FOLDER: Replaceable = Replaceable {
+    what: "a run folder",
+    holds: |dir| dir.join(META).is_file(),
+};
+
+/// Writes the run as folder `dir`, whole or not at all ([`write_folder`]); an existing `dir` is
+/// replaced only if it is empty or a run folder.
 pub fn write_dir(run: &Run, dir: &Path) -> Result<(), String> {
-    if dir.exists() {
-        let empty = std::fs::read_dir(dir)
-            .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
-            .next()
-            .is_none();
-        if !empty && !dir.join(META).is_file() {
-            return Err(format!(
-                "{} exists and is not a run folder: choose another folder",
-                dir.display()
-            ));
+    write_folder(dir, &RUN_FOLDER, |partial| {
+        for (file, bytes) in run.files() {
+            let path = partial.join(file);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+            }
+            write_file(&path, bytes)?;
         }
-    }
-    let name = dir
-        .file_name()
-        .ok_or_else(|| format!("{} is no folder name", dir.display()))?;
-    let partial = dir.with_file_name(format!(
-        ".{}.partial-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&partial);
-    for (file, bytes) in run.files() {
-        let path = partial.join(file);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-        }
-        write_file(&path, bytes)?;
-    }
-    if dir.exists() {
-        std::fs::remove_dir_all(dir)
-            .map_err(|e| format!("cannot replace {}: {e}", dir.display()))?;
-    }
-    std::fs::rename(&partial, dir)
-        .map_err(|e| format!("cannot move the run into {}: {e}", dir.display()))
+        Ok(())
+    })
 }
 
 /// A run folder, a run zip, or the id of a run folder in `dir`.
@@ -419,8 +401,6 @@ fn import(args: ImportArgs) -> Result<(), String> {
         _ => return Err("give a run zip, or --mlflow URL --run ID (not both)".to_string()),
     };
     let target = args.dir.join(&run.meta().id);
-    std::fs::create_dir_all(&args.dir)
-        .map_err(|e| format!("cannot create {}: {e}", args.dir.display()))?;
     write_dir(&run, &target)?;
     eprintln!("imported run {} into {}", run.meta().id, target.display());
     Ok(())

@@ -1,6 +1,7 @@
-//! `lens2logit synth`: the offline synthetic dataset, written in the layout `fetch` uses.
+//! `lens2logit synth`: the offline synthetic dataset, written in the layout `fetch` uses, whole or
+//! not at all.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -11,7 +12,7 @@ use lens2logit::data::synthetic::{sample, CELL_CLASSES};
 use lens2logit::data::tiles::{labels_csv, LABELS_CSV};
 use lens2logit::data::Task;
 
-use crate::common::write_file;
+use crate::common::{write_file, write_folder, DATASET};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum TaskArg {
@@ -52,13 +53,23 @@ pub fn run(args: SynthArgs) -> Result<(), String> {
         return Err("--n must be at least 1".into());
     }
     let task: Task = args.task.into();
-    let masks = args.out.join("masks");
-    std::fs::create_dir_all(if task == Task::Segmentation {
-        &masks
-    } else {
-        &args.out
-    })
-    .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
+    write_folder(&args.out, &DATASET, |out| write_tiles(&args, task, out))?;
+    eprintln!(
+        "wrote {} synthetic {} tiles to {}",
+        args.n,
+        task.name(),
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// The tiles, their masks (segmentation) or labels.csv (classification) into `out`.
+fn write_tiles(args: &SynthArgs, task: Task, out: &Path) -> Result<(), String> {
+    let masks = out.join("masks");
+    if task == Task::Segmentation {
+        std::fs::create_dir(&masks)
+            .map_err(|e| format!("cannot create {}: {e}", masks.display()))?;
+    }
     let bar = ProgressBar::new(args.n as u64).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} tiles {elapsed}")
             .expect("valid template"),
@@ -71,7 +82,7 @@ pub fn run(args: SynthArgs) -> Result<(), String> {
             let name = format!("synthetic_{i:05}");
             let tiff = tiff_gray16(s.raw.width(), s.raw.height(), s.raw.data())
                 .map_err(|e| e.to_string())?;
-            write_file(&args.out.join(format!("{name}.tif")), &tiff)?;
+            write_file(&out.join(format!("{name}.tif")), &tiff)?;
             if let Some(mask) = &s.mask {
                 let png = png8(
                     args.size,
@@ -89,13 +100,7 @@ pub fn run(args: SynthArgs) -> Result<(), String> {
     bar.finish_and_clear();
     if task == Task::Classification {
         let csv = labels_csv(labels.iter().flatten().map(|(f, c)| (f.as_str(), *c)));
-        write_file(&args.out.join(LABELS_CSV), csv.as_bytes())?;
+        write_file(&out.join(LABELS_CSV), csv.as_bytes())?;
     }
-    eprintln!(
-        "wrote {} synthetic {} tiles to {}",
-        args.n,
-        task.name(),
-        args.out.display()
-    );
     Ok(())
 }

@@ -26,7 +26,8 @@ use lens2logit::train::job::{
 use lens2logit::train::timeline::timeline_gif;
 use lens2logit::train::{DeviceChoice, Mode, Session, TileSet, TrainConfig, TrainOptions};
 
-use crate::common::{load_camera, read_file, write_file};
+use crate::common::{load_camera, may_replace, read_file, write_file};
+use crate::runs::RUN_FOLDER;
 use crate::synth::TaskArg;
 
 /// What every training session of the CLI takes (`train` and each of `experiment`'s): the data,
@@ -258,6 +259,8 @@ pub fn train(args: TrainArgs) -> Result<(), String> {
         .mlflow
         .as_deref()
         .map(|url| (url, args.experiment.as_str()));
+    // refused before training, not after
+    may_replace(&args.out, &RUN_FOLDER)?;
     let mut sink = CliSink::new(RunsAt::Folder(&args.out), &args.session, mlflow);
     let outcome = run_job(job, &mut sink)?;
     let session = outcome
@@ -281,25 +284,29 @@ pub fn train(args: TrainArgs) -> Result<(), String> {
             path.display()
         );
     }
-    Ok(())
+    sink.logged()
 }
 
-/// Where a job's runs go: `--out` itself (`train`), or a folder per session under `OUT/runs`
-/// (`experiment`), with the synthesis tables beside them.
+/// Where a job's runs go: `--out` itself (`train`), or a folder per session under `runs/` of the
+/// experiment's folder, with the synthesis tables beside them: `writing` while the experiment
+/// runs ([`crate::common::write_folder`]'s sibling), `out` once it ended.
 pub(crate) enum RunsAt<'a> {
     Folder(&'a Path),
-    Experiment(&'a Path),
+    Experiment { writing: &'a Path, out: &'a Path },
 }
 
 /// The CLI's end of a job: a progress bar per session, each run written as a folder (with
 /// `config.json`, which `evaluate` reads) and logged to MLflow where asked, the synthesis tables
-/// rewritten after every row (a stopped experiment keeps the rows it finished).
+/// rewritten after every row.
 pub(crate) struct CliSink<'a> {
     pub runs: RunsAt<'a>,
     pub session: &'a SessionArgs,
     /// MLflow's URL and experiment.
     pub mlflow: Option<(&'a str, &'a str)>,
     bar: Option<ProgressBar>,
+    /// Why runs were not logged to MLflow, each with how to log it later: the runs are kept all
+    /// the same, and the command says so once they stand where it wrote them ([`Self::logged`]).
+    unlogged: Vec<String>,
 }
 
 impl<'a> CliSink<'a> {
@@ -313,13 +320,25 @@ impl<'a> CliSink<'a> {
             session,
             mlflow,
             bar: None,
+            unlogged: Vec::new(),
         }
     }
 
-    fn folder(&self, name: &str) -> PathBuf {
+    /// Where the run `name` is written, and where it stays once the command ended.
+    fn folder(&self, name: &str) -> (PathBuf, PathBuf) {
         match self.runs {
-            RunsAt::Folder(out) => out.to_path_buf(),
-            RunsAt::Experiment(out) => out.join("runs").join(name),
+            RunsAt::Folder(out) => (out.to_path_buf(), out.to_path_buf()),
+            RunsAt::Experiment { writing, out } => {
+                (writing.join("runs").join(name), out.join("runs").join(name))
+            }
+        }
+    }
+
+    /// Whether every run reached MLflow (where asked); else why not and how to log them later.
+    pub fn logged(&self) -> Result<(), String> {
+        match self.unlogged.is_empty() {
+            true => Ok(()),
+            false => Err(self.unlogged.join("\n")),
         }
     }
 }
@@ -358,10 +377,16 @@ impl JobSink for CliSink<'_> {
             Progress::Step { report, .. } => {
                 if let Some(bar) = &self.bar {
                     bar.set_position(report.global_step as u64);
-                    bar.set_message(format!(
-                        "{}: loss {:.3} metric {:.3} ({:.0} tiles/s)",
-                        report.phase, report.loss, report.metric, report.samples_per_s
-                    ));
+                    bar.set_message(match &report.evaluating {
+                        Some(cell) => format!(
+                            "{}: {cell}, metric {:.3} ({:.0} tiles/s)",
+                            report.phase, report.metric, report.samples_per_s
+                        ),
+                        None => format!(
+                            "{}: loss {:.3} metric {:.3} ({:.0} tiles/s)",
+                            report.phase, report.loss, report.metric, report.samples_per_s
+                        ),
+                    });
                 }
             }
         }
@@ -393,23 +418,28 @@ impl JobSink for CliSink<'_> {
         let bytes = serde_json::to_vec_pretty(&run_config)
             .map_err(|e| lens2logit::Error::invalid(e.to_string()))?;
         run.insert("config.json", bytes)?;
-        let out = self.folder(folder);
-        if let Some(parent) = out.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                lens2logit::Error::invalid(format!("cannot create {}: {e}", parent.display()))
-            })?;
+        let (writing, out) = self.folder(folder);
+        crate::runs::write_dir(&run, &writing).map_err(lens2logit::Error::invalid)?;
+        match self.runs {
+            RunsAt::Folder(_) => eprintln!("wrote run {} to {}", run.meta().id, out.display()),
+            RunsAt::Experiment { .. } => eprintln!(
+                "run {} done: in {} once the experiment ends",
+                run.meta().id,
+                out.display()
+            ),
         }
-        crate::runs::write_dir(&run, &out).map_err(lens2logit::Error::invalid)?;
-        eprintln!("wrote run {} to {}", run.meta().id, out.display());
         if let Some((url, experiment)) = self.mlflow {
-            log_run(&run, &out, url, experiment).map_err(lens2logit::Error::invalid)?;
+            if let Err(e) = log_run(&run, &out, url, experiment) {
+                self.unlogged.push(e);
+            }
         }
         Ok(())
     }
 
     async fn table(&mut self, table: &SynthesisTable) -> lens2logit::Result<()> {
-        if let RunsAt::Experiment(out) = self.runs {
-            crate::experiment::write_synthesis(table, out).map_err(lens2logit::Error::invalid)?;
+        if let RunsAt::Experiment { writing, .. } = self.runs {
+            crate::experiment::write_synthesis(table, writing)
+                .map_err(lens2logit::Error::invalid)?;
         }
         Ok(())
     }

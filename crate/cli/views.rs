@@ -1,4 +1,5 @@
-//! `lens2logit views`: the paper's static views of raw tiles, as float32 .npy or 8-bit PNG.
+//! `lens2logit views`: the paper's static views of raw tiles, as float32 .npy or 8-bit PNG; a
+//! directory of tiles gives a new folder, written whole or not at all.
 //! A camera raw (.dng) gives its centre tile of [`DNG_TILE`] px, with the camera its metadata
 //! describes unless `--camera` says otherwise.
 
@@ -16,7 +17,7 @@ use lens2logit::raw::cut::centre_tile;
 use lens2logit::raw::intensity::scale_intensity;
 use lens2logit::raw::{decode_dng, decode_tile, CameraParams, RawTile};
 
-use crate::common::{load_camera, read_file, write_file};
+use crate::common::{load_camera, read_file, write_file, write_folder, EMPTY};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Format {
@@ -205,36 +206,36 @@ pub fn run(args: ViewsArgs) -> Result<(), String> {
             args.input.display()
         ));
     }
-    std::fs::create_dir_all(&args.out)
-        .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
-    let bar = ProgressBar::new(tiles.len() as u64).with_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} tiles {elapsed} (eta {eta})")
-            .expect("valid template"),
-    );
-    let failures: Vec<String> = tiles
-        .par_iter()
-        .filter_map(|tile| {
-            let stem = tile.file_stem().unwrap_or_default().to_string_lossy();
-            let target = if args.all {
-                args.out.join(stem.as_ref())
-            } else {
-                args.out.join(format!("{stem}.{}", args.format.extension()))
-            };
-            let result = process(tile, &target, &job);
-            bar.inc(1);
-            result.err()
-        })
-        .collect();
-    bar.finish_and_clear();
-    match failures.first() {
-        None => {
-            eprintln!("wrote {} tiles to {}", tiles.len(), args.out.display());
-            Ok(())
+    // only an empty folder is replaced: a folder of views cannot be told from one of tiles
+    write_folder(&args.out, &EMPTY, |out| {
+        let bar = ProgressBar::new(tiles.len() as u64).with_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} tiles {elapsed} (eta {eta})")
+                .expect("valid template"),
+        );
+        let failures: Vec<String> = tiles
+            .par_iter()
+            .filter_map(|tile| {
+                let stem = tile.file_stem().unwrap_or_default().to_string_lossy();
+                let target = if args.all {
+                    out.join(stem.as_ref())
+                } else {
+                    out.join(format!("{stem}.{}", args.format.extension()))
+                };
+                let result = process(tile, &target, &job);
+                bar.inc(1);
+                result.err()
+            })
+            .collect();
+        bar.finish_and_clear();
+        match failures.first() {
+            None => Ok(()),
+            Some(first) => Err(format!(
+                "{} of {} tiles failed, so none was written; first: {first}",
+                failures.len(),
+                tiles.len()
+            )),
         }
-        Some(first) => Err(format!(
-            "{} of {} tiles failed; first: {first}",
-            failures.len(),
-            tiles.len()
-        )),
-    }
+    })?;
+    eprintln!("wrote {} tiles to {}", tiles.len(), args.out.display());
+    Ok(())
 }

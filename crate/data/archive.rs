@@ -24,6 +24,26 @@ use crate::{Error, Result};
 /// Largest entry read into memory; tiles and label files are far smaller.
 pub const MAX_ENTRY_BYTES: u64 = crate::spec::limits::ENTRY_BYTES.max;
 
+/// The limit in the words every message about a file too large uses.
+pub fn limit_text() -> String {
+    format!(
+        "{MAX_ENTRY_BYTES} bytes ({} MiB), the lab's limit for one file",
+        MAX_ENTRY_BYTES >> 20
+    )
+}
+
+/// Why an entry larger than the lab reads (by its stated size, or as it inflates: a zip bomb)
+/// is skipped.
+pub fn over_the_limit() -> String {
+    format!("it inflates past {}", limit_text())
+}
+
+/// An entry skipped, named with its reason: what the fetch's warnings and final error, `fetch
+/// --list` and the page's notes say of it.
+pub fn skipped(archive: &str, path: &str, reason: &str) -> String {
+    format!("{archive}: {path} skipped: {reason}")
+}
+
 /// What reading an archive produces, in order.
 #[derive(Debug)]
 pub enum ArchiveEvent {
@@ -35,7 +55,7 @@ pub enum ArchiveEvent {
     },
     /// Bytes of the archive read so far.
     Progress { read: u64, total: Option<u64> },
-    /// Something skipped, with the reason (e.g. an entry that failed its CRC).
+    /// An entry skipped, named with the reason ([`skipped`]): too large, a failed CRC, damaged.
     Warning(String),
 }
 
@@ -43,7 +63,7 @@ pub enum ArchiveEvent {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Outcome {
     pub entries: usize,
-    /// Entries skipped for a failed CRC.
+    /// Entries skipped: too large, a failed CRC.
     pub corrupt: usize,
     /// Whether the file's MD5 matched (None: no checksum to compare with).
     pub md5_ok: Option<bool>,
@@ -139,6 +159,9 @@ pub(super) fn zip_error(file: &str, e: async_zip::error::ZipError) -> Error {
         other => Error::decode(file, format!("not a readable zip archive ({other})")),
     }
 }
+
+/// Why an entry whose bytes do not match its CRC32 is skipped.
+pub const FAILED_CRC: &str = "it failed its CRC check";
 
 /// Archives inside archives are read this deep at most (a zip of zips of zips is a bomb's shape).
 pub const MAX_NESTING: usize = 2;
@@ -288,6 +311,16 @@ struct EntryReader<'r> {
 }
 
 impl EntryReader<'_> {
+    /// Counts and names an entry that inflates past the lab's limit for one file.
+    fn skip_oversized(&mut self, path: &str) -> Result<()> {
+        self.outcome.corrupt += 1;
+        (self.sink)(ArchiveEvent::Warning(skipped(
+            self.name,
+            path,
+            &over_the_limit(),
+        )))
+    }
+
     /// Reads, or skips, the entry `reading` holds, as `classify` calls it.
     async fn read<R: AsyncBufRead + Unpin>(&mut self, reading: Opened<'_, R>) -> Result<Next<R>> {
         let name = self.name;
@@ -303,13 +336,16 @@ impl EntryReader<'_> {
                 self.archive(reading, path, header_crc).await
             }
             Some(Entry::Archive) => {
-                (self.sink)(ArchiveEvent::Warning(format!(
-                    "{name}: {path} is an archive nested deeper than {MAX_NESTING} levels and \
-                     was skipped"
+                (self.sink)(ArchiveEvent::Warning(skipped(
+                    name,
+                    &path,
+                    &format!("it is an archive nested deeper than {MAX_NESTING} levels"),
                 )))?;
                 reading.skip().await.map_err(|e| zip_error(name, e))
             }
+            // the local header states the size: skipped unkept, but named
             Some(_) if size > MAX_ENTRY_BYTES => {
+                self.skip_oversized(&path)?;
                 reading.skip().await.map_err(|e| zip_error(name, e))
             }
             None => reading.skip().await.map_err(|e| zip_error(name, e)),
@@ -409,11 +445,7 @@ impl EntryReader<'_> {
             .check_crc(reading, header_crc, !bytes.is_empty())
             .await?;
         if oversized {
-            self.outcome.corrupt += 1;
-            (self.sink)(ArchiveEvent::Warning(format!(
-                "{name}: {path} inflates past {MAX_ENTRY_BYTES} bytes (the lab's limit \
-                 for one file) and was skipped"
-            )))?;
+            self.skip_oversized(&path)?;
         } else if crc_ok {
             self.outcome.entries += 1;
             (self.sink)(ArchiveEvent::Entry {
@@ -423,9 +455,7 @@ impl EntryReader<'_> {
             })?;
         } else {
             self.outcome.corrupt += 1;
-            (self.sink)(ArchiveEvent::Warning(format!(
-                "{name}: {path} failed its CRC check and was skipped"
-            )))?;
+            (self.sink)(ArchiveEvent::Warning(skipped(name, &path, FAILED_CRC)))?;
         }
         Ok(next)
     }

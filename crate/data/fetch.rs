@@ -13,7 +13,9 @@ use std::collections::{HashMap, HashSet};
 
 use futures_util::StreamExt;
 
-use super::archive::{read_archive, ArchiveEvent, Outcome, MAX_ENTRY_BYTES, MAX_NESTING};
+use super::archive::{
+    limit_text, read_archive, skipped, ArchiveEvent, Outcome, MAX_ENTRY_BYTES, MAX_NESTING,
+};
 use super::cancel::CancelToken;
 use super::census::Census;
 use super::discovery::{classify, parse_labels, DatasetKind, Entry, Rule};
@@ -194,6 +196,9 @@ struct Gather<'a> {
     by_labels: usize,
     /// Stems of the tiles random access has read so far (their masks may be in another archive).
     tile_stems: HashSet<String>,
+    /// What was skipped, each named with its reason (the final error lists them when no tile
+    /// came through).
+    skipped: Vec<String>,
 }
 
 impl<'a> Gather<'a> {
@@ -213,7 +218,14 @@ impl<'a> Gather<'a> {
             delivered: HashMap::new(),
             by_labels: 0,
             tile_stems: HashSet::new(),
+            skipped: Vec::new(),
         }
+    }
+
+    /// Something skipped (an entry, a file of the record), named with its reason.
+    fn skip(&mut self, what: String) -> Result<()> {
+        self.skipped.push(what.clone());
+        (self.on)(FetchEvent::Warning(what))
     }
 
     fn tiles(&self) -> usize {
@@ -590,7 +602,7 @@ async fn read_into<S: RangeSource>(
                 read,
                 total,
             }),
-            ArchiveEvent::Warning(w) => (gather.on)(FetchEvent::Warning(w)),
+            ArchiveEvent::Warning(w) => gather.skip(w),
         })
         .await?;
     outcome.entries += done.entries;
@@ -650,9 +662,11 @@ async fn read_needed<S: RangeSource>(
     for (index, _) in nested {
         let inner_context = format!("{context}/{}", archive.paths()[index]);
         if depth >= MAX_NESTING {
-            (gather.on)(FetchEvent::Warning(format!(
-                "{inner_context} is an archive nested deeper than {MAX_NESTING} levels and was skipped"
-            )))?;
+            gather.skip(skipped(
+                context,
+                &archive.paths()[index],
+                &format!("it is an archive nested deeper than {MAX_NESTING} levels"),
+            ))?;
             continue;
         }
         let Some(bytes) = nested_bytes(&mut archive, index, gather, cancel).await? else {
@@ -700,10 +714,10 @@ async fn nested_bytes<S: RangeSource>(
         })
         .await?;
     for w in warnings {
-        (gather.on)(FetchEvent::Warning(format!(
-            "{w} (archives inside archives are read whole by random access, up to \
-             {MAX_ENTRY_BYTES} bytes: fetch with --stream to read larger ones as they come)"
-        )))?;
+        gather.skip(format!(
+            "{w} (by random access an archive inside an archive is read whole: fetch with \
+             --stream to read it as it streams)"
+        ))?;
     }
     Ok(bytes)
 }
@@ -775,10 +789,11 @@ async fn read_file(
     cancel: &CancelToken,
 ) -> Result<bool> {
     if file.size > MAX_ENTRY_BYTES {
-        (gather.on)(FetchEvent::Warning(format!(
-            "{} is larger than {MAX_ENTRY_BYTES} bytes (the lab's limit for one file) and was skipped",
-            file.key
-        )))?;
+        gather.skip(format!(
+            "{} skipped: it is larger than {}",
+            file.key,
+            limit_text()
+        ))?;
         return Ok(true);
     }
     let response = client.get(&file.content_url, None, cancel).await?;
@@ -806,8 +821,9 @@ fn reading_order(files: &[RemoteFile]) -> Vec<(&RemoteFile, Entry)> {
 
 /// Streams the record's files and reports through `on`. Labels and masks are looked for until
 /// the archives end even after `limit` tiles, so the tiles that came are usable. A damaged or
-/// broken file is discarded (with a `Discard` event) and the next one read; fetching fails
-/// only when no tile came through.
+/// broken file is discarded (with a `Discard` event) and the next one read, a damaged or too
+/// large entry skipped (with a `Warning` naming it); fetching fails when no tile came through
+/// and something was discarded or skipped, saying what.
 pub async fn fetch(
     client: &ZenodoClient,
     request: &FetchRequest,
@@ -904,10 +920,45 @@ pub async fn fetch(
             Rule::Labels.describe()
         )))?;
     }
-    match failures.into_iter().next() {
-        // nothing usable came: the first failure is the reason
-        Some(first) if summary.tiles == 0 => Err(Error::Network(first)),
-        _ => Ok(summary),
+    if summary.tiles == 0 && !(failures.is_empty() && gather.skipped.is_empty()) {
+        return Err(nothing_came(client, request, &failures, &gather.skipped));
+    }
+    Ok(summary)
+}
+
+/// Most skipped entries a final error names (the warnings named each as it was skipped).
+const NAMED_IN_ERROR: usize = 10;
+
+/// Why a fetch gave no tiles: the record files that failed (the first of them) and the entries
+/// skipped, one per line.
+fn nothing_came(
+    client: &ZenodoClient,
+    request: &FetchRequest,
+    failures: &[String],
+    skipped: &[String],
+) -> Error {
+    let mut why = format!(
+        "no {} tiles at intensity {} came through from record {}",
+        request.dataset.name(),
+        request.intensity,
+        client.record()
+    );
+    let reasons = failures
+        .iter()
+        .take(1)
+        .chain(skipped.iter().take(NAMED_IN_ERROR));
+    for reason in reasons {
+        why.push_str(&format!("\n  {reason}"));
+    }
+    if skipped.len() > NAMED_IN_ERROR {
+        why.push_str(&format!(
+            "\n  and {} more skipped (named above)",
+            skipped.len() - NAMED_IN_ERROR
+        ));
+    }
+    match failures.is_empty() {
+        true => Error::invalid(why),
+        false => Error::Network(why),
     }
 }
 
@@ -955,7 +1006,7 @@ async fn read_record_archive(
                         read,
                         total,
                     }),
-                    ArchiveEvent::Warning(w) => (gather.on)(FetchEvent::Warning(w)),
+                    ArchiveEvent::Warning(w) => gather.skip(w),
                 },
             )
             .await;

@@ -1,13 +1,15 @@
 //! What a record holds, for a user to see (and paste into a bug report) before fetching: its
-//! files with sizes and checksums, and each archive's entries grouped by what discovery makes of
-//! them. Only the central directory is read where the server answers byte ranges; otherwise the
-//! archive streams past once, its entries skipped unread.
+//! files with sizes and checksums, each archive's entries grouped by what discovery makes of
+//! them, and the entries a fetch skips, each with its reason. Only the central directory is read
+//! where the server answers byte ranges (an entry is skipped there for the size it states);
+//! otherwise the archive streams past once, each entry checked as a stream fetch checks it
+//! (size, CRC) and dropped.
 
 use std::fmt::Write;
 
 use futures_util::StreamExt;
 
-use super::archive::{read_archive, ArchiveEvent, MAX_NESTING};
+use super::archive::{over_the_limit, read_archive, skipped, ArchiveEvent, MAX_NESTING};
 use super::cancel::CancelToken;
 use super::census::Census;
 use super::discovery::{classify, Entry};
@@ -15,8 +17,8 @@ use super::ranged::{Http, RangeSource, RangedArchive};
 use super::zenodo::{Opened, ZenodoClient};
 use crate::Result;
 
-/// The report: the record's files, then each archive's entries grouped. `progress` hears what is
-/// being read.
+/// The report: the record's files, then each archive's entries grouped and what a fetch skips of
+/// them. `progress` hears what is being read.
 pub async fn inspect_record(
     client: &ZenodoClient,
     random_access: bool,
@@ -49,23 +51,28 @@ pub async fn inspect_record(
         }
         progress(format!("reading {}", f.key));
         let mut census = Census::default();
+        let mut warnings = Vec::new();
         let how = match client.open(f, random_access, cancel).await? {
             Opened::Ranged { url, size } => {
                 let archive =
                     RangedArchive::open(Http { client, url }, &f.key, size, cancel).await?;
-                let fetched = list_ranged(archive, &f.key, cancel, &mut census, 0).await?;
+                let listing = Listing {
+                    cancel,
+                    census: &mut census,
+                    warnings: &mut warnings,
+                };
+                let fetched = listing.ranged(archive, &f.key, 0).await?;
                 format!("read by byte ranges: {fetched} of {size} bytes")
             }
             Opened::Stream(response) => {
                 let cell = std::cell::RefCell::new(census);
                 let key = f.key.clone();
-                // every entry counted; only archives inside are opened (read as they stream)
+                // every entry the lab knows is read, so what a fetch skips is named; archives
+                // inside are read as they stream
                 let classify_all = |path: &str| {
                     let full = format!("{key}/{path}");
-                    let entry = cell.borrow_mut().classify(&full);
-                    entry.filter(|e| matches!(e, Entry::Archive))
+                    cell.borrow_mut().classify(&full)
                 };
-                let mut warnings = Vec::new();
                 read_archive(
                     &f.key,
                     response.bytes_stream().boxed_local(),
@@ -82,19 +89,18 @@ pub async fn inspect_record(
                 )
                 .await?;
                 census = cell.into_inner();
-                let mut how = format!(
+                format!(
                     "read whole as a stream ({} bytes; the server answers no byte ranges)",
                     f.size
-                );
-                for w in warnings {
-                    let _ = write!(how, "\n  warning: {w}");
-                }
-                how
+                )
             }
         };
         let _ = writeln!(report, "\n{} ({how})", f.key);
         for line in census.lines() {
             let _ = writeln!(report, "{line}");
+        }
+        for w in warnings {
+            let _ = writeln!(report, "  warning: {w}");
         }
     }
     if !loose.is_empty() {
@@ -106,38 +112,71 @@ pub async fn inspect_record(
     Ok(report)
 }
 
-/// Counts an archive's entries, and those of the archives inside it (read whole, within the
-/// entry limit); the bytes fetched.
-async fn list_ranged<S: RangeSource>(
-    mut archive: RangedArchive<S>,
-    context: &str,
-    cancel: &CancelToken,
-    census: &mut Census,
-    depth: usize,
-) -> Result<u64> {
-    let paths = archive.paths();
-    let mut nested = Vec::new();
-    for (i, path) in paths.iter().enumerate() {
-        let full = format!("{context}/{path}");
-        let entry = census.classify(&full);
-        if matches!(entry, Some(Entry::Archive)) && depth < MAX_NESTING {
-            nested.push((i, Entry::Archive));
-        }
-    }
-    let mut inner = Vec::new();
-    archive
-        .read(nested, cancel, &mut |event| {
-            if let ArchiveEvent::Entry { path, bytes, .. } = event {
-                inner.push((path, bytes));
+/// What listing an archive by random access adds to: the entries counted, what a fetch skips.
+struct Listing<'a> {
+    cancel: &'a CancelToken,
+    census: &'a mut Census,
+    warnings: &'a mut Vec<String>,
+}
+
+impl Listing<'_> {
+    /// Counts an archive's entries, and those of the archives inside it (read whole, within the
+    /// entry limit), naming those a fetch skips for their size; the bytes fetched.
+    async fn ranged<S: RangeSource>(
+        self,
+        mut archive: RangedArchive<S>,
+        context: &str,
+        depth: usize,
+    ) -> Result<u64> {
+        let mut nested = Vec::new();
+        for (i, path) in archive.paths().iter().enumerate() {
+            let entry = self.census.classify(&format!("{context}/{path}"));
+            match entry {
+                Some(Entry::Archive) if depth < MAX_NESTING => nested.push((i, Entry::Archive)),
+                Some(Entry::Archive) => self.warnings.push(skipped(
+                    context,
+                    path,
+                    &format!("it is an archive nested deeper than {MAX_NESTING} levels"),
+                )),
+                Some(_) if archive.too_large(i) => {
+                    self.warnings
+                        .push(skipped(context, path, &over_the_limit()))
+                }
+                _ => {}
             }
-            Ok(())
-        })
-        .await?;
-    let fetched = archive.fetched();
-    for (path, bytes) in inner {
-        let name = format!("{context}/{path}");
-        let nested = RangedArchive::open(&bytes[..], &name, bytes.len() as u64, cancel).await?;
-        Box::pin(list_ranged(nested, &name, cancel, census, depth + 1)).await?;
+        }
+        let mut inner = Vec::new();
+        let warnings = &mut *self.warnings;
+        archive
+            .read(nested, self.cancel, &mut |event| {
+                match event {
+                    ArchiveEvent::Entry { path, bytes, .. } => inner.push((path, bytes)),
+                    ArchiveEvent::Warning(w) => warnings.push(w),
+                    ArchiveEvent::Progress { .. } => {}
+                }
+                Ok(())
+            })
+            .await?;
+        let fetched = archive.fetched();
+        for (path, bytes) in inner {
+            let name = format!("{context}/{path}");
+            let size = bytes.len() as u64;
+            // an inner archive that cannot be read is that entry's fault: the listing goes on
+            match RangedArchive::open(&bytes[..], &name, size, self.cancel).await {
+                Ok(nested) => {
+                    let listing = Listing {
+                        cancel: self.cancel,
+                        census: &mut *self.census,
+                        warnings: &mut *self.warnings,
+                    };
+                    Box::pin(listing.ranged(nested, &name, depth + 1)).await?;
+                }
+                Err(e) => {
+                    self.warnings
+                        .push(skipped(context, &path, &format!("it cannot be read: {e}")))
+                }
+            }
+        }
+        Ok(fetched)
     }
-    Ok(fetched)
 }

@@ -17,7 +17,9 @@ use std::task::{Context, Poll};
 use async_zip::base::read::seek::ZipFileReader;
 use futures_util::io::{AsyncBufRead, AsyncRead, AsyncReadExt, AsyncSeek, SeekFrom};
 
-use super::archive::{zip_error, ArchiveEvent, Outcome, MAX_ENTRY_BYTES};
+use super::archive::{
+    over_the_limit, skipped, zip_error, ArchiveEvent, Outcome, FAILED_CRC, MAX_ENTRY_BYTES,
+};
 use super::cancel::CancelToken;
 use super::discovery::Entry;
 use super::http::body_within;
@@ -304,16 +306,15 @@ impl<S: RangeSource> RangedArchive<S> {
     ) -> Result<Outcome> {
         let mut outcome = Outcome::default();
         // sizes come from the archive: refuse what would not fit in memory before fetching it
-        let (mut wanted, too_large): (Vec<_>, Vec<_>) = wanted.into_iter().partition(|(i, _)| {
-            let entry = &self.zip.file().entries()[*i];
-            entry.compressed_size().max(entry.uncompressed_size()) <= MAX_ENTRY_BYTES
-        });
+        let (too_large, mut wanted): (Vec<_>, Vec<_>) =
+            wanted.into_iter().partition(|(i, _)| self.too_large(*i));
         for (index, _) in too_large {
             outcome.corrupt += 1;
-            sink(ArchiveEvent::Warning(format!(
-                "{}: {} is larger than {MAX_ENTRY_BYTES} bytes and was skipped",
-                self.name,
-                self.path(index)
+            let path = self.path(index);
+            sink(ArchiveEvent::Warning(skipped(
+                &self.name,
+                &path,
+                &over_the_limit(),
             )))?;
         }
         wanted.sort_by_key(|(i, _)| self.span(*i).0);
@@ -355,10 +356,7 @@ impl<S: RangeSource> RangedArchive<S> {
                     }
                     Err(reason) => {
                         outcome.corrupt += 1;
-                        sink(ArchiveEvent::Warning(format!(
-                            "{}: {path} {reason} and was skipped",
-                            self.name
-                        )))?;
+                        sink(ArchiveEvent::Warning(skipped(&self.name, &path, &reason)))?;
                     }
                 }
             }
@@ -368,6 +366,13 @@ impl<S: RangeSource> RangedArchive<S> {
             })?;
         }
         Ok(outcome)
+    }
+
+    /// Whether the sizes the central directory states for an entry pass the lab's limit for one
+    /// file: it is skipped unread.
+    pub fn too_large(&self, index: usize) -> bool {
+        let entry = &self.zip.file().entries()[index];
+        entry.compressed_size().max(entry.uncompressed_size()) > MAX_ENTRY_BYTES
     }
 
     fn path(&self, index: usize) -> String {
@@ -400,14 +405,24 @@ impl<S: RangeSource> RangedArchive<S> {
                     Err(Error::Decode { reason, .. }) => return Ok(Err(reason)),
                     Err(e) => return Err(e),
                 },
-                (Err(e), None) => return Ok(Err(zip_error(&self.name, e).to_string())),
+                (Err(e), None) => {
+                    return Ok(Err(match zip_error(&self.name, e) {
+                        Error::Decode { reason, .. } => reason,
+                        other => other.to_string(),
+                    }))
+                }
+                (Ok((bytes, _)), _) if bytes.len() as u64 > size => {
+                    return Ok(Err(format!(
+                        "it inflates past the {size} bytes the archive states"
+                    )))
+                }
                 (Ok((bytes, actual)), _) if actual == expected && bytes.len() as u64 == size => {
                     return Ok(Ok(bytes))
                 }
-                (Ok(_), _) => return Ok(Err("failed its CRC check".to_string())),
+                (Ok(_), _) => return Ok(Err(FAILED_CRC.to_string())),
             }
         }
-        Ok(Err("points outside the archive".to_string()))
+        Ok(Err("it points outside the archive".to_string()))
     }
 }
 
@@ -493,8 +508,25 @@ mod tests {
         assert_eq!(entries[0].0, "tiles/b.tif");
         assert_eq!(warnings.len(), 1);
         assert!(
-            warnings[0].contains("tiles/a.tif failed its CRC check"),
+            warnings[0].contains("tiles/a.tif skipped: it failed its CRC check"),
             "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn an_entry_inflating_past_its_stated_size_is_named_and_skipped() {
+        let mut bytes = archive();
+        // the deflated tile's central directory record (the last one) states 100 bytes
+        let record = bytes
+            .windows(4)
+            .rposition(|w| w == [0x50, 0x4b, 0x01, 0x02])
+            .unwrap();
+        bytes[record + 24..record + 28].copy_from_slice(&100u32.to_le_bytes());
+        let (entries, warnings) = read_all(&bytes).unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(
+            warnings,
+            ["t.zip: tiles/b.tif skipped: it inflates past the 100 bytes the archive states"]
         );
     }
 

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::cli::{lens2logit, lens2logit_ok};
+use crate::cli::{interrupted, left_in, lens2logit, lens2logit_ok, partial_of};
 
 const SMALL: &[&str] = &[
     "--data",
@@ -398,4 +398,45 @@ fn a_tracking_server_that_is_down_leaves_the_experiments_run_kept() {
         "{stderr}"
     );
     assert!(dir.path().join("o/runs/optimisation/run.json").is_file());
+}
+
+#[test]
+fn an_experiment_that_fails_or_is_stopped_leaves_no_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // tiles that are not there (a mistyped --data) fail the experiment before it trains
+    assert_eq!(SMALL[..2], ["--data", "synthetic"]);
+    let args = [
+        &["experiment", "forensics", "--data", "nowhere"],
+        &SMALL[2..],
+        &["--out", "f"],
+    ]
+    .concat();
+    let out = lens2logit(&args, d);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("nowhere"),
+        "{stderr}"
+    );
+    assert_eq!(left_in(d), Vec::<String>::new());
+
+    // stopped after its first training: neither the finished run nor the folder stays
+    let args = [
+        &["experiment", "synthesis"],
+        SMALL,
+        &["--intensities", "100,10", "--out", "x"],
+    ]
+    .concat();
+    let first_run_done = |d: &Path| {
+        partial_of(d, "x").is_some_and(|p| {
+            std::fs::read_dir(p.join("runs")).is_ok_and(|mut runs| {
+                runs.any(|r| !r.unwrap().file_name().to_string_lossy().starts_with('.'))
+            })
+        })
+    };
+    let out = interrupted(&args, d, first_run_done);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("stopped: x is as it was"), "{stderr}");
+    assert_eq!(left_in(d), Vec::<String>::new());
 }

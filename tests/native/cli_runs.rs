@@ -2,9 +2,10 @@
 //! `export` and `import` move it between folders and zips unchanged; broken inputs are refused
 //! by name; an MLflow server that is down leaves the run kept and says how to log it later.
 
+use std::io::Write;
 use std::path::Path;
 
-use crate::cli::{lens2logit, lens2logit_ok, TINY_TRAIN};
+use crate::cli::{left_in, lens2logit, lens2logit_ok, TINY_TRAIN};
 
 /// [`TINY_TRAIN`] is measured at full light only.
 const FULL_LIGHT: &[&str] = &["--intensities", "100"];
@@ -209,4 +210,36 @@ fn a_tracking_server_that_is_down_leaves_the_run_kept_with_a_clear_message() {
     );
     assert!(stderr.contains("The run is kept in kept"), "{stderr}");
     assert!(dir.path().join("kept/run.json").is_file());
+}
+
+#[test]
+fn an_import_that_fails_midway_leaves_no_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    train(d, "r", "synthesis", "whole");
+    // a zip the lab reads as a run, whose files cannot all be written: `notes` is a file and a
+    // folder, so the import fails after it has begun writing
+    let clash = [
+        ("notes".to_string(), b"a".to_vec()),
+        ("notes/more.txt".to_string(), b"b".to_vec()),
+    ];
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, bytes) in files(&d.join("r")).into_iter().chain(clash) {
+        zip.start_file(name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        zip.write_all(&bytes).unwrap();
+    }
+    std::fs::write(d.join("clash.zip"), zip.finish().unwrap().into_inner()).unwrap();
+    std::fs::write(d.join("junk.zip"), b"PK\x03\x04 no zip").unwrap();
+    for zip in ["clash.zip", "junk.zip"] {
+        let out = lens2logit(&["runs", "import", zip, "--dir", "imported"], d);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{zip}: {stderr}");
+        // no run folder, no sibling it was written in, no folder made for them
+        assert_eq!(
+            left_in(d),
+            ["clash.zip", "junk.zip", "r"],
+            "{zip}: {stderr}"
+        );
+    }
 }

@@ -1,6 +1,6 @@
 //! `lens2logit views` as its contract says, on tiles written here.
 
-use crate::cli::{lens2logit, lens2logit_ok};
+use crate::cli::{left_in, lens2logit, lens2logit_ok};
 use std::path::Path;
 
 use lens2logit::codecs::npy_f32;
@@ -190,4 +190,39 @@ fn bad_inputs_fail_with_one_line_reasons() {
         assert!(err.contains(needle), "{args:?}: {err}");
     }
     assert!(decode_tile(b"", "empty").is_err());
+}
+
+#[test]
+fn a_directory_s_views_are_written_whole_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let tiles = d.join("tiles");
+    std::fs::create_dir(&tiles).unwrap();
+    for (i, name) in ["a.npy", "b.npy"].iter().enumerate() {
+        let npy = npy_f32(&[12, 16], tile(i).data()).unwrap();
+        std::fs::write(tiles.join(name), npy).unwrap();
+    }
+    std::fs::write(tiles.join("c.png"), b"\x89PNG\r\n\x1a\nnot really").unwrap();
+    let args = ["views", "tiles", "--camera", "drone", "--out", "v"];
+    let out = lens2logit(&args, d);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("1 of 3 tiles failed, so none was written") && stderr.contains("c.png"),
+        "{stderr}"
+    );
+    // the two views rendered went with the failure: no folder, no sibling
+    assert_eq!(left_in(d), ["tiles"]);
+
+    std::fs::remove_file(tiles.join("c.png")).unwrap();
+    lens2logit_ok(&args, d);
+    assert_eq!(left_in(&d.join("v")), ["a.npy", "b.npy"]);
+    // views cannot be told from tiles: a folder that is not empty is refused, as it was
+    let out = lens2logit(&args, d);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("v exists and is not empty"),
+        "{stderr}"
+    );
+    assert_eq!(left_in(&d.join("v")), ["a.npy", "b.npy"]);
 }

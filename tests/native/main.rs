@@ -26,6 +26,7 @@ mod cli_experiment;
 mod cli_isp;
 mod cli_runs;
 mod cli_sql;
+mod cli_synth;
 mod cli_train;
 mod cli_views;
 mod dng_files;

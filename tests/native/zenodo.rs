@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use lens2logit::data::archive::MAX_ENTRY_BYTES;
 use lens2logit::data::cancel::CancelToken;
 use lens2logit::data::discovery::DatasetKind;
 use lens2logit::data::drone_balance::DroneBalance;
@@ -11,7 +12,8 @@ use lens2logit::data::zenodo::{Opened, ZenodoClient};
 use lens2logit::raw::decode_tile;
 use lens2logit::Error;
 
-use crate::cli::{lens2logit, lens2logit_ok};
+use crate::cli::{left_in, lens2logit, lens2logit_ok};
+use crate::fixtures::BOMB_ENTRY;
 use crate::zenodo_like::{start, RECORD};
 
 /// Every archive read whole, as in the browser against Zenodo (natively the record page's
@@ -371,7 +373,7 @@ fn random_access_skips_a_damaged_entry_and_keeps_the_rest() {
             .collect();
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(
-            warnings[0].contains("was skipped")
+            warnings[0].contains(" skipped: ")
                 && (warnings[0].contains("CRC") || warnings[0].contains("damaged")),
             "{warnings:?}"
         );
@@ -467,6 +469,8 @@ fn fetch_cli_writes_tiles_labels_and_masks() {
     );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("discarded"));
+    // the tiles written before the archive failed went with it: no folder, no sibling
+    assert_eq!(left_in(dir.path()), ["d", "m"]);
 }
 
 /// (file, bytes) of the delivered tiles sorted, the labels, and the masks by stem.
@@ -718,24 +722,28 @@ fn flat_processed_views_are_paired_with_their_tiles() {
     }
 }
 
+/// `fetch --list` of the microscopy dataset in the record at `zenodo`, by byte ranges or streamed.
+fn fetch_list(zenodo: &str, stream: bool, dir: &std::path::Path) -> std::process::Output {
+    let mut args = vec![
+        "fetch",
+        "--dataset",
+        "microscopy",
+        "--list",
+        "--zenodo",
+        zenodo,
+    ];
+    if stream {
+        args.push("--stream");
+    }
+    lens2logit(&args, dir)
+}
+
 #[test]
 fn fetch_list_shows_files_and_what_each_archive_holds() {
     let (_rt, url) = server();
     let dir = tempfile::tempdir().unwrap();
     for (mode, stream) in [("nested", false), ("nested", true), ("toplevel", false)] {
-        let zenodo = format!("{url}/{mode}");
-        let mut args = vec![
-            "fetch",
-            "--dataset",
-            "microscopy",
-            "--list",
-            "--zenodo",
-            &zenodo,
-        ];
-        if stream {
-            args.push("--stream");
-        }
-        let out = lens2logit(&args, dir.path());
+        let out = fetch_list(&format!("{url}/{mode}"), stream, dir.path());
         assert!(
             out.status.success(),
             "{}",
@@ -835,4 +843,62 @@ fn fetch_drone_classification_keeps_the_paper_s_balanced_set_or_all_tiles() {
         !out.status.success() && said.contains("--task classification"),
         "{said}"
     );
+}
+
+/// Whether `text` names the bomb's entry and the lab's limit it inflates past.
+fn names_the_bomb(text: &str) -> bool {
+    text.contains(BOMB_ENTRY)
+        && text.contains(&format!("inflates past {MAX_ENTRY_BYTES} bytes"))
+        && text.contains("the lab's limit for one file")
+}
+
+#[test]
+fn a_deflate_bomb_is_named_with_the_limit_and_the_fetch_leaves_the_folder_as_it_was() {
+    let (_rt, url) = server();
+    let dir = tempfile::tempdir().unwrap();
+    let bomb = format!("{url}/bomb");
+    let fetch = |zenodo: &str, stream: bool| {
+        let mut args = vec![
+            "fetch",
+            "--dataset",
+            "microscopy",
+            "--zenodo",
+            zenodo,
+            "--out",
+            "m",
+        ];
+        if stream {
+            args.push("--stream");
+        }
+        lens2logit(&args, dir.path())
+    };
+    for stream in [false, true] {
+        let out = fetch(&bomb, stream);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "stream {stream}: {stderr}");
+        // named as it is skipped, and again in the final error, which says nothing usable came
+        let (warnings, error) = stderr.split_once("error: ").expect("an error");
+        assert!(names_the_bomb(warnings), "stream {stream}: {stderr}");
+        assert!(
+            names_the_bomb(error) && error.contains("no microscopy tiles"),
+            "stream {stream}: {error}"
+        );
+        // no folder, no sibling it was written in
+        assert_eq!(left_in(dir.path()), Vec::<String>::new(), "stream {stream}");
+    }
+    // a dataset fetched before stays as it was
+    assert!(fetch(&format!("{url}/ok"), false).status.success());
+    let before = left_in(&dir.path().join("m"));
+    assert!(before.contains(&"labels.csv".to_string()), "{before:?}");
+    assert!(!fetch(&bomb, true).status.success());
+    assert_eq!(left_in(dir.path()), ["m"]);
+    assert_eq!(left_in(&dir.path().join("m")), before);
+
+    for stream in [false, true] {
+        let out = fetch_list(&bomb, stream, dir.path());
+        let report = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(names_the_bomb(&report), "stream {stream}: {report}");
+    }
 }

@@ -111,6 +111,37 @@ fn zip_of(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
     zip.finish().unwrap().into_inner()
 }
 
+/// The entry of `bomb_record` that inflates past the lab's limit for one file.
+pub const BOMB_ENTRY: &str = "Raw-Microscopy/microscopy/images/raw_scale100/Cell_bomb.tiff";
+
+/// A Raw-Microscopy record whose only tile at 100 % is a deflate bomb: zeros one byte past the
+/// lab's limit for one file (160 KiB deflated), its size stated in the local header as well as
+/// the central directory; beside it a real tile at 50 %.
+pub fn bomb_record() -> Vec<(String, Vec<u8>)> {
+    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let options = SimpleFileOptions::default().compression_method(CompressionMethod::Deflated);
+    zip.start_file(BOMB_ENTRY, options).unwrap();
+    let zeros = vec![0u8; 1 << 20];
+    let mut left = lens2logit::data::archive::MAX_ENTRY_BYTES + 1;
+    while left > 0 {
+        let n = left.min(zeros.len() as u64);
+        zip.write_all(&zeros[..n as usize]).unwrap();
+        left -= n;
+    }
+    let (tiles, _) = microscopy_files();
+    let (folder, file, bytes) = tiles.into_iter().find(|t| t.0 == "raw_scale050").unwrap();
+    zip.start_file(
+        format!("Raw-Microscopy/microscopy/images/{folder}/{file}"),
+        options,
+    )
+    .unwrap();
+    zip.write_all(&bytes).unwrap();
+    vec![(
+        "Raw-Microscopy.zip".into(),
+        zip.finish().unwrap().into_inner(),
+    )]
+}
+
 /// A microscopy tile of the fixture: level folder, file, bytes.
 type LevelTile = (&'static str, String, Vec<u8>);
 

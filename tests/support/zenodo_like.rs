@@ -4,9 +4,9 @@
 //! `/large`, whose microscopy archive has a central directory larger than one first request),
 //! serving the fixture archives; other first segments serve the same tiles in another layout of
 //! the record (`/bare`, `/nested`, `/toplevel`: see `fixtures::layout`; `/full`: full DNG images
-//! and masks; `/flatviews`: the paper's views in one flat folder), like `/mirror` honouring Range
-//! with CORS on the content URL; the lab's page is served beside it so the page can reach it
-//! from its own origin.
+//! and masks; `/flatviews`: the paper's views in one flat folder; `/bomb`: a deflate bomb, built
+//! on the first request), like `/mirror` honouring Range with CORS on the content URL; the lab's
+//! page is served beside it so the page can reach it from its own origin.
 //!
 //! - `/api/records/<id>` and `/api/records/<id>/files` list the files in Zenodo's two shapes,
 //!   with `links.self` pointing nowhere (as on Zenodo, build URLs from the key);
@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::body::Body;
 use axum::extract::{Path as UrlPath, State};
@@ -28,8 +28,8 @@ use axum::Router;
 use md5::{Digest, Md5};
 
 use crate::fixtures::{
-    corrupted, drone_zip, flat_views_record, full_image_record, layout, microscopy_zip, photos,
-    PADDED_ENTRIES,
+    bomb_record, corrupted, drone_zip, flat_views_record, full_image_record, layout,
+    microscopy_zip, photos, PADDED_ENTRIES,
 };
 
 pub const RECORD: &str = "5235536";
@@ -41,6 +41,8 @@ struct Served {
     files: Files,
     /// The other layouts' files, by mode.
     layouts: HashMap<String, Files>,
+    /// `/bomb`'s files, built when first asked for (deflating 160 MiB takes a while).
+    bomb: OnceLock<Files>,
     /// A user's camera raws by name.
     photos: HashMap<String, Vec<u8>>,
     /// The microscopy archive of `/large`.
@@ -75,6 +77,9 @@ fn archives() -> Files {
 
 impl Served {
     fn files_of(&self, mode: &str) -> &Files {
+        if mode == "bomb" {
+            return self.bomb.get_or_init(|| with_md5(bomb_record()));
+        }
         self.layouts.get(mode).unwrap_or(&self.files)
     }
 }
@@ -210,7 +215,7 @@ async fn content(
         )
             .into_response();
     }
-    if mode == "mirror" || s.layouts.contains_key(&mode) {
+    if mode == "mirror" || mode == "bomb" || s.layouts.contains_key(&mode) {
         return ranged_response(&headers, bytes, true);
     }
     ([cors], bytes).into_response()
@@ -266,6 +271,7 @@ pub fn routes() -> Router {
     let state = Arc::new(Served {
         files,
         layouts,
+        bomb: OnceLock::new(),
         photos,
         large: microscopy_zip(PADDED_ENTRIES),
         rate_limited,
@@ -285,7 +291,7 @@ pub fn routes() -> Router {
 
 /// Serves the routes (and the page, when www/pkg exist) on a free port; returns the base URL.
 pub async fn start(www: &Path, pkg: &Path) -> String {
-    let app = lens2logit_cli::page_router::lab_router(www, pkg, routes());
+    let app = lens2logit_serve::lab_router(www, pkg, routes());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

@@ -1,7 +1,12 @@
-//! The web server layer (native only): the lab's static page with the headers it needs. The
-//! CLI's `serve` runs it; tests compose it with other routes (a Zenodo-like mirror).
+//! The lab's web server (native only): the static page with the headers it needs. A package of
+//! its own, so that serving the page compiles a server and nothing else (no wgpu, candle or
+//! HTTP client): `lens2logit-serve` (what `scripts/serve.sh` runs) and the CLI's `lens2logit
+//! serve` take the same arguments; tests compose `lab_router` with other routes (a Zenodo-like
+//! mirror).
+#![cfg(not(target_arch = "wasm32"))]
 
-use std::path::Path;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
@@ -85,12 +90,64 @@ fn connect_origins(query: &str) -> Vec<String> {
     form_urlencoded::parse(query.as_bytes())
         .filter(|(k, _)| k == "connect")
         .filter_map(|(_, value)| {
-            let url = reqwest::Url::parse(&value).ok()?;
+            let url = url::Url::parse(&value).ok()?;
             (matches!(url.scheme(), "http" | "https") && url.host().is_some())
                 .then(|| url.origin().ascii_serialization())
         })
         .take(4)
         .collect()
+}
+
+/// Where the server listens and what it serves.
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Address to bind.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// The page's static files.
+    #[arg(long, default_value = "www")]
+    www: PathBuf,
+    /// The wasm-bindgen output, served under /pkg.
+    #[arg(long, default_value = "pkg")]
+    pkg: PathBuf,
+}
+
+/// Serves the lab until Ctrl-C, saying where.
+pub fn run(args: ServeArgs) -> Result<(), String> {
+    if !args.www.join("index.html").is_file() {
+        return Err(format!(
+            "no page at {}: run from the repository root or pass --www",
+            args.www.join("index.html").display()
+        ));
+    }
+    if !args.pkg.join("lens2logit_bg.wasm").is_file() {
+        return Err(format!(
+            "no wasm module at {}: build it with scripts/serve.sh (or pass --pkg)",
+            args.pkg.join("lens2logit_bg.wasm").display()
+        ));
+    }
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| format!("cannot start the server runtime: {e}"))?;
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let app = lab_router(&args.www, &args.pkg, Router::new());
+    let address = format!("{}:{}", args.host, args.port);
+    let listener = tokio::net::TcpListener::bind(&address).await.map_err(|e| {
+        format!("cannot listen on {address}: {e} (is another server on that port? try --port)")
+    })?;
+    let bound: SocketAddr = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("Lens2Logit Lab at http://{bound}/");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| format!("the server stopped: {e}"))
 }
 
 #[cfg(test)]
