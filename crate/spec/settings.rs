@@ -9,7 +9,7 @@ use super::limits::{self, Bound};
 use super::models::ModelKind;
 
 /// Steps of each training phase (the page's default session shows the paper's findings).
-pub const DEFAULT_STEPS: usize = 200;
+pub const DEFAULT_STEPS: usize = 300;
 pub const DEFAULT_LR: f64 = 1e-3;
 pub const DEFAULT_WEIGHT_DECAY: f64 = 1e-4;
 pub const DEFAULT_BATCH: usize = 8;

@@ -1,5 +1,5 @@
 //! The paper's findings on the synthetic default, with fixed seeds and the page's default
-//! session (256 tiles of 64 px, 64 of them for validation; 200 steps at lr 1e-3): a model drops
+//! session (256 tiles of 64 px, 64 of them for validation; 300 steps at lr 1e-3): a model drops
 //! on views other than its training view and at low light, and forensics ranks the processing's
 //! parameter groups by the drop their attack causes. The numbers come from training; only the
 //! margins are asserted.
@@ -11,7 +11,7 @@ use lens2logit::train::{Mode, Session, TileSet, TrainConfig};
 
 fn default_session(mode: Mode, seed: u64) -> Session {
     let mut config = TrainConfig::new(mode, ModelKind::ResNetSmall);
-    config.steps = 200;
+    config.steps = lens2logit::spec::settings::DEFAULT_STEPS;
     config.lr = 1e-3;
     config.seed = seed;
     config.snapshot_every = 0;
@@ -32,7 +32,7 @@ fn synthesis_drops_on_other_views_and_at_low_light() {
     for (view, row) in views {
         println!("{view}: {row:?}");
     }
-    assert!(base >= 0.75, "the training view is learned: {base}");
+    assert!(base >= 0.85, "the training view is learned: {base}");
     // other processing: demosaicing and sharpening change the granules the classes differ by
     let dropped = views
         .iter()
