@@ -1,6 +1,6 @@
 //! The lab log in the page: a stored run (its zip, as `lens2logit runs export` writes it) opened
-//! for display, the runs table's filter, and its rows for the SQL module. The worker keeps the zips in
-//! IndexedDB.
+//! for display, the runs table's filter, and its rows for the SQL module. The worker keeps the
+//! zips in IndexedDB.
 
 use lens2logit_labdb::EXAMPLES;
 use wasm_bindgen::prelude::*;

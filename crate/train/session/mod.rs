@@ -384,7 +384,7 @@ impl Session {
         Ok(vars)
     }
 
-    /// Runs one optimisation step (after a whole evaluation phase where one comes first); None
+    /// Runs one step: an optimisation step, or one cell of the evaluation after training; None
     /// when the session is done.
     pub async fn step(&mut self) -> Result<Option<StepReport>> {
         let Some(phase) = self.phases.get(self.phase).cloned() else {
