@@ -150,7 +150,8 @@ build_page() {
   RUSTFLAGS="--cfg getrandom_backend=\"wasm_js\" -C target-feature=+simd128,+atomics,+bulk-memory,+mutable-globals$link" \
     cargo "+$NIGHTLY" build -p lens2logit-web --lib --target wasm32-unknown-unknown --profile wasm-release \
       --features threads -Z build-std=panic_abort,std --target-dir target/threads
-  wasm-bindgen --target web --no-typescript --out-dir pkg/threads \
+  # the names strip = true would have removed (1.6 MB raw, 0.1 MB brotli)
+  wasm-bindgen --target web --no-typescript --remove-name-section --out-dir pkg/threads \
     --out-name lens2logit target/threads/wasm32-unknown-unknown/wasm-release/lens2logit_web.wasm
   # wasm-bindgen-rayon's worker imports its module as the package directory ('../../..'), which
   # only a bundler resolves; name the file so any static server does
@@ -165,12 +166,20 @@ build_page() {
   wasm-bindgen --target web --no-typescript --out-dir pkg/labdb --out-name lens2logit_labdb \
     target/wasm32-unknown-unknown/wasm-release/lens2logit_labdb_web.wasm
 
+  # the DNG module (rawler), loaded the first time the page meets a DNG: one thread, as the SQL
+  # module, beside either main module
+  say "building the page's DNG module (rawler)"
+  cargo build -p lens2logit-dng-web --lib --target wasm32-unknown-unknown --profile wasm-release
+  wasm-bindgen --target web --no-typescript --out-dir pkg/dng --out-name lens2logit_dng \
+    target/wasm32-unknown-unknown/wasm-release/lens2logit_dng_web.wasm
+
   find pkg -name '*.wasm' -o -name '*.js' | while read -r f; do
     brotli -f -q 11 -o "$f.br" "$f"
     gzip -f -9 -k "$f"
   done
   local f
-  for f in pkg/lens2logit_bg.wasm pkg/threads/lens2logit_bg.wasm pkg/labdb/lens2logit_labdb_bg.wasm; do
+  for f in pkg/lens2logit_bg.wasm pkg/threads/lens2logit_bg.wasm pkg/labdb/lens2logit_labdb_bg.wasm \
+           pkg/dng/lens2logit_dng_bg.wasm; do
     say "$f: $(stat -c %s "$f") bytes, brotli $(stat -c %s "$f.br"), gzip $(stat -c %s "$f.gz")"
   done
 }

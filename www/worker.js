@@ -22,6 +22,16 @@ async function openLabLog() {
   return sql.LabLog.open();
 }
 
+/** The DNG module's decoder, loaded once, when the core first needs it (crate/web/dng.rs). */
+let dngModule = null;
+self.lens2logitDngModule = () => {
+  dngModule ??= import('./pkg/dng/lens2logit_dng.js').then(async (dng) => {
+    await dng.default();
+    return dng.decodeDng;
+  });
+  return dngModule;
+};
+
 /** A Rust RgbaImage as a transferable object. */
 function image(img) {
   const out = { width: img.width, height: img.height, rgba: img.takeRgba() };

@@ -217,9 +217,7 @@ pub(crate) fn tiles(
     files.sort();
     let read = |name: &str| read_file(&dir.join(name)).map_err(lens2logit::Error::invalid);
     // camera raws carry their camera: the first one's, unless --camera says otherwise
-    let first_dng = files
-        .iter()
-        .find(|f| f.to_ascii_lowercase().ends_with(".dng"));
+    let first_dng = files.iter().find(|f| lens2logit::raw::is_dng_name(f));
     let camera = match (camera, first_dng) {
         (Some(camera), _) => camera,
         (None, Some(file)) => {

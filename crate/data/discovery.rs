@@ -37,6 +37,11 @@ impl DatasetKind {
         }
     }
 
+    /// Whether its record may hold camera raws (DNGs) to cut into tiles: Raw-Drone's full images.
+    pub fn has_camera_raws(self) -> bool {
+        self == Self::Drone
+    }
+
     /// Named in a file or archive name (`Raw-Microscopy.zip`, `drone_tiles.zip`).
     fn named_in(name: &str) -> Option<Self> {
         let lower = name.to_ascii_lowercase();

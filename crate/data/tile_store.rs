@@ -494,7 +494,7 @@ pub async fn read_dropped_file(name: &str, bytes: Vec<u8>) -> Result<Dropped> {
     use crate::data::discovery::{classify_loose, Entry};
     use futures_util::StreamExt;
 
-    if name.to_ascii_lowercase().ends_with(".dng") {
+    if crate::raw::is_dng_name(name) {
         return dng_tiles(name, &bytes);
     }
     if !bytes.starts_with(b"PK") {

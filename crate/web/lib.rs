@@ -5,6 +5,7 @@
 
 mod cache;
 mod camera;
+mod dng;
 mod images;
 mod runs;
 mod tiles;

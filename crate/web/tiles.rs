@@ -4,6 +4,7 @@
 use wasm_bindgen::prelude::*;
 
 use super::camera::CameraSource;
+use super::dng::load_dng_decoder;
 use super::images::{LabelledImage, RgbaImage};
 use super::{cache, js_error, to_js, Lab};
 use lens2logit::data::cancel::CancelToken;
@@ -17,6 +18,7 @@ use lens2logit::data::tile_store::{
 };
 use lens2logit::data::zenodo::ZenodoClient;
 use lens2logit::data::Task;
+use lens2logit::raw::is_dng_name;
 use lens2logit::train::TileSet;
 use lens2logit::viz;
 
@@ -148,6 +150,9 @@ impl Lab {
             request.drone_balance = DroneBalance::parse(&balance).map_err(js_error)?;
         }
         let keys = CacheKeys::new(&record, &request);
+        if dataset.has_camera_raws() {
+            load_dng_decoder().await?;
+        }
         self.set_camera_preset(dataset.name())?;
         *self.tiles.borrow_mut() =
             TileStore::for_dataset(request.task, zenodo_label(&record, &request));
@@ -259,6 +264,9 @@ impl Lab {
                 store.label = "my files".into();
                 self.ask_for_camera();
             }
+        }
+        if is_dng_name(&name) {
+            load_dng_decoder().await?;
         }
         let dropped = read_dropped_file(&name, bytes).await.map_err(js_error)?;
         if let Some((camera, _)) = dropped.camera {

@@ -56,6 +56,9 @@ export const viewport = { width: 1280, height: 800 };
 export async function openPage(browser, url) {
   const page = 'newContext' in browser ? await browser.newPage({ viewport }) : await browser.newPage();
   page.errors = [];
+  // every URL the page and its workers asked for (which modules loaded)
+  page.requested = [];
+  page.on('request', (request) => page.requested.push(request.url()));
   page.on('console', (msg) => { if (msg.type() === 'error') page.errors.push(msg.text()); });
   page.on('pageerror', (err) => page.errors.push(String(err)));
   await page.goto(url);

@@ -23,6 +23,8 @@ const lab = (mode, dataset, extra = '') =>
 const ready = (page) => page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
 const tiles = (page) => page.$$eval('#tiles button', (b) => b.length);
 const badges = (page) => page.$$eval('#tiles .badge', (b) => b.map((x) => x.textContent));
+/** Whether the page loaded the DNG module (rawler), which only DNG work needs. */
+const dngModule = (page) => page.requested.some((url) => /\/pkg\/dng\/.*\.wasm$/.test(url));
 
 for (const [mode, rule] of [['bare', "the archive's name"], ['nested', "the archive's name"], ['toplevel', 'the tile extension']]) {
   test(`a record of ${mode} archives gives the same microscopy tiles and labels, and says how it decided`, async () => {
@@ -36,6 +38,7 @@ for (const [mode, rule] of [['bare', "the archive's name"], ['nested', "the arch
     assert.match(log, /class-balanced sample \(seed \d+\) of 10 of 10 labelled tiles: LYT 5\/5, MON 5\/5/, log);
     assert.match(await page.textContent('#camera-source'), /preset microscopy/);
     await page.waitForSelector('body[data-views="12"]');
+    assert.equal(dngModule(page), false, 'microscopy tiles loaded the DNG module');
     assert.deepEqual(page.errors, []);
     await page.close();
   });
@@ -58,6 +61,7 @@ test("full DNG images are cut into the paper's tiles, for segmentation and class
   await ready(segment);
   // the tiles with a car, numbered anew per image
   assert.equal(await tiles(segment), 3);
+  assert.ok(dngModule(segment), `full DNG images without the DNG module: ${segment.requested}`);
   await segment.close();
 
   const classify = await openPage(browser, lab('full', 'drone', '&zenodo-task=classification'));
@@ -111,6 +115,7 @@ test("a user's own DNGs: their camera, the 12 views and a session on their tiles
   // the camera comes from the DNG's metadata, shown and editable
   await page.waitForFunction(() => /DNG metadata \((beach|forest)\.dng\)/.test(document.getElementById('camera-source').textContent), null, { timeout: 120_000 });
   assert.equal(await tiles(page), 4);
+  assert.ok(dngModule(page), `dropped DNGs without the DNG module: ${page.requested}`);
   assert.equal(await page.isHidden('#camera-ask'), true);
   await page.waitForSelector('body[data-views="12"]', { timeout: 120_000 });
   assert.ok((await lit(page, '#stages figure:nth-child(8) canvas')) > 0.9, 'the rendered tile is blank');
