@@ -126,16 +126,19 @@ ensure_nightly() {
   fi
 }
 
-# The page's two wasm modules and their JS glue: pkg/ runs on one thread anywhere; pkg/threads/
-# (atomics, rayon over Web Workers) runs where the page is cross-origin isolated. Both at
-# opt-level 3 (speed before size), then precompressed (brotli, gzip) for `lens2logit serve`.
-build_page() {
+# The page's wasm modules and their JS glue, each a function (cargo, then wasm-bindgen into its
+# folder of pkg/): pkg/ runs on one thread anywhere; pkg/threads/ (atomics, rayon over Web Workers)
+# runs where the page is cross-origin isolated; pkg/labdb/ (SQLite) and pkg/dng/ (rawler) load on
+# first use beside either. All at opt-level 3 (speed before size), precompressed by compress_pkg.
+module_one_thread() {
   say "building the page's wasm module (one thread)"
-  cargo build -p lens2logit-web --lib --target wasm32-unknown-unknown --profile wasm-release
-  rm -rf pkg
-  wasm-bindgen --target web --no-typescript --out-dir pkg --out-name lens2logit \
-    target/wasm32-unknown-unknown/wasm-release/lens2logit_web.wasm
+  cargo build -p lens2logit-web --lib --target wasm32-unknown-unknown --profile wasm-release &&
+    bindgen_module lens2logit_web lens2logit pkg
+}
 
+# The threaded module's Rust alone (std rebuilt with atomics, in target/threads/): serve.sh runs it
+# beside the other builds, whose target/ it does not share.
+module_threaded_rust() {
   say "building the page's threaded wasm module ($NIGHTLY, std with atomics)"
   # RUSTFLAGS replaces .cargo/config.toml's flags: repeat them, add atomics, and (since Rust 1.92
   # no longer implies it) link a shared, imported memory with the TLS symbols wasm-bindgen's thread
@@ -150,38 +153,78 @@ build_page() {
   RUSTFLAGS="--cfg getrandom_backend=\"wasm_js\" -C target-feature=+simd128,+atomics,+bulk-memory,+mutable-globals$link" \
     cargo "+$NIGHTLY" build -p lens2logit-web --lib --target wasm32-unknown-unknown --profile wasm-release \
       --features threads -Z build-std=panic_abort,std --target-dir target/threads
-  # the names strip = true would have removed (1.6 MB raw, 0.1 MB brotli)
-  wasm-bindgen --target web --no-typescript --remove-name-section --out-dir pkg/threads \
-    --out-name lens2logit target/threads/wasm32-unknown-unknown/wasm-release/lens2logit_web.wasm
+}
+
+module_threaded_glue() {
+  # --remove-name-section: the names strip = true would have removed (1.6 MB raw, 0.1 MB brotli).
   # wasm-bindgen-rayon's worker imports its module as the package directory ('../../..'), which
   # only a bundler resolves; name the file so any static server does
-  sed -i "s#import('../../..')#import('../../../lens2logit.js')#" \
+  bindgen_module lens2logit_web lens2logit pkg/threads target/threads --remove-name-section &&
+    sed -i "s#import('../../..')#import('../../../lens2logit.js')#" \
     pkg/threads/snippets/wasm-bindgen-rayon-*/src/workerHelpers.js
+}
 
-  # the lab log's SQL module, loaded when the SQL box is first used: SQLite's C, compiled for
-  # wasm32 by clang, one thread (it runs beside either module, with a memory of its own)
+# The lab log's SQL module, loaded when the SQL box is first used: SQLite's C, compiled for wasm32
+# by clang, one thread (it runs beside either main module, with a memory of its own).
+module_sql() {
   ensure_apt clang
   say "building the page's SQL module (SQLite)"
-  cargo build -p lens2logit-labdb-web --lib --target wasm32-unknown-unknown --profile wasm-release
-  wasm-bindgen --target web --no-typescript --out-dir pkg/labdb --out-name lens2logit_labdb \
-    target/wasm32-unknown-unknown/wasm-release/lens2logit_labdb_web.wasm
+  cargo build -p lens2logit-labdb-web --lib --target wasm32-unknown-unknown --profile wasm-release &&
+    bindgen_module lens2logit_labdb_web lens2logit_labdb pkg/labdb
+}
 
-  # the DNG module (rawler), loaded the first time the page meets a DNG: one thread, as the SQL
-  # module, beside either main module
+# The DNG module (rawler), loaded the first time the page meets a DNG, as the SQL module is.
+module_dng() {
   say "building the page's DNG module (rawler)"
-  cargo build -p lens2logit-dng-web --lib --target wasm32-unknown-unknown --profile wasm-release
-  wasm-bindgen --target web --no-typescript --out-dir pkg/dng --out-name lens2logit_dng \
-    target/wasm32-unknown-unknown/wasm-release/lens2logit_dng_web.wasm
+  cargo build -p lens2logit-dng-web --lib --target wasm32-unknown-unknown --profile wasm-release &&
+    bindgen_module lens2logit_dng_web lens2logit_dng pkg/dng
+}
 
-  find pkg -name '*.wasm' -o -name '*.js' | while read -r f; do
-    brotli -f -q 11 -o "$f.br" "$f"
-    gzip -f -9 -k "$f"
-  done
+# bindgen_module CRATE NAME DIR [TARGET_DIR] [FLAGS...]: the module's JS glue into DIR, replaced;
+# kept where it is newer than cargo's module (a second serve.sh).
+bindgen_module() {
+  local crate="$1" name="$2" dir="$3" target="${4:-target}"
+  local module="$target/wasm32-unknown-unknown/wasm-release/$crate.wasm"
+  [ "$dir/${name}_bg.wasm" -nt "$module" ] && return 0
+  rm -rf "$dir"/"$name"* "$dir"/snippets &&
+    wasm-bindgen --target web --no-typescript "${@:5}" --out-dir "$dir" --out-name "$name" "$module"
+}
+
+# The .br and .gz copies `lens2logit serve` sends, one process per core (a copy newer than its
+# file is kept: written through stdout, so not given the file's own time), and each module's sizes.
+compress_pkg() {
+  say "compressing the modules (brotli -q 11, gzip -9)"
+  find pkg \( -name '*.wasm' -o -name '*.js' \) -print0 |
+    xargs -0 -P "$(nproc)" -I{} sh -c '[ "$1.br" -nt "$1" ] && [ "$1.gz" -nt "$1" ] ||
+      { brotli -q 11 -c "$1" > "$1.br" && gzip -9 -c "$1" > "$1.gz"; }' _ {} ||
+    return 1
   local f
-  for f in pkg/lens2logit_bg.wasm pkg/threads/lens2logit_bg.wasm pkg/labdb/lens2logit_labdb_bg.wasm \
-           pkg/dng/lens2logit_dng_bg.wasm; do
+  for f in pkg/*.wasm pkg/*/*.wasm; do
     say "$f: $(stat -c %s "$f") bytes, brotli $(stat -c %s "$f.br"), gzip $(stat -c %s "$f.gz")"
   done
+}
+
+# Stops a background build: the job's shell and its cargo.
+stop_job() {
+  pkill -P "$1" 2>/dev/null || true
+  kill "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+
+# Every module: what the tests and the static site need. The threaded module builds beside the
+# others: its std rebuild and single-unit link leave a core idle, and its target directory is its
+# own. Steps are chained, since test.sh runs this where `set -e` does not hold (in an `if`).
+build_page() {
+  rm -rf pkg
+  local threaded
+  module_threaded_rust &
+  threaded=$!
+  if module_one_thread && module_sql && module_dng; then
+    wait "$threaded" && module_threaded_glue && compress_pkg
+  else
+    stop_job "$threaded"
+    return 1
+  fi
 }
 
 # dist/: the page (www/) and the modules (pkg/) as one folder any static server can serve, and

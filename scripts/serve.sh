@@ -1,11 +1,27 @@
 #!/usr/bin/env bash
 # Builds what the lab needs and serves it: http://127.0.0.1:8080/ (pass --port N for another).
+# The server sends COOP/COEP, so the page it serves is cross-origin isolated and runs the threaded
+# module (?threads=1: the same module on one thread); the one-thread module is built only with
+# --host, since a page opened from another machine over plain http is not a secure context, so not
+# isolated. The threaded module builds beside the rest, as in build_page.
 source "$(dirname "$0")/common.sh"
 
-ensure_apt brotli
+ensure_apt brotli clang
 ensure_wasm_target
 ensure_nightly
+module_threaded_rust &
+threaded=$!
+trap 'stop_job "$threaded"' EXIT
 ensure_wasm_bindgen
-build_page
+module_sql
+module_dng
 build_server
+case " $* " in
+  *" --host "* | *" --host="*) module_one_thread ;;
+  *) rm -f pkg/lens2logit.js* pkg/lens2logit_bg.wasm* ;;
+esac
+wait "$threaded"
+trap - EXIT
+module_threaded_glue
+compress_pkg
 exec target/release/lens2logit-serve "$@"

@@ -98,8 +98,16 @@ async function withFetchControl(work) {
 
 const methods = {
   async init({ preferGpu, threads }) {
-    const threaded = threads !== 1 && self.crossOriginIsolated;
-    wasm = await import(threaded ? './pkg/threads/lens2logit.js' : './pkg/lens2logit.js');
+    let threaded = threads !== 1 && self.crossOriginIsolated;
+    wasm = await import(threaded ? './pkg/threads/lens2logit.js' : './pkg/lens2logit.js').catch((e) => {
+      // scripts/serve.sh builds the one-thread module only for --host: isolated, the threaded
+      // module on one thread computes the same
+      if (threaded || !self.crossOriginIsolated) {
+        throw new Error(`the page's module could not be loaded (${e.message}): ${threaded ? '' : 'this page is not cross-origin isolated, so it needs the one-thread module pkg/lens2logit.js, which scripts/serve.sh builds only with --host; '}rebuild with scripts/serve.sh or scripts/build-site.sh`);
+      }
+      threaded = true;
+      return import('./pkg/threads/lens2logit.js');
+    });
     memory = (await wasm.default()).memory;
     if (threaded) await wasm.initThreadPool(Math.max(1, threads || navigator.hardwareConcurrency || 1));
     const Lab = wasm.Lab;

@@ -4,10 +4,12 @@
 
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
+import { mkdtempSync, symlinkSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { extname, join, normalize } from 'node:path';
 import { after, before, test } from 'node:test';
-import { inWorker, launch, openLab, root, shot, startServer } from './harness.mjs';
+import { inWorker, launch, openLab, openPage, root, shot, startServer } from './harness.mjs';
 
 let server;
 before(async () => { server = await startServer(); });
@@ -67,12 +69,12 @@ test('the threaded module gives the results of the single-threaded one', async (
   }
 });
 
-/** A plain static server (no COOP/COEP, as most static hosts): www/ at /, pkg/ at /pkg. */
-function plainServer() {
+/** A plain static server (no COOP/COEP, as most static hosts): www/ at /, `pkg` at /pkg. */
+function plainServer(pkg = join(root, 'pkg')) {
   const types = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.css': 'text/css', '.wasm': 'application/wasm', '.svg': 'image/svg+xml', '.json': 'application/json' };
   const http = createServer(async (req, res) => {
     const path = normalize(decodeURIComponent(new URL(req.url, 'http://x').pathname));
-    const file = path.startsWith('/pkg/') ? join(root, path) : join(root, 'www', path === '/' ? 'index.html' : path);
+    const file = path.startsWith('/pkg/') ? join(pkg, path.slice('/pkg/'.length)) : join(root, 'www', path === '/' ? 'index.html' : path);
     try {
       const body = await readFile(file);
       res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream' });
@@ -99,5 +101,37 @@ test('where nothing isolates the page, the lab runs on one thread and says why',
   } finally {
     await browser.close();
     plain.stop();
+  }
+});
+
+/** pkg/ as scripts/serve.sh builds it without --host: every module but the one-thread one. */
+function servedPkg() {
+  const dir = mkdtempSync(join(tmpdir(), 'lens2logit-pkg-'));
+  for (const module of ['threads', 'labdb', 'dng']) symlinkSync(join(root, 'pkg', module), join(dir, module));
+  return dir;
+}
+
+test('without the one-thread module (scripts/serve.sh), ?threads=1 runs the threaded module on one thread; a page not isolated says what is missing', async () => {
+  const pkg = servedPkg();
+  const served = await startServer(['--pkg', pkg]);
+  const plain = await plainServer(pkg);
+  const browser = await launch({ webgpu: false });
+  // the browser reports the missing module's 404, which is the point here
+  const otherErrors = (page) => page.errors.filter((e) => !/404|Not Found|lens2logit\.js/.test(e));
+  try {
+    const page = await openLab(browser, `${served.url}?threads=1`);
+    assert.match(await page.textContent('#threads'), /^1 thread$/);
+    assert.ok(page.requested.some((url) => url.endsWith('/pkg/threads/lens2logit_bg.wasm')), `${page.requested}`);
+    await page.waitForSelector('body[data-views="12"]', { timeout: 60_000 });
+    assert.deepEqual(otherErrors(page), []);
+
+    const context = await browser.newContext({ serviceWorkers: 'block', viewport: { width: 1280, height: 800 } });
+    const bare = await openPage(context, plain.url);
+    await bare.waitForSelector('#error:not([hidden])', { timeout: 60_000 });
+    assert.match(await bare.textContent('#error-text'), /not cross-origin isolated, so it needs the one-thread module pkg\/lens2logit\.js, which scripts\/serve\.sh builds only with --host/);
+  } finally {
+    await browser.close();
+    plain.stop();
+    served.stop();
   }
 });
