@@ -5,7 +5,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+# What the script does next, after how many seconds (the first run's costs, step by step).
+say() { printf '\033[1m==> [%d s] %s\033[0m\n' "$SECONDS" "$*" >&2; }
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -199,7 +200,7 @@ compress_pkg() {
       { brotli -q 11 -c "$1" > "$1.br" && gzip -9 -c "$1" > "$1.gz"; }' _ {} ||
     return 1
   local f
-  for f in pkg/*.wasm pkg/*/*.wasm; do
+  for f in $(find pkg -name '*.wasm' | sort); do
     say "$f: $(stat -c %s "$f") bytes, brotli $(stat -c %s "$f.br"), gzip $(stat -c %s "$f.gz")"
   done
 }

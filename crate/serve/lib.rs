@@ -123,10 +123,13 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
             args.www.join("index.html").display()
         ));
     }
-    if !args.pkg.join("lens2logit_bg.wasm").is_file() {
+    // the page this server isolates runs the threaded module (scripts/serve.sh builds the
+    // one-thread module only for --host)
+    let module = args.pkg.join("threads").join("lens2logit_bg.wasm");
+    if !module.is_file() {
         return Err(format!(
             "no wasm module at {}: build it with scripts/serve.sh (or pass --pkg)",
-            args.pkg.join("lens2logit_bg.wasm").display()
+            module.display()
         ));
     }
     let runtime = tokio::runtime::Runtime::new()

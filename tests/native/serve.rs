@@ -40,7 +40,7 @@ fn start(dir: &Path) -> Server {
 fn fixture() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("www")).unwrap();
-    std::fs::create_dir_all(dir.path().join("pkg")).unwrap();
+    std::fs::create_dir_all(dir.path().join("pkg/threads")).unwrap();
     std::fs::write(
         dir.path().join("www/index.html"),
         "<!doctype html><title>t</title>",
@@ -52,7 +52,7 @@ fn fixture() -> tempfile::TempDir {
     )
     .unwrap();
     let wasm: Vec<u8> = (0..=255u8).collect();
-    std::fs::write(dir.path().join("pkg/lens2logit_bg.wasm"), wasm).unwrap();
+    std::fs::write(dir.path().join("pkg/threads/lens2logit_bg.wasm"), wasm).unwrap();
     dir
 }
 
@@ -75,7 +75,7 @@ fn serves_wasm_with_mime_range_and_isolation_headers() {
         "default-src 'self'; connect-src 'self'"
     );
 
-    let wasm_url = format!("{}pkg/lens2logit_bg.wasm", server.url);
+    let wasm_url = format!("{}pkg/threads/lens2logit_bg.wasm", server.url);
     let wasm = client.get(&wasm_url).send().unwrap();
     assert_eq!(wasm.headers()["content-type"], "application/wasm");
     assert_eq!(
@@ -118,14 +118,18 @@ fn serves_wasm_with_mime_range_and_isolation_headers() {
 fn serves_the_precompressed_module_to_browsers_that_accept_it() {
     let dir = fixture();
     std::fs::write(
-        dir.path().join("pkg/lens2logit_bg.wasm.br"),
+        dir.path().join("pkg/threads/lens2logit_bg.wasm.br"),
         b"brotli bytes",
     )
     .unwrap();
-    std::fs::write(dir.path().join("pkg/lens2logit_bg.wasm.gz"), b"gzip bytes").unwrap();
+    std::fs::write(
+        dir.path().join("pkg/threads/lens2logit_bg.wasm.gz"),
+        b"gzip bytes",
+    )
+    .unwrap();
     let server = start(dir.path());
     let client = reqwest::blocking::Client::new();
-    let wasm_url = format!("{}pkg/lens2logit_bg.wasm", server.url);
+    let wasm_url = format!("{}pkg/threads/lens2logit_bg.wasm", server.url);
     for (accept, encoding, body) in [
         ("br, gzip", Some("br"), &b"brotli bytes"[..]),
         ("gzip", Some("gzip"), &b"gzip bytes"[..]),
