@@ -2,31 +2,39 @@
 //! the file's metadata gives, and which decoder reads them.
 //!
 //! The decoder, rawler, with the formats it pulls in (JPEG XL, lossless JPEG, its camera
-//! database), is a third of the page's module: the page loads it as a module of its own the first
-//! time it meets a DNG and installs it here ([`install_dng_decoder`]); native builds have it built
-//! in (feature `dng`).
+//! database), is a package of its own (`lens2logit-dng`, `crate/raw/dng/`) and would be a third
+//! of the page's module: the page loads it as a module of its own the first time it meets a DNG
+//! and installs it here ([`install_dng_decoder`]); native builds have it built in (feature `dng`).
 
 use std::sync::OnceLock;
 
-use serde::{Deserialize, Serialize};
+pub use lens2logit_dng::{DngColour, DngMeta};
 
 use super::camera::CameraParams;
 use super::tile::RawTile;
-use crate::Result;
+use crate::{Error, Result};
 
+/// rawler built in (package `lens2logit-dng`).
 #[cfg(feature = "dng")]
-mod rawler_decoder;
-#[cfg(feature = "dng")]
-use rawler_decoder::decode as built_in;
+fn built_in(bytes: &[u8], name: &str) -> Result<DngImage> {
+    let (meta, samples) = lens2logit_dng::decode(bytes, crate::spec::limits::DNG_PIXELS.max)
+        .map_err(|reason| dng_error(name, reason))?;
+    DngImage::from_parts(meta, samples, name)
+}
 
 /// A build without rawler: the page's main module, before its DNG module is installed.
 #[cfg(not(feature = "dng"))]
 fn built_in(_bytes: &[u8], name: &str) -> Result<DngImage> {
-    Err(crate::Error::decode(
+    Err(dng_error(
         name,
-        "DNG: this build has no DNG decoder (the page loads its DNG module before reading a DNG; \
+        "this build has no DNG decoder (the page loads its DNG module before reading a DNG; \
          natively, build with the feature `dng`)",
     ))
+}
+
+/// A DNG decoder's failure, naming the file.
+pub fn dng_error(name: &str, reason: impl std::fmt::Display) -> Error {
+    Error::decode(name, format!("DNG: {reason}"))
 }
 
 /// A camera raw, ready for the lab: the RGGB mosaic of its active area (raw / white level, the
@@ -39,34 +47,27 @@ pub struct DngImage {
     pub summary: String,
 }
 
-/// A [`DngImage`] but its samples, as it passes between the page's modules (the samples go as a
-/// typed array beside it).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DngMeta {
-    pub width: usize,
-    pub height: usize,
-    pub camera: CameraParams,
-    pub summary: String,
-}
-
 impl DngImage {
-    /// The image as its description and its mosaic's samples.
-    pub fn into_parts(self) -> (DngMeta, Vec<f32>) {
-        let meta = DngMeta {
-            width: self.mosaic.width(),
-            height: self.mosaic.height(),
-            camera: self.camera,
-            summary: self.summary,
+    /// The image from a decoder's answer (its description and its mosaic's samples), checked as
+    /// any mosaic and camera are; `name` (the file's) labels the errors.
+    pub fn from_parts(meta: DngMeta, samples: Vec<f32>, name: &str) -> Result<Self> {
+        let DngColour {
+            black_level,
+            white_balance,
+            colour_matrix,
+        } = meta.colour;
+        let camera = CameraParams {
+            black_level,
+            white_balance,
+            colour_matrix,
+            gamma: 2.2,
         };
-        (meta, self.mosaic.into_data())
-    }
-
-    /// The image from [`DngImage::into_parts`]'s halves, checked as any mosaic is.
-    pub fn from_parts(meta: DngMeta, samples: Vec<f32>) -> Result<Self> {
-        meta.camera.validate()?;
+        camera.validate().map_err(|e| dng_error(name, e))?;
+        let mosaic =
+            RawTile::new(meta.width, meta.height, samples).map_err(|e| dng_error(name, e))?;
         Ok(Self {
-            mosaic: RawTile::new(meta.width, meta.height, samples)?,
-            camera: meta.camera,
+            mosaic,
+            camera,
             summary: meta.summary,
         })
     }
@@ -102,18 +103,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_image_survives_its_parts_and_a_bad_half_is_refused() {
-        let image = DngImage {
-            mosaic: RawTile::new(4, 2, (0..8).map(|i| i as f32 / 8.0).collect()).unwrap(),
-            camera: CameraParams::drone(),
+    fn a_decoders_answer_becomes_the_labs_image_and_a_bad_half_is_refused() {
+        let camera = CameraParams::drone();
+        let meta = DngMeta {
+            width: 4,
+            height: 2,
+            colour: DngColour {
+                black_level: camera.black_level,
+                white_balance: camera.white_balance,
+                colour_matrix: camera.colour_matrix,
+            },
             summary: "a camera, 4x2".into(),
         };
-        let (meta, samples) = image.clone().into_parts();
-        let json = serde_json::to_string(&meta).unwrap();
-        let back = DngImage::from_parts(serde_json::from_str(&json).unwrap(), samples).unwrap();
-        assert_eq!(back, image);
-        let (meta, _) = image.into_parts();
-        assert!(DngImage::from_parts(meta, vec![0.5; 6]).is_err());
+        let samples: Vec<f32> = (0..8).map(|i| i as f32 / 8.0).collect();
+        // as it crosses between the page's modules
+        let meta: DngMeta = serde_json::from_str(&serde_json::to_string(&meta).unwrap()).unwrap();
+        let image = DngImage::from_parts(meta.clone(), samples.clone(), "a.dng").unwrap();
+        assert_eq!(image.mosaic, RawTile::new(4, 2, samples).unwrap());
+        assert_eq!(
+            image.camera,
+            CameraParams {
+                gamma: 2.2,
+                ..camera
+            }
+        );
+        let e = DngImage::from_parts(meta.clone(), vec![0.5; 6], "a.dng").unwrap_err();
+        assert!(e.to_string().contains("a.dng"), "{e}");
+        let mut broken = meta;
+        broken.colour.white_balance[0] = f64::NAN;
+        assert!(DngImage::from_parts(broken, vec![0.5; 8], "b.dng").is_err());
     }
 
     #[test]

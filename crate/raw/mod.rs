@@ -11,5 +11,8 @@ mod tile;
 
 pub use camera::CameraParams;
 pub use decode::{decode_lab_tile, decode_mask, decode_samples, decode_tile, Samples};
-pub use dng::{decode_dng, install_dng_decoder, is_dng_name, DngDecoder, DngImage, DngMeta};
+pub use dng::{
+    decode_dng, dng_error, install_dng_decoder, is_dng_name, DngColour, DngDecoder, DngImage,
+    DngMeta,
+};
 pub use tile::{BayerSite, RawTile};

@@ -1,4 +1,4 @@
-//! DNG decoding from the DNG module (`crate/raw/dng_web`, `pkg/dng/`): rawler and what it pulls in
+//! DNG decoding from the DNG module (`crate/raw/dng/web`, `pkg/dng/`): rawler and what it pulls in
 //! are a third of a module that holds them, and only a user of DNGs (Raw-Drone's full images, a
 //! dropped camera raw) needs them. Before such work the facade has the worker load the module once
 //! and installs it as the core's DNG decoder.
@@ -6,8 +6,9 @@
 use std::cell::RefCell;
 
 use js_sys::{Float32Array, Function, Promise, Reflect, Uint8Array};
-use lens2logit::raw::{install_dng_decoder, DngImage, DngMeta};
-use lens2logit::{Error, Result};
+use lens2logit::raw::{dng_error, install_dng_decoder, DngImage, DngMeta};
+use lens2logit::spec::limits::DNG_PIXELS;
+use lens2logit::Result;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
@@ -47,27 +48,22 @@ pub(crate) async fn load_dng_decoder() -> std::result::Result<(), JsError> {
 fn decode_in_module(bytes: &[u8], name: &str) -> Result<DngImage> {
     let decode = DECODE
         .with_borrow(Clone::clone)
-        .ok_or_else(|| Error::decode(name, "DNG: the DNG module is not loaded on this thread"))?;
+        .ok_or_else(|| dng_error(name, "the DNG module is not loaded on this thread"))?;
     let answer = decode
         .call2(
             &JsValue::NULL,
             &Uint8Array::from(bytes),
-            &JsValue::from_str(name),
+            &JsValue::from_f64(DNG_PIXELS.max as f64),
         )
-        // the module's error already names the file and the fault
-        .map_err(|e| Error::invalid(message(&e)))?;
+        .map_err(|e| dng_error(name, message(&e)))?;
     let field = |key: &str| {
-        Reflect::get(&answer, &JsValue::from_str(key)).map_err(|_| {
-            Error::decode(
-                name,
-                format!("DNG: the DNG module's answer lacks its {key}"),
-            )
-        })
+        Reflect::get(&answer, &JsValue::from_str(key))
+            .map_err(|_| dng_error(name, format!("the DNG module's answer lacks its {key}")))
     };
     let meta: DngMeta = serde_wasm_bindgen::from_value(field("meta")?)
-        .map_err(|e| Error::decode(name, format!("DNG: the DNG module's answer: {e}")))?;
+        .map_err(|e| dng_error(name, format!("the DNG module's answer: {e}")))?;
     let samples = field("samples")?.unchecked_into::<Float32Array>().to_vec();
-    DngImage::from_parts(meta, samples)
+    DngImage::from_parts(meta, samples, name)
 }
 
 /// What a thrown JS value says: an Error's message, a thrown string, or the value itself.

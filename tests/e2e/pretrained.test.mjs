@@ -79,7 +79,7 @@ test("the paper's segmenter at 256 px and batch 8 trains in the page or is refus
 });
 
 test("smp's U-Net++ trains in the page on WebGPU", async () => {
-  const page = await openLab(browser, `${server.url}?task=segmentation&n=8&size=64&steps=2&batch=2&mode=optimisation&model=unetpp_resnet18&device=gpu`);
+  const page = await openLab(browser, `${server.url}?task=segmentation&n=8&size=32&steps=1&batch=2&mode=optimisation&model=unetpp_resnet18&device=gpu`);
   await page.click('#start');
   await page.waitForSelector('body[data-results="optimisation"]', { timeout: 600_000 });
   assert.match(await page.textContent('#train-device'), /^training on WebGPU/);

@@ -1,11 +1,11 @@
 //! The page's DNG module: camera raws decoded by rawler (with the JPEG XL and lossless-JPEG
 //! decoders and the camera database it carries, a third of what the main module would otherwise
 //! hold), loaded by the worker the first time the page meets a DNG. The main module's facade
-//! installs [`decode_dng`] as the core's DNG decoder (`crate/web/dng.rs`).
+//! installs [`decode_dng`] as the core's DNG decoder (`crate/web/dng.rs`). It holds the decoder
+//! (`lens2logit-dng`) and not the lab, so it builds in a minute.
 #![cfg(target_arch = "wasm32")]
 
 use js_sys::{Float32Array, Object, Reflect};
-use lens2logit::raw::DngImage;
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(start)]
@@ -13,13 +13,13 @@ fn start() {
     console_error_panic_hook::set_once();
 }
 
-/// A DNG's mosaic and camera: `{meta, samples}`, `meta` the core's `DngMeta` and `samples` the
-/// mosaic's as a Float32Array. An error names the file and what is wrong with it.
+/// A DNG's mosaic and colour: `{meta, samples}`, `meta` the decoder's `DngMeta` and `samples` the
+/// mosaic's as a Float32Array; a DNG over `max_pixels` is refused. An error says what is wrong
+/// with the file (the main module names it).
 #[wasm_bindgen(js_name = decodeDng)]
-pub fn decode_dng(bytes: &[u8], name: &str) -> Result<Object, JsError> {
-    let image =
-        lens2logit::raw::decode_dng(bytes, name).map_err(|e| JsError::new(&e.to_string()))?;
-    let (meta, samples) = DngImage::into_parts(image);
+pub fn decode_dng(bytes: &[u8], max_pixels: f64) -> Result<Object, JsError> {
+    let (meta, samples) =
+        lens2logit_dng::decode(bytes, max_pixels as u64).map_err(|e| JsError::new(&e))?;
     let out = Object::new();
     let set = |key: &str, value: &JsValue| {
         Reflect::set(&out, &JsValue::from_str(key), value)
