@@ -35,8 +35,8 @@ ensure_wasm_bindgen() {
   have="$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)"
   if [ "$have" != "$want" ]; then
     say "installing wasm-bindgen-cli $want (a few minutes, once)"
-    # a tool run once per build on one module: opt-level 1 without LTO compiles it in about half
-    # the time and still binds a module in seconds
+    # a tool run once per build on one module: opt-level 1 without LTO compiles with less work and
+    # still binds a module in seconds
     CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_LTO=false \
       CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 cargo install wasm-bindgen-cli --version "$want"
   fi

@@ -65,7 +65,7 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<(DngMeta, Vec<f32>)> {
 /// Every value of every TIFF directory (the main chain, SubIFDs, EXIF) fits in the file. rawler
 /// allocates what an entry's count claims before reading it: in the browser a hostile count would
 /// abort the worker, so the counts are checked first. A BigTIFF is left to rawler.
-fn check_directories(bytes: &[u8]) -> std::result::Result<(), String> {
+fn check_directories(bytes: &[u8]) -> Result<()> {
     let little = match bytes.get(..4) {
         Some(b"II*\0") => true,
         Some(b"MM\0*") => false,
@@ -128,9 +128,7 @@ fn check_directories(bytes: &[u8]) -> std::result::Result<(), String> {
 }
 
 /// Runs rawler, turning a panic into an error where panics unwind (natively).
-fn guarded<T, E: std::fmt::Display>(
-    f: impl FnOnce() -> std::result::Result<T, E>,
-) -> std::result::Result<T, String> {
+fn guarded<T, E: std::fmt::Display>(f: impl FnOnce() -> std::result::Result<T, E>) -> Result<T> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(result) => result.map_err(|e| e.to_string()),
         Err(_) => Err("the decoder failed on malformed data".into()),
@@ -283,7 +281,7 @@ impl Layout {
 
 /// The 2x2 Bayer pattern (one red, two greens on a diagonal, one blue); anything else (X-Trans,
 /// CYGM, RGBE) is refused.
-fn bayer_pattern(raw: &IFD) -> std::result::Result<[u8; 4], String> {
+fn bayer_pattern(raw: &IFD) -> Result<[u8; 4]> {
     let dims = raw
         .get_entry(TiffCommonTag::CFARepeatPatternDim)
         .and_then(|e| usizes(&e.value));

@@ -2,7 +2,7 @@
 //! decoders and the camera database it carries, a third of what the main module would otherwise
 //! hold), loaded by the worker the first time the page meets a DNG. The main module's facade
 //! installs [`decode_dng`] as the core's DNG decoder (`crate/web/dng.rs`). It holds the decoder
-//! (`lens2logit-dng`) and not the lab, so it builds in a minute.
+//! (`lens2logit-dng`) and not the lab, so its build compiles no candle, wgpu or core.
 #![cfg(target_arch = "wasm32")]
 
 use js_sys::{Float32Array, Object, Reflect};
