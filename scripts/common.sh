@@ -36,9 +36,11 @@ ensure_wasm_bindgen() {
   if [ "$have" != "$want" ]; then
     say "installing wasm-bindgen-cli $want (a few minutes, once)"
     # a tool run once per build on one module: opt-level 1 without LTO compiles with less work and
-    # still binds a module in seconds
+    # still binds a module in seconds; without default features it has no TLS stack (rustls, ring's
+    # C), which its test runner does not need to drive a local ChromeDriver over http
     CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_LTO=false \
-      CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 cargo install wasm-bindgen-cli --version "$want"
+      CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 cargo install wasm-bindgen-cli --version "$want" \
+      --no-default-features
   fi
 }
 
@@ -170,41 +172,51 @@ module_threaded_glue() {
 
 # The lab log's SQL module, loaded when the SQL box is first used: SQLite's C, compiled for wasm32
 # by clang, one thread (it runs beside either main module, with a memory of its own). Its Rust and
-# its glue are steps of their own, so that serve.sh compiles while wasm-bindgen-cli installs.
+# its glue are steps of their own: serve.sh compiles the Rust at low priority from the start and
+# binds it once wasm-bindgen-cli is installed, while the page is already served. Both build in a
+# target directory of their own, so that cargo's lock on target/ never makes the server's build
+# (or --host's one-thread module) wait for them.
+LAZY_MODULES_TARGET=target/lazy-modules
 module_sql_rust() {
   ensure_apt clang
   say "building the page's SQL module (SQLite)"
-  cargo build -p lens2logit-labdb-web --lib --target wasm32-unknown-unknown --profile wasm-release
+  cargo build -p lens2logit-labdb-web --lib --target wasm32-unknown-unknown --profile wasm-release \
+    --target-dir "$LAZY_MODULES_TARGET"
 }
-module_sql_glue() { bindgen_module lens2logit_labdb_web lens2logit_labdb pkg/labdb; }
+module_sql_glue() { bindgen_module lens2logit_labdb_web lens2logit_labdb pkg/labdb "$LAZY_MODULES_TARGET"; }
 module_sql() { module_sql_rust && module_sql_glue; }
 
 # The DNG module (the decoder, rawler, without the lab), loaded the first time the page meets a
 # DNG, as the SQL module is.
 module_dng_rust() {
   say "building the page's DNG module (rawler)"
-  cargo build -p lens2logit-dng-web --lib --target wasm32-unknown-unknown --profile wasm-release
+  cargo build -p lens2logit-dng-web --lib --target wasm32-unknown-unknown --profile wasm-release \
+    --target-dir "$LAZY_MODULES_TARGET"
 }
-module_dng_glue() { bindgen_module lens2logit_dng_web lens2logit_dng pkg/dng; }
+module_dng_glue() { bindgen_module lens2logit_dng_web lens2logit_dng pkg/dng "$LAZY_MODULES_TARGET"; }
 module_dng() { module_dng_rust && module_dng_glue; }
 
 # bindgen_module CRATE NAME DIR [TARGET_DIR] [FLAGS...]: the module's JS glue into DIR, replaced;
-# kept where it is newer than cargo's module (a second serve.sh).
+# kept where it is newer than cargo's module (a second serve.sh). Written in target/glue/ first and
+# moved into place, since serve.sh binds the SQL and DNG modules while the page is served.
 bindgen_module() {
   local crate="$1" name="$2" dir="$3" target="${4:-target}"
-  local module="$target/wasm32-unknown-unknown/wasm-release/$crate.wasm"
+  local module="$target/wasm32-unknown-unknown/wasm-release/$crate.wasm" staged="target/glue/$3"
   [ "$dir/${name}_bg.wasm" -nt "$module" ] && return 0
-  rm -rf "$dir"/"$name"* "$dir"/snippets &&
-    wasm-bindgen --target web --no-typescript "${@:5}" --out-dir "$dir" --out-name "$name" "$module"
+  rm -rf "$staged" &&
+    wasm-bindgen --target web --no-typescript "${@:5}" --out-dir "$staged" --out-name "$name" "$module" &&
+    rm -rf "$dir"/"$name"* "$dir"/snippets && mkdir -p "$dir" && mv "$staged"/* "$dir"/
 }
 
 # The .br and .gz copies `lens2logit serve` sends, one process per core (a copy newer than its
-# file is kept: written through stdout, so not given the file's own time), and each module's sizes.
+# file is kept: written through stdout, so not given the file's own time; written beside and
+# renamed, so the server never sends half a copy), and each module's sizes.
 compress_pkg() {
   say "compressing the modules (brotli -q 11, gzip -9)"
   find pkg \( -name '*.wasm' -o -name '*.js' \) -print0 |
     xargs -0 -P "$(nproc)" -I{} sh -c '[ "$1.br" -nt "$1" ] && [ "$1.gz" -nt "$1" ] ||
-      { brotli -q 11 -c "$1" > "$1.br" && gzip -9 -c "$1" > "$1.gz"; }' _ {} ||
+      { brotli -q 11 -c "$1" > "$1.br.$$" && gzip -9 -c "$1" > "$1.gz.$$" &&
+        mv "$1.br.$$" "$1.br" && mv "$1.gz.$$" "$1.gz"; }' _ {} ||
     return 1
   local f
   for f in $(find pkg -name '*.wasm' | sort); do

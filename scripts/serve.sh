@@ -3,8 +3,10 @@
 # The server sends COOP/COEP, so the page it serves is cross-origin isolated and runs the threaded
 # module (?threads=1: the same module on one thread); the one-thread module is built only with
 # --host, since a page opened from another machine over plain http is not a secure context, so not
-# isolated. The threaded module builds beside the rest, as in build_page, and wasm-bindgen-cli
-# installs beside the other modules' Rust and the server (its glue steps wait for it).
+# isolated. The page is served as soon as the threaded module, its glue and the server are built.
+# The SQL and DNG modules, which the page loads on first use (the lab log's SQL box, a DNG), compile
+# at the lowest priority from the start, on what the other builds leave idle, and are bound and
+# moved into pkg/ while the page is served; until then the page names them as still being built.
 source "$(dirname "$0")/common.sh"
 
 ensure_apt brotli clang
@@ -14,19 +16,29 @@ module_threaded_rust &
 threaded=$!
 ensure_wasm_bindgen &
 bindgen=$!
-trap 'stop_job "$threaded"; stop_job "$bindgen"' EXIT
-module_sql_rust
-module_dng_rust
+(
+  renice -n 19 -p "$BASHPID" >/dev/null
+  # wasm-bindgen-cli's install is a sibling job: it is done when its process is gone
+  if module_sql_rust && module_dng_rust &&
+     { while kill -0 "$bindgen" 2>/dev/null; do sleep 1; done; } &&
+     module_sql_glue && module_dng_glue && compress_pkg; then
+    say "the SQL and DNG modules are served too"
+  else
+    say "building the SQL or DNG module failed (above): the page works, but the lab log's SQL box" \
+      "and DNG files will not until scripts/serve.sh has built them"
+  fi
+) &
+lazy=$!
+trap 'stop_job "$threaded"; stop_job "$bindgen"; stop_job "$lazy"' EXIT
 build_server
 wait "$bindgen"
-module_sql_glue
-module_dng_glue
 case " $* " in
   *" --host "* | *" --host="*) module_one_thread ;;
   *) rm -f pkg/lens2logit.js* pkg/lens2logit_bg.wasm* ;;
 esac
 wait "$threaded"
-trap - EXIT
 module_threaded_glue
 compress_pkg
-exec target/release/lens2logit-serve "$@"
+say "serving the page; the SQL and DNG modules follow when built"
+# not exec: the EXIT trap stops the SQL and DNG builds when the server stops (Ctrl-C)
+target/release/lens2logit-serve "$@"

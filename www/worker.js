@@ -15,19 +15,38 @@ let trainControl = null;
 let trainer = null;
 let labLog = null;
 
+/**
+ * A module the page loads on first use (pkg/labdb/, pkg/dng/), started. scripts/serve.sh builds
+ * these while it already serves the page, so a failed load is tried again at the next use; since
+ * some browsers keep a failed import failed for the page's life, a retry asks for a new URL.
+ */
+const lazyTries = new Map();
+async function importLazy(path) {
+  const tries = lazyTries.get(path) ?? 0;
+  try {
+    const module = await import(tries ? `${path}?try=${tries}` : path);
+    await module.default();
+    return module;
+  } catch (error) {
+    lazyTries.set(path, tries + 1);
+    throw error;
+  }
+}
+
 /** The SQL module, loaded, and the lab log's database it opens. */
 async function openLabLog() {
-  const sql = await import('./pkg/labdb/lens2logit_labdb.js');
-  await sql.default();
+  const sql = await importLazy('./pkg/labdb/lens2logit_labdb.js').catch((e) => {
+    throw new Error(`the lab log's SQL module (pkg/labdb/) could not be loaded (${e.message}): scripts/serve.sh builds it in the minutes after it starts serving the page, so ask again then; elsewhere, check that the server serves pkg/labdb/`);
+  });
   return sql.LabLog.open();
 }
 
-/** The DNG module's decoder, loaded once, when the core first needs it (crate/web/dng.rs). */
+/** The DNG module's decoder, loaded when the core first needs it (crate/web/dng.rs). */
 let dngModule = null;
 self.lens2logitDngModule = () => {
-  dngModule ??= import('./pkg/dng/lens2logit_dng.js').then(async (dng) => {
-    await dng.default();
-    return dng.decodeDng;
+  dngModule ??= importLazy('./pkg/dng/lens2logit_dng.js').then((dng) => dng.decodeDng).catch((error) => {
+    dngModule = null;
+    throw error;
   });
   return dngModule;
 };

@@ -31,8 +31,9 @@ pub(crate) async fn load_dng_decoder() -> std::result::Result<(), JsError> {
     }
     let failed = |e: JsValue| {
         JsError::new(&format!(
-            "the DNG decoder (pkg/dng/) could not be loaded: {}; reload the page, or check that \
-             the server serves pkg/dng/",
+            "the DNG decoder (pkg/dng/) could not be loaded: {}; scripts/serve.sh builds it in \
+             the minutes after it starts serving the page, so try again then; elsewhere, check \
+             that the server serves pkg/dng/",
             message(&e)
         ))
     };

@@ -6,7 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -123,4 +123,25 @@ test('the example questions answer in the page and the CLI from the same runs; w
   assert.equal(await next.getAttribute('body', 'data-sql-added'), '0');
   assert.deepEqual([...page.errors, ...tab.errors, ...next.errors], []);
   await context.close();
+});
+
+test('a SQL module not built yet (scripts/serve.sh builds it after serving the page): the box says so, and the next query loads it', async () => {
+  const pkg = mkdtempSync(join(tmpdir(), 'lens2logit-pkg-'));
+  const labdb = join(root, 'pkg', 'labdb');
+  cpSync(join(root, 'pkg'), pkg, { recursive: true, filter: (path) => !path.startsWith(labdb) });
+  const early = await startServer(['--pkg', pkg]);
+  const context = await browser.newContext({ viewport });
+  try {
+    const page = await openLab(context, early.url);
+    const before = await ask(page, 'SELECT count(*) AS n FROM runs');
+    assert.equal(before.csv, undefined);
+    assert.match(before.status, /SQL module \(pkg\/labdb\/\) could not be loaded .*scripts\/serve\.sh builds it/);
+    // serve.sh moves the module into place once built; the page is not reloaded
+    cpSync(labdb, join(pkg, 'labdb'), { recursive: true });
+    const built = await ask(page, 'SELECT count(*) AS n FROM runs');
+    assert.equal(built.csv, 'n\n0\n', built.status);
+  } finally {
+    await context.close();
+    early.stop();
+  }
 });
