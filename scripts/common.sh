@@ -107,6 +107,18 @@ write_pretrained_references() {
   export LENS2LOGIT_PRETRAINED="$out"
 }
 
+# The float32 accuracy draws of the parametrized ISP (tests/reference/isp_numerics.py): 76 MB of
+# inputs and float64 gradients, written once per change of the script.
+write_isp_numerics_reference() {
+  local out="$ROOT/target/references/isp_numerics.safetensors"
+  if [ ! -f "$out" ] || [ "$ROOT/tests/reference/isp_numerics.py" -nt "$out" ] ||
+     [ "$ROOT/tests/reference/param_isp.py" -nt "$out" ]; then
+    say "writing the parametrized ISP's float64 gradient draws into $out"
+    "$LENS2LOGIT_PYTHON" "$ROOT/tests/reference/isp_numerics.py" --out "$out"
+  fi
+  export LENS2LOGIT_ISP_NUMERICS="$out"
+}
+
 # The two real demo tiles live beside the checkout in ../shared (never copied in). A clone made
 # elsewhere (CI) finds them beside the repository it was cloned from.
 find_demo_data() {

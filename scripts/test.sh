@@ -10,6 +10,7 @@ ensure_wasm_bindgen
 ensure_npm_packages
 ensure_python_references
 write_pretrained_references
+write_isp_numerics_reference
 find_demo_data
 
 # lavapipe is the native GPU adapter here: without one the GPU tests fail (never skip).

@@ -28,11 +28,27 @@ pub fn conv2d_same(x: &Tensor, w: &Tensor, padding: Padding) -> Result<Tensor> {
 
 /// Arithmetic the kernels need, for f32 and f64.
 trait Float:
-    Copy + Default + Send + Sync + std::ops::Mul<Output = Self> + std::ops::AddAssign + PartialEq
+    Copy
+    + Default
+    + Send
+    + Sync
+    + std::ops::Mul<Output = Self>
+    + std::ops::AddAssign
+    + PartialEq
+    + Into<f64>
 {
+    fn from_f64(x: f64) -> Self;
 }
-impl Float for f32 {}
-impl Float for f64 {}
+impl Float for f32 {
+    fn from_f64(x: f64) -> Self {
+        x as f32
+    }
+}
+impl Float for f64 {
+    fn from_f64(x: f64) -> Self {
+        x
+    }
+}
 
 fn reflect(i: isize, n: usize) -> usize {
     let n = n as isize;
@@ -210,15 +226,17 @@ fn weight_grad<T: Float>(g: &[T], x: &[T], d: Dims, padding: Padding) -> Vec<T> 
                 (j / d.k) % d.k,
                 j % d.k,
             );
-            let mut acc = T::default();
+            // a sum over every pixel of the batch: the rows' dot products add up in f64, since a
+            // long f32 running sum loses digits where batch norm makes its terms cancel
+            let mut acc = 0f64;
             for bi in 0..d.b {
                 let g_plane = &g[(bi * d.cout + ko) * hw..(bi * d.cout + ko + 1) * hw];
                 let src = &padded[bi * d.cin + c];
                 for (y, g_row) in g_plane.chunks_exact(d.w).enumerate() {
-                    acc += dot(g_row, &src[(y + ty) * pw + tx..(y + ty) * pw + tx + d.w]);
+                    acc += dot(g_row, &src[(y + ty) * pw + tx..(y + ty) * pw + tx + d.w]).into();
                 }
             }
-            acc
+            T::from_f64(acc)
         })
         .collect()
 }

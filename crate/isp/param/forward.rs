@@ -59,13 +59,22 @@ pub fn forward(
     let to_yuv = matrix(&RGB_TO_YUV, dtype, device)?;
     let to_rgb = matrix(&yuv_to_rgb(), dtype, device)?;
 
-    let mosaic = scatter_mosaic(raw, params.black_level())?;
+    // A parameter's gradient sums over every pixel of the batch, and candle's sums run in the
+    // tensor's dtype, one after another: where the black level, white balance and colour matrix
+    // meet the image the ops run in f64, so those long sums keep their digits where batch norm
+    // makes their terms cancel (the convolutions' weight gradients add up in f64 too).
+    let wide = |t: &Tensor| t.to_dtype(DType::F64);
+    let mosaic = scatter_mosaic(&wide(raw)?, &wide(params.black_level())?)?.to_dtype(dtype)?;
     let demosaic = tap(
         conv2d_same(&mosaic, params.debayer(), Padding::Reflect)?,
         &mut taps,
     )?;
-    let balanced = demosaic.broadcast_mul(&params.white_balance().reshape((1, 3, 1, 1))?)?;
-    let corrected = tap(mix(params.colour_correction(), &balanced)?, &mut taps)?;
+    let balanced =
+        wide(&demosaic)?.broadcast_mul(&wide(params.white_balance())?.reshape((1, 3, 1, 1))?)?;
+    let corrected = tap(
+        mix(&wide(params.colour_correction())?, &balanced)?.to_dtype(dtype)?,
+        &mut taps,
+    )?;
 
     let yuv = mix(&to_yuv, &corrected)?;
     let y = conv2d_same(

@@ -90,10 +90,13 @@ impl CustomOp2 for ClipGamma {
                     .to_vec1::<f64>()?[0],
             },
         )?;
-        // d/dgamma exp(log(c) / gamma) = -out log(c) / gamma^2, summed against the gradient
-        let c = x.clamp(CLIP_MIN, CLIP_MAX)?;
-        let g_gamma =
-            (grad.mul(out)?.mul(&c.log()?)?.sum_all()? * -1.0)?.broadcast_div(&gamma.sqr()?)?;
+        // d/dgamma exp(log(c) / gamma) = -out log(c) / gamma^2, summed against the gradient over
+        // every pixel of the batch: in f64, as the ISP's other parameter gradients
+        let wide = |t: &Tensor| t.to_dtype(candle_core::DType::F64);
+        let c = wide(x)?.clamp(CLIP_MIN, CLIP_MAX)?;
+        let g_gamma = (wide(grad)?.mul(&wide(out)?)?.mul(&c.log()?)?.sum_all()? * -1.0)?
+            .to_dtype(gamma.dtype())?
+            .broadcast_div(&gamma.sqr()?)?;
         Ok((Some(g_x), Some(g_gamma.reshape(gamma.shape())?)))
     }
 }
