@@ -217,7 +217,8 @@ bindgen_module() {
   [ "$dir/${name}_bg.wasm" -nt "$module" ] && return 0
   rm -rf "$staged" &&
     wasm-bindgen --target web --no-typescript "${@:5}" --out-dir "$staged" --out-name "$name" "$module" &&
-    rm -rf "$dir"/"$name"* "$dir"/snippets && mkdir -p "$dir" && mv "$staged"/* "$dir"/
+    rm -rf "$dir"/"$name"* "$dir"/snippets && mkdir -p "$dir" && mv "$staged"/* "$dir"/ &&
+    rmdir "$staged"
 }
 
 # The .br and .gz copies `lens2logit serve` sends, one process per core (a copy newer than its

@@ -39,6 +39,6 @@ esac
 wait "$threaded"
 module_threaded_glue
 compress_pkg
-say "serving the page; the SQL and DNG modules follow when built"
+say "serving the page"
 # not exec: the EXIT trap stops the SQL and DNG builds when the server stops (Ctrl-C)
 target/release/lens2logit-serve "$@"
