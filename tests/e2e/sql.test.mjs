@@ -6,11 +6,11 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { launch, openLab, root, runSession, startServer, viewport } from './harness.mjs';
+import { launch, openLab, root, runSession, shot, startServer, viewport } from './harness.mjs';
 
 const cli = join(root, 'target', 'release', 'lens2logit');
 let server;
@@ -135,6 +135,7 @@ test('a SQL module not built yet (scripts/serve.sh builds it after serving the p
     const page = await openLab(context, early.url);
     const before = await ask(page, 'SELECT count(*) AS n FROM runs');
     assert.equal(before.csv, undefined);
+    await shot(page, 'sql-module-not-built');
     assert.match(before.status, /SQL module \(pkg\/labdb\/\) could not be loaded .*scripts\/serve\.sh builds it/);
     // serve.sh moves the module into place once built; the page is not reloaded
     cpSync(labdb, join(pkg, 'labdb'), { recursive: true });
@@ -143,5 +144,6 @@ test('a SQL module not built yet (scripts/serve.sh builds it after serving the p
   } finally {
     await context.close();
     early.stop();
+    rmSync(pkg, { recursive: true, force: true });
   }
 });
