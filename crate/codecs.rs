@@ -88,7 +88,8 @@ pub fn read_npy(bytes: &[u8], name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
     Ok((shape, c_order))
 }
 
-/// A C-order float32 .npy of the given shape.
+/// A C-order float32 .npy of the given shape: npyz writes the header, the values follow as one
+/// little-endian block (npyz's writer takes them one by one: a quarter of `views --all`'s time).
 pub fn npy_f32(shape: &[usize], data: &[f32]) -> Result<Vec<u8>> {
     use npyz::WriterBuilder;
     let expected: usize = shape.iter().product();
@@ -100,15 +101,14 @@ pub fn npy_f32(shape: &[usize], data: &[f32]) -> Result<Vec<u8>> {
     }
     let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
     let mut out = Vec::with_capacity(data.len() * 4 + 128);
-    let io = |e: std::io::Error| Error::io("writing .npy", e);
-    let mut writer = npyz::WriteOptions::new()
-        .default_dtype()
+    let little_endian_f32 = npyz::DType::Plain("<f4".parse().expect("a valid type string"));
+    npyz::WriteOptions::new_header_only()
+        .dtype(little_endian_f32)
         .shape(&shape)
         .writer(&mut out)
-        .begin_nd()
-        .map_err(io)?;
-    writer.extend(data.iter().copied()).map_err(io)?;
-    writer.finish().map_err(io)?;
+        .write_header_only()
+        .map_err(|e| Error::io("writing .npy", e))?;
+    out.extend(data.iter().flat_map(|v| v.to_le_bytes()));
     Ok(out)
 }
 
@@ -200,6 +200,22 @@ pub fn csv_records(bytes: &[u8], file: &str) -> Result<Vec<(u64, csv::StringReco
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn npy_f32_is_byte_for_byte_npyzs_own_writer() {
+        use npyz::WriterBuilder;
+        let data: Vec<f32> = (0..2 * 3 * 5).map(|i| i as f32 * -0.37 + 1e-30).collect();
+        let mut theirs = Vec::new();
+        let mut writer = npyz::WriteOptions::new()
+            .default_dtype()
+            .shape(&[2, 3, 5])
+            .writer(&mut theirs)
+            .begin_nd()
+            .unwrap();
+        writer.extend(data.iter().copied()).unwrap();
+        writer.finish().unwrap();
+        assert_eq!(npy_f32(&[2, 3, 5], &data).unwrap(), theirs);
+    }
 
     #[test]
     fn a_field_with_a_comma_and_a_quote_round_trips_through_csv() {

@@ -1,9 +1,10 @@
 // Benchmarks (never a timed test): each runs the reference and ours in the same session and prints
-// the ratios. `node tests/bench/run.mjs [static_views]` after scripts/serve.sh has built pkg/ and
+// the ratios. `node tests/bench/run.mjs [static_views|views_dir]` after scripts/serve.sh has built pkg/ and
 // the CLI. Figures depend on the machine: compare ratios, not seconds.
 
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inWorker, launch, root, startServer } from '../e2e/harness.mjs';
 
@@ -74,6 +75,42 @@ const benches = {
       console.log(`  ${name.padEnd(44)} ${(s * 1000).toFixed(2).padStart(8)} ms   ${(p / s).toFixed(1).padStart(6)}x`);
     }
   },
+};
+
+// `views DIR --all` on 16 tiles against the Python reference doing the same (every view written as
+// .npy), each timed as a whole process, as a user runs it: the median of 5 runs.
+benches.views_dir = async function viewsDir() {
+  const work = mkdtempSync(join(tmpdir(), 'views-dir-'));
+  const tiles = join(work, 'tiles');
+  execFileSync('mkdir', [tiles]);
+  for (let i = 1; i <= 16; i++) copyFileSync(join(demo, 'micro.png'), join(tiles, `t${String(i).padStart(2, '0')}.png`));
+  const cli = join(root, 'target', 'release', 'lens2logit');
+  const commands = {
+    'Python (numpy, scipy, colour-demosaicing)': [python, ['tests/reference/static_views.py', '--views-dir', tiles]],
+    native: [cli, ['views', tiles, '--camera', 'microscopy', '--all', '--out']],
+  };
+  const seconds = {};
+  for (const [name, [cmd, args]] of Object.entries(commands)) {
+    const times = [];
+    for (let run = 0; run < 5; run++) {
+      const out = join(work, 'out');
+      rmSync(out, { recursive: true, force: true });
+      const start = process.hrtime.bigint();
+      const done = spawnSync(cmd, [...args, out], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
+      times.push(Number(process.hrtime.bigint() - start) / 1e9);
+      if (done.status !== 0) throw new Error(`${name} failed: ${done.stderr}`);
+      const written = readdirSync(out).flatMap((t) => readdirSync(join(out, t))).length;
+      if (written !== 16 * 12) throw new Error(`${name} wrote ${written} files, not 192`);
+    }
+    times.sort((a, b) => a - b);
+    seconds[name] = times[2];
+  }
+  rmSync(work, { recursive: true, force: true });
+  const p = seconds['Python (numpy, scipy, colour-demosaicing)'];
+  console.log('12 views of 16 256x256 tiles written as .npy, whole process (median of 5):');
+  for (const [name, s] of Object.entries(seconds)) {
+    console.log(`  ${name.padEnd(44)} ${(s * 1000).toFixed(0).padStart(8)} ms   ${(p / s).toFixed(1).padStart(6)}x`);
+  }
 };
 
 benches.param_isp = async function paramIsp() {

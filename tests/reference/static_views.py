@@ -2,6 +2,7 @@
 
     python3 tests/reference/static_views.py            # writes tests/golden/static_*.npz
     python3 tests/reference/static_views.py --bench 20 # times all 12 views of one 256x256 tile
+    python3 tests/reference/static_views.py --views-dir TILES OUT  # `lens2logit views TILES --all`
 
 Requires numpy, scipy and colour-demosaicing from PyPI. scikit-image 0.18's unsharp_mask is
 emulated below (recent scikit-image changed its behaviour): with multichannel=True on the 2-D Y
@@ -149,12 +150,28 @@ def bench(repeats):
     print(json.dumps({"python_all_12_views_s": float(np.median(times)), "repeats": repeats}))
 
 
+def views_dir(tiles, out):
+    """What `lens2logit views TILES --camera microscopy --all --out OUT` does, as the paper's code
+    would: every PNG tile's 12 views as float32 (H, W, 3) .npy files in OUT/<tile>/<view>.npy."""
+    camera = CAMERAS["microscopy"]
+    for path in sorted(tiles.glob("*.png")):
+        raw = np.asarray(Image.open(path))[:, :, 0].astype(np.float64) / 255.0
+        folder = out / path.stem
+        folder.mkdir(parents=True)
+        for view in VIEWS:
+            np.save(folder / f"{'-'.join(view)}.npy", process(raw, camera, *view).astype(np.float32))
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--bench", type=int, default=0, help="time all 12 views N times instead")
+    parser.add_argument("--views-dir", type=pathlib.Path, nargs=2, metavar=("TILES", "OUT"),
+                        help="write every tile's 12 views as .npy instead")
     parser.add_argument("--out", type=pathlib.Path, default=ROOT / "tests" / "golden")
     args = parser.parse_args()
-    if args.bench:
+    if args.views_dir:
+        views_dir(*args.views_dir)
+    elif args.bench:
         bench(args.bench)
     else:
         write_golden(args.out)
