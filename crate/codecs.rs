@@ -101,9 +101,8 @@ pub fn npy_f32(shape: &[usize], data: &[f32]) -> Result<Vec<u8>> {
     }
     let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
     let mut out = Vec::with_capacity(data.len() * 4 + 128);
-    let little_endian_f32 = npyz::DType::Plain("<f4".parse().expect("a valid type string"));
     npyz::WriteOptions::new_header_only()
-        .dtype(little_endian_f32)
+        .dtype(<f32 as npyz::AutoSerialize>::default_dtype())
         .shape(&shape)
         .writer(&mut out)
         .write_header_only()

@@ -98,10 +98,14 @@ def process(raw, camera, debayer, sharpening, denoising, gamma=2.2):
     return img ** (1.0 / gamma)
 
 
+def png_tile(path):
+    """Channel 0 of a tile PNG / 255, as the lab decodes it."""
+    return np.asarray(Image.open(path))[:, :, 0].astype(np.float64) / 255.0
+
+
 def demo_tile(name, y, x, size=48):
-    """Channel 0 of a demo PNG / 255, cropped at an even offset (keeps the RGGB phase)."""
-    full = np.asarray(Image.open(DEMO / f"{name}.png"))[:, :, 0].astype(np.float64) / 255.0
-    return full[y:y + size, x:x + size]
+    """A demo tile, cropped at an even offset (keeps the RGGB phase)."""
+    return png_tile(DEMO / f"{name}.png")[y:y + size, x:x + size]
 
 
 def synthetic_tile(height=40, width=56, seed=0):
@@ -155,7 +159,7 @@ def views_dir(tiles, out):
     would: every PNG tile's 12 views as float32 (H, W, 3) .npy files in OUT/<tile>/<view>.npy."""
     camera = CAMERAS["microscopy"]
     for path in sorted(tiles.glob("*.png")):
-        raw = np.asarray(Image.open(path))[:, :, 0].astype(np.float64) / 255.0
+        raw = png_tile(path)
         folder = out / path.stem
         folder.mkdir(parents=True)
         for view in VIEWS:
