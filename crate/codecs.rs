@@ -88,9 +88,17 @@ pub fn read_npy(bytes: &[u8], name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
     Ok((shape, c_order))
 }
 
-/// A C-order float32 .npy of the given shape: npyz writes the header, the values follow as one
-/// little-endian block (npyz's writer takes them one by one: a quarter of `views --all`'s time).
+/// A C-order float32 .npy of the given shape, in memory.
 pub fn npy_f32(shape: &[usize], data: &[f32]) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(data.len() * 4 + 128);
+    write_npy_f32(&mut out, shape, data)?;
+    Ok(out)
+}
+
+/// Writes a C-order float32 .npy of the given shape to `out`: npyz writes the header, the values
+/// follow in little-endian blocks (npyz's writer takes them one by one: a quarter of
+/// `views --all`'s time), so a file needs no copy of the whole array in memory.
+pub fn write_npy_f32(out: &mut impl std::io::Write, shape: &[usize], data: &[f32]) -> Result<()> {
     use npyz::WriterBuilder;
     let expected: usize = shape.iter().product();
     if expected != data.len() {
@@ -100,15 +108,21 @@ pub fn npy_f32(shape: &[usize], data: &[f32]) -> Result<Vec<u8>> {
         )));
     }
     let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
-    let mut out = Vec::with_capacity(data.len() * 4 + 128);
+    let failed = |e| Error::io("writing .npy", e);
     npyz::WriteOptions::new_header_only()
         .dtype(<f32 as npyz::AutoSerialize>::default_dtype())
         .shape(&shape)
-        .writer(&mut out)
+        .writer(&mut *out)
         .write_header_only()
-        .map_err(|e| Error::io("writing .npy", e))?;
-    out.extend(data.iter().flat_map(|v| v.to_le_bytes()));
-    Ok(out)
+        .map_err(failed)?;
+    const BLOCK: usize = 16 * 1024;
+    let mut bytes = Vec::with_capacity(BLOCK * 4);
+    for block in data.chunks(BLOCK) {
+        bytes.clear();
+        bytes.extend(block.iter().flat_map(|v| v.to_le_bytes()));
+        out.write_all(&bytes).map_err(failed)?;
+    }
+    Ok(())
 }
 
 /// An 8-bit PNG of interleaved pixels with `channels` per pixel (3: RGB, 4: RGBA).

@@ -11,13 +11,13 @@ use rayon::prelude::*;
 
 use lens2logit::codecs;
 use lens2logit::isp::static_pipeline::{
-    render_all, Debayer, Denoising, RgbImage, Sharpening, View,
+    render_each, Debayer, Denoising, RgbImage, Sharpening, View,
 };
 use lens2logit::raw::cut::centre_tile;
 use lens2logit::raw::intensity::scale_intensity;
 use lens2logit::raw::{decode_dng, decode_tile, CameraParams, RawTile};
 
-use crate::common::{load_camera, read_file, write_file, write_folder, EMPTY};
+use crate::common::{load_camera, read_file, write_folder, EMPTY};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Format {
@@ -63,16 +63,22 @@ impl Format {
         }
     }
 
-    fn encode(self, image: &RgbImage) -> lens2logit::Result<Vec<u8>> {
+    /// Writes `image` to `path`: a .npy straight from the image's values, a PNG encoded first.
+    fn write(self, image: &RgbImage, path: &Path) -> lens2logit::Result<()> {
+        let failed = |e| lens2logit::Error::io(format!("cannot write {}", path.display()), e);
         match self {
-            Format::Npy => codecs::npy_f32(&[image.height, image.width, 3], &image.data),
+            Format::Npy => {
+                let mut file = std::fs::File::create(path).map_err(failed)?;
+                codecs::write_npy_f32(&mut file, &[image.height, image.width, 3], &image.data)
+            }
             Format::Png => {
                 let rgb: Vec<u8> = image
                     .data
                     .iter()
                     .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
                     .collect();
-                codecs::png8(image.width, image.height, 3, &rgb)
+                let png = codecs::png8(image.width, image.height, 3, &rgb)?;
+                std::fs::write(path, png).map_err(failed)
             }
         }
     }
@@ -147,22 +153,20 @@ fn process(input: &Path, target: &Path, job: &Job) -> Result<(), String> {
     } else {
         tile
     };
-    let images =
-        render_all(&tile, &camera, views).map_err(|e| format!("{}: {e}", input.display()))?;
     if all {
         std::fs::create_dir_all(target)
             .map_err(|e| format!("cannot create {}: {e}", target.display()))?;
     }
-    for (view, image) in views.iter().zip(&images) {
-        let bytes = format.encode(image).map_err(|e| e.to_string())?;
+    // each view is written as soon as it is rendered: a tile's 12 views are never all in memory
+    render_each(&tile, &camera, views, |i, image| {
         let path = if all {
-            target.join(format!("{view}.{}", format.extension()))
+            target.join(format!("{}.{}", views[i], format.extension()))
         } else {
             target.to_path_buf()
         };
-        write_file(&path, &bytes)?;
-    }
-    Ok(())
+        format.write(&image, &path)
+    })
+    .map_err(|e| format!("{}: {e}", input.display()))
 }
 
 pub fn run(args: ViewsArgs) -> Result<(), String> {

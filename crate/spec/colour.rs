@@ -42,6 +42,11 @@ pub fn invert3(m: &[[f64; 3]; 3]) -> Option<[[f64; 3]; 3]> {
     Some(inv)
 }
 
+/// `a * b`.
+pub fn matmul3(a: &[[f64; 3]; 3], b: &[[f64; 3]; 3]) -> [[f64; 3]; 3] {
+    std::array::from_fn(|r| std::array::from_fn(|c| (0..3).map(|k| a[r][k] * b[k][c]).sum()))
+}
+
 /// `m * v`.
 #[inline]
 pub fn apply3(m: &[[f64; 3]; 3], v: [f64; 3]) -> [f64; 3] {

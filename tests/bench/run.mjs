@@ -78,7 +78,7 @@ const benches = {
 };
 
 // `views DIR --all` on 16 tiles against the Python reference doing the same (every view written as
-// .npy), each timed as a whole process, as a user runs it: the median of 5 runs.
+// .npy), each timed as a whole process, as a user runs it: the median of 7 runs.
 benches.views_dir = async function viewsDir() {
   const work = mkdtempSync(join(tmpdir(), 'views-dir-'));
   const tiles = join(work, 'tiles');
@@ -89,25 +89,27 @@ benches.views_dir = async function viewsDir() {
     'Python (numpy, scipy, colour-demosaicing)': [python, ['tests/reference/static_views.py', '--views-dir', tiles]],
     native: [cli, ['views', tiles, '--camera', 'microscopy', '--all', '--out']],
   };
-  const seconds = {};
-  for (const [name, [cmd, args]] of Object.entries(commands)) {
-    const times = [];
-    for (let run = 0; run < 5; run++) {
+  // the two sides take turns, so that a slower spell of a shared machine falls on both
+  const times = Object.fromEntries(Object.keys(commands).map((name) => [name, []]));
+  for (let run = 0; run < 7; run++) {
+    for (const [name, [cmd, args]] of Object.entries(commands)) {
       const out = join(work, 'out');
       rmSync(out, { recursive: true, force: true });
       const start = process.hrtime.bigint();
       const done = spawnSync(cmd, [...args, out], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
-      times.push(Number(process.hrtime.bigint() - start) / 1e9);
+      times[name].push(Number(process.hrtime.bigint() - start) / 1e9);
       if (done.status !== 0) throw new Error(`${name} failed: ${done.stderr}`);
       const written = readdirSync(out).flatMap((t) => readdirSync(join(out, t))).length;
       if (written !== 16 * 12) throw new Error(`${name} wrote ${written} files, not 192`);
     }
-    times.sort((a, b) => a - b);
-    seconds[name] = times[times.length >> 1];
   }
+  const seconds = Object.fromEntries(Object.entries(times).map(([name, t]) => {
+    t.sort((a, b) => a - b);
+    return [name, t[t.length >> 1]];
+  }));
   rmSync(work, { recursive: true, force: true });
   const p = seconds['Python (numpy, scipy, colour-demosaicing)'];
-  console.log('12 views of 16 256x256 tiles written as .npy, whole process (median of 5):');
+  console.log('12 views of 16 256x256 tiles written as .npy, whole process (median of 7, taking turns):');
   for (const [name, s] of Object.entries(seconds)) {
     console.log(`  ${name.padEnd(44)} ${(s * 1000).toFixed(0).padStart(8)} ms   ${(p / s).toFixed(1).padStart(6)}x`);
   }

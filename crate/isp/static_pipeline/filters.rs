@@ -41,41 +41,73 @@ pub fn flipped(taps: &[Tap]) -> Vec<Tap> {
 }
 
 /// out[y, x] = sum over taps of w * in[y + dy, x + dx], borders per `border`.
+///
+/// Row by row, tap by tap over the whole row: a multiply-add over contiguous slices that
+/// vectorises, with the row in cache across its taps. Source rows and the columns near the edges
+/// go through `border`, so no padded copy of the plane is made. The first tap writes (the sum's
+/// order, and so every bit, is that of a zeroed row accumulating every tap).
 pub fn correlate(plane: &Plane, taps: &[Tap], border: Border) -> Plane {
-    let ry = taps.iter().map(|t| t.dy.unsigned_abs()).max().unwrap_or(0);
+    let (w, h) = (plane.width, plane.height);
     let rx = taps.iter().map(|t| t.dx.unsigned_abs()).max().unwrap_or(0);
-    let padded = plane.padded(ry, rx, border);
-    let (w, h, pw) = (plane.width, plane.height, padded.width);
-    let source = |y: usize, tap: &Tap| {
-        let (sy, ox) = (
-            (y as isize + ry as isize + tap.dy) as usize,
-            (rx as isize + tap.dx) as usize,
-        );
-        &padded.data[sy * pw + ox..sy * pw + ox + w]
-    };
-    // Row by row, tap by tap over the whole row: a multiply-add over contiguous slices that
-    // vectorises, with the row in cache across its taps; the first tap writes (the sum's order,
-    // and so every bit, is that of a zeroed row accumulating every tap).
+    // columns [inner_start, inner_end) read every tap inside the row
+    let inner_start = rx.min(w);
+    let inner_end = w.saturating_sub(rx).max(inner_start);
     let mut data = Vec::with_capacity(w * h);
+    let mut acc = vec![0.0; w];
     for y in 0..h {
-        let start = data.len();
-        match taps.split_first() {
-            None => data.resize(start + w, 0.0),
-            Some((first, rest)) => {
-                data.extend(source(y, first).iter().map(|s| first.w * s));
-                let dst = &mut data[start..];
-                for tap in rest {
-                    for (d, s) in dst.iter_mut().zip(source(y, tap)) {
-                        *d += tap.w * s;
-                    }
+        for (k, tap) in taps.iter().enumerate() {
+            let row = border
+                .source(y as isize + tap.dy, h)
+                .map(|sy| &plane.data[sy * w..(sy + 1) * w]);
+            match (k, row) {
+                (0, None) => acc.fill(0.0),
+                (_, None) => {}
+                (0, Some(row)) => {
+                    accumulate::<false>(&mut acc, row, tap, border, inner_start..inner_end)
+                }
+                (_, Some(row)) => {
+                    accumulate::<true>(&mut acc, row, tap, border, inner_start..inner_end)
                 }
             }
         }
+        data.extend_from_slice(&acc);
     }
     Plane {
         width: w,
         height: h,
         data,
+    }
+}
+
+/// `acc[x] (+)= tap.w * row[x + tap.dx]` over a row: the columns in `inner` straight from the row,
+/// the rest through `border`.
+#[inline]
+fn accumulate<const ADD: bool>(
+    acc: &mut [f64],
+    row: &[f64],
+    tap: &Tap,
+    border: Border,
+    inner: std::ops::Range<usize>,
+) {
+    let put = |a: &mut f64, v: f64| {
+        if ADD {
+            *a += v;
+        } else {
+            *a = v;
+        }
+    };
+    if !inner.is_empty() {
+        let shifted = &row[(inner.start as isize + tap.dx) as usize..][..inner.len()];
+        for (a, s) in acc[inner.clone()].iter_mut().zip(shifted) {
+            put(a, tap.w * s);
+        }
+    }
+    let w = row.len();
+    for x in (0..inner.start).chain(inner.end..w) {
+        let v = border
+            .source(x as isize + tap.dx, w)
+            .map_or(0.0, |sx| row[sx]);
+        put(&mut acc[x], tap.w * v);
     }
 }
 
@@ -124,13 +156,19 @@ pub fn gaussian_kernel(sigma: f64, truncate: f64) -> Vec<f64> {
 /// scipy.ndimage.gaussian_filter with a sigma per axis (0 leaves that axis alone), mode 'reflect',
 /// truncate 4: axis 0 first, then axis 1, as scipy does.
 pub fn gaussian_filter(plane: &Plane, sigma: [f64; 2]) -> Plane {
-    let mut out = plane.clone();
+    let mut out: Option<Plane> = None;
     for (axis, &s) in sigma.iter().enumerate() {
         if s > 0.0 {
-            out = correlate1d(&out, &gaussian_kernel(s, 4.0), axis, Border::Reflect);
+            let input = out.as_ref().unwrap_or(plane);
+            out = Some(correlate1d(
+                input,
+                &gaussian_kernel(s, 4.0),
+                axis,
+                Border::Reflect,
+            ));
         }
     }
-    out
+    out.unwrap_or_else(|| plane.clone())
 }
 
 /// scipy.ndimage.median_filter(plane, size=3), mode 'reflect'.
@@ -138,20 +176,33 @@ pub fn gaussian_filter(plane: &Plane, sigma: [f64; 2]) -> Plane {
 /// Each column of three is sorted once; the median of nine is then the median of (largest low,
 /// middle of middles, smallest high) over three neighbouring columns, which is exact.
 pub fn median3x3(plane: &Plane) -> Plane {
-    let padded = plane.padded(1, 1, Border::Reflect);
-    let (w, pw) = (plane.width, padded.width);
-    let mut out = Plane::zeros(w, plane.height);
-    let (mut lo, mut mid, mut hi) = (vec![0.0; pw], vec![0.0; pw], vec![0.0; pw]);
+    let (w, h) = (plane.width, plane.height);
+    let mut out = Plane::zeros(w, h);
+    // sorted columns at x - 1 for x in 0 ..= w + 1: the two edge columns per 'reflect'
+    let (mut lo, mut mid, mut hi) = (vec![0.0; w + 2], vec![0.0; w + 2], vec![0.0; w + 2]);
+    let edges = [0, w + 1].map(|x| {
+        let source = Border::Reflect.source(x as isize - 1, w);
+        (x, source.map_or(x, |s| s + 1))
+    });
+    let row_at = |y: isize| {
+        let sy = Border::Reflect.source(y, h).unwrap_or(0);
+        &plane.data[sy * w..(sy + 1) * w]
+    };
     for (y, dst) in out.data.chunks_exact_mut(w).enumerate() {
-        let rows = [0, 1, 2].map(|k| &padded.data[(y + k) * pw..(y + k + 1) * pw]);
-        for x in 0..pw {
+        let rows = [-1, 0, 1].map(|d| row_at(y as isize + d));
+        for x in 0..w {
             let (a, b, c) = (rows[0][x], rows[1][x], rows[2][x]);
             let (a, b) = (a.min(b), a.max(b));
             let (b, c) = (b.min(c), b.max(c));
             let (a, b) = (a.min(b), a.max(b));
-            lo[x] = a;
-            mid[x] = b;
-            hi[x] = c;
+            lo[x + 1] = a;
+            mid[x + 1] = b;
+            hi[x + 1] = c;
+        }
+        for (x, source) in edges {
+            lo[x] = lo[source];
+            mid[x] = mid[source];
+            hi[x] = hi[source];
         }
         for (x, d) in dst.iter_mut().enumerate() {
             let max_lo = lo[x].max(lo[x + 1]).max(lo[x + 2]);
@@ -207,6 +258,48 @@ mod tests {
             correlate1d(&p, &k, 1, Border::Zero).data,
             vec![0.0, 2.0, 1.0, 0.0, 0.0]
         );
+    }
+
+    #[test]
+    fn correlation_equals_its_definition_at_every_border() {
+        // a plane narrower than the taps reach, so that periodic extension is exercised too
+        let p = Plane::from_fn(5, 4, |y, x| ((y * 5 + x) * 37 % 11) as f64 - 3.5);
+        let taps = [
+            Tap {
+                dy: 0,
+                dx: 0,
+                w: 0.5,
+            },
+            Tap {
+                dy: -1,
+                dx: 3,
+                w: -1.25,
+            },
+            Tap {
+                dy: 2,
+                dx: -6,
+                w: 0.75,
+            },
+            Tap {
+                dy: -5,
+                dx: 1,
+                w: 2.0,
+            },
+        ];
+        for border in [Border::Reflect, Border::Mirror, Border::Zero] {
+            let out = correlate(&p, &taps, border);
+            for y in 0..4 {
+                for x in 0..5 {
+                    let expected = taps.iter().fold(0.0, |sum, t| {
+                        let sy = border.source(y as isize + t.dy, 4);
+                        let sx = border.source(x as isize + t.dx, 5);
+                        let v = sy.zip(sx).map_or(0.0, |(sy, sx)| p.at(sy, sx));
+                        sum + t.w * v
+                    });
+                    assert_eq!(out.at(y, x), expected, "{border:?} at {y},{x}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -15,11 +15,13 @@ pub use gamma::GammaEncoder;
 pub use plane::{Border, Plane};
 pub use view::{Debayer, Denoising, Sharpening, View};
 
+use std::sync::{Mutex, PoisonError};
+
 use rayon::prelude::*;
 
 use crate::raw::{BayerSite, CameraParams, RawTile};
-use crate::spec::colour::{mat3, yuv_to_rgb, RGB_TO_YUV};
-use crate::Result;
+use crate::spec::colour::{mat3, matmul3, yuv_to_rgb, RGB_TO_YUV};
+use crate::{Error, Result};
 
 /// Three planes: R, G, B (or Y, U, V).
 pub type Planes = [Plane; 3];
@@ -82,9 +84,13 @@ pub fn subtract_black_level(tile: &RawTile, camera: &CameraParams) -> Plane {
         height: tile.height(),
         data: tile
             .data()
-            .iter()
+            .chunks_exact(w)
             .enumerate()
-            .map(|(i, &v)| v as f64 - camera.black_level[BayerSite::at(i / w, i % w).index()])
+            .flat_map(|(y, row)| {
+                row.iter()
+                    .enumerate()
+                    .map(move |(x, &v)| v as f64 - camera.black_level[BayerSite::at(y, x).index()])
+            })
             .collect(),
     }
 }
@@ -142,6 +148,18 @@ fn to_yuv(rgb: &Planes) -> Planes {
     transform([&rgb[0], &rgb[1], &rgb[2]], &RGB_TO_YUV)
 }
 
+/// White balance, colour correction and the change to YUV as one matrix, in one pass over the
+/// pixels: all that rendering needs of those three stages (the stage stepper keeps each of them).
+fn to_yuv_corrected(rgb: &Planes, camera: &CameraParams) -> Planes {
+    let corrected = mat3(&camera.colour_matrix);
+    let balanced_then_corrected: [[f64; 3]; 3] =
+        std::array::from_fn(|r| std::array::from_fn(|c| corrected[r][c] * camera.white_balance[c]));
+    transform(
+        [&rgb[0], &rgb[1], &rgb[2]],
+        &matmul3(&RGB_TO_YUV, &balanced_then_corrected),
+    )
+}
+
 /// RGB from a filtered Y and the untouched U and V.
 fn with_y(y: &Plane, yuv: &Planes) -> Planes {
     transform([y, &yuv[1], &yuv[2]], &yuv_to_rgb())
@@ -191,11 +209,32 @@ pub fn render(tile: &RawTile, camera: &CameraParams, view: View) -> Result<RgbIm
     Ok(render_all(tile, camera, &[view])?.remove(0))
 }
 
-/// Several views of one tile, in the order asked. What views share (the demosaicing with colour
-/// correction, the sharpening) is computed once; the rest runs as nested parallel tasks natively,
-/// so the cheap demosaicings' views proceed while Menon2007 is still working (in wasm, rayon runs
-/// everything on the calling thread).
+/// Several views of one tile, in the order asked.
 pub fn render_all(tile: &RawTile, camera: &CameraParams, views: &[View]) -> Result<Vec<RgbImage>> {
+    let slots: Vec<Mutex<Option<RgbImage>>> = views.iter().map(|_| Mutex::new(None)).collect();
+    render_each(tile, camera, views, |i, image| {
+        *slots[i].lock().unwrap_or_else(PoisonError::into_inner) = Some(image);
+        Ok::<_, Error>(())
+    })?;
+    slots
+        .into_iter()
+        .map(|slot| slot.into_inner().unwrap_or_else(PoisonError::into_inner))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| Error::invalid("a view was asked for but not rendered"))
+}
+
+/// Several views of one tile, each handed to `emit` with its position in `views` as soon as it is
+/// rendered, so that a caller writing them out holds one image per worker rather than all of
+/// them. What views share (the demosaicing with colour correction, the sharpening) is computed
+/// once; the rest runs as nested parallel tasks natively, so the cheap demosaicings' views
+/// proceed while Menon2007 is still working (in wasm, rayon runs everything on the calling
+/// thread). The first error stops the rest.
+pub fn render_each<E: From<Error> + Send>(
+    tile: &RawTile,
+    camera: &CameraParams,
+    views: &[View],
+    emit: impl Fn(usize, RgbImage) -> std::result::Result<(), E> + Sync,
+) -> std::result::Result<(), E> {
     camera.validate()?;
     let cfa = subtract_black_level(tile, camera);
     let encoder = GammaEncoder::new(camera.gamma);
@@ -216,29 +255,50 @@ pub fn render_all(tile: &RawTile, camera: &CameraParams, views: &[View]) -> Resu
             .collect::<Vec<_>>()
     };
 
-    let mut rendered: Vec<(usize, RgbImage)> = group(&indexed, &|v| v.debayer.name())
+    group(&indexed, &|v| v.debayer.name())
         .into_par_iter()
-        .flat_map(|same_debayer| {
-            let debayer = same_debayer[0].1.debayer;
-            let balanced = white_balance(&demosaic(&cfa, debayer), &camera.white_balance);
-            let yuv = to_yuv(&colour_correction(&balanced, &camera.colour_matrix));
+        .try_for_each(|same_debayer| {
+            let yuv = to_yuv_corrected(&demosaic(&cfa, same_debayer[0].1.debayer), camera);
             group(&same_debayer, &|v| v.sharpening.name())
                 .into_par_iter()
-                .flat_map(|same_sharpening| {
+                .try_for_each(|same_sharpening| {
                     let y_sharp = sharpen(&yuv[0], same_sharpening[0].1.sharpening);
-                    same_sharpening
-                        .into_par_iter()
-                        .map(|(i, view)| {
-                            (
-                                i,
-                                finish(&denoise(&y_sharp, view.denoising), &yuv, &encoder),
-                            )
-                        })
-                        .collect::<Vec<_>>()
+                    same_sharpening.into_par_iter().try_for_each(|(i, view)| {
+                        emit(
+                            i,
+                            finish(&denoise(&y_sharp, view.denoising), &yuv, &encoder),
+                        )
+                    })
                 })
-                .collect::<Vec<_>>()
         })
-        .collect();
-    rendered.sort_by_key(|(i, _)| *i);
-    Ok(rendered.into_iter().map(|(_, image)| image).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_each_hands_over_every_view_once_and_stops_at_an_error() {
+        let tile =
+            RawTile::new(8, 6, (0..48).map(|i| (i * 7 % 13) as f32 / 13.0).collect()).unwrap();
+        let camera = CameraParams::preset("microscopy").unwrap();
+        let views = View::paper_views();
+        let seen = Mutex::new(vec![0; views.len()]);
+        render_each(&tile, &camera, &views, |i, image| {
+            assert_eq!((image.width, image.height, image.data.len()), (8, 6, 144));
+            seen.lock().unwrap()[i] += 1;
+            Ok::<_, Error>(())
+        })
+        .unwrap();
+        assert_eq!(seen.into_inner().unwrap(), vec![1; views.len()]);
+
+        let failed = render_each(&tile, &camera, &views, |i, _| match i {
+            5 => Err(Error::invalid("disk full")),
+            _ => Ok(()),
+        });
+        assert_eq!(
+            failed.unwrap_err().to_string(),
+            Error::invalid("disk full").to_string()
+        );
+    }
 }

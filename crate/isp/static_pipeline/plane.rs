@@ -77,28 +77,6 @@ impl Plane {
         self.data[y * self.width + x]
     }
 
-    /// A copy grown by `ry` rows and `rx` columns on every side, filled per `border`; stencils then
-    /// run over plain slices without bounds logic.
-    pub fn padded(&self, ry: usize, rx: usize, border: Border) -> Plane {
-        let (w, h) = (self.width, self.height);
-        let pw = w + 2 * rx;
-        let cols: Vec<Option<usize>> = (0..pw)
-            .map(|px| border.source(px as isize - rx as isize, w))
-            .collect();
-        let mut out = Plane::zeros(pw, h + 2 * ry);
-        for (py, row) in out.data.chunks_exact_mut(pw).enumerate() {
-            let Some(sy) = border.source(py as isize - ry as isize, h) else {
-                continue;
-            };
-            let src = &self.data[sy * w..(sy + 1) * w];
-            row[rx..rx + w].copy_from_slice(src);
-            for px in (0..rx).chain(rx + w..pw) {
-                row[px] = cols[px].map_or(0.0, |sx| src[sx]);
-            }
-        }
-        out
-    }
-
     /// A plane of the same size holding `data`.
     pub fn like(&self, data: Vec<f64>) -> Plane {
         debug_assert_eq!(data.len(), self.data.len());
@@ -150,17 +128,5 @@ mod tests {
         assert_eq!(idx(Border::Mirror, -3..0), vec![s(3), s(2), s(1)]);
         assert_eq!(idx(Border::Mirror, 4..7), vec![s(2), s(1), s(0)]);
         assert_eq!(idx(Border::Zero, -1..0), vec![None]);
-    }
-
-    #[test]
-    fn padding_fills_rows_and_columns() {
-        let p = Plane::from_fn(3, 2, |y, x| (y * 3 + x) as f64);
-        let r = p.padded(1, 2, Border::Mirror);
-        assert_eq!((r.width, r.height), (7, 4));
-        // row -1 mirrors row 1: [5 4 | 3 4 5 | 4 3]
-        assert_eq!(&r.data[0..7], &[5.0, 4.0, 3.0, 4.0, 5.0, 4.0, 3.0]);
-        let z = p.padded(1, 1, Border::Zero);
-        assert_eq!(&z.data[0..5], &[0.0; 5]);
-        assert_eq!(&z.data[5..10], &[0.0, 0.0, 1.0, 2.0, 0.0]);
     }
 }

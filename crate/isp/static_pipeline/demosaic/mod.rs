@@ -14,13 +14,9 @@ use crate::raw::BayerSite;
 
 /// The mosaic restricted to the sites of one colour channel (zeros elsewhere): CFA * mask.
 fn channel(cfa: &Plane, c: usize) -> Plane {
-    Plane::from_fn(cfa.width, cfa.height, |y, x| {
-        if BayerSite::at(y, x).channel() == c {
-            cfa.at(y, x)
-        } else {
-            0.0
-        }
-    })
+    let mut out = Plane::zeros(cfa.width, cfa.height);
+    set_where(&mut out, |site| site.channel() == c, |i| cfa.data[i]);
+    out
 }
 
 /// `dst = where(pred(site), value, dst)` pixel by pixel, like numpy's `np.where` on masks. The
