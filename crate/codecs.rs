@@ -91,14 +91,20 @@ pub fn read_npy(bytes: &[u8], name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
 /// A C-order float32 .npy of the given shape, in memory.
 pub fn npy_f32(shape: &[usize], data: &[f32]) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(data.len() * 4 + 128);
-    write_npy_f32(&mut out, shape, data)?;
+    // writing into memory cannot fail as I/O: the name never shows
+    write_npy_f32(&mut out, shape, data, "a .npy in memory")?;
     Ok(out)
 }
 
-/// Writes a C-order float32 .npy of the given shape to `out`: npyz writes the header, the values
-/// follow in little-endian blocks (npyz's writer takes them one by one: a quarter of
-/// `views --all`'s time), so a file needs no copy of the whole array in memory.
-pub fn write_npy_f32(out: &mut impl std::io::Write, shape: &[usize], data: &[f32]) -> Result<()> {
+/// Writes a C-order float32 .npy of the given shape to `out` (`name` in errors): npyz writes the
+/// header, the values follow in little-endian blocks (npyz's writer takes them one by one: a
+/// quarter of `views --all`'s time), so a file needs no copy of the whole array in memory.
+pub fn write_npy_f32(
+    out: &mut impl std::io::Write,
+    shape: &[usize],
+    data: &[f32],
+    name: &str,
+) -> Result<()> {
     use npyz::WriterBuilder;
     let expected: usize = shape.iter().product();
     if expected != data.len() {
@@ -108,7 +114,7 @@ pub fn write_npy_f32(out: &mut impl std::io::Write, shape: &[usize], data: &[f32
         )));
     }
     let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
-    let failed = |e| Error::io("writing .npy", e);
+    let failed = |e| Error::io(format!("cannot write {name}"), e);
     npyz::WriteOptions::new_header_only()
         .dtype(<f32 as npyz::AutoSerialize>::default_dtype())
         .shape(&shape)
@@ -213,6 +219,25 @@ pub fn csv_records(bytes: &[u8], file: &str) -> Result<Vec<(u64, csv::StringReco
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_npy_write_names_the_file() {
+        struct Full;
+        impl std::io::Write for Full {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::ErrorKind::StorageFull.into())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let err = write_npy_f32(&mut Full, &[2, 2], &[0.0; 4], "out/t01/view.npy").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("cannot write out/t01/view.npy: "),
+            "{err}"
+        );
+    }
 
     #[test]
     fn npy_f32_is_byte_for_byte_npyzs_own_writer() {

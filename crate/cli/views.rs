@@ -69,7 +69,9 @@ impl Format {
         match self {
             Format::Npy => {
                 let mut file = std::fs::File::create(path).map_err(failed)?;
-                codecs::write_npy_f32(&mut file, &[image.height, image.width, 3], &image.data)
+                let shape = [image.height, image.width, 3];
+                let name = path.display().to_string();
+                codecs::write_npy_f32(&mut file, &shape, &image.data, &name)
             }
             Format::Png => {
                 let rgb: Vec<u8> = image
