@@ -252,6 +252,7 @@ const methods = {
   runTimelineGif: async ({ id }) => readRun(await store.getZip(id), (view) => view.timelineGif()),
   // benchmarks (tests/bench/run.mjs): the same code a session runs, timed in this worker
   benchViews: ({ repeats }) => lab.benchViews(repeats),
+  benchMatrixProducts: ({ repeats }) => wasm.Lab.benchMatrixProducts(repeats),
   benchTrainStep: async ({ model, batch, size, steps, gpu }) => ({ ...(await lab.benchTrainStep(model, batch, size, steps, Boolean(gpu))), wasmMemoryMb: memory.buffer.byteLength / 2 ** 20 }),
   saveIsp: () => trainer.saveIsp(),
 };

@@ -98,3 +98,80 @@ pub fn median(mut times: Vec<f64>) -> f64 {
     times.sort_by(f64::total_cmp);
     times[times.len() / 2]
 }
+
+/// One matrix product of the convolutions, timed by both kernels.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProductTiming {
+    /// "layer1 forward", "layer3 weight gradient", ...
+    pub product: String,
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    /// Median ms of the packed kernel (SIMD128 in the page) and of the `gemm` crate.
+    pub packed_ms: f64,
+    pub gemm_crate_ms: f64,
+    pub threads: usize,
+}
+
+/// The packed kernel against the `gemm` crate on the products of ResNet-18's 3x3 convolutions at
+/// 256 px (one band of one tile, as `ops::conv2d` cuts them: at most 2^20 gathered floats): each
+/// layer's forward (W * columns), input gradient (W^T * dy) and weight gradient (dy * columns^T),
+/// the two kernels taking turns, median of `repeats` runs after one unmeasured.
+pub fn matrix_products(repeats: usize) -> Result<Vec<ProductTiming>> {
+    use crate::model::ops::{matmul, Kernel};
+    let threads = rayon::current_num_threads();
+    let mut rows = Vec::new();
+    for (layer, channels, side) in [
+        ("layer1", 64, 64),
+        ("layer2", 128, 32),
+        ("layer3", 256, 16),
+        ("layer4", 512, 8),
+    ] {
+        let k_rows = 9 * channels;
+        let band = side * ((1 << 20) / k_rows / side).min(side);
+        for (pass, (m, n, k), a_t, b_t) in [
+            ("forward", (channels, band, k_rows), false, false),
+            ("input gradient", (k_rows, band, channels), true, false),
+            ("weight gradient", (channels, k_rows, band), false, true),
+        ] {
+            let a: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+                .collect();
+            let b: Vec<f32> = (0..k * n)
+                .map(|i| ((i * 104729) % 999) as f32 / 499.0 - 1.0)
+                .collect();
+            let mut dst = vec![0f32; m * n];
+            let mut time = |kernel| -> Result<f64> {
+                let start = web_time::Instant::now();
+                matmul(
+                    kernel,
+                    (m, n, k),
+                    &mut dst,
+                    false,
+                    (&a, a_t),
+                    (&b, b_t),
+                    threads,
+                )?;
+                Ok(start.elapsed().as_secs_f64() * 1000.0)
+            };
+            let (mut packed, mut crate_times) = (Vec::new(), Vec::new());
+            for run in 0..=repeats.max(1) {
+                let (p, g) = (time(Kernel::Packed)?, time(Kernel::GemmCrate)?);
+                if run > 0 {
+                    packed.push(p);
+                    crate_times.push(g);
+                }
+            }
+            rows.push(ProductTiming {
+                product: format!("{layer} {pass}"),
+                m,
+                n,
+                k,
+                packed_ms: median(packed),
+                gemm_crate_ms: median(crate_times),
+                threads,
+            });
+        }
+    }
+    Ok(rows)
+}

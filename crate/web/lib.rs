@@ -207,6 +207,13 @@ impl Lab {
         to_js(&timing)
     }
 
+    /// The convolutions' matrix products by the page's SIMD128 kernel and by the `gemm` crate
+    /// (`lens2logit::train::bench::matrix_products`), on this worker's threads.
+    #[wasm_bindgen(js_name = benchMatrixProducts)]
+    pub fn bench_matrix_products(repeats: usize) -> Result<JsValue, JsError> {
+        to_js(&lens2logit::train::bench::matrix_products(repeats).map_err(js_error)?)
+    }
+
     /// The lab's GPU, where it runs on one.
     pub(crate) fn gpu(&self) -> Option<std::rc::Rc<lens2logit::gpu::Gpu>> {
         self.engine.gpu().cloned()

@@ -1,6 +1,6 @@
 // Benchmarks (never a timed test): each runs the reference and ours in the same session and prints
-// the ratios. `node tests/bench/run.mjs [static_views|views_dir]` after scripts/serve.sh has built pkg/ and
-// the CLI. Figures depend on the machine: compare ratios, not seconds.
+// the ratios. `node tests/bench/run.mjs NAME` (static_views, views_dir, matrix_products, train_step,
+// ...) after scripts/serve.sh has built pkg/ and the CLI. Figures depend on the machine: compare ratios, not seconds.
 
 import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -157,6 +157,30 @@ benches.param_isp = async function paramIsp() {
       if (s === undefined) continue;
       console.log(`    ${name.padEnd(44)} ${(s * 1000).toFixed(1).padStart(8)} ms   ${(s / t).toFixed(2).padStart(6)}x PyTorch's time`);
     }
+  }
+};
+
+// The convolutions' matrix products in the page's worker: the packed SIMD128 kernel the page uses
+// against the `gemm` crate's wasm kernel, taking turns in the same worker (threaded and on one
+// thread), at ResNet-18's 3x3 shapes at 256 px.
+benches.matrix_products = async function matrixProducts() {
+  const results = [];
+  await inLabPage(async (page) => {
+    for (const threads of [undefined, 1]) {
+      const [ready, rows] = await inWorker(page, [['init', { preferGpu: false, threads }], ['benchMatrixProducts', { repeats: 7 }]]);
+      results.push([ready.threads, rows]);
+    }
+  });
+  for (const [threads, rows] of results) {
+    console.log(`Matrix products of ResNet-18's 3x3 convolutions, 256 px, one band (median of 7), ${threads} thread${threads > 1 ? 's' : ''}:`);
+    let [packed, crate] = [0, 0];
+    for (const r of rows) {
+      const gflops = (ms) => ((2 * r.m * r.n * r.k) / ms / 1e6).toFixed(1);
+      console.log(`  ${r.product.padEnd(24)} ${`${r.m}x${r.n}x${r.k}`.padEnd(16)} packed ${r.packed_ms.toFixed(2).padStart(7)} ms (${gflops(r.packed_ms)} GFLOP/s)  gemm crate ${r.gemm_crate_ms.toFixed(2).padStart(7)} ms (${gflops(r.gemm_crate_ms)} GFLOP/s)  ${(r.gemm_crate_ms / r.packed_ms).toFixed(2)}x`);
+      packed += r.packed_ms;
+      crate += r.gemm_crate_ms;
+    }
+    console.log(`  all ${rows.length}: packed ${packed.toFixed(1)} ms, gemm crate ${crate.toFixed(1)} ms: ${(crate / packed).toFixed(2)}x faster`);
   }
 };
 

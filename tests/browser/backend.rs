@@ -39,3 +39,14 @@ async fn without_an_adapter_the_cpu_path_reports_cpu_and_works() {
     let out = isp_forward::cpu_forward();
     assert!(out.iter().all(|v| v.is_finite()) && out.len() == 2 * 3 * 12 * 16);
 }
+
+/// The page's SIMD128 matrix product, and the `gemm` crate's wasm kernel beside it, sum within
+/// the rounding bound of any summation order.
+#[wasm_bindgen_test]
+fn matrix_product_kernels_sum_within_the_rounding_bound() {
+    use lens2logit::model::ops::Kernel;
+    for kernel in [Kernel::Packed, Kernel::GemmCrate] {
+        let worst = crate::shared::gemm::worst_error_in_bounds(kernel, 1);
+        assert!(worst <= 1.0, "{kernel:?}: {worst} bounds");
+    }
+}

@@ -36,3 +36,19 @@ fn cpu_fallback_reports_cpu() {
     let out = isp_forward::cpu_forward();
     assert!(out.iter().all(|v| v.is_finite()) && out.len() == 2 * 3 * 12 * 16);
 }
+
+/// Both matrix-product kernels sum within the rounding bound of any summation order, on one
+/// thread and on the pool.
+#[test]
+fn matrix_product_kernels_sum_within_the_rounding_bound() {
+    use lens2logit::model::ops::Kernel;
+    for kernel in [Kernel::Packed, Kernel::GemmCrate] {
+        for threads in [1, rayon::current_num_threads().max(2)] {
+            let worst = crate::shared::gemm::worst_error_in_bounds(kernel, threads);
+            assert!(
+                worst <= 1.0,
+                "{kernel:?} on {threads} threads: {worst} bounds"
+            );
+        }
+    }
+}

@@ -2,6 +2,7 @@
 
 pub mod compare;
 pub mod conv_grad;
+pub mod gemm;
 pub mod golden;
 pub mod gpu_layers;
 pub mod isp_forward;

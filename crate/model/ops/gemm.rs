@@ -1,7 +1,30 @@
-//! A bounds-checked front to the `gemm` crate (the GEMM candle's CPU matmul uses), for strided
-//! views into larger buffers: the convolutions multiply bands of rows in place.
+//! A bounds-checked front to the matrix-product kernels, for strided views into larger buffers:
+//! the convolutions multiply bands of rows in place. Natively the `gemm` crate's (the GEMM
+//! candle's CPU matmul uses, with AVX/FMA kernels); in the page the packed SIMD128 one.
 
 use ::gemm::Parallelism;
+use serde::Serialize;
+
+use super::packed_gemm;
+
+/// A matrix-product kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kernel {
+    /// The `gemm` crate.
+    GemmCrate,
+    /// `packed_gemm`: 4-lane register tiles (SIMD128 in the page).
+    Packed,
+}
+
+impl Kernel {
+    /// The kernel the convolutions use on this target.
+    pub const OF_THIS_TARGET: Kernel = if cfg!(target_arch = "wasm32") {
+        Kernel::Packed
+    } else {
+        Kernel::GemmCrate
+    };
+}
 
 /// A matrix view: `rows x cols` elements of `data` at `offset + r * row_stride + c * col_stride`.
 #[derive(Clone, Copy)]
@@ -36,6 +59,15 @@ impl View {
         }
     }
 
+    /// Whether distinct (row, column) pairs are distinct elements: a destination must be, for its
+    /// blocks to be written by separate threads. Called once `end` has found no overflow.
+    fn is_one_to_one(&self) -> bool {
+        self.rows <= 1 && (self.cols <= 1 || self.col_stride > 0)
+            || self.cols <= 1 && self.row_stride > 0
+            || self.col_stride > 0 && self.row_stride > self.col_stride * (self.cols - 1)
+            || self.row_stride > 0 && self.col_stride > self.row_stride * (self.rows - 1)
+    }
+
     /// One past the last element the view touches, or an error where that overflows.
     fn end(&self) -> candle_core::Result<usize> {
         if self.rows == 0 || self.cols == 0 {
@@ -49,10 +81,22 @@ impl View {
     }
 }
 
-/// dst (m x n) = [dst +] a (m x k) * b (k x n). Every view is checked against its buffer, which
-/// is what makes the raw-pointer call below sound. `threads` > 1 lets the GEMM split its blocks
-/// over the rayon pool.
+/// dst (m x n) = [dst +] a (m x k) * b (k x n), by this target's kernel. Every view is checked
+/// against its buffer, which is what makes the kernels' raw-pointer writes sound. `threads` > 1
+/// lets the kernel split its blocks over the rayon pool.
 pub(super) fn gemm(
+    dst: (&mut [f32], View),
+    accumulate: bool,
+    a: (&[f32], View),
+    b: (&[f32], View),
+    threads: usize,
+) -> candle_core::Result<()> {
+    gemm_by(Kernel::OF_THIS_TARGET, dst, accumulate, a, b, threads)
+}
+
+/// [`gemm`] by a kernel of the caller's choice.
+fn gemm_by(
+    kernel: Kernel,
     (dst, d): (&mut [f32], View),
     accumulate: bool,
     (a, av): (&[f32], View),
@@ -76,13 +120,31 @@ pub(super) fn gemm(
     if d.rows == 0 || d.cols == 0 {
         return Ok(());
     }
+    if !d.is_one_to_one() {
+        candle_core::bail!("gemm destination view writes some elements twice");
+    }
+    match kernel {
+        Kernel::Packed => packed_gemm::gemm((dst, d), accumulate, (a, av), (b, bv), threads),
+        Kernel::GemmCrate => gemm_crate((dst, d), accumulate, (a, av), (b, bv), threads),
+    }
+    Ok(())
+}
+
+/// The `gemm` crate on checked views.
+fn gemm_crate(
+    (dst, d): (&mut [f32], View),
+    accumulate: bool,
+    (a, av): (&[f32], View),
+    (b, bv): (&[f32], View),
+    threads: usize,
+) {
     let parallelism = if threads > 1 {
         Parallelism::Rayon(threads)
     } else {
         Parallelism::None
     };
     let stride = |s: usize| s as isize;
-    // SAFETY: the three views were checked above to lie inside their slices, `dst` is borrowed
+    // SAFETY: the three views were checked to lie inside their slices, `dst` is borrowed
     // mutably and so aliases neither input.
     unsafe {
         ::gemm::gemm(
@@ -107,7 +169,35 @@ pub(super) fn gemm(
             parallelism,
         );
     }
-    Ok(())
+}
+
+/// A dense, row-major m x n = (m x k) * (k x n) product by `kernel`, each operand stored as
+/// given or transposed (the three products a convolution's passes make): the parity tests' and
+/// the benchmark's entry to the kernels.
+pub fn matmul(
+    kernel: Kernel,
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [f32],
+    accumulate: bool,
+    (a, a_transposed): (&[f32], bool),
+    (b, b_transposed): (&[f32], bool),
+    threads: usize,
+) -> candle_core::Result<()> {
+    let stored = |rows, cols, transposed| {
+        if transposed {
+            View::dense(0, cols, rows, rows).t()
+        } else {
+            View::dense(0, rows, cols, cols)
+        }
+    };
+    gemm_by(
+        kernel,
+        (dst, View::dense(0, m, n, n)),
+        accumulate,
+        (a, stored(m, k, a_transposed)),
+        (b, stored(k, n, b_transposed)),
+        threads,
+    )
 }
 
 #[cfg(test)]
@@ -140,5 +230,55 @@ mod tests {
         let too_far = View::dense(2, 2, 1, 2);
         let column = (&b[..], View::dense(0, 2, 1, 1));
         assert!(gemm((&mut dst, too_far), false, (&a, av), column, 1).is_err());
+    }
+
+    /// The packed kernel's blocks are the same at any thread count, and so is every sum.
+    #[test]
+    fn the_packed_kernel_gives_the_same_bits_at_any_thread_count() {
+        let (m, n, k) = (100, 300, 600);
+        let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
+        let run = |threads| {
+            let mut dst = vec![0.5; m * n];
+            let operands = ((&a[..], false), (&b[..], true));
+            matmul(
+                Kernel::Packed,
+                (m, n, k),
+                &mut dst,
+                true,
+                operands.0,
+                operands.1,
+                threads,
+            )
+            .unwrap();
+            dst
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        let threaded = pool.install(|| run(3));
+        assert!(run(1)
+            .iter()
+            .zip(&threaded)
+            .all(|(x, y)| x.to_bits() == y.to_bits()));
+    }
+
+    #[test]
+    fn a_destination_that_writes_an_element_twice_is_refused() {
+        let (a, b) = ([1.0f32; 4], [1.0f32; 4]);
+        let mut dst = [0.0f32; 4];
+        let overlapping = View::dense(0, 2, 2, 1);
+        let operand = View::dense(0, 2, 2, 2);
+        let err = gemm_by(
+            Kernel::Packed,
+            (&mut dst, overlapping),
+            false,
+            (&a, operand),
+            (&b, operand),
+            1,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("twice"), "{err}");
     }
 }
