@@ -34,10 +34,17 @@ pub const ATTACKED_SNAPSHOT_BOUND: f32 = 1.5e-1;
 /// lavapipe: 2.2e-4), hence the second bound.
 pub const OUTPUT_BOUND: f32 = 5e-3;
 pub const ATTACKED_OUTPUT_BOUND: f32 = 2e-2;
-/// Each loss of a 20-step run, relative. Joint optimisation amplifies float differences through
-/// Adam's normalised steps on the processing's near-zero gradients: on lavapipe the frozen curve
-/// stays within 6e-4, the joint one grows from 1e-5 at step 4 to 3.2e-2 at step 19.
-pub const CURVE_BOUND: f32 = 5e-2;
+/// A 20-step run's losses, relative, step by step. Joint optimisation amplifies float differences
+/// through Adam's normalised steps on the processing's near-zero gradients: on lavapipe (2026-12-07)
+/// the frozen curve stays within 1.9e-3 (median 6.4e-5), the joint one within 2.0e-2 (median
+/// 6.6e-4, 9.0e-7 over the first three steps); in Chromium (SwiftShader against the page's SIMD128 products) the joint one stays under 3e-7 for
+/// three steps, then wanders between 1e-3 and 1.4e-2 with one step at 5.0e-2. So the first steps,
+/// before Adam amplifies anything, are held to rounding; the curve's median to following it; and
+/// every step to a looser bound, since one step of a chaotic curve may stray alone.
+pub const CURVE_EARLY_STEPS: usize = 3;
+pub const CURVE_EARLY_BOUND: f32 = 1e-4;
+pub const CURVE_MEDIAN_BOUND: f32 = 1e-2;
+pub const CURVE_BOUND: f32 = 1e-1;
 
 /// One session on both backends.
 pub struct Pair {
@@ -54,7 +61,8 @@ pub async fn pair(config: TrainConfig, task: Task, tiles: (usize, usize), gpu: R
 
 impl Pair {
     /// Per phase: (name, relative error of its first loss, worst relative error of its losses).
-    pub fn curves(&self) -> Vec<(String, f32, f32)> {
+    /// Each phase's per-step relative loss errors.
+    pub fn curves(&self) -> Vec<(String, Vec<f32>)> {
         let theirs = &self.cpu.summary.curves;
         let ours = &self.gpu.summary.curves;
         assert_eq!(
@@ -71,12 +79,7 @@ impl Pair {
                     .zip(gpu)
                     .map(|(c, g)| (g.1 - c.1).abs() / c.1.abs().max(1e-6))
                     .collect();
-                let worst = errs.iter().copied().fold(0.0, f32::max);
-                println!(
-                    "{phase} per-step relative loss errors: {:?}",
-                    errs.iter().map(|e| format!("{e:.1e}")).collect::<Vec<_>>()
-                );
-                (phase.clone(), errs[0], worst)
+                (phase.clone(), errs)
             })
             .collect()
     }
@@ -182,7 +185,8 @@ impl Pair {
     /// Checks one session against the bounds; returns a line for the log.
     pub fn check(&self, what: &str, config: &TrainConfig) -> String {
         let mut log = format!("{what}:");
-        for (phase, first, worst) in self.curves() {
+        for (phase, errs) in self.curves() {
+            let (first, worst) = (errs[0], worst(&errs));
             log += &format!(" [{phase}: first loss {first:.1e}, worst {worst:.1e}]");
             assert!(first <= LOSS_BOUND, "{what}, {phase}: first loss {first:e}");
         }
@@ -290,6 +294,11 @@ pub async fn every_mode_matches(gpu: Rc<Gpu>) -> Vec<String> {
     log
 }
 
+/// The largest of some errors.
+fn worst(errs: &[f32]) -> f32 {
+    errs.iter().copied().fold(0.0, f32::max)
+}
+
 /// 20 steps of joint optimisation: the GPU's loss curve follows the CPU's.
 pub async fn twenty_steps_follow(gpu: Rc<Gpu>) -> String {
     let mut c = config(Mode::Optimisation, ModelKind::ResNetSmall);
@@ -297,9 +306,19 @@ pub async fn twenty_steps_follow(gpu: Rc<Gpu>) -> String {
     c.snapshot_every = 0;
     let p = pair(c, Task::Classification, (16, 32), gpu).await;
     let mut log = String::from("20 steps:");
-    for (phase, _, worst) in p.curves() {
-        log += &format!(" [{phase}: worst loss {worst:.1e}]");
-        assert!(worst <= CURVE_BOUND, "{phase}: loss off by {worst:e}");
+    for (phase, errs) in p.curves() {
+        let (early, all) = (worst(&errs[..CURVE_EARLY_STEPS]), worst(&errs));
+        let mut sorted = errs.clone();
+        sorted.sort_by(f32::total_cmp);
+        let median = sorted[sorted.len() / 2];
+        log += &format!(" [{phase}: early {early:.1e}, median {median:.1e}, worst {all:.1e}]");
+        let steps: Vec<String> = errs.iter().map(|e| format!("{e:.1e}")).collect();
+        assert!(
+            early <= CURVE_EARLY_BOUND && median <= CURVE_MEDIAN_BOUND && all <= CURVE_BOUND,
+            "{phase}: loss off by {early:e} in the first {CURVE_EARLY_STEPS} steps, median \
+             {median:e}, worst {all:e} (step by step: {})",
+            steps.join(" ")
+        );
     }
     log
 }

@@ -3,13 +3,11 @@
 //! candle's CPU matmul uses, with AVX/FMA kernels); in the page the packed SIMD128 one.
 
 use ::gemm::Parallelism;
-use serde::Serialize;
 
 use super::packed_gemm;
 
 /// A matrix-product kernel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kernel {
     /// The `gemm` crate.
     GemmCrate,
