@@ -114,11 +114,11 @@ pub struct ProductTiming {
 }
 
 /// The packed kernel against the `gemm` crate on the products of ResNet-18's 3x3 convolutions at
-/// 256 px (one band of one tile, as `ops::conv2d` cuts them: at most 2^20 gathered floats): each
+/// 256 px (one band of one tile, as `ops::conv2d` cuts them): each
 /// layer's forward (W * columns), input gradient (W^T * dy) and weight gradient (dy * columns^T),
 /// the two kernels taking turns, median of `repeats` runs after one unmeasured.
 pub fn matrix_products(repeats: usize) -> Result<Vec<ProductTiming>> {
-    use crate::model::ops::{matmul, Kernel};
+    use crate::model::ops::{band_pixels, matmul, Kernel};
     let threads = rayon::current_num_threads();
     let mut rows = Vec::new();
     for (layer, channels, side) in [
@@ -128,7 +128,7 @@ pub fn matrix_products(repeats: usize) -> Result<Vec<ProductTiming>> {
         ("layer4", 512, 8),
     ] {
         let k_rows = 9 * channels;
-        let band = side * ((1 << 20) / k_rows / side).min(side);
+        let band = band_pixels(k_rows, (side, side));
         for (pass, (m, n, k), a_t, b_t) in [
             ("forward", (channels, band, k_rows), false, false),
             ("input gradient", (k_rows, band, channels), true, false),

@@ -35,12 +35,13 @@ pub const ATTACKED_SNAPSHOT_BOUND: f32 = 1.5e-1;
 pub const OUTPUT_BOUND: f32 = 5e-3;
 pub const ATTACKED_OUTPUT_BOUND: f32 = 2e-2;
 /// A 20-step run's losses, relative, step by step. Joint optimisation amplifies float differences
-/// through Adam's normalised steps on the processing's near-zero gradients: on lavapipe (2026-12-07)
-/// the frozen curve stays within 1.9e-3 (median 6.4e-5), the joint one within 2.0e-2 (median
-/// 6.6e-4, 9.0e-7 over the first three steps); in Chromium (SwiftShader against the page's SIMD128 products) the joint one stays under 3e-7 for
-/// three steps, then wanders between 1e-3 and 1.4e-2 with one step at 5.0e-2. So the first steps,
-/// before Adam amplifies anything, are held to rounding; the curve's median to following it; and
-/// every step to a looser bound, since one step of a chaotic curve may stray alone.
+/// through Adam's normalised steps on the processing's near-zero gradients. On lavapipe
+/// (2026-12-07) the frozen curve stays within 1.9e-3 (median 6.4e-5), the joint one within 2.0e-2
+/// (median 6.6e-4, 9.0e-7 over the first three steps). In Chromium (SwiftShader against the page's
+/// SIMD128 products) the joint one stays under 3e-7 for three steps, then wanders between 1e-3 and
+/// 1.4e-2 with one step at 5.0e-2. So the first steps, before Adam amplifies anything, are held to
+/// rounding; the curve's median to following it; and every step to a looser bound, since one step
+/// of a chaotic curve may stray alone.
 pub const CURVE_EARLY_STEPS: usize = 3;
 pub const CURVE_EARLY_BOUND: f32 = 1e-4;
 pub const CURVE_MEDIAN_BOUND: f32 = 1e-2;
@@ -60,8 +61,7 @@ pub async fn pair(config: TrainConfig, task: Task, tiles: (usize, usize), gpu: R
 }
 
 impl Pair {
-    /// Per phase: (name, relative error of its first loss, worst relative error of its losses).
-    /// Each phase's per-step relative loss errors.
+    /// Per phase: its name and the relative error of each of its losses, step by step.
     pub fn curves(&self) -> Vec<(String, Vec<f32>)> {
         let theirs = &self.cpu.summary.curves;
         let ours = &self.gpu.summary.curves;

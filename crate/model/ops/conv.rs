@@ -16,6 +16,17 @@ use crate::Result;
 /// the scratch of every item in flight stays far below the activations.
 const BAND_FLOATS: usize = 1 << 20;
 
+/// Output rows per band of an (ho x wo) output whose columns have `rows` gathered values each.
+fn band_rows(band_floats: usize, rows: usize, (ho, wo): (usize, usize)) -> usize {
+    (band_floats / (rows * wo).max(1)).clamp(1, ho)
+}
+
+/// Output pixels in a full band of `conv2d`, whose columns have `rows` gathered values each: the
+/// width of the products it hands the GEMM (the matrix-product benchmark's shapes).
+pub fn band_pixels(rows: usize, (ho, wo): (usize, usize)) -> usize {
+    wo * band_rows(BAND_FLOATS, rows, (ho, wo))
+}
+
 /// Convolution of (B, Cin, H, W) with (Cout, Cin, k, k), stride and zero padding. f32.
 pub fn conv2d(x: &Tensor, weight: &Tensor, stride: usize, pad: usize) -> Result<Tensor> {
     let op = Conv2d {
@@ -64,7 +75,7 @@ impl Geometry {
         };
         let (ho, wo) = (win.out(h)?, win.out(w)?);
         let rows = cin * k * k;
-        let band_rows = (op.band_floats / (rows * wo).max(1)).clamp(1, ho);
+        let band_rows = band_rows(op.band_floats, rows, (ho, wo));
         Ok(Self {
             batch,
             cin,

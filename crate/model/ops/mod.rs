@@ -12,7 +12,7 @@ mod max_pool;
 mod packed_gemm;
 mod upsample;
 
-pub use conv::conv2d;
+pub use conv::{band_pixels, conv2d};
 pub use gemm::{matmul, Kernel};
 pub use max_pool::max_pool2d;
 pub use upsample::upsample_nearest;
