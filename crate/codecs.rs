@@ -131,6 +131,11 @@ pub fn write_npy_f32(
     Ok(())
 }
 
+/// A value in [0, 1] as 8 bits, clipped and rounded as a PNG or JPEG stores it.
+pub fn to_byte(v: f32) -> u8 {
+    (v.clamp(0.0, 1.0) * 255.0).round() as u8
+}
+
 /// An 8-bit PNG of interleaved pixels with `channels` per pixel (3: RGB, 4: RGBA).
 pub fn png8(width: usize, height: usize, channels: usize, pixels: &[u8]) -> Result<Vec<u8>> {
     let colour = match channels {

@@ -67,6 +67,10 @@ PY_REFERENCES=(
   safetensors==0.8.0
   numpy==2.4.6
   mlflow==3.17.2
+  # the camera fit's pairs (tests/reference/camera_pair.py): a DNG writer and LibRaw
+  pidng==4.0.9
+  rawpy==0.28.0
+  pillow==13.0.0
 )
 ensure_python_references() {
   local hash cache venv
@@ -82,7 +86,7 @@ ensure_python_references() {
     mkdir -p "$cache"
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check --no-cache-dir "${PY_REFERENCES[@]}"
-    "$venv/bin/python" -c 'import torch, torchvision, segmentation_models_pytorch, safetensors, numpy, mlflow'
+    "$venv/bin/python" -c 'import torch, torchvision, segmentation_models_pytorch, safetensors, numpy, mlflow, pidng, rawpy, PIL'
     touch "$venv/.complete"
     local old
     for old in "$cache"/py-*; do

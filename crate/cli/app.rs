@@ -1,6 +1,8 @@
 //! The clap application behind `lens2logit`.
 
-use crate::{bench, experiment, fetch, isp, predict, runs, settings, synth, train, views};
+use crate::{
+    bench, experiment, fetch, fit_camera, isp, predict, runs, settings, synth, train, views,
+};
 
 use std::process::ExitCode;
 
@@ -37,6 +39,9 @@ enum Command {
     Evaluate(train::EvaluateArgs),
     /// The paper's experiments as single actions: the 12 x 12 table, forensics, optimisation.
     Experiment(Box<experiment::ExperimentArgs>),
+    /// A digital twin of a camera's own processing, fitted to its JPEG of a shot from the raw
+    /// (DNG): a drift view of the user's camera.
+    FitCamera(fit_camera::FitCameraArgs),
     /// A model's eval-mode logits from a weights file on a (B, 3, H, W) batch (.npy in and out).
     Predict(predict::PredictArgs),
     /// Benchmarks on this machine (one JSON line each).
@@ -59,6 +64,7 @@ pub fn main() -> ExitCode {
         Command::Train(args) => train::train(*args),
         Command::Evaluate(args) => train::evaluate(args),
         Command::Experiment(args) => experiment::run(*args),
+        Command::FitCamera(args) => fit_camera::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Runs(args) => runs::run(args),

@@ -11,6 +11,8 @@ mod experiment;
 #[cfg(not(target_arch = "wasm32"))]
 mod fetch;
 #[cfg(not(target_arch = "wasm32"))]
+mod fit_camera;
+#[cfg(not(target_arch = "wasm32"))]
 mod isp;
 #[cfg(not(target_arch = "wasm32"))]
 mod predict;

@@ -74,11 +74,7 @@ impl Format {
                 codecs::write_npy_f32(&mut file, &shape, &image.data, &name)
             }
             Format::Png => {
-                let rgb: Vec<u8> = image
-                    .data
-                    .iter()
-                    .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
-                    .collect();
+                let rgb: Vec<u8> = image.data.iter().map(|&v| codecs::to_byte(v)).collect();
                 let png = codecs::png8(image.width, image.height, 3, &rgb)?;
                 std::fs::write(path, png).map_err(failed)
             }

@@ -2,7 +2,8 @@
 
 use candle_core::{DType, Tensor, D};
 
-use crate::Result;
+use crate::spec::forensics::{SSIM_C1, SSIM_C2, SSIM_WINDOW};
+use crate::{Error, Result};
 
 /// Mean cross-entropy of logits (B, C) against class indices (B) as u32.
 pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
@@ -35,6 +36,41 @@ pub fn iou(logits: &Tensor, mask: &Tensor) -> Result<f32> {
     } else {
         1.0
     })
+}
+
+/// 1 - SSIM with a 7x7 box window (differentiable; averaged over channels and positions; data
+/// range 1, the windows' population variances): forensics' distance, and the camera fit's metric.
+pub fn ssim_distance(x: &Tensor, y: &Tensor) -> Result<Tensor> {
+    let (c1, c2) = (SSIM_C1, SSIM_C2);
+    let pool = box_mean_7x7;
+    let (mx, my) = (pool(x)?, pool(y)?);
+    let sxx = (pool(&x.sqr()?)? - mx.sqr()?)?;
+    let syy = (pool(&y.sqr()?)? - my.sqr()?)?;
+    let sxy = (pool(&x.mul(y)?)? - mx.mul(&my)?)?;
+    let num = ((mx.mul(&my)? * 2.0)? + c1)?.mul(&((sxy * 2.0)? + c2)?)?;
+    let den = ((mx.sqr()? + my.sqr()?)? + c1)?.mul(&((sxx + syy)? + c2)?)?;
+    Ok(num.div(&den)?.mean_all()?.affine(-1.0, 1.0)?)
+}
+
+/// The mean of every 7x7 window (stride 1, no padding) of (B, C, H, W), as sums of shifted
+/// views: candle's avg_pool2d has no backward for a stride below its size.
+fn box_mean_7x7(x: &Tensor) -> Result<Tensor> {
+    const K: usize = SSIM_WINDOW;
+    let (_, _, h, w) = x.dims4()?;
+    if h < K || w < K {
+        return Err(Error::invalid(format!(
+            "SSIM's 7x7 window does not fit a {h}x{w} tile: use the l2 penalty"
+        )));
+    }
+    let mut rows = x.narrow(2, 0, h - K + 1)?;
+    for dy in 1..K {
+        rows = (rows + x.narrow(2, dy, h - K + 1)?)?;
+    }
+    let mut sum = rows.narrow(3, 0, w - K + 1)?;
+    for dx in 1..K {
+        sum = (sum + rows.narrow(3, dx, w - K + 1)?)?;
+    }
+    Ok((sum / (K * K) as f64)?)
 }
 
 #[cfg(test)]

@@ -105,7 +105,7 @@ pub struct Samples {
 impl Samples {
     /// RGBA8 for display: gray spread to R, G and B, values clipped to [0, 1], alpha kept.
     pub fn to_rgba8(&self) -> Vec<u8> {
-        let q = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+        let q = crate::codecs::to_byte;
         self.data
             .chunks_exact(self.channels)
             .flat_map(|px| match px {

@@ -8,7 +8,7 @@
 
 use std::sync::OnceLock;
 
-pub use lens2logit_dng::{DngColour, DngMeta};
+pub use lens2logit_dng::{DngColour, DngMeta, JpegMeta};
 
 use super::camera::CameraParams;
 use super::tile::RawTile;
@@ -45,17 +45,30 @@ pub struct DngImage {
     pub camera: CameraParams,
     /// Make and model, sizes, CFA, black and white level and where the colour came from.
     pub summary: String,
+    /// The camera's default crop in the mosaic's pixels (x, y, width, height), where the file
+    /// gives one: the area its JPEG covers.
+    pub default_crop: Option<[usize; 4]>,
+    /// How the image is shown (EXIF's orientation numbers, 1 upright).
+    pub orientation: u16,
 }
 
 impl DngImage {
     /// The image from a decoder's answer (its description and its mosaic's samples), checked as
     /// any mosaic and camera are; `name` (the file's) labels the errors.
     pub fn from_parts(meta: DngMeta, samples: Vec<f32>, name: &str) -> Result<Self> {
-        let DngColour {
-            black_level,
-            white_balance,
-            colour_matrix,
-        } = meta.colour;
+        let DngMeta {
+            width,
+            height,
+            colour:
+                DngColour {
+                    black_level,
+                    white_balance,
+                    colour_matrix,
+                },
+            summary,
+            default_crop,
+            orientation,
+        } = meta;
         let camera = CameraParams {
             black_level,
             white_balance,
@@ -63,14 +76,67 @@ impl DngImage {
             gamma: 2.2,
         };
         camera.validate().map_err(|e| dng_error(name, e))?;
-        let mosaic =
-            RawTile::new(meta.width, meta.height, samples).map_err(|e| dng_error(name, e))?;
+        let mosaic = RawTile::new(width, height, samples).map_err(|e| dng_error(name, e))?;
         Ok(Self {
             mosaic,
             camera,
-            summary: meta.summary,
+            summary,
+            default_crop,
+            orientation,
         })
     }
+}
+
+/// A camera's own JPEG of a shot, turned as it is shown (its EXIF orientation applied): RGB in
+/// [0, 1], row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CameraJpeg {
+    pub width: usize,
+    pub height: usize,
+    pub rgb: Vec<f32>,
+    /// The stored image's size and orientation.
+    pub stored: JpegMeta,
+}
+
+/// Decodes a camera's JPEG and turns it as it is shown; `name` labels the errors.
+#[cfg(feature = "dng")]
+pub fn decode_camera_jpeg(bytes: &[u8], name: &str) -> Result<CameraJpeg> {
+    let failed = |reason: String| Error::decode(name, format!("JPEG: {reason}"));
+    let (stored, pixels) =
+        lens2logit_dng::decode_jpeg(bytes, crate::spec::limits::DNG_PIXELS.max).map_err(failed)?;
+    let (width, height, shown) = lens2logit_dng::orient_rgb8(
+        stored.width,
+        stored.height,
+        pixels,
+        stored.exif_orientation,
+        false,
+    )
+    .map_err(failed)?;
+    Ok(CameraJpeg {
+        width,
+        height,
+        rgb: shown.iter().map(|&v| f32::from(v) / 255.0).collect(),
+        stored,
+    })
+}
+
+/// An RGB image in [0, 1] (row-major) turned as one with the EXIF `orientation` is shown, or
+/// back where `undo`: its width, height and values (rounded to 8 bits where it turns).
+#[cfg(feature = "dng")]
+pub fn orient_rgb(
+    width: usize,
+    height: usize,
+    rgb: &[f32],
+    orientation: u16,
+    undo: bool,
+) -> Result<(usize, usize, Vec<f32>)> {
+    if orientation == 1 {
+        return Ok((width, height, rgb.to_vec()));
+    }
+    let bytes = rgb.iter().map(|&v| crate::codecs::to_byte(v)).collect();
+    let (w, h, turned) = lens2logit_dng::orient_rgb8(width, height, bytes, orientation, undo)
+        .map_err(Error::invalid)?;
+    Ok((w, h, turned.iter().map(|&v| f32::from(v) / 255.0).collect()))
 }
 
 /// A DNG decoder: the file's bytes and its name (which labels the errors).
@@ -114,6 +180,8 @@ mod tests {
                 colour_matrix: camera.colour_matrix,
             },
             summary: "a camera, 4x2".into(),
+            default_crop: Some([0, 0, 4, 2]),
+            orientation: 6,
         };
         let samples: Vec<f32> = (0..8).map(|i| i as f32 / 8.0).collect();
         // as it crosses between the page's modules

@@ -11,8 +11,10 @@ mod tile;
 
 pub use camera::CameraParams;
 pub use decode::{decode_lab_tile, decode_mask, decode_samples, decode_tile, Samples};
+#[cfg(feature = "dng")]
+pub use dng::{decode_camera_jpeg, orient_rgb};
 pub use dng::{
-    decode_dng, dng_error, install_dng_decoder, is_dng_name, DngColour, DngDecoder, DngImage,
-    DngMeta,
+    decode_dng, dng_error, install_dng_decoder, is_dng_name, CameraJpeg, DngColour, DngDecoder,
+    DngImage, DngMeta, JpegMeta,
 };
 pub use tile::{BayerSite, RawTile};

@@ -100,13 +100,52 @@ impl RawTile {
         self.data
     }
 
+    /// The mosaic at 1/`factor` of its size, still RGGB: each 2x2 cell of the result averages the
+    /// `factor` x `factor` samples of each colour in a (2 factor) x (2 factor) block (what a
+    /// camera's binned or downscaled output sees); a partial block at the edges is left out.
+    pub fn binned(&self, factor: usize) -> Result<Self> {
+        if factor <= 1 {
+            return Ok(self.clone());
+        }
+        let block = 2 * factor;
+        let (width, height) = (self.width / block * 2, self.height / block * 2);
+        let mut data = vec![0.0f32; width * height];
+        for (y, row) in data.chunks_exact_mut(width.max(1)).enumerate() {
+            for (x, out) in row.iter_mut().enumerate() {
+                // the site's first sample in its block, then every other row and column
+                let (y0, x0) = (y / 2 * block + y % 2, x / 2 * block + x % 2);
+                let sum: f32 = (0..factor)
+                    .flat_map(|i| (0..factor).map(move |j| (y0 + 2 * i, x0 + 2 * j)))
+                    .map(|(yy, xx)| self.data[yy * self.width + xx])
+                    .sum();
+                *out = sum / (factor * factor) as f32;
+            }
+        }
+        Self::new(width, height, data)
+    }
+
+    /// The samples of the window of `width` x `height` at (`x`, `y`), row-major; an error where it
+    /// leaves the mosaic.
+    pub fn window(&self, x: usize, y: usize, width: usize, height: usize) -> Result<Vec<f32>> {
+        if x + width > self.width || y + height > self.height {
+            return Err(Error::invalid(format!(
+                "a {width}x{height} window at ({x}, {y}) leaves the {}x{} mosaic",
+                self.width, self.height
+            )));
+        }
+        Ok((y..y + height)
+            .flat_map(|r| &self.data[r * self.width + x..r * self.width + x + width])
+            .copied()
+            .collect())
+    }
+
     /// The mosaic coloured by its filter (each sample shown in its site's colour), as RGBA8 for
     /// display: what a sensor "sees" before any processing.
     pub fn mosaic_rgba(&self) -> Vec<u8> {
         let mut out = vec![0u8; self.width * self.height * 4];
         for (i, (&v, px)) in self.data.iter().zip(out.chunks_exact_mut(4)).enumerate() {
             let site = BayerSite::at(i / self.width, i % self.width);
-            px[site.channel()] = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+            px[site.channel()] = crate::codecs::to_byte(v);
             px[3] = 255;
         }
         out
@@ -157,6 +196,33 @@ mod tests {
         assert!(RawTile::new(2, 2, vec![0.0; 3]).is_err());
         assert!(RawTile::new(2, 2, vec![0.0, f32::NAN, 0.0, 0.0]).is_err());
         assert!(check_size(MAX_SIDE + 2, 2).is_err());
+    }
+
+    #[test]
+    fn binning_averages_each_colour_and_keeps_rggb() {
+        // 4x4: each sample is 10 * its site's channel index + its block position
+        let data: Vec<f32> = (0..16)
+            .map(|i| {
+                let (y, x) = (i / 4, i % 4);
+                (BayerSite::at(y, x).index() * 10 + (y / 2) * 2 + x / 2) as f32
+            })
+            .collect();
+        let tile = RawTile::new(4, 4, data).unwrap();
+        let binned = tile.binned(2).unwrap();
+        assert_eq!((binned.width(), binned.height()), (2, 2));
+        // each site averages positions 0, 1, 2, 3 of its colour: 1.5 above 10 * site
+        assert_eq!(binned.data(), &[1.5, 11.5, 21.5, 31.5]);
+        assert_eq!(tile.binned(1).unwrap(), tile);
+        assert_eq!(
+            tile.window(1, 2, 2, 2).unwrap(),
+            [
+                tile.data()[9],
+                tile.data()[10],
+                tile.data()[13],
+                tile.data()[14]
+            ]
+        );
+        assert!(tile.window(3, 0, 2, 2).is_err());
     }
 
     #[test]

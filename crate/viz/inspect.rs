@@ -130,7 +130,7 @@ impl IspRun {
         let n = height * width;
         let data = (0..n)
             .flat_map(|p| {
-                let q = |c: usize| (v[c * n + p].clamp(0.0, 1.0) * 255.0).round() as u8;
+                let q = |c: usize| crate::codecs::to_byte(v[c * n + p]);
                 [q(0), q(1), q(2), 255]
             })
             .collect();

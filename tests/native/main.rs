@@ -30,6 +30,7 @@ mod cli_synth;
 mod cli_train;
 mod cli_views;
 mod dng_files;
+mod fit_camera;
 mod mlflow;
 mod pretrained;
 mod serve;

@@ -54,6 +54,19 @@ pub fn forward(
     batch_norm_output: bool,
     track_stages: bool,
 ) -> Result<Forward> {
+    forward_clipping(raw, params, None, batch_norm_output, track_stages)
+}
+
+/// [`forward`], with the white-balanced image clipped at `highlight` (one element) before the
+/// colour correction where it is given: what cameras do, so that a sensor's saturated highlight
+/// stays white, where the paper's ISP turns it into the white balance's colour.
+pub fn forward_clipping(
+    raw: &Tensor,
+    params: &IspParams,
+    highlight: Option<&Tensor>,
+    batch_norm_output: bool,
+    track_stages: bool,
+) -> Result<Forward> {
     let (dtype, device) = (raw.dtype(), raw.device());
     let mut taps = track_stages.then(Vec::new);
     let to_yuv = matrix(&RGB_TO_YUV, dtype, device)?;
@@ -69,8 +82,11 @@ pub fn forward(
         conv2d_same(&mosaic, params.debayer(), Padding::Reflect)?,
         &mut taps,
     )?;
-    let balanced =
+    let mut balanced =
         wide(&demosaic)?.broadcast_mul(&wide(params.white_balance())?.reshape((1, 3, 1, 1))?)?;
+    if let Some(level) = highlight {
+        balanced = balanced.broadcast_minimum(&wide(level)?)?;
+    }
     let corrected = tap(
         mix(&wide(params.colour_correction())?, &balanced)?.to_dtype(dtype)?,
         &mut taps,

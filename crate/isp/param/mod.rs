@@ -8,13 +8,15 @@ mod mosaic;
 mod pad;
 mod params;
 mod pointwise;
+mod rendering;
 mod running;
 
 pub use conv::{conv2d_same, Padding};
-pub use forward::{forward, Forward};
+pub use forward::{forward, forward_clipping, Forward};
 pub use grad::{gradients, Gradients};
 pub use mosaic::scatter_mosaic;
 pub use pad::reflect_pad2d;
 pub use params::IspParams;
 pub use pointwise::{batch_norm, clip_gamma};
+pub use rendering::{CameraRendering, RenderingKnots, RenderingStages, SEGMENTS};
 pub use running::RunningStats;

@@ -56,7 +56,7 @@ impl RgbImage {
         self.data
             .chunks_exact(3)
             .flat_map(|px| {
-                let q = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+                let q = crate::codecs::to_byte;
                 [q(px[0]), q(px[1]), q(px[2]), 255]
             })
             .collect()

@@ -169,6 +169,8 @@ struct Layout {
     active: [usize; 4],
     /// The 2x2 CFA pattern from the active area's origin (0 red, 1 green, 2 blue), row-major.
     cfa: [u8; 4],
+    /// DefaultCropOrigin and DefaultCropSize: x, y (from the active area's origin), width, height.
+    default_crop: Option<[usize; 4]>,
 }
 
 impl Layout {
@@ -239,20 +241,7 @@ impl Layout {
                 }
             },
         };
-        // rawler turns the default crop into offsets from the image's edges
-        if let (Some(origin), Some(size)) =
-            (dng(DngTag::DefaultCropOrigin), dng(DngTag::DefaultCropSize))
-        {
-            let fits = match (usizes(origin).as_deref(), usizes(size).as_deref()) {
-                (Some(&[x, y]), Some(&[w, h])) => {
-                    active[1] + x + w <= width && active[0] + y + h <= height
-                }
-                _ => false,
-            };
-            if !fits {
-                return Err("the default crop does not lie within the active area".into());
-            }
-        }
+        let default_crop = default_crop(raw, active, width, height)?;
 
         if let Some(levels) = tag(TiffCommonTag::BlackLevels) {
             let repeat = match dng(DngTag::BlackLevelRepeatDim) {
@@ -275,7 +264,32 @@ impl Layout {
             height,
             active,
             cfa,
+            default_crop,
         })
+    }
+}
+
+/// DefaultCropOrigin and DefaultCropSize (x, y from the active area's origin, width, height),
+/// checked to lie within the active area; none where the file gives none.
+fn default_crop(
+    raw: &IFD,
+    active: [usize; 4],
+    width: usize,
+    height: usize,
+) -> Result<Option<[usize; 4]>> {
+    let dng = |t: DngTag| raw.get_entry(t).map(|e| &e.value);
+    // rawler turns the default crop into offsets from the image's edges
+    let (Some(origin), Some(size)) = (dng(DngTag::DefaultCropOrigin), dng(DngTag::DefaultCropSize))
+    else {
+        return Ok(None);
+    };
+    match (usizes(origin).as_deref(), usizes(size).as_deref()) {
+        (Some(&[x, y]), Some(&[w, h]))
+            if w > 0 && h > 0 && active[1] + x + w <= width && active[0] + y + h <= height =>
+        {
+            Ok(Some([x, y, w, h]))
+        }
+        _ => Err("the default crop does not lie within the active area".into()),
     }
 }
 
@@ -374,11 +388,22 @@ fn to_lab(image: &RawImage, layout: &Layout) -> Result<(DngMeta, Vec<f32>)> {
         colour.black_level.map(|b| (b * white).round()),
         colour.white_balance,
     );
+    // the crop in the mosaic's pixels: it starts (dy, dx) into the active area
+    let default_crop = layout.default_crop.map(|[x, y, w, h]| {
+        let (x0, y0) = (
+            x.saturating_sub(dx).min(width),
+            y.saturating_sub(dy).min(height),
+        );
+        [x0, y0, w.min(width - x0), h.min(height - y0)]
+    });
     let meta = DngMeta {
         width,
         height,
         colour,
         summary,
+        default_crop,
+        // rawler's 0 is a file that says nothing
+        orientation: image.orientation.to_u16().max(1),
     };
     Ok((meta, data))
 }

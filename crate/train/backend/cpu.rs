@@ -9,9 +9,8 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
 use super::{BackendSpec, Batch, Input, PhaseStart, StageMaps, StepBackend};
 use crate::gpu::models::StepStats;
 use crate::isp::param::{forward, IspParams, RunningStats};
-use crate::model::losses::{accuracy, cross_entropy, dice_loss, iou};
+use crate::model::losses::{accuracy, cross_entropy, dice_loss, iou, ssim_distance};
 use crate::model::{trainable, TaskModel};
-use crate::spec::forensics::{SSIM_C1, SSIM_C2, SSIM_WINDOW};
 use crate::spec::models::NormMode;
 use crate::train::augment::Augment;
 use crate::train::session::Penalty;
@@ -288,38 +287,4 @@ impl StepBackend for CpuBackend {
         let x = p.eval(raw, &p.params)?;
         Ok(x.get(0)?.flatten_all()?.to_vec1::<f32>()?)
     }
-}
-
-/// 1 - SSIM with a 7x7 box window (differentiable; averaged over channels and positions).
-fn ssim_distance(x: &Tensor, y: &Tensor) -> Result<Tensor> {
-    let (c1, c2) = (SSIM_C1, SSIM_C2);
-    let pool = box_mean_7x7;
-    let (mx, my) = (pool(x)?, pool(y)?);
-    let sxx = (pool(&x.sqr()?)? - mx.sqr()?)?;
-    let syy = (pool(&y.sqr()?)? - my.sqr()?)?;
-    let sxy = (pool(&x.mul(y)?)? - mx.mul(&my)?)?;
-    let num = ((mx.mul(&my)? * 2.0)? + c1)?.mul(&((sxy * 2.0)? + c2)?)?;
-    let den = ((mx.sqr()? + my.sqr()?)? + c1)?.mul(&((sxx + syy)? + c2)?)?;
-    Ok(num.div(&den)?.mean_all()?.affine(-1.0, 1.0)?)
-}
-
-/// The mean of every 7x7 window (stride 1, no padding) of (B, C, H, W), as sums of shifted
-/// views: candle's avg_pool2d has no backward for a stride below its size.
-fn box_mean_7x7(x: &Tensor) -> Result<Tensor> {
-    const K: usize = SSIM_WINDOW;
-    let (_, _, h, w) = x.dims4()?;
-    if h < K || w < K {
-        return Err(Error::invalid(format!(
-            "SSIM's 7x7 window does not fit a {h}x{w} tile: use the l2 penalty"
-        )));
-    }
-    let mut rows = x.narrow(2, 0, h - K + 1)?;
-    for dy in 1..K {
-        rows = (rows + x.narrow(2, dy, h - K + 1)?)?;
-    }
-    let mut sum = rows.narrow(3, 0, w - K + 1)?;
-    for dx in 1..K {
-        sum = (sum + rows.narrow(3, dx, w - K + 1)?)?;
-    }
-    Ok((sum / (K * K) as f64)?)
 }

@@ -1,0 +1,156 @@
+//! `lens2logit fit-camera`: a digital twin of a camera's own processing, fitted to its JPEG of a
+//! shot from the shot's raw (DNG); the twin's folder is written whole or not at all.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use lens2logit::data::cancel::CancelToken;
+use lens2logit::isp::param::RenderingStages;
+use lens2logit::raw::{decode_camera_jpeg, decode_dng};
+use lens2logit::train::camera_fit::{align, fit_camera, CropChoice, FitOptions};
+
+use crate::common::{name_of, read_file, write_file, write_folder, Replaceable};
+
+/// The files of a twin's folder.
+const TWIN_FILES: [&str; 3] = ["twin.safetensors", "twin.json", "rendered.png"];
+
+/// A twin's folder, replaced by a new fit.
+const TWIN: Replaceable = Replaceable {
+    what: "a camera twin's folder (twin.safetensors, twin.json, rendered.png)",
+    holds: |dir| crate::common::holds_only(dir, |path| TWIN_FILES.contains(&name_of(path))),
+};
+
+#[derive(Args)]
+pub struct FitCameraArgs {
+    /// The camera raw (DNG) of the shot.
+    #[arg(long)]
+    dng: PathBuf,
+    /// The camera's own JPEG of the same shot (at the raw's resolution or an integer fraction of
+    /// it; its EXIF orientation is applied).
+    #[arg(long)]
+    jpeg: PathBuf,
+    #[arg(long, default_value_t = FitOptions::default().steps)]
+    steps: usize,
+    /// The area of the mosaic the JPEG covers: auto (the DNG's default crop, else the whole
+    /// mosaic) or X,Y,W,H in the mosaic's pixels.
+    #[arg(long, default_value = "auto", value_parser = parse_crop)]
+    crop: CropChoice,
+    /// Crops per step.
+    #[arg(long, default_value_t = FitOptions::default().batch)]
+    batch: usize,
+    /// AdamW's learning rate for the ISP's parameters (the tone curve and chroma gain take ten
+    /// times it).
+    #[arg(long, default_value_t = FitOptions::default().learning_rate)]
+    lr: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Fit without clipping the highlights after the white balance.
+    #[arg(long)]
+    no_highlight_clip: bool,
+    /// Fit without the tone curve.
+    #[arg(long)]
+    no_tone_curve: bool,
+    /// Fit without the chroma gain.
+    #[arg(long)]
+    no_chroma_gain: bool,
+    /// The twin's folder: twin.safetensors (the parameters), twin.json (the summary: held-out
+    /// PSNR and SSIM, stages, alignment) and rendered.png (the fitted area as the JPEG shows it).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+fn parse_crop(text: &str) -> Result<CropChoice, String> {
+    if text == "auto" {
+        return Ok(CropChoice::Auto);
+    }
+    let values: Vec<usize> = text
+        .split(',')
+        .map(|v| v.trim().parse::<usize>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| format!("'{text}' is not auto or X,Y,W,H (four whole numbers)"))?;
+    match values[..] {
+        [x, y, w, h] => Ok(CropChoice::Given([x, y, w, h])),
+        _ => Err(format!(
+            "'{text}' is not auto or X,Y,W,H (four whole numbers)"
+        )),
+    }
+}
+
+pub fn run(args: FitCameraArgs) -> Result<(), String> {
+    crate::common::may_replace(&args.out, &TWIN)?;
+    let dng_name = args.dng.display().to_string();
+    let jpeg_name = args.jpeg.display().to_string();
+    let dng = decode_dng(&read_file(&args.dng)?, &dng_name).map_err(|e| e.to_string())?;
+    let jpeg =
+        decode_camera_jpeg(&read_file(&args.jpeg)?, &jpeg_name).map_err(|e| e.to_string())?;
+    let pair = align(&dng, &jpeg, args.crop)
+        .map_err(|e| format!("{jpeg_name} does not match {dng_name}: {e}"))?;
+    let a = &pair.alignment;
+    eprintln!("{}", dng.summary);
+    eprintln!(
+        "alignment: crop {:?} from {}; raw orientation {}, JPEG orientation {} ({}x{} stored, \
+         {}x{} shown); binned by {}; fitting {}x{} px",
+        a.crop,
+        a.crop_source,
+        a.raw_orientation,
+        a.jpeg_orientation,
+        a.jpeg_stored_size[0],
+        a.jpeg_stored_size[1],
+        a.jpeg_shown_size[0],
+        a.jpeg_shown_size[1],
+        a.binning,
+        a.fit_size[0],
+        a.fit_size[1]
+    );
+    let options = FitOptions {
+        steps: args.steps,
+        batch: args.batch,
+        learning_rate: args.lr,
+        seed: args.seed,
+        stages: RenderingStages {
+            highlight_clip: !args.no_highlight_clip,
+            tone_curve: !args.no_tone_curve,
+            chroma_gain: !args.no_chroma_gain,
+        },
+    };
+    let bar = ProgressBar::new(options.steps as u64).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} steps {elapsed} (eta {eta}) {msg}")
+            .expect("valid template"),
+    );
+    let twin = fit_camera(&dng, &pair, &options, &CancelToken::default(), &mut |p| {
+        bar.set_position(p.step as u64);
+        if let Some(psnr) = p.held_out_psnr {
+            bar.set_message(format!("loss {:.5}, held-out PSNR {psnr:.2} dB", p.loss));
+        }
+    })
+    .map_err(|e| e.to_string())?;
+    bar.finish();
+    let summary = &twin.summary;
+    write_folder(&args.out, &TWIN, |dir| {
+        write_file(
+            &dir.join(TWIN_FILES[0]),
+            &twin.to_safetensors().map_err(|e| e.to_string())?,
+        )?;
+        write_file(&dir.join(TWIN_FILES[1]), twin.summary_json().as_bytes())?;
+        write_file(
+            &dir.join(TWIN_FILES[2]),
+            &twin.rendered_png().map_err(|e| e.to_string())?,
+        )
+    })?;
+    println!(
+        "{}: held-out PSNR {:.2} dB (the DNG's camera before the fit: {:.2} dB), SSIM {:.4}; \
+         stages: paper ISP{}",
+        args.out.display(),
+        summary.held_out_psnr,
+        summary.initial_held_out_psnr,
+        summary.held_out_ssim,
+        summary
+            .stages
+            .iter()
+            .map(|s| format!(", {s}"))
+            .collect::<String>()
+    );
+    Ok(())
+}
