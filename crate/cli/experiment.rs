@@ -105,6 +105,10 @@ struct SynthesisArgs {
     /// Train only on this view: one row of the table (one job of a job array; see `gather`).
     #[arg(long)]
     train_view: Option<View>,
+    /// Also test every model on a camera twin (a folder `fit-camera` wrote, or its
+    /// twin.safetensors): a 13th column, `twin:NAME`.
+    #[arg(long)]
+    extra_view: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -224,9 +228,14 @@ fn synthesis(args: SynthesisArgs) -> Result<(), String> {
     SynthesisTable::check_intensities(&args.intensities).map_err(|e| e.to_string())?;
     let mut options = c.options("synthesis");
     options.intensities = Some(args.intensities.iter().map(|&i| f64::from(i)).collect());
-    let config = options
+    let mut config = options
         .config(c.session.task.into())
         .map_err(|e| e.to_string())?;
+    config.camera_twin = args
+        .extra_view
+        .as_deref()
+        .map(crate::fit_camera::load_twin)
+        .transpose()?;
     let started = Instant::now();
     let experiment = Experiment::Synthesis {
         train_view: args.train_view,

@@ -1,13 +1,13 @@
 //! `lens2logit fit-camera`: a digital twin of a camera's own processing, fitted to its JPEG of a
 //! shot from the shot's raw (DNG); the twin's folder is written whole or not at all.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use lens2logit::data::cancel::CancelToken;
-use lens2logit::isp::param::RenderingStages;
+use lens2logit::isp::param::{RenderingStages, TwinView};
 use lens2logit::raw::{decode_camera_jpeg, decode_dng};
 use lens2logit::train::camera_fit::{align, fit_camera, CropChoice, FitOptions};
 
@@ -76,6 +76,22 @@ fn parse_crop(text: &str) -> Result<CropChoice, String> {
             "'{text}' is not auto or X,Y,W,H (four whole numbers)"
         )),
     }
+}
+
+/// A twin as a drift view (`--extra-view TWIN`): a folder `fit-camera` wrote, or its
+/// twin.safetensors; its column in the drift tables is `twin:NAME`, NAME the folder's (or the
+/// file's) name.
+pub fn load_twin(path: &Path) -> Result<TwinView, String> {
+    let (file, named) = match path.is_dir() {
+        true => (path.join(TWIN_FILES[0]), path.to_path_buf()),
+        false => (path.to_path_buf(), path.with_extension("")),
+    };
+    let name = match name_of(&named) {
+        "" => "twin",
+        name => name,
+    };
+    TwinView::from_safetensors(name, &read_file(&file)?)
+        .map_err(|e| format!("{}: {e}", file.display()))
 }
 
 pub fn run(args: FitCameraArgs) -> Result<(), String> {

@@ -160,6 +160,10 @@ pub struct TrainArgs {
     /// (Gaussian noise, Gaussian blur, contrast) at this ImageNet-C severity, 1 to 5.
     #[arg(long)]
     corruption_severity: Option<u8>,
+    /// Synthesis: also test on a camera twin (a folder `fit-camera` wrote, or its
+    /// twin.safetensors): a 13th view of the drift table, `twin:NAME`.
+    #[arg(long)]
+    extra_view: Option<PathBuf>,
     /// The run folder to write (replaced if it is a run folder already).
     #[arg(long)]
     out: PathBuf,
@@ -249,7 +253,17 @@ pub fn train(args: TrainArgs) -> Result<(), String> {
         corruption_severity: args.corruption_severity.map(f64::from),
         ..args.session.options(&args.mode)
     };
-    let config = options.config(task).map_err(|e| e.to_string())?;
+    let mut config = options.config(task).map_err(|e| e.to_string())?;
+    if let Some(path) = &args.extra_view {
+        if config.mode != Mode::Synthesis {
+            return Err(
+                "--extra-view adds a camera twin to synthesis' drift table: use it with --mode \
+                 synthesis"
+                    .into(),
+            );
+        }
+        config.camera_twin = Some(crate::fit_camera::load_twin(path)?);
+    }
     let job = args
         .session
         .job(Experiment::Session, config, args.name.clone())?;

@@ -66,14 +66,21 @@ pub fn parse_curves(bytes: &[u8]) -> Result<Vec<Curve>> {
     Ok(curves)
 }
 
-/// The drift table: a row per intensity, a column per paper view, then the drop of each view at
-/// 100 % against the training view (where 100 % was measured).
+/// The drift table: a row per intensity, a column per paper view (and one per other view the
+/// table holds, a camera twin's), then the drop of each view at 100 % against the training view
+/// (where 100 % was measured).
 pub fn drift_csv(
     table: &BTreeMap<String, BTreeMap<u32, f32>>,
     intensities: &[u32],
     train_view: &str,
 ) -> String {
-    let views: Vec<String> = View::paper_views().iter().map(View::to_string).collect();
+    let mut views: Vec<String> = View::paper_views().iter().map(View::to_string).collect();
+    let others: Vec<String> = table
+        .keys()
+        .filter(|k| !views.contains(k))
+        .cloned()
+        .collect();
+    views.extend(others);
     let cell = |view: &str, intensity: u32| {
         table
             .get(view)
@@ -174,5 +181,14 @@ mod tests {
         assert_eq!(lines.len(), 4);
         assert!(lines[1].starts_with("100,0.5000,0.5100,"));
         assert!(lines[3].starts_with("drop_at_100,0.0000,-0.0100,"));
+        // a camera twin's column comes after the paper's 12
+        table.insert("twin:mine".into(), BTreeMap::from([(100, 0.4), (10, 0.2)]));
+        let csv = drift_csv(&table, &[100, 10], &views[0]);
+        let lines: Vec<&str> = csv.lines().collect();
+        assert!(lines[0].ends_with(",twin:mine"), "{}", lines[0]);
+        assert!(
+            lines[1].ends_with(",0.4000") && lines[3].ends_with(",0.1000"),
+            "{csv}"
+        );
     }
 }

@@ -125,21 +125,39 @@ impl SynthesisTable {
             .collect()
     }
 
-    fn cell(&self, train: &View, test: &View, intensity: u32) -> Option<f32> {
+    fn cell(&self, train: &View, test: &str, intensity: u32) -> Option<f32> {
         self.rows
             .get(&train.to_string())?
-            .get(&test.to_string())?
+            .get(test)?
             .get(&intensity)
             .copied()
     }
 
-    /// Rows: training views; columns: test views (both in the paper's order); the metric at
+    /// The test views: the paper's 12 in its order, then any other the rows were tested on (a
+    /// camera twin, `twin:NAME`).
+    pub fn test_views(&self) -> Vec<String> {
+        let mut views: Vec<String> = View::paper_views().iter().map(View::to_string).collect();
+        let mut others: Vec<String> = self
+            .rows
+            .values()
+            .flat_map(|row| row.keys())
+            .filter(|k| !views.contains(k))
+            .cloned()
+            .collect();
+        others.sort_unstable();
+        others.dedup();
+        views.extend(others);
+        views
+    }
+
+    /// Rows: training views; columns: [`SynthesisTable::test_views`]; the metric at
     /// [`MATRIX_INTENSITY`].
     pub fn matrix(&self) -> Vec<(View, Vec<Option<f32>>)> {
+        let tests = self.test_views();
         self.train_views()
             .into_iter()
             .map(|train| {
-                let cells = View::paper_views()
+                let cells = tests
                     .iter()
                     .map(|test| self.cell(&train, test, MATRIX_INTENSITY))
                     .collect();
@@ -156,17 +174,17 @@ impl SynthesisTable {
                 let cells = self
                     .intensities
                     .iter()
-                    .map(|&i| self.cell(&train, &train, i))
+                    .map(|&i| self.cell(&train, &train.to_string(), i))
                     .collect();
                 (train, cells)
             })
             .collect()
     }
 
-    /// `synthesis_12x12.csv`: `train_view,<the 12 test views>`, 4 decimals.
+    /// `synthesis_12x12.csv`: `train_view,<the 12 test views>` (and a camera twin's column where
+    /// the rows have one), 4 decimals.
     pub fn matrix_csv(&self) -> String {
-        let header: Vec<String> = View::paper_views().iter().map(View::to_string).collect();
-        table_csv(&header, &self.matrix())
+        table_csv(&self.test_views(), &self.matrix())
     }
 
     /// `synthesis_intensity.csv`: `train_view,<intensities>`, 4 decimals.
@@ -185,7 +203,13 @@ impl SynthesisTable {
             .iter()
             .map(|(v, _)| format!("{:>2} {v}", number(v)))
             .collect();
-        let columns: Vec<String> = (1..=all.len()).map(|i| i.to_string()).collect();
+        // the paper's views by number, then a camera twin (its name is in the CSV)
+        let columns: Vec<String> = (0..self.test_views().len())
+            .map(|i| match i < all.len() {
+                true => (i + 1).to_string(),
+                false => "twin".into(),
+            })
+            .collect();
         let cells: Vec<Vec<Option<f32>>> = rows.into_iter().map(|(_, c)| c).collect();
         let title = format!(
             "{} at {MATRIX_INTENSITY}%: trained on the row's view, tested on the column's",
@@ -556,6 +580,23 @@ mod tests {
             "{:?}",
             t.missing().iter().map(View::to_string).collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn a_camera_twins_column_follows_the_twelve() {
+        let mut t = table(&[0, 1]);
+        for row in t.rows.values_mut() {
+            row.insert("twin:mine".into(), BTreeMap::from([(100, 0.3), (10, 0.1)]));
+        }
+        let csv = t.matrix_csv();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(cells(lines[0]).len(), 14, "{}", lines[0]);
+        assert!(
+            lines[0].ends_with(",twin:mine") && lines[1].ends_with(",0.3000"),
+            "{csv}"
+        );
+        let image = t.matrix_image();
+        assert!(image.width > table(&[0, 1]).matrix_image().width);
     }
 
     #[test]

@@ -120,7 +120,13 @@ pub fn row_settings(
 ) -> BTreeMap<String, String> {
     use sha2::{Digest, Sha256};
     let camera = serde_json::to_vec(&data.camera).unwrap_or_default();
-    BTreeMap::from([
+    // a camera twin's column belongs to the rows tested on that twin (named where there is one,
+    // so that tables from before twins gather as they did)
+    let twin = config
+        .camera_twin
+        .as_ref()
+        .map(|t| ("camera_twin".to_string(), t.name().to_string()));
+    let mut settings = BTreeMap::from([
         ("task".into(), data.task.name().to_string()),
         ("model".into(), config.model.name().to_string()),
         ("data".into(), data.label.clone()),
@@ -142,7 +148,9 @@ pub fn row_settings(
             "backbone_lr".into(),
             config.backbone_lr.unwrap_or(config.lr).to_string(),
         ),
-    ])
+    ]);
+    settings.extend(twin);
+    settings
 }
 
 /// The sessions of `experiment`: (label, training view).

@@ -7,7 +7,8 @@ use std::path::Path;
 
 use crate::cli::{interrupted, left_in, lens2logit, lens2logit_ok, partial_of};
 
-const SMALL: &[&str] = &[
+/// A session small enough for seconds (the camera twin's tests train it too).
+pub const SMALL: &[&str] = &[
     "--data",
     "synthetic",
     "--task",

@@ -243,3 +243,76 @@ fn mismatched_pairs_are_refused_with_their_reason_and_leave_nothing() {
     );
     assert!(!dir.path().join("twin").exists());
 }
+
+/// The cells of a CSV line (the tables' names hold no commas).
+fn cells(line: &str) -> Vec<&str> {
+    line.split(',').collect()
+}
+
+#[test]
+fn a_twin_is_a_thirteenth_view_of_the_drift_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    camera_pair(d, 2, 1);
+    lens2logit_ok(&fit_args(&["--steps", "2"]), d);
+    let small = [
+        crate::cli_experiment::SMALL,
+        &["--intensities", "100,10", "--extra-view", "twin"],
+    ]
+    .concat();
+    lens2logit_ok(
+        &[
+            &["train", "--mode", "synthesis"],
+            &small[..],
+            &["--out", "run"],
+        ]
+        .concat(),
+        d,
+    );
+    let drift = std::fs::read_to_string(d.join("run/tables/drift.csv")).unwrap();
+    let lines: Vec<&str> = drift.lines().collect();
+    assert_eq!(cells(lines[0]).len(), 14, "{drift}");
+    assert!(lines[0].ends_with(",twin:twin"), "{drift}");
+    for line in &lines[1..] {
+        assert!(cells(line).iter().all(|c| !c.is_empty()), "{drift}");
+    }
+
+    let view = "bilinear-sharpening_filter-gaussian_denoising";
+    let experiment = [
+        &["experiment", "synthesis"],
+        &small[..],
+        &["--train-view", view, "--out", "table"],
+    ]
+    .concat();
+    lens2logit_ok(&experiment, d);
+    let matrix = std::fs::read_to_string(d.join("table/synthesis_12x12.csv")).unwrap();
+    let lines: Vec<&str> = matrix.lines().collect();
+    assert!(lines[0].ends_with(",twin:twin"), "{matrix}");
+    assert_eq!(cells(lines[1]).len(), 14, "{matrix}");
+    assert!(cells(lines[1]).iter().all(|c| !c.is_empty()), "{matrix}");
+
+    let forensics = [
+        &["train", "--mode", "forensics"],
+        &small[..],
+        &["--out", "f"],
+    ]
+    .concat();
+    let out = lens2logit(&forensics, d);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("--mode synthesis"),
+        "{stderr}"
+    );
+    let missing = [
+        &["train", "--mode", "synthesis"],
+        crate::cli_experiment::SMALL,
+        &["--extra-view", "nowhere", "--out", "m"],
+    ]
+    .concat();
+    let out = lens2logit(&missing, d);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("nowhere"),
+        "{stderr}"
+    );
+}

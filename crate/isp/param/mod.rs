@@ -10,6 +10,7 @@ mod params;
 mod pointwise;
 mod rendering;
 mod running;
+mod twin;
 
 pub use conv::{conv2d_same, Padding};
 pub use forward::{forward, forward_clipping, Forward};
@@ -20,3 +21,4 @@ pub use params::IspParams;
 pub use pointwise::{batch_norm, clip_gamma};
 pub use rendering::{CameraRendering, RenderingKnots, RenderingStages, SEGMENTS};
 pub use running::RunningStats;
+pub use twin::{twin_safetensors, TwinView};

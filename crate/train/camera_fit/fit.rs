@@ -11,7 +11,9 @@ use serde::Serialize;
 use super::align::{AlignedPair, Alignment};
 use crate::codecs::{png8, to_byte};
 use crate::data::cancel::CancelToken;
-use crate::isp::param::{CameraRendering, IspParams, RenderingKnots, RenderingStages};
+use crate::isp::param::{
+    twin_safetensors, CameraRendering, IspParams, RenderingKnots, RenderingStages,
+};
 use crate::model::losses::ssim_distance;
 use crate::raw::{orient_rgb, DngImage, RawTile};
 use crate::spec::forensics::SSIM_WINDOW;
@@ -106,14 +108,7 @@ pub struct CameraTwin {
 impl CameraTwin {
     /// The ISP's parameters (the paper's names) and the rendering's stages, as safetensors.
     pub fn to_safetensors(&self) -> Result<Vec<u8>> {
-        let mut tensors: Vec<(&str, Tensor)> = self
-            .params
-            .named()
-            .map(|(n, v)| Ok((n, v.as_tensor().to_dtype(DType::F32)?)))
-            .collect::<Result<_>>()?;
-        tensors.extend(self.rendering.named());
-        safetensors::serialize(tensors, None)
-            .map_err(|e| Error::invalid(format!("writing the twin's safetensors: {e}")))
+        twin_safetensors(&self.params, &self.rendering)
     }
 
     pub fn summary_json(&self) -> String {

@@ -11,7 +11,7 @@ use crate::data::tiles::Item;
 use crate::data::Task;
 use crate::isp::static_pipeline::{render_all, View};
 use crate::train::backend::{Batch, Input};
-use crate::Result;
+use crate::{Error, Result};
 
 impl Session {
     /// A training batch's tiles, drawn with the session's generator.
@@ -54,6 +54,13 @@ impl Session {
             }
             // the parametrized ISP ends in batch norm: the backend's processing normalises
             Front::Param { .. } => Input::Raw(self.raw_batch(items, intensity)?),
+            Front::Twin => {
+                let twin = self.config.camera_twin.as_ref().ok_or_else(|| {
+                    Error::invalid("the session was asked for its camera twin and has none")
+                })?;
+                let rendered = twin.render(&self.raw_batch(items, intensity)?)?;
+                Input::Processed(self.norm.apply(&rendered)?)
+            }
         };
         Ok(Batch {
             input,

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::isp::param::TwinView;
 use crate::isp::static_pipeline::View;
 use crate::raw::intensity::LEVELS;
 use crate::spec::isp::{ALL_GROUPS, GROUPS};
@@ -123,6 +124,9 @@ pub struct TrainConfig {
     pub intensities: Vec<u32>,
     /// Synthesis: the severity (1 ..= 5) of the post-hoc corruption baseline, None for none.
     pub corruption_severity: Option<u8>,
+    /// Synthesis: a camera twin (`fit-camera`) tested beside the 12 static views, a 13th column
+    /// of the drift table.
+    pub camera_twin: Option<TwinView>,
 }
 
 impl TrainConfig {
@@ -151,6 +155,7 @@ impl TrainConfig {
             snapshot_every: 10,
             intensities: LEVELS.to_vec(),
             corruption_severity: None,
+            camera_twin: None,
         }
     }
 }

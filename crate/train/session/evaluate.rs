@@ -16,6 +16,8 @@ use crate::Result;
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Cell {
     View(View, u32),
+    /// The session's camera twin at an intensity level.
+    Twin(u32),
     Corrupted(Corruption),
 }
 
@@ -24,16 +26,23 @@ impl Cell {
     fn label(self) -> String {
         match self {
             Cell::View(view, intensity) => format!("{view} at {intensity} %"),
+            Cell::Twin(intensity) => format!("the camera twin at {intensity} %"),
             Cell::Corrupted(corruption) => format!("{} corruption", corruption.name()),
         }
     }
 }
 
-/// The cells `config`'s evaluation computes, in order: the views row by row, then the corruptions.
+/// The cells `config`'s evaluation computes, in order: the views row by row (the camera twin's
+/// last, where the session has one), then the corruptions.
 pub(super) fn evaluation_cells(config: &TrainConfig) -> Vec<Cell> {
     let views = View::paper_views()
         .into_iter()
         .flat_map(|view| config.intensities.iter().map(move |&i| Cell::View(view, i)));
+    let twin = config
+        .camera_twin
+        .iter()
+        .flat_map(|_| config.intensities.iter().map(|&i| Cell::Twin(i)));
+    let views = views.chain(twin);
     let corruptions = config
         .corruption_severity
         .map(|_| Corruption::ALL.map(Cell::Corrupted))
@@ -59,7 +68,8 @@ impl Session {
         Ok(total / batches.len().max(1) as f32)
     }
 
-    /// The model on every static view and intensity level: view -> intensity -> metric.
+    /// The model on every static view (and the camera twin, where the session has one) and
+    /// intensity level: view -> intensity -> metric.
     pub async fn view_table(
         &mut self,
         intensities: &[u32],
@@ -78,6 +88,15 @@ impl Session {
                     .insert(intensity, metric);
             }
         }
+        if let Some(twin) = self.config.camera_twin.clone() {
+            for &intensity in intensities {
+                let metric = self.metric_on(&Front::Twin, intensity).await?;
+                table
+                    .entry(twin.name().to_string())
+                    .or_default()
+                    .insert(intensity, metric);
+            }
+        }
         Ok(table)
     }
 
@@ -92,6 +111,20 @@ impl Session {
                 self.summary
                     .views
                     .entry(view.to_string())
+                    .or_default()
+                    .insert(intensity, metric);
+                metric
+            }
+            Cell::Twin(intensity) => {
+                let metric = self.metric_on(&Front::Twin, intensity).await?;
+                let name = self
+                    .config
+                    .camera_twin
+                    .as_ref()
+                    .map_or_else(String::new, |t| t.name().to_string());
+                self.summary
+                    .views
+                    .entry(name)
                     .or_default()
                     .insert(intensity, metric);
                 metric

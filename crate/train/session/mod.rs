@@ -50,6 +50,8 @@ enum Front {
     Corrupted(View, Corruption, u8),
     /// The parametrized ISP; `train` optimises it with the model.
     Param { train: bool },
+    /// The session's camera twin (`TrainConfig::camera_twin`), frozen.
+    Twin,
 }
 
 #[derive(Clone)]
