@@ -2,12 +2,14 @@
 // here: images, histograms, heatmaps, metrics and files all come from the Rust core.
 //
 // This entry wires the modules under js/ together: one per panel (data with its tile browser,
-// camera, static pipeline, parametrized processing, fine-tuning with its results, lab log) over
-// the worker's connection, the URL state, images and the error banner. Importing them does
-// nothing but define; everything starts here, once the page is cross-origin isolated.
+// camera, static pipeline, parametrized processing, fine-tuning with its results, the camera
+// fit, lab log) over the worker's connection, the URL state, images and the error banner.
+// Importing them does nothing but define; everything starts here, once the page is cross-origin
+// isolated.
 
 import { isolate } from './coi.js';
 import { wireCamera } from './js/camera.js';
+import { wireCameraFit } from './js/camera-fit.js';
 import { load, sourceControls, wireData } from './js/data.js';
 import { $, markOverflowingBoxes } from './js/dom.js';
 import { initCharts, modeControls, trainViewChoices, wireFineTuning } from './js/fine-tuning.js';
@@ -35,6 +37,7 @@ wireTiles();
 wireStaticPipeline();
 wireProcessing();
 wireFineTuning();
+wireCameraFit();
 wireLabLog();
 wireBackendSwitch();
 

@@ -12,6 +12,7 @@ let memory = null;
 let lab = null;
 let fetchControl = null;
 let trainControl = null;
+let fitControl = null;
 let trainer = null;
 let labLog = null;
 
@@ -41,15 +42,21 @@ async function openLabLog() {
   return sql.LabLog.open();
 }
 
-/** The DNG module's decoder, loaded when the core first needs it (crate/web/dng.rs). */
+/** The DNG module (its DNG and JPEG decoders), loaded when the core first needs it (crate/web/dng.rs). */
 let dngModule = null;
 self.lens2logitDngModule = () => {
-  dngModule ??= importLazy('./pkg/dng/lens2logit_dng.js').then((dng) => dng.decodeDng).catch((error) => {
+  dngModule ??= importLazy('./pkg/dng/lens2logit_dng.js').then((dng) => ({ decodeDng: dng.decodeDng, decodeJpeg: dng.decodeJpeg, orientRgb8: dng.orientRgb8 })).catch((error) => {
     dngModule = null;
     throw error;
   });
   return dngModule;
 };
+
+/** `target`, where the module has the benchmarks' entry points. */
+function benchmarks(target) {
+  if (!target.benchViews && !target.benchMatrixProducts) throw new Error('this page module was built without the benchmarks: rebuild it with LENS2LOGIT_BENCH=1 scripts/serve.sh');
+  return target;
+}
 
 /** A Rust RgbaImage as a transferable object. */
 function image(img) {
@@ -177,10 +184,12 @@ const methods = {
   // weights by URL, from the browser's cache or fetched into it
   fetchWeights: ({ url }) => lab.fetchWeights(url),
   // a job: a session, or the 12-view synthesis experiment ({experiment: 'synthesis'}); `name`
-  // labels its runs in the lab log, `weights` ({bytes, name, url}) starts the model from a file
-  async runJob({ options, weights }) {
+  // labels its runs in the lab log, `weights` ({bytes, name, url}) starts the model from a file,
+  // `twin` ({bytes, name}, a fitted camera twin) is tested on as a 13th view
+  async runJob({ options, weights, twin }) {
     trainer?.free();
     trainer = new wasm.Trainer(lab, options);
+    if (twin) trainer.testOnTwin(twin.bytes, twin.name);
     if (weights) event('job', { kind: 'weights', ...trainer.startFrom(weights.bytes, weights.name, weights.url ?? undefined) });
     trainControl = new wasm.TrainControl();
     const runs = [];
@@ -243,6 +252,24 @@ const methods = {
     await store.putRun(meta, bytes);
     return meta;
   },
+  // a camera fit: `files` ([{bytes, name}], a DNG and its JPEG); its steps go out as 'fit' events
+  async fitCamera({ files, steps }) {
+    fitControl = new wasm.TrainControl();
+    try {
+      const twin = await lab.fitCamera(files, steps, fitControl, (e) => event('fit', e));
+      // the fit is a run of the lab log (a full storage is reported; the twin stands)
+      const run = twin.runMeta();
+      const saveError = await store.putRun(run, twin.runZip()).then(() => null, (e) => e.message);
+      const summaryJson = twin.summaryJson();
+      const out = { run, saveError, summary: JSON.parse(summaryJson), safetensors: twin.safetensors(), summaryJson, renderedPng: twin.renderedPng(), jpeg: image(twin.jpegImage()), rendered: image(twin.renderedImage()), difference: image(twin.differenceImage()) };
+      twin.free();
+      return out;
+    } finally {
+      fitControl.free();
+      fitControl = null;
+    }
+  },
+  cancelFit: () => fitControl?.cancel(),
   pause: () => trainControl?.pause(),
   resume: () => trainControl?.resume(),
   cancel: () => trainControl?.cancel(),
@@ -250,15 +277,16 @@ const methods = {
   resultsCsv: () => trainer.resultsCsv(),
   timelineGif: () => trainer.timelineGif(),
   runTimelineGif: async ({ id }) => readRun(await store.getZip(id), (view) => view.timelineGif()),
-  // benchmarks (tests/bench/run.mjs): the same code a session runs, timed in this worker
-  benchViews: ({ repeats }) => lab.benchViews(repeats),
-  benchMatrixProducts: ({ repeats }) => wasm.Lab.benchMatrixProducts(repeats),
-  benchTrainStep: async ({ model, batch, size, steps, gpu }) => ({ ...(await lab.benchTrainStep(model, batch, size, steps, Boolean(gpu))), wasmMemoryMb: memory.buffer.byteLength / 2 ** 20 }),
+  // benchmarks (tests/bench/run.mjs): the same code a session runs, timed in this worker, in
+  // modules built with them (LENS2LOGIT_BENCH=1 scripts/serve.sh)
+  benchViews: ({ repeats }) => benchmarks(lab).benchViews(repeats),
+  benchMatrixProducts: ({ repeats }) => benchmarks(wasm.Lab).benchMatrixProducts(repeats),
+  benchTrainStep: async ({ model, batch, size, steps, gpu }) => ({ ...(await benchmarks(lab).benchTrainStep(model, batch, size, steps, Boolean(gpu))), wasmMemoryMb: memory.buffer.byteLength / 2 ** 20 }),
   saveIsp: () => trainer.saveIsp(),
 };
 
 // Control requests (pause, cancel) must not wait behind long work; everything else runs in order.
-const immediate = new Set(['pause', 'resume', 'cancel', 'cancelFetch']);
+const immediate = new Set(['pause', 'resume', 'cancel', 'cancelFetch', 'cancelFit']);
 let queue = Promise.resolve();
 
 self.onmessage = ({ data: { id, method, args } }) => {

@@ -11,16 +11,10 @@ use lens2logit::isp::param::{RenderingStages, TwinView};
 use lens2logit::raw::{decode_camera_jpeg, decode_dng};
 use lens2logit::train::camera_fit::{align, fit_camera, CropChoice, FitOptions};
 
-use crate::common::{name_of, read_file, write_file, write_folder, Replaceable};
+use lens2logit::runs::{Run, TWIN};
 
-/// The files of a twin's folder.
-const TWIN_FILES: [&str; 3] = ["twin.safetensors", "twin.json", "rendered.png"];
-
-/// A twin's folder, replaced by a new fit.
-const TWIN: Replaceable = Replaceable {
-    what: "a camera twin's folder (twin.safetensors, twin.json, rendered.png)",
-    holds: |dir| crate::common::holds_only(dir, |path| TWIN_FILES.contains(&name_of(path))),
-};
+use crate::common::{may_replace, name_of, read_file};
+use crate::runs::{write_dir, RUN_FOLDER};
 
 #[derive(Args)]
 pub struct FitCameraArgs {
@@ -55,8 +49,9 @@ pub struct FitCameraArgs {
     /// Fit without the chroma gain.
     #[arg(long)]
     no_chroma_gain: bool,
-    /// The twin's folder: twin.safetensors (the parameters), twin.json (the summary: held-out
-    /// PSNR and SSIM, stages, alignment) and rendered.png (the fitted area as the JPEG shows it).
+    /// The twin's folder, a run of the lab log (`runs list`): twin.safetensors (the parameters),
+    /// twin.json (the summary: held-out PSNR and SSIM, stages, alignment), rendered.png (the
+    /// fitted area as the JPEG shows it), run.json and metrics.csv (the held-out PSNR's curve).
     #[arg(long)]
     out: PathBuf,
 }
@@ -83,7 +78,7 @@ fn parse_crop(text: &str) -> Result<CropChoice, String> {
 /// file's) name.
 pub fn load_twin(path: &Path) -> Result<TwinView, String> {
     let (file, named) = match path.is_dir() {
-        true => (path.join(TWIN_FILES[0]), path.to_path_buf()),
+        true => (path.join(TWIN), path.to_path_buf()),
         false => (path.to_path_buf(), path.with_extension("")),
     };
     let name = match name_of(&named) {
@@ -95,7 +90,8 @@ pub fn load_twin(path: &Path) -> Result<TwinView, String> {
 }
 
 pub fn run(args: FitCameraArgs) -> Result<(), String> {
-    crate::common::may_replace(&args.out, &TWIN)?;
+    // refused before the fit, not after
+    may_replace(&args.out, &RUN_FOLDER)?;
     let dng_name = args.dng.display().to_string();
     let jpeg_name = args.jpeg.display().to_string();
     let dng = decode_dng(&read_file(&args.dng)?, &dng_name).map_err(|e| e.to_string())?;
@@ -103,23 +99,8 @@ pub fn run(args: FitCameraArgs) -> Result<(), String> {
         decode_camera_jpeg(&read_file(&args.jpeg)?, &jpeg_name).map_err(|e| e.to_string())?;
     let pair = align(&dng, &jpeg, args.crop)
         .map_err(|e| format!("{jpeg_name} does not match {dng_name}: {e}"))?;
-    let a = &pair.alignment;
     eprintln!("{}", dng.summary);
-    eprintln!(
-        "alignment: crop {:?} from {}; raw orientation {}, JPEG orientation {} ({}x{} stored, \
-         {}x{} shown); binned by {}; fitting {}x{} px",
-        a.crop,
-        a.crop_source,
-        a.raw_orientation,
-        a.jpeg_orientation,
-        a.jpeg_stored_size[0],
-        a.jpeg_stored_size[1],
-        a.jpeg_shown_size[0],
-        a.jpeg_shown_size[1],
-        a.binning,
-        a.fit_size[0],
-        a.fit_size[1]
-    );
+    eprintln!("alignment: {}", pair.alignment.describe());
     let options = FitOptions {
         steps: args.steps,
         batch: args.batch,
@@ -131,30 +112,31 @@ pub fn run(args: FitCameraArgs) -> Result<(), String> {
             chroma_gain: !args.no_chroma_gain,
         },
     };
-    let bar = ProgressBar::new(options.steps as u64).with_style(
+    let bar = ProgressBar::new(args.steps as u64).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} steps {elapsed} (eta {eta}) {msg}")
             .expect("valid template"),
     );
-    let twin = fit_camera(&dng, &pair, &options, &CancelToken::default(), &mut |p| {
-        bar.set_position(p.step as u64);
-        if let Some(psnr) = p.held_out_psnr {
-            bar.set_message(format!("loss {:.5}, held-out PSNR {psnr:.2} dB", p.loss));
-        }
-    })
+    // the folder's name, as `--extra-view` names the twin
+    let name = name_of(&args.out).to_string();
+    let twin = fit_camera(
+        &name,
+        &dng,
+        pair,
+        options,
+        &CancelToken::default(),
+        &mut |p| {
+            bar.set_position(p.step as u64);
+            if let Some(psnr) = p.held_out_psnr {
+                bar.set_message(format!("loss {:.5}, held-out PSNR {psnr:.2} dB", p.loss));
+            }
+        },
+    )
     .map_err(|e| e.to_string())?;
     bar.finish();
     let summary = &twin.summary;
-    write_folder(&args.out, &TWIN, |dir| {
-        write_file(
-            &dir.join(TWIN_FILES[0]),
-            &twin.to_safetensors().map_err(|e| e.to_string())?,
-        )?;
-        write_file(&dir.join(TWIN_FILES[1]), twin.summary_json().as_bytes())?;
-        write_file(
-            &dir.join(TWIN_FILES[2]),
-            &twin.rendered_png().map_err(|e| e.to_string())?,
-        )
-    })?;
+    let run = Run::from_camera_twin(&twin, name_of(&args.dng), "CPU (native)")
+        .map_err(|e| e.to_string())?;
+    write_dir(&run, &args.out)?;
     println!(
         "{}: held-out PSNR {:.2} dB (the DNG's camera before the fit: {:.2} dB), SSIM {:.4}; \
          stages: paper ISP{}",

@@ -4,7 +4,8 @@
 //! The decoder, rawler, with the formats it pulls in (JPEG XL, lossless JPEG, its camera
 //! database), is a package of its own (`lens2logit-dng`, `crate/raw/dng/`) and would be a third
 //! of the page's module: the page loads it as a module of its own the first time it meets a DNG
-//! and installs it here ([`install_dng_decoder`]); native builds have it built in (feature `dng`).
+//! (or a camera's JPEG, which the same module decodes) and installs its codecs here
+//! ([`install_camera_codecs`]); native builds have them built in (feature `dng`).
 
 use std::sync::OnceLock;
 
@@ -14,22 +15,62 @@ use super::camera::CameraParams;
 use super::tile::RawTile;
 use crate::{Error, Result};
 
-/// rawler built in (package `lens2logit-dng`).
+/// A DNG decoder: the file's bytes and its name (which labels the errors).
+pub type DngDecoder = fn(&[u8], &str) -> Result<DngImage>;
+/// A JPEG decoder: the file's bytes and the most pixels it may hold; its size, EXIF orientation
+/// and stored RGB pixels, or what is wrong.
+pub type JpegDecoder = fn(&[u8], u64) -> std::result::Result<(JpegMeta, Vec<u8>), String>;
+/// An RGB image (8 bits) turned by an EXIF orientation, or back (`undo`).
+pub type RgbOrienter =
+    fn(usize, usize, Vec<u8>, u16, bool) -> std::result::Result<(usize, usize, Vec<u8>), String>;
+
+/// The codecs of a camera's files (package `lens2logit-dng`): built in natively, installed by the
+/// page from its DNG module.
+#[derive(Clone, Copy)]
+pub struct CameraCodecs {
+    pub dng: DngDecoder,
+    pub jpeg: JpegDecoder,
+    pub orient: RgbOrienter,
+}
+
+/// rawler and the JPEG decoder built in (package `lens2logit-dng`).
 #[cfg(feature = "dng")]
-fn built_in(bytes: &[u8], name: &str) -> Result<DngImage> {
-    let (meta, samples) = lens2logit_dng::decode(bytes, crate::spec::limits::DNG_PIXELS.max)
-        .map_err(|reason| dng_error(name, reason))?;
-    DngImage::from_parts(meta, samples, name)
+fn built_in() -> Result<CameraCodecs> {
+    fn dng(bytes: &[u8], name: &str) -> Result<DngImage> {
+        let (meta, samples) = lens2logit_dng::decode(bytes, crate::spec::limits::DNG_PIXELS.max)
+            .map_err(|reason| dng_error(name, reason))?;
+        DngImage::from_parts(meta, samples, name)
+    }
+    Ok(CameraCodecs {
+        dng,
+        jpeg: lens2logit_dng::decode_jpeg,
+        orient: lens2logit_dng::orient_rgb8,
+    })
 }
 
 /// A build without rawler: the page's main module, before its DNG module is installed.
 #[cfg(not(feature = "dng"))]
-fn built_in(_bytes: &[u8], name: &str) -> Result<DngImage> {
-    Err(dng_error(
-        name,
-        "this build has no DNG decoder (the page loads its DNG module before reading a DNG; \
-         natively, build with the feature `dng`)",
+fn built_in() -> Result<CameraCodecs> {
+    Err(Error::invalid(
+        "this build has no decoder for camera files (the page loads its DNG module before \
+         reading a DNG or a camera's JPEG; natively, build with the feature `dng`)",
     ))
+}
+
+static INSTALLED: OnceLock<CameraCodecs> = OnceLock::new();
+
+/// Makes `codecs` the lab's camera codecs from now on (the first ones installed stay).
+pub fn install_camera_codecs(codecs: CameraCodecs) {
+    // a second install is the same module's codecs again
+    let _ = INSTALLED.set(codecs);
+}
+
+/// The installed codecs, or the built-in ones.
+fn codecs() -> Result<CameraCodecs> {
+    match INSTALLED.get() {
+        Some(codecs) => Ok(*codecs),
+        None => built_in(),
+    }
 }
 
 /// A DNG decoder's failure, naming the file.
@@ -99,12 +140,12 @@ pub struct CameraJpeg {
 }
 
 /// Decodes a camera's JPEG and turns it as it is shown; `name` labels the errors.
-#[cfg(feature = "dng")]
 pub fn decode_camera_jpeg(bytes: &[u8], name: &str) -> Result<CameraJpeg> {
     let failed = |reason: String| Error::decode(name, format!("JPEG: {reason}"));
+    let codecs = codecs()?;
     let (stored, pixels) =
-        lens2logit_dng::decode_jpeg(bytes, crate::spec::limits::DNG_PIXELS.max).map_err(failed)?;
-    let (width, height, shown) = lens2logit_dng::orient_rgb8(
+        (codecs.jpeg)(bytes, crate::spec::limits::DNG_PIXELS.max).map_err(failed)?;
+    let (width, height, shown) = (codecs.orient)(
         stored.width,
         stored.height,
         pixels,
@@ -122,7 +163,6 @@ pub fn decode_camera_jpeg(bytes: &[u8], name: &str) -> Result<CameraJpeg> {
 
 /// An RGB image in [0, 1] (row-major) turned as one with the EXIF `orientation` is shown, or
 /// back where `undo`: its width, height and values (rounded to 8 bits where it turns).
-#[cfg(feature = "dng")]
 pub fn orient_rgb(
     width: usize,
     height: usize,
@@ -134,20 +174,9 @@ pub fn orient_rgb(
         return Ok((width, height, rgb.to_vec()));
     }
     let bytes = rgb.iter().map(|&v| crate::codecs::to_byte(v)).collect();
-    let (w, h, turned) = lens2logit_dng::orient_rgb8(width, height, bytes, orientation, undo)
-        .map_err(Error::invalid)?;
+    let (w, h, turned) =
+        (codecs()?.orient)(width, height, bytes, orientation, undo).map_err(Error::invalid)?;
     Ok((w, h, turned.iter().map(|&v| f32::from(v) / 255.0).collect()))
-}
-
-/// A DNG decoder: the file's bytes and its name (which labels the errors).
-pub type DngDecoder = fn(&[u8], &str) -> Result<DngImage>;
-
-static INSTALLED: OnceLock<DngDecoder> = OnceLock::new();
-
-/// Makes `decoder` the lab's DNG decoder from now on (the first one installed stays).
-pub fn install_dng_decoder(decoder: DngDecoder) {
-    // a second install is the same module's decoder again
-    let _ = INSTALLED.set(decoder);
 }
 
 /// Whether a file is a camera raw the lab reads as a DNG, by its name.
@@ -158,10 +187,8 @@ pub fn is_dng_name(name: &str) -> bool {
 /// Decodes a DNG with the installed decoder, or the built-in one; `name` (a file name) labels the
 /// errors.
 pub fn decode_dng(bytes: &[u8], name: &str) -> Result<DngImage> {
-    match INSTALLED.get() {
-        Some(decoder) => decoder(bytes, name),
-        None => built_in(bytes, name),
-    }
+    let codecs = codecs().map_err(|e| dng_error(name, e))?;
+    (codecs.dng)(bytes, name)
 }
 
 #[cfg(test)]

@@ -11,10 +11,9 @@ mod tile;
 
 pub use camera::CameraParams;
 pub use decode::{decode_lab_tile, decode_mask, decode_samples, decode_tile, Samples};
-#[cfg(feature = "dng")]
-pub use dng::{decode_camera_jpeg, orient_rgb};
 pub use dng::{
-    decode_dng, dng_error, install_dng_decoder, is_dng_name, CameraJpeg, DngColour, DngDecoder,
-    DngImage, DngMeta, JpegMeta,
+    decode_camera_jpeg, decode_dng, dng_error, install_camera_codecs, is_dng_name, orient_rgb,
+    CameraCodecs, CameraJpeg, DngColour, DngDecoder, DngImage, DngMeta, JpegDecoder, JpegMeta,
+    RgbOrienter,
 };
 pub use tile::{BayerSite, RawTile};

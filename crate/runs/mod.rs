@@ -37,6 +37,10 @@ pub const METRICS: &str = "metrics.csv";
 pub const SNAPSHOTS: &str = "snapshots.safetensors";
 pub const MODEL: &str = "model.safetensors";
 pub const ISP: &str = "isp.safetensors";
+/// A camera fit's run: the twin (`--extra-view` reads it), its summary and its rendering.
+pub const TWIN: &str = "twin.safetensors";
+pub const TWIN_SUMMARY: &str = "twin.json";
+pub const TWIN_RENDERED: &str = "rendered.png";
 
 /// Most files in one run (a run has about a dozen; this bounds what an imported zip may hold).
 pub(super) const MAX_FILES: usize = 4096;

@@ -5,9 +5,12 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use super::tables::{corruptions_csv, drift_csv, metrics_csv};
-use super::{Run, ISP, META, METRICS, MODEL, SNAPSHOTS, SUMMARY};
+use super::tables::{corruptions_csv, curves_csv, drift_csv, metrics_csv};
+use super::{
+    Run, ISP, META, METRICS, MODEL, SNAPSHOTS, SUMMARY, TWIN, TWIN_RENDERED, TWIN_SUMMARY,
+};
 use crate::model::save_weights;
+use crate::train::camera_fit::CameraTwin;
 use crate::train::experiment::{forensics_csv, forensics_ranking};
 use crate::train::job::{now_ms, RunSource};
 use crate::train::{Session, Snapshot, Summary};
@@ -203,6 +206,61 @@ impl Run {
         Run::from_files(files)
     }
 }
+impl Run {
+    /// A camera fit as a run (mode `camera fit`, metric the held-out PSNR): its settings, the
+    /// held-out scores, the curve of the probe's PSNR, and the twin's files. `dataset` names the
+    /// shot (the DNG), `device` what fitted it.
+    pub fn from_camera_twin(twin: &CameraTwin, dataset: &str, device: &str) -> Result<Self> {
+        let s = &twin.summary;
+        let a = &s.alignment;
+        let params = BTreeMap::from([
+            ("steps".into(), s.steps.to_string()),
+            ("batch".into(), s.batch.to_string()),
+            ("lr".into(), s.learning_rate.to_string()),
+            ("seed".into(), s.seed.to_string()),
+            ("stages".into(), s.stages.join(", ")),
+            ("crop".into(), format!("{:?}", a.crop)),
+            ("binning".into(), a.binning.to_string()),
+            (
+                "fit_size".into(),
+                format!("{}x{}", a.fit_size[0], a.fit_size[1]),
+            ),
+        ]);
+        let metrics = BTreeMap::from([
+            ("val_psnr".into(), s.held_out_psnr),
+            ("val_ssim".into(), s.held_out_ssim),
+            ("initial_psnr".into(), s.initial_held_out_psnr),
+        ]);
+        let meta = RunMeta {
+            format: FORMAT,
+            id: new_id(twin.started_ms),
+            name: s.name.clone(),
+            started_ms: twin.started_ms,
+            finished_ms: twin.finished_ms,
+            status: "finished".into(),
+            mode: "camera fit".into(),
+            task: String::new(),
+            model: "camera twin".into(),
+            view: String::new(),
+            dataset: dataset.to_string(),
+            device: device.to_string(),
+            metric: "psnr".into(),
+            steps: s.steps,
+            params,
+            metrics,
+            adversarial: vec![],
+        };
+        let curve = twin.curve.iter().map(|point| ("camera fit", *point));
+        Run::from_files(BTreeMap::from([
+            (META.to_string(), meta.to_json()?),
+            (METRICS.to_string(), curves_csv(curve).into_bytes()),
+            (TWIN.to_string(), twin.to_safetensors()?),
+            (TWIN_SUMMARY.to_string(), twin.summary_json().into_bytes()),
+            (TWIN_RENDERED.to_string(), twin.rendered_png()?),
+        ]))
+    }
+}
+
 /// The run's params: the session's settings, its data, its device and where the model started.
 fn session_params(session: &Session) -> BTreeMap<String, String> {
     let (config, summary) = (session.config(), &session.summary);

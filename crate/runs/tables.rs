@@ -20,14 +20,20 @@ pub struct Curve {
 pub fn metrics_csv(summary: &Summary) -> String {
     let rows = summary.phase_order.iter().flat_map(|phase| {
         let steps = summary.curves.get(phase).into_iter().flatten();
-        steps.map(move |(step, loss, metric)| {
-            [
-                phase.clone(),
-                step.to_string(),
-                loss.to_string(),
-                metric.to_string(),
-            ]
-        })
+        steps.map(move |point| (phase.as_str(), *point))
+    });
+    curves_csv(rows)
+}
+
+/// `metrics.csv` of (phase, (step, loss, metric)) rows.
+pub fn curves_csv<'a>(rows: impl IntoIterator<Item = (&'a str, (usize, f32, f32))>) -> String {
+    let rows = rows.into_iter().map(|(phase, (step, loss, metric))| {
+        [
+            phase.to_string(),
+            step.to_string(),
+            loss.to_string(),
+            metric.to_string(),
+        ]
     });
     csv_text(["phase", "step", "loss", "metric"], rows)
 }

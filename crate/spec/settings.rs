@@ -26,6 +26,8 @@ pub const DEFAULT_ATTACK_STEPS: usize = 30;
 /// Forensics' Adam step on the processing's parameters (of order one, so attacks move faster
 /// than weights train).
 pub const DEFAULT_ATTACK_LR: f64 = 0.05;
+/// A camera fit's steps (`fit-camera --steps`, the page's "Fit my camera").
+pub const DEFAULT_FIT_STEPS: usize = 300;
 /// Fine-tuning: the backbone frozen for none of the steps.
 pub const DEFAULT_FREEZE: &str = "none";
 
@@ -247,6 +249,15 @@ pub const SETTINGS: &[Setting] = &[
         unset: None,
         range: Range::whole(limits::STEPS),
         doc: "forensics: steps of each group's attack",
+    },
+    Setting {
+        id: "fit-steps",
+        flag: None,
+        label: "Camera fit steps",
+        default: Value::Whole(DEFAULT_FIT_STEPS as u64),
+        unset: None,
+        range: Range::whole(limits::STEPS),
+        doc: "steps of a camera fit (`fit-camera --steps`)",
     },
 ];
 

@@ -5,9 +5,6 @@
 mod augment;
 pub mod backend;
 pub mod bench;
-// the JPEG and its orientation come from the DNG package (rawler's `image`), built in natively;
-// the page's main module leaves it out until its "Fit my camera" panel installs it
-#[cfg(feature = "dng")]
 pub mod camera_fit;
 pub mod corruption;
 pub mod experiment;

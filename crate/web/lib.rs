@@ -5,6 +5,7 @@
 
 mod cache;
 mod camera;
+mod camera_fit;
 mod dng;
 mod images;
 mod runs;
@@ -18,6 +19,7 @@ use candle_core::{DType, Device};
 use wasm_bindgen::prelude::*;
 
 use camera::CameraSource;
+pub use camera_fit::FittedTwin;
 pub use images::RgbaImage;
 pub use runs::RunView;
 pub use tiles::FetchControl;
@@ -186,6 +188,7 @@ impl Lab {
 
     /// The train-step benchmark of `lens2logit bench train-step`, here in the worker, on the
     /// CPU or (`gpu`) on the lab's WebGPU adapter.
+    #[cfg(feature = "bench")]
     #[wasm_bindgen(js_name = benchTrainStep)]
     pub async fn bench_train_step(
         &self,
@@ -209,6 +212,7 @@ impl Lab {
 
     /// The convolutions' matrix products by the page's SIMD128 kernel and by the `gemm` crate
     /// (`lens2logit::train::bench::matrix_products`), on this worker's threads.
+    #[cfg(feature = "bench")]
     #[wasm_bindgen(js_name = benchMatrixProducts)]
     pub fn bench_matrix_products(repeats: usize) -> Result<JsValue, JsError> {
         to_js(&lens2logit::train::bench::matrix_products(repeats).map_err(js_error)?)
@@ -313,6 +317,7 @@ impl Lab {
 
     /// The static-views benchmark: median ms of `renderViews` (12 views and their RGBA) over
     /// `repeats` runs on the current tile, after one unmeasured run.
+    #[cfg(feature = "bench")]
     #[wasm_bindgen(js_name = benchViews)]
     pub fn bench_views(&self, repeats: usize) -> Result<f64, JsError> {
         self.render_views()?;

@@ -67,6 +67,13 @@ impl TrainControl {
     }
 }
 
+impl TrainControl {
+    /// Whether the page asked to cancel (a camera fit checks between its steps).
+    pub(crate) fn cancelled(&self) -> bool {
+        self.state.get() == State::Cancelled
+    }
+}
+
 /// What the page sets up a job with (camelCase in JS): the session's settings, the device and
 /// the runs' label.
 #[derive(Deserialize)]
@@ -319,6 +326,20 @@ impl Trainer {
             last: RefCell::new(None),
             table: RefCell::new(None),
         })
+    }
+
+    /// Synthesis: tests the models on a camera twin too (its twin.safetensors; `name` labels its
+    /// column, `twin:NAME`), a 13th view of the drift table.
+    #[wasm_bindgen(js_name = testOnTwin)]
+    pub fn test_on_twin(&self, bytes: &[u8], name: &str) -> Result<(), JsError> {
+        let twin =
+            lens2logit::isp::param::TwinView::from_safetensors(name, bytes).map_err(js_error)?;
+        let mut job = self.job.try_borrow_mut().map_err(|_| busy())?;
+        let job = job
+            .as_mut()
+            .ok_or_else(|| JsError::new("this job has run already"))?;
+        job.config.camera_twin = Some(twin);
+        Ok(())
     }
 
     /// Starts the model from a weights file (fine-tuning): safetensors or a PyTorch checkpoint,

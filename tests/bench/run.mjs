@@ -1,7 +1,8 @@
 // Benchmarks (never a timed test): each runs the reference and ours in the same session and prints
 // the ratios. `node tests/bench/run.mjs NAME` (static_views, views_dir, matrix_products, train_step,
-// ...) after scripts/serve.sh has built pkg/ and the CLI. Figures depend on the machine: compare
-// ratios, not seconds.
+// ...) after `LENS2LOGIT_BENCH=1 scripts/serve.sh` has built pkg/ (with the benchmarks' entry
+// points, which the modules the page serves leave out) and the CLI. Figures depend on the machine:
+// compare ratios, not seconds.
 
 import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';

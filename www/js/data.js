@@ -2,7 +2,7 @@
 // from the browser's cache, the user's files or a drop), the record inspector, the fetch events.
 
 import { showCamera } from './camera.js';
-import { $ } from './dom.js';
+import { $, dropZone } from './dom.js';
 import { refreshParams } from './processing.js';
 import { saveState, values } from './state.js';
 import { selectTile } from './static-pipeline.js';
@@ -126,16 +126,11 @@ export function wireData() {
     setStatus('Report copied');
   });
 
-  const drop = $('drop');
-  drop.ondragover = (e) => { e.preventDefault(); drop.classList.add('over'); };
-  drop.ondragleave = () => drop.classList.remove('over');
-  drop.ondrop = guard(async (e) => {
-    e.preventDefault();
-    drop.classList.remove('over');
-    const result = await loadFiles([...e.dataTransfer.files]);
+  dropZone($('drop'), guard(async (files) => {
+    const result = await loadFiles(files);
     await renderTiles(result.count);
     await showCamera();
     await selectTile(0);
     setStatus(`${result.count} tiles loaded`);
-  });
+  }));
 }

@@ -3,6 +3,17 @@
 /** The element with this id. */
 export const $ = (id) => document.getElementById(id);
 
+/** Makes `zone` take dropped files: `take(files)` gets them (the zone shows a drag over it). */
+export function dropZone(zone, take) {
+  zone.ondragover = (e) => { e.preventDefault(); zone.classList.add('over'); };
+  zone.ondragleave = () => zone.classList.remove('over');
+  zone.ondrop = (e) => {
+    e.preventDefault();
+    zone.classList.remove('over');
+    return take([...e.dataTransfer.files]);
+  };
+}
+
 /**
  * Marks each sideways-scrolling box (`.scroll`) whose content is wider than it with
  * `data-overflows="true"`, for the stylesheet's hint; boxes added later and tables that grow are

@@ -4,6 +4,7 @@
 import uPlot from '../vendor/uplot/uPlot.esm.js';
 import { load } from './data.js';
 import { $ } from './dom.js';
+import { chosenTwin } from './camera-fit.js';
 import { download, figure } from './images.js';
 import { logToMlflow, refreshRuns } from './lab-log.js';
 import { PALETTE, showResults, timelineRows } from './results.js';
@@ -195,7 +196,7 @@ export function wireFineTuning() {
     try {
       const weights = await chosenWeights();
       weightsOrigin = weights?.origin ?? '';
-      const result = await call('runJob', { options: { ...options, name: $('run-name').value }, weights });
+      const result = await call('runJob', { options: { ...options, name: $('run-name').value }, weights, twin: chosenTwin() });
       session.summary = result.summary;
       showResults(result);
       if (result.saveError) showError(result.saveError);
@@ -222,7 +223,7 @@ export function wireFineTuning() {
     try {
       const weights = await chosenWeights();
       weightsOrigin = weights?.origin ?? '';
-      const result = await call('runJob', { options, weights });
+      const result = await call('runJob', { options, weights, twin: chosenTwin() });
       if (!result.finished) throw new Error('the experiment was cancelled; the finished trainings are in the lab log');
       const heading = document.createElement('h3');
       heading.textContent = 'The 12 x 12 table: trained on the row\'s view, tested on the column\'s';

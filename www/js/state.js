@@ -6,7 +6,7 @@ import { $ } from './dom.js';
 
 export const STATE = ['source', 'task', 'n', 'size', 'seed', 'dataset', 'zenodo-task', 'intensity', 'limit', 'zenodo', 'record',
   'debayer', 'sharpening', 'denoising', 'mode', 'model', 'steps', 'lr', 'batch', 'device', 'lambda', 'attack-steps', 'group', 'corruption',
-  'freeze-backbone', 'backbone-lr', 'weights-url', 'train-view', 'mlflow', 'mlflow-experiment'];
+  'freeze-backbone', 'backbone-lr', 'weights-url', 'train-view', 'mlflow', 'mlflow-experiment', 'fit-steps'];
 
 /** The controls' bounds, defaults and choices, from the core's description of every setting. */
 export function applySettings(settings) {

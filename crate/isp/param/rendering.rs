@@ -20,7 +20,7 @@ pub const SEGMENTS: usize = 8;
 /// The stages, in the safetensors' names.
 const HIGHLIGHT_LEVEL: &str = "highlight_clip.level";
 const TONE_START: &str = "tone_curve.start";
-const TONE_SHARES: &str = "tone_curve.log_shares";
+const TONE_SHARES: &str = "tone_curve.shares";
 const CHROMA_START: &str = "chroma_gain.start";
 const CHROMA_RISES: &str = "chroma_gain.rises";
 
@@ -49,9 +49,9 @@ pub struct RenderingStages {
 pub struct CameraRendering {
     /// The white-balanced value at which each channel clips.
     highlight_clip: Option<Var>,
-    /// start (the black point) and the log shares of the climb to white: the rises are
-    /// (1 - start) softmax(log_shares), so the curve only climbs and white stays white (1 at 1),
-    /// as a camera's tone curve keeps it, however few highlights a fit sees.
+    /// start (the black point) and the shares of the climb to white: the rises are
+    /// (1 - start) share_j^2 / sum share^2, so the curve only climbs and white stays white (1 at
+    /// 1), as a camera's tone curve keeps it, however few highlights a fit sees.
     tone_curve: Option<(Var, Var)>,
     /// start and rises of the gain on (RGB - luma) as a function of the chroma's magnitude.
     chroma_gain: Option<(Var, Var)>,
@@ -83,7 +83,7 @@ impl CameraRendering {
                 .then(|| var(vec![saturation as f32]))
                 .transpose()?,
             tone_curve: tone_curve
-                .then(|| Ok::<_, Error>((var(vec![0.0])?, var(vec![0.0; SEGMENTS])?)))
+                .then(|| Ok::<_, Error>((var(vec![0.0])?, var(vec![1.0; SEGMENTS])?)))
                 .transpose()?,
             chroma_gain: chroma_gain
                 .then(|| Ok::<_, Error>((var(vec![1.0])?, var(vec![0.0; SEGMENTS])?)))
@@ -175,9 +175,13 @@ impl CameraRendering {
         names
     }
 
-    fn tone_rises(start: &Var, log_shares: &Var) -> Result<Tensor> {
-        let shares = candle_nn::ops::softmax(log_shares.as_tensor(), 0)?;
-        Ok(shares.broadcast_mul(&start.as_tensor().affine(-1.0, 1.0)?)?)
+    fn tone_rises(start: &Var, shares: &Var) -> Result<Tensor> {
+        let squares = shares.as_tensor().sqr()?;
+        let climb = start
+            .as_tensor()
+            .affine(-1.0, 1.0)?
+            .broadcast_div(&squares.sum_keepdim(0)?)?;
+        Ok(squares.broadcast_mul(&climb)?)
     }
 
     /// raw (B, H, W) through the paper's ISP (no batch norm) and this rendering: (B, 3, H, W) in
@@ -192,8 +196,8 @@ impl CameraRendering {
     /// stores it (f32).
     fn apply(&self, x: &Tensor) -> Result<Tensor> {
         let mut x = x.to_dtype(DType::F32)?;
-        if let Some((start, log_shares)) = &self.tone_curve {
-            x = piecewise_linear(&x, start.as_tensor(), &Self::tone_rises(start, log_shares)?)?;
+        if let Some((start, shares)) = &self.tone_curve {
+            x = piecewise_linear(&x, start.as_tensor(), &Self::tone_rises(start, shares)?)?;
         }
         if let Some((start, rises)) = &self.chroma_gain {
             let luma_weights: Vec<f32> = RGB_TO_YUV[0].iter().map(|&w| w as f32).collect();
@@ -277,18 +281,18 @@ mod tests {
     #[test]
     fn the_tone_curve_interpolates_its_knots_climbs_to_white_and_has_gradients() {
         let r = CameraRendering::initial(TONE, 1.0, &Device::Cpu).unwrap();
-        let (start, log_shares) = r.tone_curve.as_ref().unwrap();
+        let (start, shares) = r.tone_curve.as_ref().unwrap();
         start
             .set(&Tensor::new(&[0.05f32], &Device::Cpu).unwrap())
             .unwrap();
         let raised: Vec<f32> = (0..SEGMENTS).map(|j| (j as f32 - 3.0) * 0.4).collect();
-        log_shares
+        shares
             .set(&Tensor::from_vec(raised.clone(), SEGMENTS, &Device::Cpu).unwrap())
             .unwrap();
         let knots = r.knots().unwrap().tone_curve.unwrap();
-        let total: f32 = raised.iter().map(|v| v.exp()).sum();
+        let total: f32 = raised.iter().map(|v| v * v).sum();
         for j in 0..SEGMENTS {
-            let rise = 0.95 * raised[j].exp() / total;
+            let rise = 0.95 * raised[j] * raised[j] / total;
             assert!((knots[j + 1] - knots[j] - rise).abs() < 1e-6, "{knots:?}");
         }
         assert!((knots[0] - 0.05).abs() < 1e-7 && (knots[SEGMENTS] - 1.0).abs() < 1e-6);

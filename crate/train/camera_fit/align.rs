@@ -36,6 +36,20 @@ pub struct Alignment {
     pub fit_size: [usize; 2],
 }
 
+impl Alignment {
+    /// The alignment in a sentence, as the CLI and the page report it.
+    pub fn describe(&self) -> String {
+        let [sw, sh] = self.jpeg_stored_size;
+        let [w, h] = self.jpeg_shown_size;
+        let [fw, fh] = self.fit_size;
+        format!(
+            "crop {:?} (x, y, width, height) from {}; raw orientation {}, JPEG orientation {} \
+             ({sw}x{sh} stored, {w}x{h} shown); binned by {}; fitting {fw}x{fh} px",
+            self.crop, self.crop_source, self.raw_orientation, self.jpeg_orientation, self.binning
+        )
+    }
+}
+
 /// A raw and its JPEG in the sensor's frame, at the JPEG's resolution.
 #[derive(Debug)]
 pub struct AlignedPair {
@@ -47,6 +61,25 @@ pub struct AlignedPair {
     pub area: [usize; 4],
     /// The JPEG over the area, in the sensor's frame: RGB in [0, 1], row-major (H, W, 3).
     pub target: Vec<f32>,
+}
+
+/// Which of dropped files (by name) is the DNG and which the camera's JPEG: their indices, or
+/// what is missing.
+pub fn dng_and_jpeg(names: &[String]) -> Result<(usize, usize)> {
+    let find = |test: &dyn Fn(&str) -> bool| names.iter().position(|n| test(&n.to_lowercase()));
+    let dng = find(&|n| n.ends_with(".dng"));
+    let jpeg = find(&|n| n.ends_with(".jpg") || n.ends_with(".jpeg"));
+    match (dng, jpeg) {
+        (Some(d), Some(j)) if names.len() == 2 => Ok((d, j)),
+        _ => Err(Error::invalid(format!(
+            "a camera fit takes two files together, a DNG and the camera's JPEG (.jpg) of the \
+             same shot; got {}",
+            match names.len() {
+                0 => "none".to_string(),
+                _ => names.join(", "),
+            }
+        ))),
+    }
 }
 
 /// Aligns `jpeg` with `dng`, or says why they do not match.
@@ -222,6 +255,25 @@ mod tests {
             (first[0] - 29.0 / 1000.0).abs() < 3e-3 && first[1].abs() < 3e-3,
             "{first:?}"
         );
+    }
+
+    #[test]
+    fn a_dropped_pair_is_told_apart_by_its_names() {
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            dng_and_jpeg(&names(&["IMG.JPG", "img.dng"])).unwrap(),
+            (1, 0)
+        );
+        assert_eq!(dng_and_jpeg(&names(&["a.DNG", "a.jpeg"])).unwrap(), (0, 1));
+        for wrong in [
+            &["a.dng"][..],
+            &["a.dng", "b.dng"],
+            &["a.dng", "a.jpg", "c.png"],
+            &[],
+        ] {
+            let e = dng_and_jpeg(&names(wrong)).unwrap_err().to_string();
+            assert!(e.contains("a DNG and the camera's JPEG"), "{e}");
+        }
     }
 
     #[test]

@@ -41,10 +41,21 @@ pub struct FitOptions {
     pub stages: RenderingStages,
 }
 
+impl FitOptions {
+    /// Every setting within the lab's limits, whoever set it.
+    pub fn validate(&self) -> Result<()> {
+        use crate::spec::limits::{check_real, BATCH, LEARNING_RATE, STEPS};
+        STEPS.check_usize(self.steps)?;
+        BATCH.check_usize(self.batch)?;
+        check_real("the fit's learning rate", self.learning_rate, LEARNING_RATE)?;
+        Ok(())
+    }
+}
+
 impl Default for FitOptions {
     fn default() -> Self {
         Self {
-            steps: 300,
+            steps: crate::spec::settings::DEFAULT_FIT_STEPS,
             batch: 4,
             learning_rate: 2e-3,
             seed: 0,
@@ -71,6 +82,8 @@ pub struct FitProgress {
 /// What a twin's JSON summary says.
 #[derive(Debug, Clone, Serialize)]
 pub struct TwinSummary {
+    /// The twin's name (its column in drift tables is `twin:NAME`).
+    pub name: String,
     /// The DNG's description.
     pub camera: String,
     pub alignment: Alignment,
@@ -103,6 +116,15 @@ pub struct CameraTwin {
     pub summary: TwinSummary,
     /// The fitted area rendered as the JPEG is shown: width, height, RGB (8 bits).
     pub rendered: (usize, usize, Vec<u8>),
+    /// |rendered - JPEG| four times brighter, as shown: width, height, RGB (8 bits).
+    pub difference: (usize, usize, Vec<u8>),
+    /// The camera's JPEG as shown (the fit's target): width, height, RGB (8 bits).
+    pub jpeg: (usize, usize, Vec<u8>),
+    /// (step, loss, held-out probe's PSNR) where the probe was measured: the run's curve.
+    pub curve: Vec<(usize, f32, f32)>,
+    /// Start and end, milliseconds since the Unix epoch.
+    pub started_ms: u64,
+    pub finished_ms: u64,
 }
 
 impl CameraTwin {
@@ -314,99 +336,190 @@ fn probe_psnr(
     Ok(psnr(&ours, &theirs))
 }
 
-/// Fits a twin of the camera that rendered `pair`'s JPEG from `dng`, reporting each step to
-/// `progress`; `cancel` ends it with [`Error::Cancelled`].
+/// A fit under way, a step at a time (the page yields to its messages between steps).
+pub struct CameraFit {
+    name: String,
+    camera: String,
+    orientation: u16,
+    pair: AlignedPair,
+    options: FitOptions,
+    regions: Regions,
+    params: IspParams,
+    rendering: CameraRendering,
+    isp_opt: AdamW,
+    rendering_opt: AdamW,
+    rng: ChaCha8Rng,
+    done: usize,
+    loss: f64,
+    initial_psnr: f64,
+    curve: Vec<(usize, f32, f32)>,
+    started_ms: u64,
+}
+
+impl CameraFit {
+    /// A fit, named `name`, of the camera that rendered `pair`'s JPEG from `dng`, from the DNG's
+    /// camera.
+    pub fn new(name: &str, dng: &DngImage, pair: AlignedPair, options: FitOptions) -> Result<Self> {
+        options.validate()?;
+        let regions = Regions::of(&pair)?;
+        let device = Device::Cpu;
+        let params = IspParams::initial(&dng.camera, DType::F32, &device)?;
+        // a saturated sensor's value after the black level and the white balance's green gain
+        let black = dng.camera.black_level.iter().sum::<f64>() / 4.0;
+        let saturation = ((1.0 - black) * dng.camera.white_balance[1].abs()).max(0.05);
+        let rendering = CameraRendering::initial(options.stages, saturation, &device)?;
+        let initial_psnr = probe_psnr(&params, &rendering, &pair, &[regions.held_out])?;
+        let adamw = |vars, lr| {
+            AdamW::new(
+                vars,
+                ParamsAdamW {
+                    lr,
+                    weight_decay: 0.0,
+                    ..ParamsAdamW::default()
+                },
+            )
+        };
+        Ok(Self {
+            name: name.to_string(),
+            camera: dng.summary.clone(),
+            orientation: dng.orientation,
+            isp_opt: adamw(params.vars().to_vec(), options.learning_rate)?,
+            rendering_opt: adamw(rendering.vars(), options.learning_rate * 10.0)?,
+            rng: ChaCha8Rng::seed_from_u64(options.seed),
+            pair,
+            options,
+            regions,
+            params,
+            rendering,
+            done: 0,
+            loss: f64::NAN,
+            initial_psnr,
+            curve: Vec::new(),
+            started_ms: crate::train::job::now_ms(),
+        })
+    }
+
+    /// Whether every step has run.
+    pub fn finished(&self) -> bool {
+        self.done >= self.options.steps
+    }
+
+    /// One step; the held-out probe's PSNR every twentieth of the fit and at its end.
+    pub fn step(&mut self) -> Result<FitProgress> {
+        if self.finished() {
+            return Err(Error::invalid("the fit has run all its steps"));
+        }
+        let (raw, target) = batch(&self.pair, &self.regions, self.options.batch, &mut self.rng)?;
+        let out = self.rendering.render(&raw, &self.params)?;
+        let l = loss(&out, &target)?;
+        let grads = l.backward()?;
+        self.isp_opt.step(&grads)?;
+        self.rendering_opt.step(&grads)?;
+        self.done += 1;
+        self.loss = f64::from(l.to_scalar::<f32>()?);
+        if !self.loss.is_finite() {
+            return Err(Error::invalid(format!(
+                "the fit diverged at step {} (loss {}): try a lower learning rate",
+                self.done, self.loss
+            )));
+        }
+        let steps = self.options.steps;
+        let every = (steps / 20).max(1);
+        let held_out_psnr = (self.done.is_multiple_of(every) || self.done == steps)
+            .then(|| {
+                probe_psnr(
+                    &self.params,
+                    &self.rendering,
+                    &self.pair,
+                    &self.regions.probes,
+                )
+            })
+            .transpose()?;
+        if let Some(psnr) = held_out_psnr {
+            self.curve.push((self.done, self.loss as f32, psnr as f32));
+        }
+        Ok(FitProgress {
+            step: self.done,
+            steps,
+            loss: self.loss,
+            held_out_psnr,
+        })
+    }
+
+    /// The twin: the whole area rendered, scored on the held-out region.
+    pub fn finish(self) -> Result<CameraTwin> {
+        let (pair, regions) = (&self.pair, &self.regions);
+        let [_, _, w, h] = pair.area;
+        let whole = quantised(&render(
+            &self.params,
+            &self.rendering,
+            &pair.mosaic,
+            pair.area,
+        )?);
+        let ours = cut(&whole, w, regions.held_out);
+        let theirs = cut(&pair.target, w, regions.held_out);
+        let [_, _, hw, hh] = regions.held_out;
+        let (held_out_psnr, held_out_ssim) =
+            (psnr(&ours, &theirs), ssim(&ours, &theirs, (hw, hh))?);
+        let shown = |image: &[f32]| -> Result<(usize, usize, Vec<u8>)> {
+            let (sw, sh, values) = orient_rgb(w, h, image, self.orientation, false)?;
+            Ok((sw, sh, values.iter().map(|&v| to_byte(v)).collect()))
+        };
+        // |twin - JPEG|, four times brighter: an error of 1/64 shows a quarter of full scale
+        let difference: Vec<f32> = whole
+            .iter()
+            .zip(&pair.target)
+            .map(|(a, b)| ((a - b).abs() * 4.0).min(1.0))
+            .collect();
+        let summary = TwinSummary {
+            name: self.name.clone(),
+            camera: self.camera.clone(),
+            alignment: pair.alignment.clone(),
+            stages: self.rendering.stage_names(),
+            steps: self.options.steps,
+            batch: self.options.batch,
+            crop_side: regions.crop_side,
+            learning_rate: self.options.learning_rate,
+            seed: self.options.seed,
+            loss: "L2 (mean squared error) in display space, 8 px from each crop's edge",
+            held_out_sensor_frame: regions.held_out,
+            held_out_shown: shown_rect(regions.held_out, (w, h), self.orientation)?,
+            held_out_psnr,
+            held_out_ssim,
+            initial_held_out_psnr: self.initial_psnr,
+            final_loss: self.loss,
+            rendering_knots: self.rendering.knots()?,
+        };
+        Ok(CameraTwin {
+            rendered: shown(&whole)?,
+            difference: shown(&difference)?,
+            jpeg: shown(&pair.target)?,
+            curve: self.curve,
+            started_ms: self.started_ms,
+            finished_ms: crate::train::job::now_ms(),
+            params: self.params,
+            rendering: self.rendering,
+            summary,
+        })
+    }
+}
+
+/// Fits a twin, named `name`, of the camera that rendered `pair`'s JPEG from `dng`, reporting
+/// each step to `progress`; `cancel` ends it with [`Error::Cancelled`].
 pub fn fit_camera(
+    name: &str,
     dng: &DngImage,
-    pair: &AlignedPair,
-    options: &FitOptions,
+    pair: AlignedPair,
+    options: FitOptions,
     cancel: &CancelToken,
     progress: &mut dyn FnMut(&FitProgress),
 ) -> Result<CameraTwin> {
-    if options.steps == 0 || options.batch == 0 {
-        return Err(Error::invalid(
-            "a fit needs at least one step of at least one crop",
-        ));
-    }
-    let regions = Regions::of(pair)?;
-    let device = Device::Cpu;
-    let params = IspParams::initial(&dng.camera, DType::F32, &device)?;
-    // a saturated sensor's value after the black level and the white balance's green gain
-    let black = dng.camera.black_level.iter().sum::<f64>() / 4.0;
-    let saturation = ((1.0 - black) * dng.camera.white_balance[1].abs()).max(0.05);
-    let rendering = CameraRendering::initial(options.stages, saturation, &device)?;
-    let initial_psnr = probe_psnr(&params, &rendering, pair, &[regions.held_out])?;
-    let adamw = |vars, lr| {
-        AdamW::new(
-            vars,
-            ParamsAdamW {
-                lr,
-                weight_decay: 0.0,
-                ..ParamsAdamW::default()
-            },
-        )
-    };
-    let mut isp_opt = adamw(params.vars().to_vec(), options.learning_rate)?;
-    let mut rendering_opt = adamw(rendering.vars(), options.learning_rate * 10.0)?;
-    let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
-    let every = (options.steps / 20).max(1);
-    let mut final_loss = f64::NAN;
-    for step in 1..=options.steps {
+    let mut fit = CameraFit::new(name, dng, pair, options)?;
+    while !fit.finished() {
         cancel.check()?;
-        let (raw, target) = batch(pair, &regions, options.batch, &mut rng)?;
-        let out = rendering.render(&raw, &params)?;
-        let l = loss(&out, &target)?;
-        let grads = l.backward()?;
-        isp_opt.step(&grads)?;
-        rendering_opt.step(&grads)?;
-        final_loss = f64::from(l.to_scalar::<f32>()?);
-        if !final_loss.is_finite() {
-            return Err(Error::invalid(format!(
-                "the fit diverged at step {step} (loss {final_loss}): try a lower learning rate"
-            )));
-        }
-        let held_out_psnr = (step % every == 0 || step == options.steps)
-            .then(|| probe_psnr(&params, &rendering, pair, &regions.probes))
-            .transpose()?;
-        progress(&FitProgress {
-            step,
-            steps: options.steps,
-            loss: final_loss,
-            held_out_psnr,
-        });
+        progress(&fit.step()?);
     }
-
-    let [_, _, w, h] = pair.area;
-    let whole = quantised(&render(&params, &rendering, &pair.mosaic, pair.area)?);
-    let ours = cut(&whole, w, regions.held_out);
-    let theirs = cut(&pair.target, w, regions.held_out);
-    let [_, _, hw, hh] = regions.held_out;
-    let (held_out_psnr, held_out_ssim) = (psnr(&ours, &theirs), ssim(&ours, &theirs, (hw, hh))?);
-    let (sw, sh, shown) = orient_rgb(w, h, &whole, dng.orientation, false)?;
-    let summary = TwinSummary {
-        camera: dng.summary.clone(),
-        alignment: pair.alignment.clone(),
-        stages: rendering.stage_names(),
-        steps: options.steps,
-        batch: options.batch,
-        crop_side: regions.crop_side,
-        learning_rate: options.learning_rate,
-        seed: options.seed,
-        loss: "L2 (mean squared error) in display space, 8 px from each crop's edge",
-        held_out_sensor_frame: regions.held_out,
-        held_out_shown: shown_rect(regions.held_out, (w, h), dng.orientation)?,
-        held_out_psnr,
-        held_out_ssim,
-        initial_held_out_psnr: initial_psnr,
-        final_loss,
-        rendering_knots: rendering.knots()?,
-    };
-    Ok(CameraTwin {
-        params,
-        rendering,
-        summary,
-        rendered: (sw, sh, shown.iter().map(|&v| to_byte(v)).collect()),
-    })
+    fit.finish()
 }
 
 /// A rectangle of a (w, h) image in the sensor's frame, as the image is shown with `orientation`.

@@ -10,5 +10,5 @@
 mod align;
 mod fit;
 
-pub use align::{align, AlignedPair, Alignment, CropChoice};
-pub use fit::{fit_camera, CameraTwin, FitOptions, FitProgress, TwinSummary};
+pub use align::{align, dng_and_jpeg, AlignedPair, Alignment, CropChoice};
+pub use fit::{fit_camera, CameraFit, CameraTwin, FitOptions, FitProgress, TwinSummary};
