@@ -3,8 +3,8 @@
 //! its own demosaicing, white balance, colour matrix and sRGB gamma, saved at quality 95.
 //!
 //! The held-out PSNR bounds below sit 1.2-1.3 dB under what the fit reached when they were set
-//! (33.3 dB at full size, 31.3 dB at half size, 33.2 dB turned; the DNG's own camera through the
-//! paper's ISP scored 29.7, 25.2 and 29.7 dB before the fit).
+//! (33.3 dB at full size, 31.3 dB at half size, 33.2 dB turned; at the fit's start, the DNG's
+//! camera through the paper's ISP with the highlight clip, they scored 29.7, 25.2 and 29.7 dB).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -240,24 +240,23 @@ fn mismatched_pairs_are_refused_with_their_reason_and_leave_nothing() {
     refused(&["--crop", "8,24"], "X,Y,W,H");
     // a JPEG that is not one, and a DNG given as the JPEG
     std::fs::write(dir.path().join("broken.jpg"), b"not a jpeg").unwrap();
-    let out = lens2logit(
-        &[
+    // a JPEG cut off in its scan, as a download that stopped leaves it
+    let whole = std::fs::read(dir.path().join("shot.jpg")).unwrap();
+    std::fs::write(dir.path().join("cut.jpg"), &whole[..whole.len() / 2]).unwrap();
+    for (jpeg, needle) in [("broken.jpg", "JPEG"), ("cut.jpg", "truncated")] {
+        let args = [
             "fit-camera",
             "--dng",
             "shot.dng",
             "--jpeg",
-            "broken.jpg",
+            jpeg,
             "--out",
             "twin",
-        ],
-        dir.path(),
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("broken.jpg") && stderr.contains("JPEG"),
-        "{stderr}"
-    );
-    assert!(!dir.path().join("twin").exists());
+        ];
+        let stderr = String::from_utf8(lens2logit(&args, dir.path()).stderr).unwrap();
+        assert!(stderr.contains(jpeg) && stderr.contains(needle), "{stderr}");
+        assert!(!dir.path().join("twin").exists());
+    }
 }
 
 /// The cells of a CSV line (the tables' names hold no commas).

@@ -16,6 +16,15 @@ type Result<T> = std::result::Result<T, String>;
 /// pixels (RGB, 8 bits, row-major; greyscale JPEGs come as RGB too). The size is checked before
 /// any pixel is decoded.
 pub fn decode_jpeg(bytes: &[u8], max_pixels: u64) -> Result<(JpegMeta, Vec<u8>)> {
+    // the decoder fills a cut-off scan with grey instead of failing: a file whose last scan (SOS)
+    // has no end-of-image marker (EOI) after it is refused (inside a scan 0xFF is always
+    // followed by 0x00, so neither marker can be scan data)
+    let last = |marker: u8| bytes.windows(2).rposition(|w| w == [0xFF, marker]);
+    if !matches!((last(0xDA), last(0xD9)), (Some(sos), Some(eoi)) if eoi > sos) {
+        return Err(
+            "the JPEG ends before its end-of-image marker: the file is truncated or damaged".into(),
+        );
+    }
     let mut decoder =
         JpegDecoder::new(Cursor::new(bytes)).map_err(|e| format!("not a readable JPEG ({e})"))?;
     let (width, height) = decoder.dimensions();
@@ -123,5 +132,22 @@ mod tests {
         assert!(orient_rgb8(3, 3, numbered(), 1, false).is_err());
         let e = decode_jpeg(b"not a jpeg", 100).unwrap_err();
         assert!(e.contains("JPEG"), "{e}");
+    }
+
+    #[test]
+    fn a_truncated_jpeg_is_refused_and_a_whole_one_decodes() {
+        let pixels: Vec<u8> = (0..32 * 24 * 3).map(|i| (i * 7 % 251) as u8).collect();
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 95)
+            .encode(&pixels, 32, 24, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        let (meta, rgb) = decode_jpeg(&jpeg, 1 << 20).unwrap();
+        assert_eq!(
+            (meta.width, meta.height, meta.exif_orientation),
+            (32, 24, 1)
+        );
+        assert_eq!(rgb.len(), 32 * 24 * 3);
+        let e = decode_jpeg(&jpeg[..jpeg.len() * 2 / 3], 1 << 20).unwrap_err();
+        assert!(e.contains("truncated"), "{e}");
     }
 }

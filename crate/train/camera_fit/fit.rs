@@ -103,7 +103,9 @@ pub struct TwinSummary {
     /// PSNR in dB and SSIM (7x7 box windows, averaged over R, G and B).
     pub held_out_psnr: f64,
     pub held_out_ssim: f64,
-    /// The same for the DNG's own camera through the paper's ISP before the fit.
+    /// The same at the fit's start: the DNG's camera through the paper's ISP, with the highlight
+    /// clip at the sensor's saturation where the fit has that stage (the curves start as the
+    /// identity).
     pub initial_held_out_psnr: f64,
     pub final_loss: f64,
     pub rendering_knots: RenderingKnots,
