@@ -162,7 +162,7 @@ module_one_thread() {
   say "building the page's wasm module (one thread, $NIGHTLY, std rebuilt)"
   RUSTFLAGS="--cfg getrandom_backend=\"wasm_js\" -C target-feature=+simd128" \
     cargo "+$NIGHTLY" build -p lens2logit-web --lib --target wasm32-unknown-unknown \
-      --profile wasm-release --features "$(bench_feature)" -Z build-std=panic_abort,std \
+      --profile wasm-release --features "$(bench_feature)" -Z build-std=panic_abort,std -Z build-std-features=panic-unwind \
       --target-dir target/one-thread &&
     bindgen_module lens2logit_web lens2logit pkg target/one-thread
 }
@@ -183,14 +183,17 @@ module_threaded_rust() {
   CARGO_PROFILE_WASM_RELEASE_STRIP=debuginfo \
   RUSTFLAGS="--cfg getrandom_backend=\"wasm_js\" -C target-feature=+simd128,+atomics,+bulk-memory,+mutable-globals$link" \
     cargo "+$NIGHTLY" build -p lens2logit-web --lib --target wasm32-unknown-unknown --profile wasm-release \
-      --features "threads $(bench_feature)" -Z build-std=panic_abort,std --target-dir target/threads
+      --features "threads $(bench_feature)" -Z build-std=panic_abort,std -Z build-std-features=panic-unwind --target-dir target/threads
 }
 
 module_threaded_glue() {
-  # --remove-name-section: the names strip = true would have removed (1.6 MB raw, 0.1 MB brotli).
+  # --remove-name-section: the names strip = true would have removed (1.6 MB raw, 0.1 MB brotli);
+  # a benchmarks' build keeps them, for the function names of run.mjs page_profile.
   # wasm-bindgen-rayon's worker imports its module as the package directory ('../../..'), which
   # only a bundler resolves; name the file so any static server does
-  bindgen_module lens2logit_web lens2logit pkg/threads target/threads --remove-name-section &&
+  local names=(--remove-name-section)
+  [ -z "$(bench_feature)" ] || names=()
+  bindgen_module lens2logit_web lens2logit pkg/threads target/threads "${names[@]}" &&
     sed -i "s#import('../../..')#import('../../../lens2logit.js')#" \
     pkg/threads/snippets/wasm-bindgen-rayon-*/src/workerHelpers.js
 }

@@ -5,10 +5,11 @@
 
 use std::sync::{Arc, Mutex};
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor, Var};
+use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor, Var};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
+use super::relu::ReluGrad;
 use crate::cpu_slices::f32_slice;
 use crate::spec::isp::{BN_EPS as EPS, BN_MOMENTUM as MOMENTUM};
 use crate::Result;
@@ -119,31 +120,6 @@ impl CustomOp3 for Train {
             Some(flat.narrow(0, n, c)?),
             Some(flat.narrow(0, n + c, c)?),
         ))
-    }
-}
-
-/// (grad, output) -> grad where the output is positive, else 0.
-struct ReluGrad;
-
-impl CustomOp2 for ReluGrad {
-    fn name(&self) -> &'static str {
-        "relu_grad"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (g, y) = (f32_slice(s1, l1)?, f32_slice(s2, l2)?);
-        let out = g
-            .par_iter()
-            .zip(y)
-            .map(|(&g, &y)| if y > 0.0 { g } else { 0.0 })
-            .collect();
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
 

@@ -3,15 +3,18 @@
 //! libraries' state-dict names (torchvision's, smp's), so weights move to and from PyTorch as
 //! safetensors; losses and metrics beside them.
 
+mod adamw;
 mod batch_norm;
 pub mod losses;
 mod net;
 pub mod ops;
+mod relu;
 mod weights;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 
+pub use adamw::AdamW;
 pub use net::CandleNet;
 pub use weights::{load_strict, Loaded, WeightsFile, WeightsSource};
 

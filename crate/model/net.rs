@@ -7,6 +7,7 @@ use candle_nn::{Module, VarBuilder};
 
 use super::batch_norm::BatchNorm2d;
 use super::ops::{conv2d, max_pool2d, upsample_nearest};
+use super::relu::add_relu;
 use crate::spec::models::{Conv, ModelKind, Net, NormMode, Pool};
 use crate::{Error, Result};
 
@@ -63,6 +64,10 @@ impl Net for CandleNet<'_> {
 
     fn add(&mut self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         Ok((a + b)?)
+    }
+
+    fn add_relu(&mut self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        add_relu(a, b)
     }
 
     fn max_pool(&mut self, x: &Tensor, pool: Pool) -> Result<Tensor> {

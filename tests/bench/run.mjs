@@ -242,6 +242,98 @@ benches.train_step_gpu = async function trainStepGpu() {
   }
 };
 
+// Where the page's train step spends its time: V8's sampling profiler in the lab's worker and in
+// each of its rayon workers (DevTools protocol over the browser's debugging port), self time per
+// function summed over the workers, for ResNet-18 at 256 px, batch 8 (MODEL= picks another). Wasm
+// functions have their Rust names in modules built with LENS2LOGIT_BENCH=1. Node's WebSocket:
+// `node --experimental-websocket tests/bench/run.mjs page_profile` on Node 20.
+benches.page_profile = async function pageProfile() {
+  if (typeof WebSocket === 'undefined') throw new Error('page_profile needs WebSocket: run node with --experimental-websocket');
+  const [model, batch, size, steps] = [process.env.MODEL ?? 'resnet18', 8, 256, 3];
+  const port = 9339;
+  const server = await startServer();
+  const browser = await launch({ webgpu: false, extraArgs: [`--remote-debugging-port=${port}`] });
+  try {
+    const page = await browser.newPage();
+    await page.goto(`${server.url}?backend=cpu`);
+    await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
+    const { webSocketDebuggerUrl } = await (await fetch(`http://127.0.0.1:${port}/json/version`)).json();
+    const cdp = new WebSocket(webSocketDebuggerUrl);
+    await new Promise((resolve, reject) => { cdp.onopen = resolve; cdp.onerror = reject; });
+    let next = 0;
+    const pending = new Map();
+    const workers = new Set();
+    const send = (method, params = {}, sessionId) => new Promise((resolve, reject) => {
+      const id = ++next;
+      pending.set(id, { resolve, reject });
+      setTimeout(() => pending.delete(id) && reject(new Error(`${method}: no answer`)), 60_000);
+      cdp.send(JSON.stringify({ id, method, params, ...(sessionId ? { sessionId } : {}) }));
+    });
+    const follow = (sessionId) => send('Target.setAutoAttach', { autoAttach: true, waitForDebuggerOnStart: false, flatten: true }, sessionId);
+    cdp.onmessage = ({ data }) => {
+      const msg = JSON.parse(data);
+      if (msg.id && pending.has(msg.id)) {
+        const { resolve, reject } = pending.get(msg.id);
+        pending.delete(msg.id);
+        if (msg.error) reject(new Error(JSON.stringify(msg.error))); else resolve(msg.result);
+      } else if (msg.method === 'Target.attachedToTarget' && msg.params.targetInfo.type === 'worker') {
+        const session = msg.params.sessionId;
+        workers.add(session);
+        follow(session).catch(() => {});
+        send('Profiler.enable', {}, session)
+          .then(() => send('Profiler.setSamplingInterval', { interval: 500 }, session))
+          .then(() => send('Profiler.start', {}, session)).catch(() => {});
+      }
+    };
+    console.error('page_profile: attaching to the page');
+    const { targetInfos } = await send('Target.getTargets');
+    const target = targetInfos.find((t) => t.type === 'page' && t.url.startsWith(server.url));
+    const { sessionId } = await send('Target.attachToTarget', { targetId: target.targetId, flatten: true });
+    await follow(sessionId);
+    console.error('page_profile: running the train step');
+    // the worker stays alive until its profile is taken (inWorker would end it first)
+    const [ready, r] = await page.evaluate(async (args) => {
+      const worker = new Worker('/worker.js', { type: 'module' });
+      window.profiledWorker = worker;
+      let next = 0;
+      const call = (method, a) => new Promise((resolve, reject) => {
+        const id = `p${next++}`;
+        worker.addEventListener('message', ({ data }) => {
+          if (data.id !== id) return;
+          if (data.error) reject(new Error(`${method}: ${data.error}`)); else resolve(data.result);
+        });
+        worker.postMessage({ id, method, args: a });
+      });
+      return [await call('init', { preferGpu: false }), await call('benchTrainStep', args)];
+    }, { model, batch, size, steps });
+    console.error(`page_profile: collecting the profiles of ${workers.size} workers`);
+    const self = new Map();
+    let total = 0;
+    for (const session of workers) {
+      let profile;
+      try { ({ profile } = await send('Profiler.stop', {}, session)); } catch { continue; }
+      const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+      const dt = new Map();
+      profile.samples.forEach((id, i) => dt.set(id, (dt.get(id) ?? 0) + profile.timeDeltas[i]));
+      for (const [id, us] of dt) {
+        const name = byId.get(id).callFrame.functionName || '(anonymous)';
+        // a rayon worker with nothing to do blocks in Atomics.wait under the condvar: idle too
+        if (name === '(idle)' || name === '(program)' || name.endsWith('Condvar>::wait')) continue;
+        self.set(name, (self.get(name) ?? 0) + us);
+        total += us;
+      }
+    }
+    cdp.close();
+    console.log(`${model}, batch ${batch}, ${size} px on ${ready.threads} threads: ${r.ms_per_step.toFixed(0)} ms a step; busy time by function over ${workers.size} workers (self time; idle and waiting left out):`);
+    for (const [name, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env.TOP ?? 40))) {
+      console.log(`  ${(100 * us / total).toFixed(1).padStart(5)}%  ${(us / 1000).toFixed(0).padStart(7)} ms  ${name.slice(0, 150)}`);
+    }
+  } finally {
+    await browser.close();
+    server.stop();
+  }
+};
+
 const wanted = process.argv.slice(2);
 for (const name of wanted.length ? wanted : Object.keys(benches)) {
   if (!benches[name]) throw new Error(`unknown benchmark '${name}': ${Object.keys(benches).join(', ')}`);

@@ -39,11 +39,11 @@ function start(bin, args) {
 }
 
 /** Launches Chromium headless; `webgpu: false` leaves out --enable-unsafe-webgpu. */
-export async function launch({ webgpu = true } = {}) {
+export async function launch({ webgpu = true, extraArgs = [] } = {}) {
   return chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
-    args: [...quiet, ...(webgpu ? ['--enable-unsafe-webgpu'] : [])],
+    args: [...quiet, ...(webgpu ? ['--enable-unsafe-webgpu'] : []), ...extraArgs],
   });
 }
 

@@ -340,7 +340,10 @@ impl CustomOp2 for InputGrad {
     }
 }
 
-/// (x, dy) -> dW, items summed pairwise (rayon's reduction tree), not in one long running sum.
+/// (x, dy) -> dW. Each half of the batch is summed item by item on a buffer of its own, the two
+/// halves in parallel (each product also on the pool), then added: the same sums at any thread
+/// count (a rayon fold would group the items as the threads happen to split them), and two
+/// buffers as large as the weights where a fold zeroes one per split.
 struct WeightGrad {
     conv: Conv2d,
     weight: Shape,
@@ -364,20 +367,21 @@ impl CustomOp2 for WeightGrad {
         }
         let (x, dy) = (f32_slice(s1, l1)?, f32_slice(s2, l2)?);
         let len = g.cout * g.k_rows();
-        let dw = x
-            .par_chunks(g.in_len())
-            .zip(dy.par_chunks(g.out_len()))
-            .try_fold(
-                || vec![0f32; len],
-                |mut dw, (x, dy)| g.weight_grad_item(x, dy, &mut dw).map(|()| dw),
-            )
-            .try_reduce(
-                || vec![0f32; len],
-                |mut a, b| {
-                    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                    Ok(a)
-                },
-            )?;
+        let run = |items: std::ops::Range<usize>| -> candle_core::Result<Vec<f32>> {
+            let mut dw = vec![0f32; len];
+            for i in items {
+                let (x, dy) = (
+                    &x[i * g.in_len()..][..g.in_len()],
+                    &dy[i * g.out_len()..][..g.out_len()],
+                );
+                g.weight_grad_item(x, dy, &mut dw)?;
+            }
+            Ok(dw)
+        };
+        let half = g.batch.div_ceil(2);
+        let (first, second) = rayon::join(|| run(0..half), || run(half..g.batch));
+        let (mut dw, second) = (first?, second?);
+        dw.iter_mut().zip(&second).for_each(|(a, b)| *a += b);
         Ok((CpuStorage::F32(dw), self.weight.clone()))
     }
 }
@@ -424,6 +428,40 @@ mod tests {
                     assert!(diff(a, b) < 1e-3, "{case}");
                 }
             }
+        }
+    }
+
+    /// The output and both gradients are the same bits on one thread and on three (five items:
+    /// runs of unequal length), at stride 1 and 2.
+    #[test]
+    fn the_same_bits_at_any_thread_count() {
+        let dev = Device::Cpu;
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (5, 8, 23, 19), &dev).unwrap()).unwrap();
+        let w = Var::from_tensor(&Tensor::randn(0f32, 1.0, (16, 8, 3, 3), &dev).unwrap()).unwrap();
+        for stride in [1, 2] {
+            let run = || -> Vec<Vec<u32>> {
+                let y = conv2d(x.as_tensor(), w.as_tensor(), stride, 1).unwrap();
+                let g = y.sin().unwrap();
+                let grads = y.mul(&g).unwrap().sum_all().unwrap().backward().unwrap();
+                [&y, grads.get(&x).unwrap(), grads.get(&w).unwrap()]
+                    .iter()
+                    .map(|t| {
+                        let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                        v.iter().map(|f| f.to_bits()).collect()
+                    })
+                    .collect()
+            };
+            let pool = |n| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .build()
+                    .unwrap()
+            };
+            assert_eq!(
+                pool(1).install(run),
+                pool(3).install(run),
+                "stride {stride}"
+            );
         }
     }
 

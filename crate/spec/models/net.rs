@@ -108,6 +108,12 @@ pub trait Net {
     /// The parts side by side along the channels, in order.
     fn concat(&mut self, parts: &[Self::Value]) -> Result<Self::Value>;
 
+    /// relu(a + b), where a residual block ends (a backend may fuse the two).
+    fn add_relu(&mut self, a: &Self::Value, b: &Self::Value) -> Result<Self::Value> {
+        let sum = self.add(a, b)?;
+        self.relu(&sum)
+    }
+
     /// conv (no bias) -> batch norm (-> ReLU), under the two names.
     fn conv_bn(
         &mut self,

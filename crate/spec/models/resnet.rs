@@ -123,6 +123,5 @@ fn basic_block<N: Net>(
         )?,
         false => x.clone(),
     };
-    let sum = net.add(&y, &shortcut)?;
-    net.relu(&sum)
+    net.add_relu(&y, &shortcut)
 }

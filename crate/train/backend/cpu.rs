@@ -4,13 +4,13 @@
 
 use async_trait::async_trait;
 use candle_core::{DType, Device, Tensor, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
+use candle_nn::{ParamsAdamW, VarMap};
 
 use super::{BackendSpec, Batch, Input, PhaseStart, StageMaps, StepBackend};
 use crate::gpu::models::StepStats;
 use crate::isp::param::{forward, IspParams, RunningStats};
 use crate::model::losses::{accuracy, cross_entropy, dice_loss, iou, ssim_distance};
-use crate::model::{trainable, TaskModel};
+use crate::model::{trainable, AdamW, TaskModel};
 use crate::spec::models::NormMode;
 use crate::train::augment::Augment;
 use crate::train::session::Penalty;

@@ -3,7 +3,7 @@
 //! quarter; and the twin it gives: parameters, summary and the rendered image.
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use candle_nn::ParamsAdamW;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -15,6 +15,7 @@ use crate::isp::param::{
     twin_safetensors, CameraRendering, IspParams, RenderingKnots, RenderingStages,
 };
 use crate::model::losses::ssim_distance;
+use crate::model::AdamW;
 use crate::raw::{orient_rgb, DngImage, RawTile};
 use crate::spec::forensics::SSIM_WINDOW;
 use crate::{Error, Result};
