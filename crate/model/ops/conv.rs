@@ -457,10 +457,12 @@ mod tests {
                     .build()
                     .unwrap()
             };
-            assert_eq!(
-                pool(1).install(run),
-                pool(3).install(run),
-                "stride {stride}"
+            let (one, three) = (pool(1).install(run).concat(), pool(3).install(run).concat());
+            let differing = one.iter().zip(&three).filter(|(a, b)| a != b).count();
+            assert!(
+                one.len() == three.len() && differing == 0,
+                "stride {stride}: {differing} of {} values differ between 1 and 3 threads",
+                one.len()
             );
         }
     }
