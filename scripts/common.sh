@@ -157,7 +157,9 @@ bench_feature() { [ -z "${LENS2LOGIT_BENCH:-}" ] || printf 'bench'; }
 # The one-thread module is built as the threaded one is, std rebuilt (without atomics) on the
 # pinned nightly in target/one-thread/: std compiled for panic = abort and the module's profile is
 # 15 KB brotli smaller than the prebuilt one (1.189 against 1.205 MB, measured 2026-12-07), which
-# keeps the module in its 1.2 MB budget.
+# keeps the module in its 1.2 MB budget. Both main modules rebuild std without its `backtrace`
+# feature (-Z build-std-features lists the features kept): a panic's message stays, its backtrace
+# code goes.
 module_one_thread() {
   say "building the page's wasm module (one thread, $NIGHTLY, std rebuilt)"
   RUSTFLAGS="--cfg getrandom_backend=\"wasm_js\" -C target-feature=+simd128" \

@@ -291,21 +291,9 @@ benches.page_profile = async function pageProfile() {
     const { sessionId } = await send('Target.attachToTarget', { targetId: target.targetId, flatten: true });
     await follow(sessionId);
     console.error('page_profile: running the train step');
-    // the worker stays alive until its profile is taken (inWorker would end it first)
-    const [ready, r] = await page.evaluate(async (args) => {
-      const worker = new Worker('/worker.js', { type: 'module' });
-      window.profiledWorker = worker;
-      let next = 0;
-      const call = (method, a) => new Promise((resolve, reject) => {
-        const id = `p${next++}`;
-        worker.addEventListener('message', ({ data }) => {
-          if (data.id !== id) return;
-          if (data.error) reject(new Error(`${method}: ${data.error}`)); else resolve(data.result);
-        });
-        worker.postMessage({ id, method, args: a });
-      });
-      return [await call('init', { preferGpu: false }), await call('benchTrainStep', args)];
-    }, { model, batch, size, steps });
+    // the worker stays alive until its profile is taken
+    const calls = [['init', { preferGpu: false }], ['benchTrainStep', { model, batch, size, steps }]];
+    const [ready, r] = await inWorker(page, calls, { keep: true });
     console.error(`page_profile: collecting the profiles of ${workers.size} workers`);
     const self = new Map();
     let total = 0;

@@ -103,9 +103,10 @@ export const pixels = (page, selector) => page.evaluate((sel) => {
 /**
  * Starts a second instance of the lab's compute worker (www/worker.js) in `page` and runs `calls`
  * ([method, args] pairs) through its message protocol in order, the first being `init`; resolves
- * to their results. Tests and benchmarks reach the core exactly as the page does.
+ * to their results. Tests and benchmarks reach the core exactly as the page does. With `keep`, the
+ * worker is left running (a profiler attached to it can still collect what it recorded).
  */
-export const inWorker = (page, calls) => page.evaluate(async (calls) => {
+export const inWorker = (page, calls, { keep = false } = {}) => page.evaluate(async ({ calls, keep }) => {
   const worker = new Worker('/worker.js', { type: 'module' });
   let next = 0;
   const call = (method, args) => new Promise((resolve, reject) => {
@@ -123,6 +124,6 @@ export const inWorker = (page, calls) => page.evaluate(async (calls) => {
     for (const [method, args] of calls) results.push(await call(method, args));
     return results;
   } finally {
-    worker.terminate();
+    if (keep) window.keptWorker = worker; else worker.terminate();
   }
-}, calls);
+}, { calls, keep });
