@@ -154,6 +154,19 @@ ensure_nightly() {
 # first use beside either. All at opt-level 3 (speed before size), precompressed by compress_pkg.
 # LENS2LOGIT_BENCH=1 builds the benchmarks' entry points into the modules (tests/bench/run.mjs).
 bench_feature() { [ -z "${LENS2LOGIT_BENCH:-}" ] || printf 'bench'; }
+
+# A panic's location names its file relative to its crate's folder ("rayon-core-1.13.0/src/...",
+# "core/src/..."), not under this machine's registry and toolchain folders (about 250 such paths:
+# 1,200 bytes of the threaded module's brotli size on 2026-12-07).
+remap_source_paths() {
+  local sources="${CARGO_HOME:-$HOME/.cargo}/registry/src" registry
+  # the last match applies: each registry's folder where cargo has made it, else their parent
+  printf ' --remap-path-prefix=%s/=' "$sources"
+  for registry in "$sources"/*/; do
+    [ -d "$registry" ] && printf ' --remap-path-prefix=%s=' "$registry"
+  done
+  printf ' --remap-path-prefix=%s/lib/rustlib/src/rust/library/=' "$(rustc "+$NIGHTLY" --print sysroot)"
+}
 # The one-thread module is built as the threaded one is, std rebuilt (without atomics) on the
 # pinned nightly in target/one-thread/: std compiled for panic = abort and the module's profile is
 # 15 KB brotli smaller than the prebuilt one (1.189 against 1.205 MB, measured 2026-12-07), which
@@ -162,7 +175,7 @@ bench_feature() { [ -z "${LENS2LOGIT_BENCH:-}" ] || printf 'bench'; }
 # code goes.
 module_one_thread() {
   say "building the page's wasm module (one thread, $NIGHTLY, std rebuilt)"
-  RUSTFLAGS="--cfg getrandom_backend=\"wasm_js\" -C target-feature=+simd128" \
+  RUSTFLAGS="--cfg getrandom_backend=\"wasm_js\" -C target-feature=+simd128$(remap_source_paths)" \
     cargo "+$NIGHTLY" build -p lens2logit-web --lib --target wasm32-unknown-unknown \
       --profile wasm-release --features "$(bench_feature)" -Z build-std=panic_abort,std -Z build-std-features=panic-unwind \
       --target-dir target/one-thread &&
@@ -183,7 +196,7 @@ module_threaded_rust() {
     link="$link -C link-arg=$arg"
   done
   CARGO_PROFILE_WASM_RELEASE_STRIP=debuginfo \
-  RUSTFLAGS="--cfg getrandom_backend=\"wasm_js\" -C target-feature=+simd128,+atomics,+bulk-memory,+mutable-globals$link" \
+  RUSTFLAGS="--cfg getrandom_backend=\"wasm_js\" -C target-feature=+simd128,+atomics,+bulk-memory,+mutable-globals$link$(remap_source_paths)" \
     cargo "+$NIGHTLY" build -p lens2logit-web --lib --target wasm32-unknown-unknown --profile wasm-release \
       --features "threads $(bench_feature)" -Z build-std=panic_abort,std -Z build-std-features=panic-unwind --target-dir target/threads
 }

@@ -242,6 +242,62 @@ benches.train_step_gpu = async function trainStepGpu() {
   }
 };
 
+// The rate a page session shows, beside the bare step: a ResNet-18 synthesis session on 64
+// synthetic 256 px tiles, batch 8, 32 steps on the CPU, with the page's default gradient
+// snapshots, run through the lab's worker as the page runs it. Per training step: the rate its
+// progress line shows (tiles/s of that step), and the wall-clock rate from the job's start to
+// the last training step (rendering, snapshots and the worker's messages included); PyTorch's
+// step on the same machine in the same run. STEPS= and MODEL= change the session.
+benches.session_rate = async function sessionRate() {
+  const [model, batch, size, steps] = [process.env.MODEL ?? 'resnet18', 8, 256, Number(process.env.STEPS ?? 32)];
+  const torch = json(python, ['tests/reference/train_step.py', '--batch', `${batch}`, '--size', `${size}`, '--steps', '5', '--model', model]);
+  const session = await inLabPage((page) => page.evaluate(async (options) => {
+    const worker = new Worker('/worker.js', { type: 'module' });
+    const events = [];
+    let next = 0;
+    worker.addEventListener('message', ({ data }) => {
+      if (data.type === 'event' && data.channel === 'job' && data.data.kind === 'step') {
+        events.push({ at: performance.now(), report: data.data.report });
+      }
+    });
+    const call = (method, args) => new Promise((resolve, reject) => {
+      const id = `b${next++}`;
+      const listen = ({ data }) => {
+        if (data.id !== id) return;
+        worker.removeEventListener('message', listen);
+        if (data.error) reject(new Error(`${method}: ${data.error}`)); else resolve(data.result);
+      };
+      worker.addEventListener('message', listen);
+      worker.postMessage({ id, method, args });
+    });
+    try {
+      const ready = await call('init', { preferGpu: false });
+      await call('loadSynthetic', { task: 'classification', n: 64, seed: 1, size: options.size });
+      const start = performance.now();
+      await call('runJob', { options: { mode: 'synthesis', model: options.model, steps: options.steps, lr: 1e-3, batch: options.batch, seed: 1, intensities: [100] } });
+      const training = events.filter((e) => !e.report.evaluating);
+      return {
+        threads: ready.threads,
+        shown: training.map((e) => e.report.samples_per_s),
+        stepMs: training.map((e) => e.report.step_ms),
+        wallS: (training.at(-1).at - start) / 1000,
+      };
+    } finally {
+      worker.terminate();
+    }
+  }, { model, batch, size, steps }));
+  const ms = session.stepMs.reduce((a, b) => a + b, 0);
+  const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+  const pytorch = 1000 * batch / torch.ms_per_step;
+  const row = (name, rate) => console.log(`  ${name.padEnd(58)} ${rate.toFixed(2).padStart(6)} tiles/s   ${(pytorch / rate).toFixed(2).padStart(6)}x PyTorch's time`);
+  console.log(`${model} synthesis session, batch ${batch}, ${size} px, ${steps} steps, page CPU on ${session.threads} threads (PyTorch: ${torch.ms_per_step.toFixed(0)} ms a step, ${torch.threads} threads):`);
+  row('PyTorch step', pytorch);
+  row('page: median of the rates the progress line showed', median(session.shown));
+  row('page: the steps alone (tiles over the steps\' summed time)', 1000 * batch * steps / ms);
+  row('page: wall clock from the job\'s start to the last step', batch * steps / session.wallS);
+  console.log(`  shown per step: ${session.shown.map((r) => r.toFixed(2)).join(' ')}`);
+};
+
 // Where the page's train step spends its time: V8's sampling profiler in the lab's worker and in
 // each of its rayon workers (DevTools protocol over the browser's debugging port), self time per
 // function summed over the workers, for ResNet-18 at 256 px, batch 8 (MODEL= picks another). Wasm

@@ -469,8 +469,16 @@ impl StepBackend for GpuBackend {
     }
 
     async fn stage_maps(&mut self, batch: &Batch) -> Result<StageMaps> {
+        // the graph has one batch size: copies of the tile, each carrying 1/copies of its
+        // gradient (the loss is the batch's mean), so the batch's mean map times the copies (for
+        // segmentation within Dice's +1 smoothing: 2e-3 from the CPU's single tile at 32 px)
+        let copies = self.graph.spec().batch;
         let (raw, targets) = (Self::raw(batch)?, self.targets(&batch.targets)?);
-        self.maps_of(&raw, &targets).await
+        let (mut maps, outputs) = self
+            .maps_of(&raw.repeat(copies), &targets.repeat(copies))
+            .await?;
+        maps.iter_mut().flatten().for_each(|v| *v *= copies as f32);
+        Ok((maps, outputs))
     }
 
     async fn predict(&mut self, x: &Tensor) -> Result<Vec<f32>> {

@@ -127,8 +127,9 @@ pub trait StepBackend {
     /// Loss and metric of the model in evaluation mode (running statistics) on a batch.
     async fn evaluate(&mut self, batch: &Batch) -> Result<StepStats>;
 
-    /// |dL/d stage| per pixel of the five tracked stages, averaged over the batch and channels,
-    /// through the current processing and the frozen model, with the stages of the first tile.
+    /// |dL/d stage| per pixel of the five tracked stages for a batch of one tile (its own loss),
+    /// averaged over the channels, through the current processing and the frozen model, with
+    /// the tile's stages.
     async fn stage_maps(&mut self, batch: &Batch) -> Result<StageMaps>;
 
     /// The current processing of one raw tile (1, H, W) in evaluation mode: (3, H, W).
