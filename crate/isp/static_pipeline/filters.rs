@@ -46,6 +46,10 @@ pub fn flipped(taps: &[Tap]) -> Vec<Tap> {
 /// vectorises, with the row in cache across its taps. Source rows and the columns near the edges
 /// go through `border`, so no padded copy of the plane is made. The first tap writes (the sum's
 /// order, and so every bit, is that of a zeroed row accumulating every tap).
+#[cfg_attr(
+    not(target_arch = "wasm32"),
+    multiversion::multiversion(targets("x86_64+avx+avx2"))
+)]
 pub fn correlate(plane: &Plane, taps: &[Tap], border: Border) -> Plane {
     let (w, h) = (plane.width, plane.height);
     let rx = taps.iter().map(|t| t.dx.unsigned_abs()).max().unwrap_or(0);
@@ -175,6 +179,10 @@ pub fn gaussian_filter(plane: &Plane, sigma: [f64; 2]) -> Plane {
 ///
 /// Each column of three is sorted once; the median of nine is then the median of (largest low,
 /// middle of middles, smallest high) over three neighbouring columns, which is exact.
+#[cfg_attr(
+    not(target_arch = "wasm32"),
+    multiversion::multiversion(targets("x86_64+avx+avx2"))
+)]
 pub fn median3x3(plane: &Plane) -> Plane {
     let (w, h) = (plane.width, plane.height);
     let mut out = Plane::zeros(w, h);

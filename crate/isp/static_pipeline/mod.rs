@@ -167,6 +167,10 @@ fn with_y(y: &Plane, yuv: &Planes) -> Planes {
 
 /// The last steps in one pass: RGB from Y (filtered), U and V, clipped to [0, 1] and encoded with
 /// x^(1/gamma), interleaved into the output image.
+#[cfg_attr(
+    not(target_arch = "wasm32"),
+    multiversion::multiversion(targets("x86_64+avx+avx2"))
+)]
 fn finish(y: &Plane, yuv: &Planes, encoder: &GammaEncoder) -> RgbImage {
     let m = yuv_to_rgb();
     let mut data = vec![0f32; y.data.len() * 3];
