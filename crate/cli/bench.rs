@@ -42,6 +42,9 @@ struct TrainStepArgs {
     /// Timed steps after the warm-up.
     #[arg(long, default_value_t = 5)]
     steps: usize,
+    /// Fine-tuning with the backbone frozen: steps that train the head alone.
+    #[arg(long)]
+    freeze_backbone: bool,
 }
 
 pub fn run(args: BenchArgs) -> Result<(), String> {
@@ -58,7 +61,7 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
             }
             gpu => gpu,
         };
-        bench::train_step(model, a.batch, a.size, a.steps, gpu).await
+        bench::train_step(model, (a.batch, a.size, a.steps), a.freeze_backbone, gpu).await
     })
     .map_err(|e| e.to_string())?;
     let mut line = serde_json::to_value(&timing).map_err(|e| e.to_string())?;

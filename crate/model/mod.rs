@@ -11,6 +11,8 @@ pub mod ops;
 mod relu;
 mod weights;
 
+use std::sync::PoisonError;
+
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 
@@ -75,10 +77,38 @@ impl TaskModel {
         self.classes
     }
 
+    /// The graph on `x`. Weights that do not train in `mode` (all of them in evaluation, the
+    /// backbone's with a frozen backbone) are read detached, so that candle's backward computes
+    /// no gradient for them: in forensics' attacks and the gradient snapshots the convolutions
+    /// skip their weight gradients, and a frozen backbone fed a processed batch records no graph
+    /// at all (the head's backward is the whole backward).
     pub fn forward(&self, x: &Tensor, mode: NormMode) -> Result<Tensor> {
+        let vb = if mode.train && !mode.frozen_backbone {
+            VarBuilder::from_varmap(&self.vars, DType::F32, x.device())
+        } else {
+            // a panic elsewhere left the weights as they were: read them
+            let vars = self
+                .vars
+                .data()
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let frozen = |name: &str| !mode.train || self.kind.is_backbone(name);
+            let tensors = vars
+                .iter()
+                .map(|(name, var)| {
+                    let weight = var.as_tensor();
+                    let weight = match frozen(name) {
+                        true => weight.detach(),
+                        false => weight.clone(),
+                    };
+                    (name.clone(), weight)
+                })
+                .collect();
+            VarBuilder::from_tensors(tensors, DType::F32, x.device())
+        };
         let mut net = CandleNet {
             kind: self.kind,
-            vb: VarBuilder::from_varmap(&self.vars, DType::F32, x.device()),
+            vb,
             mode,
         };
         self.kind.build(&mut net, x, self.classes)
@@ -172,4 +202,59 @@ pub fn trainable(vars: &VarMap) -> Vec<(String, candle_core::Var)> {
         .collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
     named
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Tensor, Var};
+    use candle_nn::VarMap;
+
+    use super::*;
+
+    /// The forward reads frozen weights detached: the same outputs, the same gradients for what
+    /// trains (the head, the input), none for what does not (a frozen backbone; every weight in
+    /// evaluation), against the forward on the variables themselves.
+    #[test]
+    fn frozen_weights_get_no_gradient_and_the_rest_the_same() {
+        let vars = VarMap::new();
+        let model = TaskModel::new(ModelKind::ResNetSmall, 4, &vars, &Device::Cpu).unwrap();
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, 3, 32, 32), &Device::Cpu).unwrap())
+            .unwrap();
+        let frozen_backbone = NormMode {
+            train: true,
+            frozen_backbone: true,
+        };
+        for mode in [frozen_backbone, NormMode::EVAL] {
+            let on_variables = {
+                let mut net = CandleNet {
+                    kind: model.kind,
+                    vb: VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu),
+                    mode,
+                };
+                model.kind.build(&mut net, x.as_tensor(), 4).unwrap()
+            };
+            let detached = model.forward(x.as_tensor(), mode).unwrap();
+            let bits = |t: &Tensor| -> Vec<u32> {
+                let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                v.iter().map(|v| v.to_bits()).collect()
+            };
+            assert_eq!(bits(&on_variables), bits(&detached));
+            let gradients = |y: &Tensor| y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+            let (before, now) = (gradients(&on_variables), gradients(&detached));
+            let input = |g: &candle_core::backprop::GradStore| bits(g.get(x.as_tensor()).unwrap());
+            assert_eq!(
+                input(&before),
+                input(&now),
+                "{mode:?}: the input's gradient"
+            );
+            for (name, var) in vars.data().lock().unwrap().iter() {
+                let trains = mode.train && !model.kind.is_backbone(name);
+                let (b, n) = (before.get(var.as_tensor()), now.get(var.as_tensor()));
+                match trains {
+                    true => assert_eq!(bits(b.unwrap()), bits(n.unwrap()), "{mode:?}: {name}"),
+                    false => assert!(n.is_none(), "{mode:?}: {name} got a gradient"),
+                }
+            }
+        }
+    }
 }

@@ -20,6 +20,8 @@ pub struct TrainStepTiming {
     pub backend: String,
     pub batch: usize,
     pub size: usize,
+    /// Fine-tuning's frozen backbone: only the head trains.
+    pub frozen_backbone: bool,
     /// Median over the timed steps.
     pub ms_per_step: f64,
     /// The compute threads the CPU backend used.
@@ -34,12 +36,12 @@ pub struct TrainStepTiming {
 }
 
 /// Median time of `steps` train steps of `model` with batches of `batch` tiles of `size` px, on
-/// `gpu` where given, else on the CPU.
+/// `gpu` where given, else on the CPU; with `frozen_backbone`, fine-tuning's steps that train
+/// the head alone.
 pub async fn train_step(
     model: ModelKind,
-    batch: usize,
-    size: usize,
-    steps: usize,
+    (batch, size, steps): (usize, usize, usize),
+    frozen_backbone: bool,
     gpu: Option<Rc<Gpu>>,
 ) -> Result<TrainStepTiming> {
     let task = if model.is_segmenter() {
@@ -53,6 +55,9 @@ pub async fn train_step(
     let mut config = TrainConfig::new(Mode::Synthesis, model);
     config.batch = batch;
     config.snapshot_every = 0;
+    if frozen_backbone {
+        config.freeze_backbone = super::Freeze::Always;
+    }
     // one step more than timed, so the phase never ends (and validates) inside the benchmark
     config.steps = warm_up + steps.max(1) + 1;
     let mut session = Session::new(config, data)?;
@@ -85,6 +90,7 @@ pub async fn train_step(
         backend: backend.into(),
         batch,
         size,
+        frozen_backbone,
         submissions_per_step: per_step(|t| t.submissions),
         readbacks_per_step: per_step(|t| t.readbacks),
         ms_per_step: median(times),

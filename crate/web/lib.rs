@@ -204,9 +204,10 @@ impl Lab {
             (true, Some(gpu)) => Some(gpu),
             (true, None) => return Err(JsError::new("this browser offers no WebGPU adapter")),
         };
-        let timing = lens2logit::train::bench::train_step(model, batch, size, steps, device)
-            .await
-            .map_err(js_error)?;
+        let timing =
+            lens2logit::train::bench::train_step(model, (batch, size, steps), false, device)
+                .await
+                .map_err(js_error)?;
         to_js(&timing)
     }
 

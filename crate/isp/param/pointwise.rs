@@ -15,6 +15,14 @@ pub fn clip_gamma(x: &Tensor, gamma: &Tensor) -> Result<Tensor> {
     Ok(x.contiguous()?.apply_op2(&gamma.contiguous()?, ClipGamma)?)
 }
 
+/// `x.clamp(lo, hi)` as candle computes it (maximum, then minimum: NaN stays NaN) and its gradient
+/// as candle's backward of that chain gives it: 1 inside, 1/2 at a bound (a tie with the bound,
+/// whose share goes nowhere), 0 outside. One op, not candle's two broadcast binary ops, whose
+/// code alone took 79 KB of the page module.
+pub fn clamp(x: &Tensor, lo: f64, hi: f64) -> Result<Tensor> {
+    Ok(x.contiguous()?.apply_op1(Clamp { lo, hi })?)
+}
+
 /// BatchNorm2d(C, affine=False) in training mode on (B, C, H, W): batch statistics, biased
 /// variance, eps BN_EPS.
 pub fn batch_norm(x: &Tensor) -> Result<Tensor> {
@@ -34,6 +42,80 @@ fn storage_like(s: &CpuStorage, v: Vec<f64>) -> CpuStorage {
     match s {
         CpuStorage::F32(_) => CpuStorage::F32(v.into_iter().map(|x| x as f32).collect()),
         _ => CpuStorage::F64(v),
+    }
+}
+
+struct Clamp {
+    lo: f64,
+    hi: f64,
+}
+
+impl Clamp {
+    /// The bounds in the storage's dtype, as candle converts its scalars.
+    fn bounds(&self, s: &CpuStorage) -> (f64, f64) {
+        match s {
+            CpuStorage::F32(_) => (self.lo as f32 as f64, self.hi as f32 as f64),
+            _ => (self.lo, self.hi),
+        }
+    }
+}
+
+impl CustomOp1 for Clamp {
+    fn name(&self) -> &'static str {
+        "clamp"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (lo, hi) = self.bounds(s);
+        let out = values(s, l)?
+            .into_iter()
+            .map(|x| {
+                let x = if x < lo { lo } else { x };
+                if x > hi {
+                    hi
+                } else {
+                    x
+                }
+            })
+            .collect();
+        Ok((storage_like(s, out), l.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, _: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let share = x.apply_op1_no_bwd(&ClampShare {
+            lo: self.lo,
+            hi: self.hi,
+        })?;
+        Ok(Some(grad.mul(&share)?))
+    }
+}
+
+/// The share of the gradient `Clamp` passes at each value.
+struct ClampShare {
+    lo: f64,
+    hi: f64,
+}
+
+impl CustomOp1 for ClampShare {
+    fn name(&self) -> &'static str {
+        "clamp_share"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (lo, hi) = Clamp {
+            lo: self.lo,
+            hi: self.hi,
+        }
+        .bounds(s);
+        let share = values(s, l)?
+            .into_iter()
+            .map(|x| match x {
+                x if x == lo || x == hi => 0.5,
+                x if lo < x && x < hi => 1.0,
+                _ => 0.0,
+            })
+            .collect();
+        Ok((storage_like(s, share), l.shape().clone()))
     }
 }
 
@@ -93,7 +175,10 @@ impl CustomOp2 for ClipGamma {
         // d/dgamma exp(log(c) / gamma) = -out log(c) / gamma^2, summed against the gradient over
         // every pixel of the batch: in f64, as the ISP's other parameter gradients
         let wide = |t: &Tensor| t.to_dtype(candle_core::DType::F64);
-        let c = wide(x)?.clamp(CLIP_MIN, CLIP_MAX)?;
+        let c = wide(x)?.apply_op1_no_bwd(&Clamp {
+            lo: CLIP_MIN,
+            hi: CLIP_MAX,
+        })?;
         let g_gamma = (wide(grad)?.mul(&wide(out)?)?.mul(&c.log()?)?.sum_all()? * -1.0)?
             .to_dtype(gamma.dtype())?
             .broadcast_div(&gamma.sqr()?)?;
@@ -215,5 +300,50 @@ impl CustomOp2 for BatchNormInputGrad {
             (g[i] - mean_g - y[i] * mean_gy) * stats[ch].1
         });
         Ok((storage_like(s1, out.collect()), l1.shape().clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{DType, Device, Tensor, Var};
+
+    /// Values and gradients bit for bit those of candle's clamp (maximum, then minimum), in f32
+    /// and f64, at the bounds, between, beyond and at NaN.
+    #[test]
+    fn clamp_is_candles_clamp_with_its_gradient() {
+        let values = [-2.0, 0.0, 0.25, 0.5, 1.0, 1.5, f64::NAN, 1e-9, 1.0 - 1e-9];
+        for dtype in [DType::F32, DType::F64] {
+            let x = Var::from_tensor(
+                &Tensor::new(&values, &Device::Cpu)
+                    .unwrap()
+                    .to_dtype(dtype)
+                    .unwrap(),
+            )
+            .unwrap();
+            let weights = Tensor::new(
+                &[3.0, -1.0, 2.0, 0.5, -4.0, 1.0, 2.0, -3.0, 5.0],
+                &Device::Cpu,
+            )
+            .unwrap()
+            .to_dtype(dtype)
+            .unwrap();
+            let run = |ours: bool| {
+                let y = match ours {
+                    true => super::clamp(&x, 0.0, 1.0).unwrap(),
+                    false => x.clamp(0.0, 1.0).unwrap(),
+                };
+                let grads = (y.mul(&weights).unwrap())
+                    .sum_all()
+                    .unwrap()
+                    .backward()
+                    .unwrap();
+                let bits = |t: &Tensor| -> Vec<u64> {
+                    let t = t.to_dtype(DType::F64).unwrap().to_vec1::<f64>().unwrap();
+                    t.iter().map(|v| v.to_bits()).collect()
+                };
+                (bits(&y), bits(grads.get(x.as_tensor()).unwrap()))
+            };
+            assert_eq!(run(true), run(false), "{dtype:?}");
+        }
     }
 }

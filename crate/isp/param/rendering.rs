@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use candle_core::{DType, Device, Tensor, Var};
 use serde::Serialize;
 
+use super::pointwise::clamp;
 use super::{forward_clipping, IspParams};
 use crate::spec::colour::RGB_TO_YUV;
 use crate::{Error, Result};
@@ -31,7 +32,7 @@ fn piecewise_linear(x: &Tensor, start: &Tensor, rises: &Tensor) -> Result<Tensor
     let scaled = x.affine(SEGMENTS as f64, 0.0)?;
     let mut out = start.broadcast_as(x.shape())?.contiguous()?;
     for j in 0..SEGMENTS {
-        let ramp = scaled.affine(1.0, -(j as f64))?.clamp(0.0, 1.0)?;
+        let ramp = clamp(&scaled.affine(1.0, -(j as f64))?, 0.0, 1.0)?;
         out = (out + ramp.broadcast_mul(&rises.narrow(0, j, 1)?)?)?;
     }
     Ok(out)
@@ -209,7 +210,7 @@ impl CameraRendering {
             let gain = piecewise_linear(&magnitude, start.as_tensor(), rises.as_tensor())?;
             x = luma.broadcast_add(&chroma.broadcast_mul(&gain)?)?;
         }
-        Ok(x.clamp(0.0, 1.0)?)
+        clamp(&x, 0.0, 1.0)
     }
 
     /// The curves at their SEGMENTS + 1 knots.

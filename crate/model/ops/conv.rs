@@ -290,22 +290,30 @@ impl CustomOp2 for Conv2d {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        // only the gradients something upstream takes: none for a batch that no parameter made
+        // (the first convolution of a static view's batch), none for a frozen weight
         let grad = grad.contiguous()?;
-        let dx = grad.apply_op2_no_bwd(
-            weight,
-            &InputGrad {
-                conv: *self,
-                x: x.shape().clone(),
-            },
-        )?;
-        let dw = x.apply_op2_no_bwd(
-            &grad,
-            &WeightGrad {
-                conv: *self,
-                weight: weight.shape().clone(),
-            },
-        )?;
-        Ok((Some(dx), Some(dw)))
+        let dx = match x.track_op() {
+            true => Some(grad.apply_op2_no_bwd(
+                weight,
+                &InputGrad {
+                    conv: *self,
+                    x: x.shape().clone(),
+                },
+            )?),
+            false => None,
+        };
+        let dw = match weight.track_op() {
+            true => Some(x.apply_op2_no_bwd(
+                &grad,
+                &WeightGrad {
+                    conv: *self,
+                    weight: weight.shape().clone(),
+                },
+            )?),
+            false => None,
+        };
+        Ok((dx, dw))
     }
 }
 

@@ -127,9 +127,8 @@ impl Session {
     /// snapshot costs a tile's backward pass, not a batch's (on the CPU a snapshot of 8 tiles
     /// took 1.4 training steps at 256 px).
     pub(super) async fn snapshot(&mut self, phase: &str) -> Result<()> {
-        let fixed = self.data.val_items().first().cloned().ok_or_else(|| {
-            Error::invalid("a gradient snapshot needs a validation tile, and the session has none")
-        })?;
+        let fixed = (self.data.val_items().first().cloned())
+            .ok_or_else(|| Error::invalid("no validation tile for the gradient snapshot"))?;
         let (h, w) = (fixed.raw.height(), fixed.raw.width());
         let fixed = [fixed];
         let batch = Batch {
