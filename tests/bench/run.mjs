@@ -251,41 +251,20 @@ benches.train_step_gpu = async function trainStepGpu() {
 benches.session_rate = async function sessionRate() {
   const [model, batch, size, steps] = [process.env.MODEL ?? 'resnet18', 8, 256, Number(process.env.STEPS ?? 32)];
   const torch = json(python, ['tests/reference/train_step.py', '--batch', `${batch}`, '--size', `${size}`, '--steps', '5', '--model', model]);
-  const session = await inLabPage((page) => page.evaluate(async (options) => {
-    const worker = new Worker('/worker.js', { type: 'module' });
-    const events = [];
-    let next = 0;
-    worker.addEventListener('message', ({ data }) => {
-      if (data.type === 'event' && data.channel === 'job' && data.data.kind === 'step') {
-        events.push({ at: performance.now(), report: data.data.report });
-      }
-    });
-    const call = (method, args) => new Promise((resolve, reject) => {
-      const id = `b${next++}`;
-      const listen = ({ data }) => {
-        if (data.id !== id) return;
-        worker.removeEventListener('message', listen);
-        if (data.error) reject(new Error(`${method}: ${data.error}`)); else resolve(data.result);
-      };
-      worker.addEventListener('message', listen);
-      worker.postMessage({ id, method, args });
-    });
-    try {
-      const ready = await call('init', { preferGpu: false });
-      await call('loadSynthetic', { task: 'classification', n: 64, seed: 1, size: options.size });
-      const start = performance.now();
-      await call('runJob', { options: { mode: 'synthesis', model: options.model, steps: options.steps, lr: 1e-3, batch: options.batch, seed: 1, intensities: [100] } });
-      const training = events.filter((e) => !e.report.evaluating);
-      return {
-        threads: ready.threads,
-        shown: training.map((e) => e.report.samples_per_s),
-        stepMs: training.map((e) => e.report.step_ms),
-        wallS: (training.at(-1).at - start) / 1000,
-      };
-    } finally {
-      worker.terminate();
-    }
-  }, { model, batch, size, steps }));
+  const options = { mode: 'synthesis', model, steps, lr: 1e-3, batch, seed: 1, intensities: [100] };
+  const { results: [ready], started, events } = await inLabPage((page) => inWorker(page, [
+    ['init', { preferGpu: false }],
+    ['loadSynthetic', { task: 'classification', n: 64, seed: 1, size }],
+    ['runJob', { options }],
+  ], { timed: true }));
+  const training = events.filter((e) => e.channel === 'job' && e.data.kind === 'step' && !e.data.report.evaluating);
+  const session = {
+    threads: ready.threads,
+    shown: training.map((e) => e.data.report.samples_per_s),
+    stepMs: training.map((e) => e.data.report.step_ms),
+    // from runJob's start
+    wallS: (training.at(-1).at - started[2]) / 1000,
+  };
   const ms = session.stepMs.reduce((a, b) => a + b, 0);
   const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
   const pytorch = 1000 * batch / torch.ms_per_step;

@@ -104,10 +104,16 @@ export const pixels = (page, selector) => page.evaluate((sel) => {
  * Starts a second instance of the lab's compute worker (www/worker.js) in `page` and runs `calls`
  * ([method, args] pairs) through its message protocol in order, the first being `init`; resolves
  * to their results. Tests and benchmarks reach the core exactly as the page does. With `keep`, the
- * worker is left running (a profiler attached to it can still collect what it recorded).
+ * worker is left running (a profiler attached to it can still collect what it recorded). With
+ * `timed`, it resolves to {results, started, events}: when each call started and every event the
+ * worker posted ({at, channel, data}), on the page's clock (performance.now(), ms).
  */
-export const inWorker = (page, calls, { keep = false } = {}) => page.evaluate(async ({ calls, keep }) => {
+export const inWorker = (page, calls, { keep = false, timed = false } = {}) => page.evaluate(async ({ calls, keep, timed }) => {
   const worker = new Worker('/worker.js', { type: 'module' });
+  const [started, events] = [[], []];
+  worker.addEventListener('message', ({ data }) => {
+    if (timed && data.type === 'event') events.push({ at: performance.now(), channel: data.channel, data: data.data });
+  });
   let next = 0;
   const call = (method, args) => new Promise((resolve, reject) => {
     const id = `w${next++}`;
@@ -121,9 +127,12 @@ export const inWorker = (page, calls, { keep = false } = {}) => page.evaluate(as
   });
   try {
     const results = [];
-    for (const [method, args] of calls) results.push(await call(method, args));
-    return results;
+    for (const [method, args] of calls) {
+      started.push(performance.now());
+      results.push(await call(method, args));
+    }
+    return timed ? { results, started, events } : results;
   } finally {
     if (keep) window.keptWorker = worker; else worker.terminate();
   }
-}, { calls, keep });
+}, { calls, keep, timed });

@@ -45,6 +45,7 @@ fn storage_like(s: &CpuStorage, v: Vec<f64>) -> CpuStorage {
     }
 }
 
+#[derive(Clone, Copy)]
 struct Clamp {
     lo: f64,
     hi: f64,
@@ -82,19 +83,13 @@ impl CustomOp1 for Clamp {
     }
 
     fn bwd(&self, x: &Tensor, _: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        let share = x.apply_op1_no_bwd(&ClampShare {
-            lo: self.lo,
-            hi: self.hi,
-        })?;
+        let share = x.apply_op1_no_bwd(&ClampShare(*self))?;
         Ok(Some(grad.mul(&share)?))
     }
 }
 
 /// The share of the gradient `Clamp` passes at each value.
-struct ClampShare {
-    lo: f64,
-    hi: f64,
-}
+struct ClampShare(Clamp);
 
 impl CustomOp1 for ClampShare {
     fn name(&self) -> &'static str {
@@ -102,11 +97,7 @@ impl CustomOp1 for ClampShare {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (lo, hi) = Clamp {
-            lo: self.lo,
-            hi: self.hi,
-        }
-        .bounds(s);
+        let (lo, hi) = self.0.bounds(s);
         let share = values(s, l)?
             .into_iter()
             .map(|x| match x {
