@@ -281,7 +281,7 @@ const methods = {
   // modules built with them (LENS2LOGIT_BENCH=1 scripts/serve.sh)
   benchViews: ({ repeats }) => benchmarks(lab).benchViews(repeats),
   benchMatrixProducts: ({ repeats }) => benchmarks(wasm.Lab).benchMatrixProducts(repeats),
-  benchTrainStep: async ({ model, batch, size, steps, gpu }) => ({ ...(await benchmarks(lab).benchTrainStep(model, batch, size, steps, Boolean(gpu))), wasmMemoryMb: memory.buffer.byteLength / 2 ** 20 }),
+  benchTrainStep: async ({ model, batch, size, steps, frozenBackbone, gpu }) => ({ ...(await benchmarks(lab).benchTrainStep(model, batch, size, steps, Boolean(frozenBackbone), Boolean(gpu))), wasmMemoryMb: memory.buffer.byteLength / 2 ** 20 }),
   saveIsp: () => trainer.saveIsp(),
 };
 

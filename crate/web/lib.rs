@@ -187,7 +187,8 @@ impl Lab {
     }
 
     /// The train-step benchmark of `lens2logit bench train-step`, here in the worker, on the
-    /// CPU or (`gpu`) on the lab's WebGPU adapter.
+    /// CPU or (`gpu`) on the lab's WebGPU adapter; with `frozen_backbone`, fine-tuning's steps
+    /// that train the head alone.
     #[cfg(feature = "bench")]
     #[wasm_bindgen(js_name = benchTrainStep)]
     pub async fn bench_train_step(
@@ -196,6 +197,7 @@ impl Lab {
         batch: usize,
         size: usize,
         steps: usize,
+        frozen_backbone: bool,
         gpu: bool,
     ) -> Result<JsValue, JsError> {
         let model = lens2logit::spec::models::ModelKind::parse(model).map_err(js_error)?;
@@ -204,10 +206,14 @@ impl Lab {
             (true, Some(gpu)) => Some(gpu),
             (true, None) => return Err(JsError::new("this browser offers no WebGPU adapter")),
         };
-        let timing =
-            lens2logit::train::bench::train_step(model, (batch, size, steps), false, device)
-                .await
-                .map_err(js_error)?;
+        let timing = lens2logit::train::bench::train_step(
+            model,
+            (batch, size, steps),
+            frozen_backbone,
+            device,
+        )
+        .await
+        .map_err(js_error)?;
         to_js(&timing)
     }
 

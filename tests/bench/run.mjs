@@ -188,25 +188,29 @@ benches.matrix_products = async function matrixProducts() {
 
 // The train step at the datasets' size (256 px, batch 8): PyTorch, the native CLI's
 // `bench train-step` and the page's worker (threaded and on one thread), same machine, same run.
+// MODELS=a,b picks the models; FREEZE_BACKBONE=1 times fine-tuning's steps with the backbone
+// frozen (its batch norms in evaluation mode, the head alone trained) on every side.
 benches.train_step = async function trainStep() {
-  const models = ['resnet18', 'unet_small', 'resnet_small'];
+  const models = (process.env.MODELS ?? 'resnet18,unet_small,resnet_small').split(',');
+  const frozenBackbone = process.env.FREEZE_BACKBONE === '1';
+  const frozen = frozenBackbone ? ['--freeze-backbone'] : [];
   const [batch, size, steps] = [8, 256, 5];
   const lines = (cmd, args) => execFileSync(cmd, args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
     .trim().split('\n').map((l) => JSON.parse(l));
   const torch = Object.fromEntries(lines(python, ['tests/reference/train_step.py', '--batch', `${batch}`, '--size', `${size}`, '--steps', `${steps}`,
-    ...models.flatMap((m) => ['--model', m])]).map((r) => [r.model, r]));
+    ...frozen, ...models.flatMap((m) => ['--model', m])]).map((r) => [r.model, r]));
   const cli = join(root, 'target', 'release', 'lens2logit');
-  const native = Object.fromEntries(models.map((m) => [m, lines(cli, ['bench', 'train-step', '--model', m, '--batch', `${batch}`, '--size', `${size}`, '--steps', `${steps}`])[0]]));
+  const native = Object.fromEntries(models.map((m) => [m, lines(cli, ['bench', 'train-step', '--model', m, '--batch', `${batch}`, '--size', `${size}`, '--steps', `${steps}`, ...frozen])[0]]));
   const browser = {};
   await inLabPage(async (page) => {
     for (const threads of [undefined, 1]) {
       for (const model of models) {
-        const [, r] = await inWorker(page, [['init', { preferGpu: false, threads }], ['benchTrainStep', { model, batch, size, steps }]]);
+        const [, r] = await inWorker(page, [['init', { preferGpu: false, threads }], ['benchTrainStep', { model, batch, size, steps, frozenBackbone }]]);
         (browser[model] ??= []).push(r);
       }
     }
   });
-  console.log(`Train step, batch ${batch}, ${size} px (median of ${steps}; ratio to PyTorch CPU on ${torch[models[0]].threads} threads):`);
+  console.log(`Train step${frozenBackbone ? ' with the backbone frozen' : ''}, batch ${batch}, ${size} px (median of ${steps}; ratio to PyTorch CPU on ${torch[models[0]].threads} threads):`);
   for (const m of models) {
     const t = torch[m].ms_per_step;
     const cell = (r) => `${r.ms_per_step.toFixed(0)} ms (${(r.ms_per_step / t).toFixed(2)}x)`;

@@ -30,7 +30,9 @@ function start(bin, args) {
   return new Promise((resolve, reject) => {
     let stderr = '';
     child.stderr.on('data', (d) => { stderr += d; });
-    child.on('exit', (code) => reject(new Error(`lens2logit serve exited (${code}): ${stderr}`)));
+    // a binary that is not there (not built) fails the test at once instead of leaving it waiting
+    child.on('error', (err) => reject(new Error(`could not start ${bin}: ${err.message} (build it first)`)));
+    child.on('exit', (code) => reject(new Error(`${bin} exited (${code}): ${stderr}`)));
     child.stdout.on('data', (chunk) => {
       const match = /http:\/\/\S+/.exec(String(chunk));
       if (match) resolve({ url: match[0].replace(/\/$/, '') + '/', stop: () => child.kill() });

@@ -1,6 +1,7 @@
 """PyTorch CPU timings for the task models' train steps, mirroring crate/model/.
 
     python3 tests/reference/train_step.py [--model NAME ...] [--batch 8] [--size 256] [--steps 5]
+        [--freeze-backbone]
 
 prints one JSON line per model in the shape of `lens2logit bench train-step` (ms_per_step: median).
 
@@ -119,18 +120,36 @@ def model_and_loss(name, batch, size):
     return model, x, lambda o: F.cross_entropy(o, y)
 
 
+# The backbone's top-level modules, as `ModelKind::is_backbone` names them.
+BACKBONE = {"resnet_small": ("conv1", "bn1", "layers"), "resnet18": ("conv1", "bn1", "layers"),
+            "unet_small": ("enc1", "enc2", "bottleneck")}
+
+
+def freeze_backbone(model, name):
+    """Fine-tuning with the backbone frozen, as `bench train-step --freeze-backbone` runs it: its
+    weights take no gradient and its batch norms normalise with their running statistics."""
+    for child, module in model.named_children():
+        if child in BACKBONE[name]:
+            module.requires_grad_(False)
+            module.eval()
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", action="append", help="resnet_small, unet_small, resnet18 (repeatable)")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--freeze-backbone", action="store_true")
     args = parser.parse_args()
     for name in args.model or ["resnet_small", "unet_small", "resnet18"]:
         model, x, loss = model_and_loss(name, args.batch, args.size)
+        if args.freeze_backbone:
+            freeze_backbone(model, name)
         seconds = median_time(train_step(model, x, loss), args.steps)
         print(json.dumps({"model": name, "backend": "pytorch_cpu", "batch": args.batch, "size": args.size,
-                          "ms_per_step": seconds * 1000, "threads": torch.get_num_threads()}))
+                          "ms_per_step": seconds * 1000, "threads": torch.get_num_threads(),
+                          "frozen_backbone": args.freeze_backbone}))
 
 
 if __name__ == "__main__":

@@ -151,17 +151,19 @@ impl Geometry {
                     continue;
                 };
                 let src = &plane[iy * w..(iy + 1) * w];
+                let inside = win.inside(kx, w, wo);
+                let at = |ox: usize| ox * win.stride + kx - win.pad;
+                row[..inside.start].fill(0.0);
+                row[inside.end..].fill(0.0);
+                if inside.is_empty() {
+                    continue;
+                }
                 if win.stride == 1 {
                     // one contiguous copy between the zero borders
-                    let first = win.pad.saturating_sub(kx);
-                    let last = (w + win.pad).saturating_sub(kx).min(wo).max(first);
-                    row[..first].fill(0.0);
-                    row[first..last]
-                        .copy_from_slice(&src[first + kx - win.pad..last + kx - win.pad]);
-                    row[last..].fill(0.0);
+                    row[inside.clone()].copy_from_slice(&src[at(inside.start)..at(inside.end)]);
                 } else {
-                    for (ox, v) in row.iter_mut().enumerate() {
-                        *v = win.source(ox, kx, w).map_or(0.0, |ix| src[ix]);
+                    for (ox, v) in inside.clone().zip(&mut row[inside]) {
+                        *v = src[at(ox)];
                     }
                 }
             }
@@ -183,9 +185,18 @@ impl Geometry {
                                 continue;
                             };
                             let dst = &mut plane[iy * w..(iy + 1) * w];
-                            for (ox, &g) in src.iter().enumerate() {
-                                if let Some(ix) = win.source(ox, kx, w) {
-                                    dst[ix] += g;
+                            let inside = win.inside(kx, w, wo);
+                            let at = |ox: usize| ox * win.stride + kx - win.pad;
+                            if inside.is_empty() {
+                                continue;
+                            }
+                            if win.stride == 1 {
+                                // contiguous: a loop that vectorises
+                                let dst = &mut dst[at(inside.start)..at(inside.end)];
+                                dst.iter_mut().zip(&src[inside]).for_each(|(d, &g)| *d += g);
+                            } else {
+                                for (ox, &g) in inside.clone().zip(&src[inside]) {
+                                    dst[at(ox)] += g;
                                 }
                             }
                         }

@@ -49,6 +49,15 @@ impl Window {
             .checked_sub(self.pad)
             .filter(|&i| i < n)
     }
+
+    /// The output coordinates (of `out`) whose input for kernel offset `kk` lies inside an axis
+    /// of length `n`: [`Self::source`] is `o * stride + kk - pad` for these and None for the
+    /// rest, so a row's loop needs no test per element.
+    fn inside(&self, kk: usize, n: usize, out: usize) -> std::ops::Range<usize> {
+        let first = self.pad.saturating_sub(kk).div_ceil(self.stride).min(out);
+        let last = (n + self.pad).saturating_sub(kk).div_ceil(self.stride);
+        first..last.clamp(first, out)
+    }
 }
 
 /// (B, C, H, W) as usizes, with the element count checked so products cannot wrap on wasm32.
@@ -80,6 +89,30 @@ pub(crate) mod tests {
             .unwrap()
             .to_scalar::<f32>()
             .unwrap()
+    }
+
+    /// `inside` is exactly the outputs for which `source` finds an input, for every geometry of
+    /// small windows, including inputs smaller than the padding.
+    #[test]
+    fn inside_is_where_source_finds_an_input() {
+        for (k, stride, pad) in
+            (1..=7).flat_map(|k| (1..=3).flat_map(move |s| (0..=3).map(move |p| (k, s, p))))
+        {
+            let win = Window { k, stride, pad };
+            for n in 1..12 {
+                let Ok(out) = win.out(n) else { continue };
+                for kk in 0..k {
+                    let expected: Vec<usize> = (0..out)
+                        .filter(|&o| win.source(o, kk, n).is_some())
+                        .collect();
+                    let inside: Vec<usize> = win.inside(kk, n, out).collect();
+                    assert_eq!(
+                        inside, expected,
+                        "k {k} stride {stride} pad {pad} n {n} kk {kk}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
