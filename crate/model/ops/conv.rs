@@ -145,14 +145,14 @@ impl Geometry {
         cols.par_chunks_mut(n).enumerate().for_each(|(r, dst)| {
             let (ci, ky, kx) = (r / (k * k), (r / k) % k, r % k);
             let plane = &x[ci * h * w..(ci + 1) * h * w];
+            let inside = win.inside(kx, w, wo);
+            let at = |ox: usize| ox * win.stride + kx - win.pad;
             for (oy, row) in (oy0..oy1).zip(dst.chunks_mut(wo)) {
                 let Some(iy) = win.source(oy, ky, h) else {
                     row.fill(0.0);
                     continue;
                 };
                 let src = &plane[iy * w..(iy + 1) * w];
-                let inside = win.inside(kx, w, wo);
-                let at = |ox: usize| ox * win.stride + kx - win.pad;
                 row[..inside.start].fill(0.0);
                 row[inside.end..].fill(0.0);
                 if inside.is_empty() {
@@ -162,7 +162,7 @@ impl Geometry {
                     // one contiguous copy between the zero borders
                     row[inside.clone()].copy_from_slice(&src[at(inside.start)..at(inside.end)]);
                 } else {
-                    for (ox, v) in inside.clone().zip(&mut row[inside]) {
+                    for (ox, v) in inside.clone().zip(&mut row[inside.clone()]) {
                         *v = src[at(ox)];
                     }
                 }
@@ -180,22 +180,24 @@ impl Geometry {
                 for ky in 0..k {
                     for kx in 0..k {
                         let r = (ci * k + ky) * k + kx;
+                        let inside = win.inside(kx, w, wo);
+                        let at = |ox: usize| ox * win.stride + kx - win.pad;
+                        if inside.is_empty() {
+                            continue;
+                        }
                         for (oy, src) in (oy0..oy1).zip(cols[r * n..(r + 1) * n].chunks(wo)) {
                             let Some(iy) = win.source(oy, ky, h) else {
                                 continue;
                             };
                             let dst = &mut plane[iy * w..(iy + 1) * w];
-                            let inside = win.inside(kx, w, wo);
-                            let at = |ox: usize| ox * win.stride + kx - win.pad;
-                            if inside.is_empty() {
-                                continue;
-                            }
                             if win.stride == 1 {
                                 // contiguous: a loop that vectorises
                                 let dst = &mut dst[at(inside.start)..at(inside.end)];
-                                dst.iter_mut().zip(&src[inside]).for_each(|(d, &g)| *d += g);
+                                dst.iter_mut()
+                                    .zip(&src[inside.clone()])
+                                    .for_each(|(d, &g)| *d += g);
                             } else {
-                                for (ox, &g) in inside.clone().zip(&src[inside]) {
+                                for (ox, &g) in inside.clone().zip(&src[inside.clone()]) {
                                     dst[at(ox)] += g;
                                 }
                             }
